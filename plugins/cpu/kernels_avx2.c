@@ -1,0 +1,1 @@
+/* kernels_avx2.c - to be written */

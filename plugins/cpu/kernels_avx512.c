@@ -1,0 +1,1 @@
+/* kernels_avx512.c - to be written */

@@ -1,0 +1,1 @@
+/* kernels_scalar.c - to be written */

@@ -1,0 +1,1 @@
+/* plugin.c - to be written */

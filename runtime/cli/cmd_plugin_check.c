@@ -1,0 +1,8 @@
+/* cmd_plugin_check.c - placeholder until the subcommand lands. */
+#include "cli/cli.h"
+int cmd_plugin_check(const cli_globals *g, int argc, char **argv)
+{
+    (void)g; (void)argc; (void)argv;
+    cli_error("this command is not available in this build yet");
+    return 1;
+}

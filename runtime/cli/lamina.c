@@ -1,0 +1,78 @@
+/* lamina.c - entry point of the lamina CLI: global options, dispatch. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lamina/lamina.h"
+#include "cli/cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("lamina: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *fp)
+{
+    fputs("usage: lamina [--config FILE] [--reprobe] [-v] COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n"
+          "  run [MODEL] [PROMPT]     generate text (chat when PROMPT is omitted on a terminal)\n"
+          "  backends [--json]        list plugins, devices, versions, self-test results\n"
+          "  plugin-check PATH.so     conformance report for one plugin file\n"
+          "  bench [MODEL]            prompt and generation speed per backend\n"
+          "  version                  print the version\n"
+          "\n"
+          "See lamina(1) and lamina.ini(5).\n", fp);
+}
+
+int main(int argc, char **argv)
+{
+    cli_globals g = {0};
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc) { cli_error("%s needs a file", a); return 2; }
+            g.config_path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            g.config_path = a + 9;
+        } else if (strcmp(a, "--reprobe") == 0) {
+            g.reprobe = 1;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            g.verbose++;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (a[0] == '-') {
+            cli_error("unknown option '%s'", a);
+            usage(stderr);
+            return 2;
+        } else {
+            break;
+        }
+    }
+    if (i >= argc) { usage(stderr); return 2; }
+    const char *cmd = argv[i];
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    if (strcmp(cmd, "run") == 0)          return cmd_run(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "backends") == 0)     return cmd_backends(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "plugin-check") == 0) return cmd_plugin_check(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "bench") == 0)        return cmd_bench(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("lamina %s (plugin ABI %d.%d)\n", LAMINA_VERSION_STRING,
+               LAMINA_PLUGIN_ABI_MAJOR, LAMINA_PLUGIN_ABI_MINOR);
+        return 0;
+    }
+    cli_error("unknown command '%s'", cmd);
+    usage(stderr);
+    return 2;
+}

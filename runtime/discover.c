@@ -1,0 +1,1 @@
+/* discover.c - to be written */

@@ -1,0 +1,207 @@
+/*
+ * lamina/lamina.h - the public API of liblamina.
+ *
+ * Handles are opaque.  Every function that can fail returns 0 or a negative
+ * LAMINA_E* code (lamina/plugin.h) and writes a one-line message into
+ * (err, err_size).  Nothing here prints or exits; the CLI does that.
+ */
+#ifndef LAMINA_H
+#define LAMINA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LAMINA_VERSION_STRING "0.1.0"
+
+/* ======================================================================== */
+/* Configuration (runtime/config.c)                                         */
+
+#define LAMINA_MAX_BACKENDS 16
+#define LAMINA_MAX_PATHS    16
+#define LAMINA_MAX_LIST     16
+#define LAMINA_MAX_ENV      16
+
+/* Per-backend section [backend.NAME]. */
+typedef struct lamina_backend_config {
+    char     name[32];
+    int      enabled;                 /* default 1 */
+    int      threads;                 /* 0 = plugin/core-count default */
+    char     device[128];             /* "" = all; index "0" or name substring */
+    char     min_version[64];         /* applies to driver_version/runtime version */
+    char     max_version[64];
+    char     deny_versions[LAMINA_MAX_LIST][64];
+    int      n_deny_versions;
+    char     allow_arch[LAMINA_MAX_LIST][64];
+    int      n_allow_arch;
+    char     env[LAMINA_MAX_ENV][256]; /* "NAME=VALUE", passed to probe and backend */
+    int      n_env;
+} lamina_backend_config;
+
+typedef struct lamina_config {
+    char     source[4096];            /* file it was read from, "" = defaults */
+    /* [plugins] */
+    char     plugin_path[LAMINA_MAX_PATHS][4096];
+    int      n_plugin_path;
+    int      probe_timeout_ms;        /* default 10000 */
+    int      cache;                   /* default 1 */
+    char     cache_dir[4096];         /* "" = $XDG_CACHE_HOME/lamina */
+    /* [scheduler] */
+    char     backends[LAMINA_MAX_BACKENDS][32]; /* preference order; "auto" */
+    int      n_backends;
+    int      backends_auto;
+    int      gpu_layers;              /* -1 = auto, -2 = all, N >= 0 */
+    int64_t  reserve_mib;             /* device memory left free, default 256 */
+    /* [model] */
+    char     model_default[256];      /* catalogue name or path */
+    char     model_dirs[LAMINA_MAX_PATHS][4096];
+    int      n_model_dirs;
+    int      n_ctx;                   /* 0 = model's, capped at 4096 */
+    int      threads;                 /* 0 = number of cores */
+    /* [generate] */
+    float    temperature;             /* default 0.8 */
+    int      top_k;                   /* default 40 */
+    float    top_p;                   /* default 0.95 */
+    float    min_p;                   /* default 0.05 */
+    float    repeat_penalty;          /* default 1.1 */
+    int      repeat_last_n;           /* default 64 */
+    int64_t  seed;                    /* -1 = random */
+    int      max_tokens;              /* default 256; -1 = until context full */
+    /* backends */
+    lamina_backend_config backend[LAMINA_MAX_BACKENDS];
+    int      n_backend;
+} lamina_config;
+
+/* Fill `cfg` with built-in defaults. */
+void lamina_config_defaults(lamina_config *cfg);
+
+/* Parse an INI file over the current contents of `cfg`.  Unknown sections
+ * or keys and malformed values fail with "FILE:LINE: key 'K' in [S]: why".
+ * -LAMINA_ENOENT when the file does not exist. */
+int lamina_config_load(lamina_config *cfg, const char *path, char *err, size_t err_size);
+
+/* Defaults, then the first of: `path` if not NULL, $LAMINA_CONFIG,
+ * the install default SYSCONFDIR/lamina/lamina.ini (missing is fine);
+ * then environment overrides (LAMINA_BACKENDS, LAMINA_PLUGIN_PATH), which
+ * are ignored in a privileged process (secure_getenv). */
+int lamina_config_resolve(lamina_config *cfg, const char *path, char *err, size_t err_size);
+
+/* The [backend.NAME] section, or a defaults-only entry when absent. */
+const lamina_backend_config *lamina_config_backend(const lamina_config *cfg, const char *name);
+
+/* ======================================================================== */
+/* Runtime: discovery, isolated probe, rules, self-test, selection          */
+/* (runtime/registry.c)                                                     */
+
+typedef struct lamina_runtime lamina_runtime;
+
+enum lamina_status {
+    LAMINA_STATUS_ACCEPTED = 0,
+    LAMINA_STATUS_REJECTED = 1,   /* refused: see reason */
+    LAMINA_STATUS_DISABLED = 2    /* enabled = false or not in the order */
+};
+
+typedef struct lamina_component_report {
+    char name[64];
+    char found[64];      /* "" when not found */
+    char built[64];
+    uint32_t rule;
+    char path[1024];
+} lamina_component_report;
+
+typedef struct lamina_device_report {
+    lamina_device_info info;   /* strings point into this report */
+    int      status;           /* lamina_status */
+    char     reason[512];      /* one line when rejected */
+    int      selftest_run;     /* 1 when the self-test ran */
+    int      selftest_passed;
+    int      selftest_cases;   /* cases run */
+    int      selftest_unsupported; /* cases the plugin declined */
+    double   selftest_ms;
+    double   score;            /* measured matmul GFLOP/s */
+    char     label[160];       /* "vulkan:0 llvmpipe (LLVM 15.0.6, 256 bits)" */
+    char     strings[12][256]; /* backing store for info's strings */
+} lamina_device_report;
+
+typedef struct lamina_plugin_report {
+    char     path[4096];
+    char     name[64];         /* from the descriptor; file stem if none */
+    char     version[64];
+    char     description[256];
+    uint32_t abi_major, abi_minor;
+    int      status;           /* lamina_status of the plugin as a whole */
+    char     reason[512];      /* one line: plugin, device, values, rule */
+    lamina_component_report components[16];
+    int      n_components;
+    char     code_targets[32][32];
+    int      n_code_targets;
+    char     notes[8][256];
+    int      n_notes;
+    lamina_device_report *devices;
+    int      n_devices;
+    double   probe_ms;
+    int      from_cache;
+} lamina_plugin_report;
+
+typedef struct lamina_runtime_options {
+    uint32_t struct_size;
+    const char *config_path;   /* NULL: lamina_config_resolve defaults */
+    int reprobe;               /* ignore the probe cache */
+    int no_selftest;           /* probe only (plugin-check uses 0) */
+    const char *only_plugin;   /* probe just this .so (plugin-check) */
+    void (*log)(void *ctx, int level, const char *msg);  /* warnings; may be NULL */
+    void *log_ctx;
+} lamina_runtime_options;
+
+/* Discover, validate and (cached) probe + self-test every candidate.  No
+ * plugin is loaded into this process here.  *out owned by the caller,
+ * released with lamina_runtime_close(). */
+int  lamina_runtime_open(const lamina_runtime_options *opts, lamina_runtime **out,
+                         char *err, size_t err_size);
+void lamina_runtime_close(lamina_runtime *rt);
+
+const lamina_config *lamina_runtime_config(const lamina_runtime *rt);
+
+/* Every candidate, accepted or not, in discovery order. */
+int  lamina_runtime_plugin_count(const lamina_runtime *rt);
+const lamina_plugin_report *lamina_runtime_plugin(const lamina_runtime *rt, int i);
+
+/* Eligible devices (accepted plugin, accepted device, self-test passed),
+ * in preference order. */
+typedef struct lamina_device_slot {
+    const lamina_plugin_report *plugin;
+    const lamina_device_report *device;
+    const lamina_backend_config *config;
+} lamina_device_slot;
+int  lamina_runtime_device_count(const lamina_runtime *rt);
+const lamina_device_slot *lamina_runtime_device(const lamina_runtime *rt, int i);
+
+/* An open backend instance in this process. */
+typedef struct lamina_be {
+    const lamina_backend_iface *iface;
+    lamina_backend *inst;
+    const lamina_device_slot *slot;
+    char label[160];
+    void *dl;                   /* dlopen handle (owned by the runtime) */
+} lamina_be;
+
+/* dlopen the slot's plugin into this process (only ever after it passed
+ * in isolation), re-check its descriptor, apply its env, and open an
+ * instance.  *out owned by the caller, released with lamina_be_close(). */
+int  lamina_runtime_open_backend(lamina_runtime *rt, int slot, lamina_be **out,
+                                 char *err, size_t err_size);
+void lamina_be_close(lamina_be *be);
+
+/* Write the reports as JSON (`lamina backends --json`) or text. */
+int  lamina_runtime_write_json(const lamina_runtime *rt, FILE *fp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LAMINA_H */

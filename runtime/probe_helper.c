@@ -1,0 +1,2 @@
+/* probe_helper.c - placeholder */
+int main(void) { return 1; }

@@ -1,0 +1,1 @@
+/* ref_ops.c - to be written */

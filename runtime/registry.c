@@ -1,0 +1,1 @@
+/* registry.c - to be written */

@@ -1,0 +1,1 @@
+/* rules.c - to be written */

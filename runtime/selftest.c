@@ -1,0 +1,1 @@
+/* selftest.c - to be written */

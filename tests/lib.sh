@@ -1,0 +1,15 @@
+# tests/lib.sh - TAP helpers for shell tests.  Source it, call plan N or
+# done_testing at the end.
+_t=0; _fail=0
+ok()      { _t=$((_t+1)); echo "ok $_t - $*"; }
+not_ok()  { _t=$((_t+1)); _fail=$((_fail+1)); echo "not ok $_t - $*"; }
+skip()    { _t=$((_t+1)); echo "ok $_t # SKIP $*"; }
+diag()    { printf '%s\n' "$@" | sed 's/^/# /'; }
+# check DESC CMD...: ok when CMD exits 0
+check()   { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# expect_grep DESC PATTERN FILE
+expect_grep() { if grep -qE -- "$2" "$3"; then ok "$1"; else not_ok "$1"; diag "expected /$2/ in $3:"; sed 's/^/#   /' "$3" | head -20; fi; }
+done_testing() { echo "1..$_t"; [ $_fail -eq 0 ]; }
+B=${LAMINA_TEST_BUILD:-${top_builddir:-.}}
+S=${top_srcdir:-.}
+LAMINA="$B/runtime/lamina"
