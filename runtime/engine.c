@@ -1,4 +1,414 @@
-/* engine.c - to be written */
-#include "lamina/lamina.h"
+/*
+ * engine.c - per-backend memory (weights, KV cache, scratch) and the decode
+ * loop: inputs are computed on the host, each backend runs its stages as
+ * one graph, and the hidden state crosses to the next backend through host
+ * memory.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lamina/quant.h"
+#include "engine_impl.h"
+
+#define ERR(...) do { if (err) snprintf(err, err_size, __VA_ARGS__); } while (0)
+
 const char *lamina_version(void);
 const char *lamina_version(void) { return LAMINA_VERSION_STRING; }
+
+typedef struct part_state {
+    lamina_plan_part plan;
+    lamina_be *be;
+    stage_mem mem;
+    int in_place;                 /* weights wrapped from the file mapping */
+    lamina_buffer *file_buf;      /* in place: the whole mapping */
+    lamina_buffer **tbuf;         /* uploaded: one buffer per model tensor */
+    node_list nodes;
+} part_state;
+
+struct lamina_engine {
+    lamina_model *m;
+    lamina_engine_params p;
+    part_state *parts;
+    lamina_plan_part plan[LAMINA_MAX_BACKENDS];
+    int n_parts;
+    char notes[2048];
+    /* host-side staging */
+    float *hidden;                /* [n_embd, n_batch] between backends */
+    int32_t *ids, *pos, *rows, *info, *outs;
+};
+
+void lamina_engine_params_default(lamina_engine_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n_ctx = 4096;
+    p->n_seq = 1;
+    p->n_batch = 512;
+    p->n_outputs = 1;
+    p->gpu_layers = -1;
+    p->reserve_bytes = 256ll << 20;
+    p->verify_layer = 1;
+}
+
+/* Index of a model tensor in the file's tensor table. */
+static int64_t tensor_index(const lamina_model *m, const lamina_gguf_tensor *t)
+{
+    int64_t n = lamina_gguf_n_tensors(m->gguf);
+    for (int64_t i = 0; i < n; i++)
+        if (lamina_gguf_tensor_at(m->gguf, i) == t) return i;
+    return -1;
+}
+
+static weight_ref part_weight(void *ctx, const lamina_gguf_tensor *t)
+{
+    part_state *ps = ctx;
+    weight_ref r = { NULL, 0 };
+    if (ps->in_place) {
+        r.buf = ps->file_buf;
+        r.offset = t->offset;
+    } else {
+        /* tbuf is indexed by tensor index; set up for every tensor used */
+        r.buf = NULL;
+    }
+    return r;
+}
+
+typedef struct upload_ctx {
+    part_state *ps;
+    const lamina_model *m;
+} upload_ctx;
+
+static weight_ref uploaded_weight(void *ctx, const lamina_gguf_tensor *t)
+{
+    upload_ctx *u = ctx;
+    weight_ref r = { NULL, 0 };
+    int64_t i = tensor_index(u->m, t);
+    if (i >= 0) r.buf = u->ps->tbuf[i];
+    return r;
+}
+
+/* The tensors the stages of `pt` read. */
+static int collect_tensors(const lamina_model *m, const lamina_plan_part *pt,
+                           const lamina_gguf_tensor **out, int max)
+{
+    int n = 0;
+#define ADD(t) do { if ((t) && n < max) out[n++] = (t); } while (0)
+    if (pt->input) ADD(m->tok_embd);
+    if (pt->output) { ADD(m->output_norm); ADD(m->output); }
+    if (pt->last >= pt->first) ADD(m->rope_freqs);
+    for (int il = pt->first; il <= pt->last; il++) {
+        const lamina_layer_weights *w = &m->layers[il];
+        ADD(w->attn_norm); ADD(w->wq); ADD(w->wk); ADD(w->wv); ADD(w->wo);
+        ADD(w->bq); ADD(w->bk); ADD(w->bv); ADD(w->q_norm); ADD(w->k_norm);
+        ADD(w->post_attn_norm); ADD(w->ffn_norm); ADD(w->ffn_gate); ADD(w->ffn_up);
+        ADD(w->ffn_down); ADD(w->post_ffw_norm);
+    }
+#undef ADD
+    return n;
+}
+
+static int part_setup(lamina_engine *e, part_state *ps, char *err, size_t err_size)
+{
+    const lamina_model *m = e->m;
+    const lamina_backend_iface *bi = ps->be->iface;
+    char e2[512] = "";
+    int rc;
+
+    /* 1. weights: wrap the file mapping in place, or upload each tensor */
+    ps->in_place = lamina_be_is_host(ps->be) && LAMINA_HAS_FN(bi, buffer_wrap_host);
+    if (ps->in_place) {
+        rc = bi->buffer_wrap_host(ps->be->inst, lamina_gguf_map(m->gguf),
+                                  lamina_gguf_file_size(m->gguf), &ps->file_buf, e2, sizeof e2);
+        if (rc < 0) ps->in_place = 0;            /* fall back to uploading */
+    }
+    if (!ps->in_place) {
+        int64_t nt = lamina_gguf_n_tensors(m->gguf);
+        ps->tbuf = calloc((size_t)nt, sizeof *ps->tbuf);
+        const lamina_gguf_tensor **list = malloc((size_t)(nt + 4) * sizeof *list);
+        if (!ps->tbuf || !list) { free(list); ERR("out of memory"); return LAMINA_ENOMEM; }
+        int n = collect_tensors(m, &ps->plan, list, (int)nt + 4);
+        for (int i = 0; i < n; i++) {
+            int64_t ti = tensor_index(m, list[i]);
+            if (ti < 0 || ps->tbuf[ti]) continue;       /* tied weights: once */
+            rc = bi->buffer_alloc(ps->be->inst, list[i]->size, LAMINA_BUFFER_WEIGHTS,
+                                  &ps->tbuf[ti], e2, sizeof e2);
+            if (rc == 0)
+                rc = bi->buffer_upload(ps->be->inst, ps->tbuf[ti], 0, list[i]->data,
+                                       list[i]->size, e2, sizeof e2);
+            if (rc < 0) {
+                ERR("%s: uploading '%s' (%llu bytes): %s", ps->be->label, list[i]->name,
+                    (unsigned long long)list[i]->size, e2);
+                free(list);
+                return rc;
+            }
+        }
+        free(list);
+    }
+
+    /* 2. KV cache for this part's layers, one buffer */
+    ps->mem.kv_type = e->p.kv_f32 ? LAMINA_TYPE_F32 : LAMINA_TYPE_F16;
+    int n_layers = ps->plan.last - ps->plan.first + 1;
+    if (n_layers > 0) {
+        const lamina_hparams *hp = &m->hp;
+        uint64_t rows = (uint64_t)e->p.n_seq * (uint64_t)e->p.n_ctx;
+        uint64_t el = e->p.kv_f32 ? 4 : 2;
+        uint64_t kbytes = rows * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * el;
+        uint64_t vbytes = rows * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim_v * el;
+        kbytes = (kbytes + 255) & ~(uint64_t)255;
+        vbytes = (vbytes + 255) & ~(uint64_t)255;
+        uint64_t at = 0;
+        for (int il = ps->plan.first; il <= ps->plan.last; il++) {
+            ps->mem.k_off[il] = at; at += kbytes;
+            ps->mem.v_off[il] = at; at += vbytes;
+        }
+        rc = bi->buffer_alloc(ps->be->inst, at, LAMINA_BUFFER_KV, &ps->mem.kv, e2, sizeof e2);
+        if (rc < 0) {
+            ERR("%s: KV cache of %llu MiB: %s", ps->be->label, (unsigned long long)(at >> 20), e2);
+            return rc;
+        }
+    }
+
+    /* 3. scratch */
+    uint64_t sbytes = lamina_stage_layout(&ps->mem, m, &e->p, ps->plan.output);
+    rc = bi->buffer_alloc(ps->be->inst, sbytes, LAMINA_BUFFER_ACTIVATIONS, &ps->mem.scratch, e2, sizeof e2);
+    if (rc < 0) {
+        ERR("%s: scratch of %llu MiB: %s", ps->be->label, (unsigned long long)(sbytes >> 20), e2);
+        return rc;
+    }
+    return 0;
+}
+
+static void part_release(part_state *ps, const lamina_model *m)
+{
+    if (!ps->be) return;
+    const lamina_backend_iface *bi = ps->be->iface;
+    if (ps->mem.scratch) bi->buffer_free(ps->be->inst, ps->mem.scratch);
+    if (ps->mem.kv) bi->buffer_free(ps->be->inst, ps->mem.kv);
+    if (ps->file_buf) bi->buffer_free(ps->be->inst, ps->file_buf);
+    if (ps->tbuf) {
+        int64_t nt = lamina_gguf_n_tensors(m->gguf);
+        for (int64_t i = 0; i < nt; i++)
+            if (ps->tbuf[i]) bi->buffer_free(ps->be->inst, ps->tbuf[i]);
+        free(ps->tbuf);
+    }
+    lamina_node_list_free(&ps->nodes);
+    memset(ps, 0, sizeof *ps);
+}
+
+int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
+                         const lamina_engine_params *params, lamina_engine **out,
+                         char *err, size_t err_size)
+{
+    lamina_engine_params p;
+    if (params) p = *params; else lamina_engine_params_default(&p);
+    if (p.n_ctx <= 0 || p.n_seq <= 0 || p.n_batch <= 0 || p.n_outputs <= 0) {
+        ERR("engine: n_ctx, n_seq, n_batch and n_outputs must be positive");
+        return LAMINA_EINVAL;
+    }
+    if (p.n_outputs > p.n_batch) p.n_outputs = p.n_batch;
+    if ((int64_t)p.n_seq * p.n_ctx > INT32_MAX / 2) {
+        ERR("engine: %d slots x %d positions is too many", p.n_seq, p.n_ctx);
+        return LAMINA_ERANGE;
+    }
+    if (n_bes <= 0) { ERR("no backend to run on"); return LAMINA_ENODEV; }
+
+    lamina_engine *e = calloc(1, sizeof *e);
+    if (!e) { ERR("out of memory"); return LAMINA_ENOMEM; }
+    e->m = model;
+    e->p = p;
+    lamina_plan_part parts[LAMINA_MAX_BACKENDS];
+    int n = lamina_plan_build(model, bes, n_bes < LAMINA_MAX_BACKENDS ? n_bes : LAMINA_MAX_BACKENDS,
+                              &e->p, parts, e->notes, sizeof e->notes, err, err_size);
+    if (n < 0) { free(e); return n; }
+    e->parts = calloc((size_t)n, sizeof *e->parts);
+    const uint64_t T = (uint64_t)p.n_batch;
+    e->hidden = malloc((size_t)model->hp.n_embd * T * sizeof(float));
+    e->ids  = malloc(T * sizeof(int32_t));
+    e->pos  = malloc(T * sizeof(int32_t));
+    e->rows = malloc(T * sizeof(int32_t));
+    e->info = malloc(2 * T * sizeof(int32_t));
+    e->outs = malloc((size_t)p.n_outputs * sizeof(int32_t));
+    if (!e->parts || !e->hidden || !e->ids || !e->pos || !e->rows || !e->info || !e->outs) {
+        ERR("out of memory");
+        lamina_engine_free(e);
+        return LAMINA_ENOMEM;
+    }
+    e->n_parts = n;
+    for (int i = 0; i < n; i++) {
+        e->parts[i].plan = parts[i];
+        e->plan[i] = parts[i];
+        e->parts[i].be = bes[parts[i].be];
+        int rc = part_setup(e, &e->parts[i], err, err_size);
+        if (rc < 0) { lamina_engine_free(e); return rc; }
+    }
+    *out = e;
+    return 0;
+}
+
+void lamina_engine_free(lamina_engine *e)
+{
+    if (!e) return;
+    for (int i = 0; i < e->n_parts; i++) part_release(&e->parts[i], e->m);
+    free(e->parts);
+    free(e->hidden);
+    free(e->ids); free(e->pos); free(e->rows); free(e->info); free(e->outs);
+    free(e);
+}
+
+const lamina_model *lamina_engine_model(const lamina_engine *e) { return e->m; }
+const lamina_engine_params *lamina_engine_params_get(const lamina_engine *e) { return &e->p; }
+
+int lamina_engine_plan(const lamina_engine *e, const lamina_plan_part **parts)
+{
+    if (parts) *parts = e->plan;
+    return e->n_parts;
+}
+
+const char *lamina_engine_part_label(const lamina_engine *e, int i)
+{
+    return (i >= 0 && i < e->n_parts) ? e->parts[i].be->label : "";
+}
+
+size_t lamina_engine_describe_plan(const lamina_engine *e, char *buf, size_t size)
+{
+    size_t at = 0;
+    const int L = e->m->hp.n_layer;
+    if (size) buf[0] = 0;
+    for (int i = 0; i < e->n_parts && at < size; i++) {
+        const part_state *ps = &e->parts[i];
+        int nl = ps->plan.last - ps->plan.first + 1;
+        uint64_t bytes = ps->plan.weight_bytes + ps->plan.kv_bytes + ps->plan.scratch_bytes;
+        char range[64];
+        if (nl <= 0) snprintf(range, sizeof range, "no layers");
+        else if (nl == 1) snprintf(range, sizeof range, "layer %d (1/%d)", ps->plan.first, L);
+        else snprintf(range, sizeof range, "layers %d-%d (%d/%d)", ps->plan.first, ps->plan.last, nl, L);
+        int w = snprintf(buf + at, size - at, "%s \xe2\x80\x94 %s%s%s, %llu MiB%s\n",
+                         ps->be->label, range, ps->plan.input ? " + embedding" : "",
+                         ps->plan.output ? " + output" : "",
+                         (unsigned long long)((bytes + (1u << 20) - 1) >> 20),
+                         ps->in_place ? " (weights used in place)" : "");
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+    if (at < size && e->notes[0]) {
+        int w = snprintf(buf + at, size - at, "%s", e->notes);
+        if (w > 0) at += (size_t)w;
+    }
+    return at < size ? at : size;
+}
+
+/* Build and run the stages of part i for the current batch. */
+static int part_run(lamina_engine *e, part_state *ps, int32_t T, int32_t O,
+                    char *err, size_t err_size)
+{
+    const lamina_backend_iface *bi = ps->be->iface;
+    lamina_backend *inst = ps->be->inst;
+    lamina_buffer *s = ps->mem.scratch;
+    char e2[512] = "";
+    int rc;
+    upload_ctx uc = { ps, e->m };
+    graph_ctx g = { .m = e->m, .p = &e->p, .mem = &ps->mem,
+                    .weight = ps->in_place ? part_weight : uploaded_weight,
+                    .weight_ctx = ps->in_place ? (void *)ps : (void *)&uc,
+                    .n_tokens = T, .n_out = O };
+
+    /* 1. inputs: token ids, positions, cache rows, attention info, hidden */
+#define UP(off, src, bytes) do { \
+        rc = bi->buffer_upload(inst, s, ps->mem.off, (src), (bytes), e2, sizeof e2); \
+        if (rc < 0) goto io_fail; } while (0)
+    if (ps->plan.input) UP(ids, e->ids, (uint64_t)T * 4);
+    else UP(x, e->hidden, (uint64_t)T * (uint64_t)e->m->hp.n_embd * sizeof(float));
+    if (ps->plan.last >= ps->plan.first) {
+        UP(pos, e->pos, (uint64_t)T * 4);
+        UP(rows, e->rows, (uint64_t)T * 4);
+        UP(info, e->info, (uint64_t)T * 8);
+    }
+    if (ps->plan.output && O > 0) UP(outs, e->outs, (uint64_t)O * 4);
+#undef UP
+
+    /* 2. the graph */
+    ps->nodes.n = 0;
+    if (ps->plan.input && (rc = lamina_graph_input(&ps->nodes, &g)) < 0) goto oom;
+    for (int il = ps->plan.first; il <= ps->plan.last; il++)
+        if ((rc = lamina_graph_layer(&ps->nodes, &g, il)) < 0) goto oom;
+    if (ps->plan.output && O > 0 && (rc = lamina_graph_output(&ps->nodes, &g)) < 0) goto oom;
+    lamina_graph graph = { sizeof graph, (uint32_t)ps->nodes.n, ps->nodes.v };
+    rc = bi->graph_compute(inst, &graph, e2, sizeof e2);
+    if (rc < 0) {
+        ERR("%s: %s", ps->be->label, e2);
+        return rc;
+    }
+    /* 3. hand the hidden state on */
+    if (!ps->plan.output) {
+        rc = bi->buffer_download(inst, s, ps->mem.x, e->hidden,
+                                 (uint64_t)T * (uint64_t)e->m->hp.n_embd * sizeof(float), e2, sizeof e2);
+        if (rc < 0) goto io_fail;
+    }
+    return 0;
+io_fail:
+    ERR("%s: transfer: %s", ps->be->label, e2);
+    return rc;
+oom:
+    ERR("out of memory building the graph");
+    return rc;
+}
+
+int lamina_engine_decode(lamina_engine *e, const lamina_batch *b, float *logits,
+                         char *err, size_t err_size)
+{
+    const lamina_hparams *hp = &e->m->hp;
+    const int32_t T = b->n_tokens;
+    if (T <= 0 || T > e->p.n_batch) {
+        ERR("batch of %d tokens: must be 1..%d", T, e->p.n_batch);
+        return LAMINA_EINVAL;
+    }
+    int32_t O = 0;
+    for (int32_t t = 0; t < T; t++) {
+        int32_t tok = b->tokens[t], pos = b->pos[t], seq = b->seq[t];
+        if (tok < 0 || tok >= hp->n_vocab) {
+            ERR("token %d at batch index %d is outside the vocabulary (%d)", tok, t, hp->n_vocab);
+            return LAMINA_EINVAL;
+        }
+        if (seq < 0 || seq >= e->p.n_seq) {
+            ERR("sequence slot %d at batch index %d: must be 0..%d", seq, t, e->p.n_seq - 1);
+            return LAMINA_EINVAL;
+        }
+        if (pos < 0 || pos >= e->p.n_ctx) {
+            ERR("position %d exceeds the context length %d", pos, e->p.n_ctx);
+            return LAMINA_ERANGE;
+        }
+        e->ids[t] = tok;
+        e->pos[t] = pos;
+        e->rows[t] = seq * e->p.n_ctx + pos;
+        e->info[2 * t] = seq * e->p.n_ctx;
+        e->info[2 * t + 1] = pos;
+        if (b->logits && b->logits[t]) {
+            if (O == e->p.n_outputs) {
+                ERR("batch asks for more than %d logits rows", e->p.n_outputs);
+                return LAMINA_EINVAL;
+            }
+            e->outs[O++] = t;
+        }
+    }
+    for (int i = 0; i < e->n_parts; i++) {
+        int rc = part_run(e, &e->parts[i], T, O, err, err_size);
+        if (rc < 0) return rc;
+    }
+    if (O > 0) {
+        part_state *last = &e->parts[e->n_parts - 1];
+        char e2[512] = "";
+        int rc = last->be->iface->buffer_download(last->be->inst, last->mem.scratch, last->mem.logits,
+                                                   logits, (uint64_t)O * (uint64_t)hp->n_vocab * sizeof(float),
+                                                   e2, sizeof e2);
+        if (rc < 0) { ERR("%s: reading logits: %s", last->be->label, e2); return rc; }
+        if (hp->final_softcap > 0) {
+            const float c = hp->final_softcap;
+            for (uint64_t i = 0; i < (uint64_t)O * (uint64_t)hp->n_vocab; i++)
+                logits[i] = c * tanhf(logits[i] / c);
+        }
+    }
+    return O;
+}

@@ -1,1 +1,211 @@
-/* plan.c - to be written */
+/*
+ * plan.c - layer routing.  Layers are taken in order by the backends in
+ * preference order: each takes as many consecutive layers as it supports
+ * (every node of the layer passes supports_op), as fit its free memory
+ * (weights unless used in place, plus KV cache, plus scratch), and as the
+ * GPU layer cap allows; the rest falls to the next backend, down to the
+ * host.  The embedding goes with the first layer and the output head with
+ * the last.  Every backend passed over gets a one-line reason.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lamina/quant.h"
+#include "engine_impl.h"
+
+/* The host backend is the cpu plugin (its device runs in this process's
+ * memory).  Every other backend counts as an accelerator for gpu_layers,
+ * lavapipe (a Vulkan device of type "cpu") included. */
+int lamina_be_is_host(const lamina_be *be)
+{
+    if (be->slot && be->slot->plugin)
+        return strcmp(be->slot->plugin->name, "cpu") == 0;
+    return strncmp(be->label, "cpu", 3) == 0 || strncmp(be->label, "ref", 3) == 0;
+}
+
+static weight_ref null_weight(void *ctx, const lamina_gguf_tensor *t)
+{
+    (void)ctx; (void)t;
+    weight_ref r = { NULL, 0 };
+    return r;
+}
+
+static const char *op_name(uint32_t op)
+{
+    static const char *names[] = { "none", "get_rows", "mul_mat", "rms_norm", "add", "mul",
+                                   "scale", "rope", "set_rows", "attention", "glu", "copy" };
+    return op < sizeof names / sizeof names[0] ? names[op] : "op?";
+}
+
+static const char *type_name(uint32_t t)
+{
+    const lamina_type_traits *tr = lamina_type_get(t);
+    return tr && tr->name ? tr->name : "?";
+}
+
+/* 1 when every node of the stage runs on `be`; else 0 with `why`. */
+static int stage_supported(lamina_be *be, const lamina_model *m, const lamina_engine_params *p,
+                           int il, char *why, size_t why_size)
+{
+    stage_mem mem;
+    memset(&mem, 0, sizeof mem);
+    mem.kv_type = p->kv_f32 ? LAMINA_TYPE_F32 : LAMINA_TYPE_F16;
+    graph_ctx g = { .m = m, .p = p, .mem = &mem, .weight = null_weight,
+                    .n_tokens = p->n_batch, .n_out = p->n_outputs };
+    node_list nl = {0};
+    int rc;
+    if (il < 0)                    rc = lamina_graph_input(&nl, &g);
+    else if (il >= m->hp.n_layer)  rc = lamina_graph_output(&nl, &g);
+    else                           rc = lamina_graph_layer(&nl, &g, il);
+    if (rc < 0) {
+        snprintf(why, why_size, "out of memory");
+        lamina_node_list_free(&nl);
+        return 0;
+    }
+    int ok = 1;
+    for (int i = 0; i < nl.n && ok; i++) {
+        if (!be->iface->supports_op(be->inst, &nl.v[i])) {
+            const lamina_node *n = &nl.v[i];
+            uint32_t t = n->n_src > 0 ? n->src[0].type : n->dst.type;
+            if (n->op == LAMINA_OP_SET_ROWS) t = n->dst.type;
+            if (il < 0)
+                snprintf(why, why_size, "the embedding needs %s on %s, which it does not support",
+                         op_name(n->op), type_name(t));
+            else if (il >= m->hp.n_layer)
+                snprintf(why, why_size, "the output head needs %s on %s, which it does not support",
+                         op_name(n->op), type_name(t));
+            else
+                snprintf(why, why_size, "layer %d needs %s on %s, which it does not support",
+                         il, op_name(n->op), type_name(t));
+            ok = 0;
+        }
+    }
+    lamina_node_list_free(&nl);
+    return ok;
+}
+
+static void note(char *notes, size_t size, const char *fmt, ...)
+{
+    size_t len = strlen(notes);
+    if (len + 1 >= size) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(notes + len, size - len, fmt, ap);
+    va_end(ap);
+    len = strlen(notes);
+    if (len + 1 < size) { notes[len] = '\n'; notes[len + 1] = 0; }
+}
+
+static uint64_t mib(uint64_t b) { return (b + (1u << 20) - 1) >> 20; }
+
+int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
+                      const lamina_engine_params *p, lamina_plan_part *parts,
+                      char *notes, size_t notes_size, char *err, size_t err_size)
+{
+    const int L = m->hp.n_layer;
+    int next = 0, n_parts = 0, gpu_taken = 0;
+    char why[256];
+    stage_mem tmp;
+    uint64_t kv_layer = lamina_kv_layer_bytes(m, p);
+    uint64_t scratch = lamina_stage_layout(&tmp, m, p, 0);
+    uint64_t scratch_out = lamina_stage_layout(&tmp, m, p, 1);
+    char last_reason[512] = "";
+
+    if (notes_size) notes[0] = 0;
+    for (int b = 0; b < n_bes && next < L; b++) {
+        lamina_be *be = bes[b];
+        int host = lamina_be_is_host(be);
+        int in_place = host && LAMINA_HAS_FN(be->iface, buffer_wrap_host);
+        uint64_t free_b = 0, total_b = 0;
+        if (LAMINA_HAS_FN(be->iface, memory))
+            be->iface->memory(be->inst, &free_b, &total_b);
+        uint64_t budget = free_b > (uint64_t)p->reserve_bytes ? free_b - (uint64_t)p->reserve_bytes : 0;
+        if (host && free_b == 0) budget = UINT64_MAX;        /* unknown: do not limit */
+        int cap = L;
+        if (!host) {
+            if (p->gpu_layers >= 0) cap = p->gpu_layers - gpu_taken;
+            if (cap <= 0) {
+                note(notes, notes_size, "%s: passed over: gpu_layers = %d", be->label, p->gpu_layers);
+                continue;
+            }
+        }
+        uint64_t used = scratch;
+        if (next == 0) {
+            if (!stage_supported(be, m, p, -1, why, sizeof why)) {
+                note(notes, notes_size, "%s: passed over: %s", be->label, why);
+                snprintf(last_reason, sizeof last_reason, "%s: %s", be->label, why);
+                continue;
+            }
+            if (!in_place) used += lamina_model_layer_bytes(m, -1);
+        }
+        int take = 0;
+        const char *stop = NULL;
+        while (next + take < L && take < cap) {
+            int il = next + take;
+            if (!stage_supported(be, m, p, il, why, sizeof why)) { stop = why; break; }
+            uint64_t need = kv_layer + (in_place ? 0 : lamina_model_layer_bytes(m, il));
+            if (used + need > budget) {
+                snprintf(why, sizeof why, "layer %d does not fit: %llu MiB free after %llu MiB reserve, %llu MiB needed so far",
+                         il, (unsigned long long)mib(free_b), (unsigned long long)mib((uint64_t)p->reserve_bytes),
+                         (unsigned long long)mib(used + need));
+                stop = why;
+                break;
+            }
+            used += need;
+            take++;
+        }
+        /* the output head goes with the last layer: it must fit and run here */
+        int output = 0;
+        while (take > 0 && next + take == L) {
+            char why2[256];
+            uint64_t extra = scratch_out - scratch +
+                             (in_place ? 0 : lamina_model_layer_bytes(m, L) -
+                                             (m->output == m->tok_embd && next == 0 ? m->tok_embd->size : 0));
+            if (!stage_supported(be, m, p, L, why2, sizeof why2)) {
+                snprintf(why, sizeof why, "%s", why2);
+                stop = why;
+                take = 0;            /* cannot end here: leave all to the next */
+                break;
+            }
+            if (used + extra <= budget) { used += extra; output = 1; break; }
+            snprintf(why, sizeof why, "the output head does not fit in %llu MiB free",
+                     (unsigned long long)mib(free_b));
+            stop = why;
+            take--;
+            used -= kv_layer + (in_place ? 0 : lamina_model_layer_bytes(m, next + take));
+        }
+        if (take == 0) {
+            note(notes, notes_size, "%s: passed over: %s", be->label, stop ? stop : "no layer fits");
+            snprintf(last_reason, sizeof last_reason, "%s: %s", be->label, stop ? stop : "no layer fits");
+            continue;
+        }
+        if (stop && next + take < L)
+            note(notes, notes_size, "%s: layers %d-%d go on: %s", be->label, next + take, L - 1, stop);
+        else if (!host && next + take < L && take == cap)
+            note(notes, notes_size, "%s: layers %d-%d go on: gpu_layers = %d", be->label, next + take, L - 1,
+                 p->gpu_layers);
+        lamina_plan_part *pt = &parts[n_parts++];
+        memset(pt, 0, sizeof *pt);
+        pt->be = b;
+        pt->first = next;
+        pt->last = next + take - 1;
+        pt->input = next == 0;
+        pt->output = output;
+        pt->scratch_bytes = output ? scratch_out : scratch;
+        pt->kv_bytes = kv_layer * (uint64_t)take;
+        if (!in_place) pt->weight_bytes = used - pt->scratch_bytes - pt->kv_bytes;
+        if (!host) gpu_taken += take;
+        next += take;
+    }
+    if (next < L) {
+        if (err)
+            snprintf(err, err_size, "no backend can run layer %d of %d%s%s", next, L,
+                     last_reason[0] ? ": " : " (no eligible backend)", last_reason);
+        return LAMINA_ENODEV;
+    }
+    return n_parts;
+}

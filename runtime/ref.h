@@ -18,7 +18,7 @@
 typedef void *(*lamina_ref_base_fn)(void *ctx, lamina_buffer *buf);
 
 /* Run one node.  Validates op, types, shapes and parameters first (bad ones
- * give -LAMINA_EINVAL / -LAMINA_ENOTSUP with a message naming the operand). */
+ * give LAMINA_EINVAL / LAMINA_ENOTSUP with a message naming the operand). */
 int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
                     char *err, size_t err_size);
 

@@ -41,7 +41,7 @@ typedef struct lamina_selftest_summary {
 } lamina_selftest_summary;
 
 /* Run every case on an open backend instance.  Returns 0 when no case
- * failed or errored (unsupported cases are allowed), -LAMINA_EREJECTED
+ * failed or errored (unsupported cases are allowed), LAMINA_EREJECTED
  * with err = "op mul_mat type q4_K: max error 3.1e-01 > tolerance 2.0e-02
  * (case ...)" for the first failure, or another negative code when the
  * harness itself could not run.  `cb` may be NULL. */

@@ -1,1 +1,1668 @@
-/* tokenizer.c - to be written */
+/*
+ * tokenizer.c - SentencePiece-style and byte-level BPE tokenizers.
+ *
+ * Layout of a tokenizer: all token texts in one blob (text_off[i] ..
+ * text_off[i+1]), the decoded piece of every token in a second blob, an
+ * open-addressing hash from text to id, and for BPE a hash from merge line
+ * ("left right") to rank.  Encoding never mutates the tokenizer.
+ */
+#include "config.h"
+
+#include "tokenizer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lamina/plugin.h"
+#include "tok_unicode.h"
+
+struct lamina_tokenizer {
+    int kind;
+    int pretok;
+    int32_t n_vocab;
+    char *text;               /* all token texts, concatenated */
+    size_t *text_off;         /* [n_vocab + 1] */
+    char *piece;              /* decoded pieces, concatenated */
+    size_t *piece_off;        /* [n_vocab + 1] */
+    float *scores;            /* [n_vocab] */
+    uint8_t *types;           /* [n_vocab] */
+    uint8_t *eog;             /* [n_vocab] 1 = ends generation */
+    int32_t *slots;           /* vocab hash: id or -1 */
+    size_t slot_mask;
+    /* BPE merges */
+    int32_t n_merges;
+    char *mtext;              /* merge lines concatenated */
+    size_t *moff;             /* [n_merges + 1] */
+    int32_t *mslots;          /* merge hash: rank or -1 */
+    size_t mslot_mask;
+    /* special-token splitting */
+    uint32_t *special_lens;   /* distinct lengths of special tokens, descending */
+    size_t n_special_lens;
+    uint8_t special_first[256]; /* 1 if some special token starts with this byte */
+    lamina_token byte_tok[256]; /* SPM byte fallback */
+    lamina_token bos, eos, eot, eom, unk, pad;
+    int add_bos, add_eos, add_space_prefix;
+    char *arch;
+    char *chat_template;
+};
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                  */
+
+static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
+{
+    if (err != NULL && err_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    /* FNV-1a, 64 bit, then a final mix so low bits are usable as an index. */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 16;
+    while (c < n)
+        c <<= 1;
+    return c;
+}
+
+size_t lamina_utf8_len(unsigned char c)
+{
+    static const uint8_t len_by_top[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len_by_top[c >> 4];
+}
+
+/* Growable token array. */
+struct tokvec {
+    lamina_token *v;
+    size_t n, cap;
+};
+
+static int tv_push(struct tokvec *tv, lamina_token id)
+{
+    if (tv->n == tv->cap) {
+        size_t nc = tv->cap ? tv->cap * 2 : 64;
+        lamina_token *nv = realloc(tv->v, nc * sizeof(*nv));
+        if (nv == NULL)
+            return LAMINA_ENOMEM;
+        tv->v = nv;
+        tv->cap = nc;
+    }
+    tv->v[tv->n++] = id;
+    return 0;
+}
+
+/* Growable byte buffer. */
+struct bytebuf {
+    char *p;
+    size_t n, cap;
+};
+
+static int bb_reserve(struct bytebuf *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - b->n)
+        return LAMINA_ENOMEM;
+    if (b->n + extra <= b->cap)
+        return 0;
+    size_t nc = b->cap ? b->cap : 64;
+    while (nc < b->n + extra)
+        nc *= 2;
+    char *np = realloc(b->p, nc);
+    if (np == NULL)
+        return LAMINA_ENOMEM;
+    b->p = np;
+    b->cap = nc;
+    return 0;
+}
+
+static int bb_add(struct bytebuf *b, const void *s, size_t n)
+{
+    if (bb_reserve(b, n) != 0)
+        return LAMINA_ENOMEM;
+    if (n > 0)
+        memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* vocabulary lookups                                                       */
+
+static const char *tok_text(const lamina_tokenizer *t, int32_t id, size_t *len)
+{
+    *len = t->text_off[id + 1] - t->text_off[id];
+    return t->text + t->text_off[id];
+}
+
+static lamina_token vocab_find(const lamina_tokenizer *t, const char *s, size_t n)
+{
+    size_t i = (size_t)hash_bytes(s, n) & t->slot_mask;
+    for (;;) {
+        int32_t id = t->slots[i];
+        if (id < 0)
+            return LAMINA_TOKEN_NONE;
+        size_t len;
+        const char *txt = tok_text(t, id, &len);
+        if (len == n && memcmp(txt, s, n) == 0)
+            return id;
+        i = (i + 1) & t->slot_mask;
+    }
+}
+
+/* Insert id; a later duplicate text replaces the earlier one (as llama.cpp). */
+static void vocab_insert(lamina_tokenizer *t, int32_t id)
+{
+    size_t n;
+    const char *s = tok_text(t, id, &n);
+    size_t i = (size_t)hash_bytes(s, n) & t->slot_mask;
+    for (;;) {
+        int32_t o = t->slots[i];
+        if (o < 0) {
+            t->slots[i] = id;
+            return;
+        }
+        size_t len;
+        const char *txt = tok_text(t, o, &len);
+        if (len == n && memcmp(txt, s, n) == 0) {
+            t->slots[i] = id;
+            return;
+        }
+        i = (i + 1) & t->slot_mask;
+    }
+}
+
+/* Rank of merge "a b" (key holds exactly that), or -1. */
+static int32_t merge_find(const lamina_tokenizer *t, const char *key, size_t n)
+{
+    if (t->mslots == NULL)
+        return -1;
+    size_t i = (size_t)hash_bytes(key, n) & t->mslot_mask;
+    for (;;) {
+        int32_t r = t->mslots[i];
+        if (r < 0)
+            return -1;
+        size_t len = t->moff[r + 1] - t->moff[r];
+        if (len == n && memcmp(t->mtext + t->moff[r], key, n) == 0)
+            return r;
+        i = (i + 1) & t->mslot_mask;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* byte-level BPE character mapping (GPT-2)                                  */
+
+/* Code point standing for byte b: printable Latin-1 bytes stand for
+ * themselves, the other 68 are moved to U+0100.. in byte order. */
+static uint32_t byte_to_cp(unsigned b)
+{
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))
+        return b;
+    unsigned n = 0;
+    for (unsigned x = 0; x < b; x++)
+        if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF)))
+            n++;
+    return 0x100 + n;
+}
+
+static size_t cp_to_utf8(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decode one code point from s[0..n) (n >= 1).  Invalid or truncated
+ * sequences give one byte with *cp = 0xFFFD | 0x80000000 marker bit. */
+#define CP_INVALID 0x80000000u
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t len = lamina_utf8_len(c);
+    if (len == 1) {
+        *cp = c < 0x80 ? c : CP_INVALID;
+        return 1;
+    }
+    if (len > n) {
+        *cp = CP_INVALID;
+        return 1;
+    }
+    uint32_t v = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = CP_INVALID;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Unicode classes for the pre-tokenizers                                   */
+
+enum { CLS_OTHER = 0, CLS_LETTER = 1, CLS_NUMBER = 2, CLS_SPACE = 3 };
+
+static int cp_is_space(uint32_t c)
+{
+    /* Unicode White_Space property. */
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+static int cp_class(uint32_t c)
+{
+    if (c & CP_INVALID)
+        return CLS_OTHER;
+    if (cp_is_space(c))
+        return CLS_SPACE;
+    if (c < 0x80) {
+        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+            return CLS_LETTER;
+        if (c >= '0' && c <= '9')
+            return CLS_NUMBER;
+        return CLS_OTHER;
+    }
+    size_t lo = 0, hi = TOK_N_CP_RANGES;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tok_cp_ranges[mid].first)
+            hi = mid;
+        else if (c > tok_cp_ranges[mid].last)
+            lo = mid + 1;
+        else
+            return tok_cp_ranges[mid].cls;
+    }
+    return CLS_OTHER;
+}
+
+/* ------------------------------------------------------------------------ */
+/* creation                                                                 */
+
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<EOT>", "<|end_of_text|>", "<|return|>", "<|call|>",
+};
+
+void lamina_tokenizer_free(lamina_tokenizer *t)
+{
+    if (t == NULL)
+        return;
+    free(t->text);
+    free(t->text_off);
+    free(t->piece);
+    free(t->piece_off);
+    free(t->scores);
+    free(t->types);
+    free(t->eog);
+    free(t->slots);
+    free(t->mtext);
+    free(t->moff);
+    free(t->mslots);
+    free(t->special_lens);
+    free(t->arch);
+    free(t->chat_template);
+    free(t);
+}
+
+static int is_special_type(int ty)
+{
+    return ty == LAMINA_TOKTYPE_CONTROL || ty == LAMINA_TOKTYPE_USER_DEFINED ||
+           ty == LAMINA_TOKTYPE_UNKNOWN;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decoded bytes of token id appended to b (the render-special form). */
+static int build_piece(const lamina_tokenizer *t, int32_t id, struct bytebuf *b,
+                       const uint8_t *cp_to_byte_lo, const int16_t *cp_to_byte_hi)
+{
+    size_t n;
+    const char *s = tok_text(t, id, &n);
+    int ty = t->types[id];
+    if (ty == LAMINA_TOKTYPE_CONTROL || ty == LAMINA_TOKTYPE_UNKNOWN ||
+        ty == LAMINA_TOKTYPE_USER_DEFINED)
+        return bb_add(b, s, n);
+    if (ty == LAMINA_TOKTYPE_BYTE) {
+        /* "<0xNN>" */
+        if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' &&
+            hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
+            char c = (char)(hexval(s[3]) * 16 + hexval(s[4]));
+            return bb_add(b, &c, 1);
+        }
+        return bb_add(b, s, n);
+    }
+    if (ty != LAMINA_TOKTYPE_NORMAL)
+        return 0; /* unused and unknown types render as nothing */
+    if (t->kind == LAMINA_TOKENIZER_SPM) {
+        /* '▁' (E2 96 81) -> ' ' */
+        size_t i = 0;
+        while (i < n) {
+            if (i + 3 <= n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+                (unsigned char)s[i + 2] == 0x81) {
+                if (bb_add(b, " ", 1) != 0)
+                    return LAMINA_ENOMEM;
+                i += 3;
+            } else {
+                if (bb_add(b, s + i, 1) != 0)
+                    return LAMINA_ENOMEM;
+                i++;
+            }
+        }
+        return 0;
+    }
+    /* byte-level BPE: each code point stands for one byte */
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t l = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        int byte = -1;
+        if (!(cp & CP_INVALID)) {
+            if (cp < 0x100)
+                byte = cp_to_byte_lo[cp] ? (int)cp : -1;
+            else if (cp < 0x200)
+                byte = cp_to_byte_hi[cp - 0x100];
+        }
+        if (byte >= 0) {
+            char c = (char)byte;
+            if (bb_add(b, &c, 1) != 0)
+                return LAMINA_ENOMEM;
+        } else if (bb_add(b, s + i, l) != 0) {
+            /* not a mapped code point: keep its UTF-8 as is */
+            return LAMINA_ENOMEM;
+        }
+        i += l;
+    }
+    return 0;
+}
+
+static int cmp_u32_desc(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static char *dup_str(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d != NULL)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+static int check_id(lamina_token id, int32_t n_vocab)
+{
+    return id == LAMINA_TOKEN_NONE || (id >= 0 && id < n_vocab);
+}
+
+int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer **out,
+                            char *err, size_t err_size)
+{
+    int rc = 0;
+    lamina_tokenizer *t = NULL;
+    struct bytebuf pieces = {0};
+    uint8_t cp_lo[256] = {0};
+    int16_t cp_hi[256];
+
+    if (out == NULL || spec == NULL)
+        return fail(err, err_size, LAMINA_EINVAL, "tokenizer: NULL argument");
+    *out = NULL;
+    if (spec->kind != LAMINA_TOKENIZER_SPM && spec->kind != LAMINA_TOKENIZER_BPE)
+        return fail(err, err_size, LAMINA_EINVAL, "tokenizer: unknown kind %d", spec->kind);
+    if (spec->n_vocab <= 0 || spec->tokens == NULL)
+        return fail(err, err_size, LAMINA_EINVAL, "tokenizer: empty vocabulary");
+    if (spec->kind == LAMINA_TOKENIZER_BPE &&
+        (spec->pretok < LAMINA_PRETOK_GPT2 || spec->pretok > LAMINA_PRETOK_QWEN2))
+        return fail(err, err_size, LAMINA_EINVAL, "tokenizer: BPE needs a pre-tokenizer (got %d)",
+                    spec->pretok);
+    if (spec->n_merges < 0 || (spec->n_merges > 0 && spec->merges == NULL))
+        return fail(err, err_size, LAMINA_EINVAL, "tokenizer: bad merge list");
+    {
+        const lamina_token ids[6] = {spec->bos, spec->eos, spec->eot, spec->eom, spec->unk, spec->pad};
+        static const char *const names[6] = {"bos", "eos", "eot", "eom", "unk", "pad"};
+        for (int i = 0; i < 6; i++)
+            if (!check_id(ids[i], spec->n_vocab))
+                return fail(err, err_size, LAMINA_EINVAL,
+                            "tokenizer: %s token id %d outside vocabulary of %d", names[i],
+                            (int)ids[i], (int)spec->n_vocab);
+    }
+
+    size_t nv = (size_t)spec->n_vocab;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        goto oom;
+    t->kind = spec->kind;
+    t->pretok = spec->kind == LAMINA_TOKENIZER_BPE ? spec->pretok : LAMINA_PRETOK_NONE;
+    t->n_vocab = spec->n_vocab;
+    t->bos = spec->bos;
+    t->eos = spec->eos;
+    t->eot = spec->eot;
+    t->eom = spec->eom;
+    t->unk = spec->unk;
+    t->pad = spec->pad;
+    t->add_bos = spec->add_bos && spec->bos != LAMINA_TOKEN_NONE;
+    t->add_eos = spec->add_eos && spec->eos != LAMINA_TOKEN_NONE;
+    t->add_space_prefix = spec->kind == LAMINA_TOKENIZER_SPM && spec->add_space_prefix;
+
+    /* Step 1: token texts into one blob. */
+    size_t total = 0;
+    for (size_t i = 0; i < nv; i++) {
+        if (spec->tokens[i] == NULL) {
+            rc = fail(err, err_size, LAMINA_EINVAL, "tokenizer: token %zu is NULL", i);
+            goto out_fail;
+        }
+        size_t l = spec->token_lens ? spec->token_lens[i] : strlen(spec->tokens[i]);
+        if (l > SIZE_MAX / 2 - total)
+            goto oom;
+        total += l;
+    }
+    t->text = malloc(total ? total : 1);
+    t->text_off = malloc((nv + 1) * sizeof(size_t));
+    t->scores = malloc(nv * sizeof(float));
+    t->types = malloc(nv);
+    t->eog = calloc(nv, 1);
+    if (!t->text || !t->text_off || !t->scores || !t->types || !t->eog)
+        goto oom;
+    total = 0;
+    for (size_t i = 0; i < nv; i++) {
+        size_t l = spec->token_lens ? spec->token_lens[i] : strlen(spec->tokens[i]);
+        t->text_off[i] = total;
+        if (l)
+            memcpy(t->text + total, spec->tokens[i], l);
+        total += l;
+        t->scores[i] = spec->scores ? spec->scores[i] : 0.0f;
+        int ty = spec->types ? spec->types[i] : LAMINA_TOKTYPE_NORMAL;
+        if (ty < LAMINA_TOKTYPE_NORMAL || ty > LAMINA_TOKTYPE_BYTE)
+            ty = LAMINA_TOKTYPE_UNUSED; /* unknown types are suppressed, never produced */
+        t->types[i] = (uint8_t)ty;
+    }
+    t->text_off[nv] = total;
+
+    /* Step 2: text -> id hash, load factor <= 1/2. */
+    size_t cap = pow2_at_least(nv * 2);
+    t->slots = malloc(cap * sizeof(int32_t));
+    if (!t->slots)
+        goto oom;
+    memset(t->slots, 0xFF, cap * sizeof(int32_t));
+    t->slot_mask = cap - 1;
+    for (size_t i = 0; i < nv; i++)
+        vocab_insert(t, (int32_t)i);
+
+    /* Step 3: merges (BPE). */
+    if (spec->kind == LAMINA_TOKENIZER_BPE && spec->n_merges > 0) {
+        size_t nm = (size_t)spec->n_merges, mt = 0;
+        for (size_t i = 0; i < nm; i++) {
+            if (spec->merges[i] == NULL) {
+                rc = fail(err, err_size, LAMINA_EINVAL, "tokenizer: merge %zu is NULL", i);
+                goto out_fail;
+            }
+            size_t l = strlen(spec->merges[i]);
+            if (l > SIZE_MAX / 2 - mt)
+                goto oom;
+            mt += l;
+        }
+        t->n_merges = spec->n_merges;
+        t->mtext = malloc(mt ? mt : 1);
+        t->moff = malloc((nm + 1) * sizeof(size_t));
+        size_t mcap = pow2_at_least(nm * 2);
+        t->mslots = malloc(mcap * sizeof(int32_t));
+        if (!t->mtext || !t->moff || !t->mslots)
+            goto oom;
+        memset(t->mslots, 0xFF, mcap * sizeof(int32_t));
+        t->mslot_mask = mcap - 1;
+        mt = 0;
+        for (size_t i = 0; i < nm; i++) {
+            size_t l = strlen(spec->merges[i]);
+            t->moff[i] = mt;
+            memcpy(t->mtext + mt, spec->merges[i], l);
+            mt += l;
+        }
+        t->moff[nm] = mt;
+        for (size_t r = 0; r < nm; r++) {
+            const char *k = t->mtext + t->moff[r];
+            size_t l = t->moff[r + 1] - t->moff[r];
+            /* first occurrence keeps the rank (lowest rank wins) */
+            if (merge_find(t, k, l) >= 0)
+                continue;
+            size_t i = (size_t)hash_bytes(k, l) & t->mslot_mask;
+            while (t->mslots[i] >= 0)
+                i = (i + 1) & t->mslot_mask;
+            t->mslots[i] = (int32_t)r;
+        }
+    }
+
+    /* Step 4: decoded pieces. */
+    for (unsigned b = 0; b < 256; b++) {
+        uint32_t cp = byte_to_cp(b);
+        if (cp < 0x100)
+            cp_lo[cp] = 1;
+    }
+    for (unsigned i = 0; i < 256; i++)
+        cp_hi[i] = -1;
+    for (unsigned b = 0; b < 256; b++) {
+        uint32_t cp = byte_to_cp(b);
+        if (cp >= 0x100)
+            cp_hi[cp - 0x100] = (int16_t)b;
+    }
+    t->piece_off = malloc((nv + 1) * sizeof(size_t));
+    if (!t->piece_off)
+        goto oom;
+    for (size_t i = 0; i < nv; i++) {
+        t->piece_off[i] = pieces.n;
+        if (build_piece(t, (int32_t)i, &pieces, cp_lo, cp_hi) != 0)
+            goto oom;
+    }
+    t->piece_off[nv] = pieces.n;
+    t->piece = pieces.p ? pieces.p : malloc(1);
+    pieces.p = NULL;
+    if (!t->piece)
+        goto oom;
+
+    /* Step 5: special tokens: distinct lengths (longest first), first bytes. */
+    {
+        uint32_t *lens = NULL;
+        size_t nl = 0, capl = 0;
+        for (size_t i = 0; i < nv; i++) {
+            if (!is_special_type(t->types[i]))
+                continue;
+            size_t l = t->text_off[i + 1] - t->text_off[i];
+            if (l == 0 || l > UINT32_MAX)
+                continue;
+            t->special_first[(unsigned char)t->text[t->text_off[i]]] = 1;
+            size_t j;
+            for (j = 0; j < nl; j++)
+                if (lens[j] == (uint32_t)l)
+                    break;
+            if (j < nl)
+                continue;
+            if (nl == capl) {
+                size_t nc = capl ? capl * 2 : 16;
+                uint32_t *nlens = realloc(lens, nc * sizeof(uint32_t));
+                if (!nlens) {
+                    free(lens);
+                    goto oom;
+                }
+                lens = nlens;
+                capl = nc;
+            }
+            lens[nl++] = (uint32_t)l;
+        }
+        if (nl > 0)
+            qsort(lens, nl, sizeof(uint32_t), cmp_u32_desc);
+        t->special_lens = lens;
+        t->n_special_lens = nl;
+    }
+
+    /* Step 6: byte fallback table (SPM): "<0xNN>", else the byte itself, else unk. */
+    for (unsigned b = 0; b < 256; b++) {
+        char buf[7];
+        snprintf(buf, sizeof(buf), "<0x%02X>", b);
+        lamina_token id = vocab_find(t, buf, 6);
+        if (id == LAMINA_TOKEN_NONE) {
+            char c = (char)b;
+            id = vocab_find(t, &c, 1);
+        }
+        t->byte_tok[b] = id != LAMINA_TOKEN_NONE ? id : t->unk;
+    }
+
+    /* Step 7: end-of-generation set. */
+    if (t->eos != LAMINA_TOKEN_NONE)
+        t->eog[t->eos] = 1;
+    if (t->eot != LAMINA_TOKEN_NONE)
+        t->eog[t->eot] = 1;
+    if (t->eom != LAMINA_TOKEN_NONE)
+        t->eog[t->eom] = 1;
+    for (size_t k = 0; k < sizeof(eog_texts) / sizeof(eog_texts[0]); k++) {
+        lamina_token id = vocab_find(t, eog_texts[k], strlen(eog_texts[k]));
+        if (id != LAMINA_TOKEN_NONE && t->types[id] == LAMINA_TOKTYPE_CONTROL) {
+            t->eog[id] = 1;
+            if (t->eot == LAMINA_TOKEN_NONE &&
+                (!strcmp(eog_texts[k], "<|eot_id|>") || !strcmp(eog_texts[k], "<end_of_turn>") ||
+                 !strcmp(eog_texts[k], "<|im_end|>") || !strcmp(eog_texts[k], "<|end|>")))
+                t->eot = id;
+            if (t->eom == LAMINA_TOKEN_NONE && !strcmp(eog_texts[k], "<|eom_id|>"))
+                t->eom = id;
+        }
+    }
+
+    if (spec->arch && !(t->arch = dup_str(spec->arch)))
+        goto oom;
+    if (spec->chat_template && !(t->chat_template = dup_str(spec->chat_template)))
+        goto oom;
+
+    *out = t;
+    return 0;
+
+oom:
+    rc = fail(err, err_size, LAMINA_ENOMEM, "tokenizer: out of memory");
+out_fail:
+    free(pieces.p);
+    lamina_tokenizer_free(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* loading from GGUF                                                        */
+
+/* Optional u32 token id key: absent -> LAMINA_TOKEN_NONE. */
+static int get_opt_id(const lamina_gguf *g, const char *key, lamina_token *id, char *err,
+                      size_t err_size)
+{
+    *id = LAMINA_TOKEN_NONE;
+    if (lamina_gguf_find(g, key) < 0)
+        return 0;
+    int64_t v;
+    if (lamina_gguf_get_i64(g, key, &v, err, err_size) != 0)
+        return LAMINA_EFORMAT;
+    if (v < 0 || v > INT32_MAX)
+        return fail(err, err_size, LAMINA_EFORMAT, "%s: token id %lld out of range", key,
+                    (long long)v);
+    *id = (lamina_token)v;
+    return 0;
+}
+
+static int get_opt_bool(const lamina_gguf *g, const char *key, int dflt, int *v, char *err,
+                        size_t err_size)
+{
+    *v = dflt;
+    if (lamina_gguf_find(g, key) < 0)
+        return 0;
+    if (lamina_gguf_get_bool(g, key, v, err, err_size) != 0)
+        return LAMINA_EFORMAT;
+    return 0;
+}
+
+/* Copy of an optional string key, NUL-terminated; NULL when absent. */
+static int get_opt_str(const lamina_gguf *g, const char *key, char **out, char *err,
+                       size_t err_size)
+{
+    *out = NULL;
+    if (lamina_gguf_find(g, key) < 0)
+        return 0;
+    const char *s;
+    size_t n;
+    if (lamina_gguf_get_str(g, key, &s, &n, err, err_size) != 0)
+        return LAMINA_EFORMAT;
+    if (n == SIZE_MAX)
+        return LAMINA_ENOMEM;
+    char *d = malloc(n + 1);
+    if (!d)
+        return LAMINA_ENOMEM;
+    memcpy(d, s, n);
+    d[n] = 0;
+    *out = d;
+    return 0;
+}
+
+static int pretok_from_name(const char *pre, int *out)
+{
+    static const struct {
+        const char *name;
+        int pretok;
+    } table[] = {
+        {"llama-bpe", LAMINA_PRETOK_LLAMA3}, {"llama3", LAMINA_PRETOK_LLAMA3},
+        {"llama-v3", LAMINA_PRETOK_LLAMA3},  {"smaug-bpe", LAMINA_PRETOK_LLAMA3},
+        {"qwen2", LAMINA_PRETOK_QWEN2},      {"gpt-2", LAMINA_PRETOK_GPT2},
+        {"gpt2", LAMINA_PRETOK_GPT2},        {"default", LAMINA_PRETOK_GPT2},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (!strcmp(pre, table[i].name)) {
+            *out = table[i].pretok;
+            return 0;
+        }
+    return -1;
+}
+
+int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *err, size_t err_size)
+{
+    int rc;
+    char *model = NULL, *pre = NULL, *arch = NULL, *tmpl = NULL;
+    const char **tokens = NULL;
+    size_t *lens = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    char **merges = NULL;
+    uint64_t n_merges = 0;
+    lamina_tokenizer_spec sp;
+    char sub[256];
+
+    if (g == NULL || out == NULL)
+        return fail(err, err_size, LAMINA_EINVAL, "tokenizer: NULL argument");
+    *out = NULL;
+    memset(&sp, 0, sizeof(sp));
+
+    /* Step 1: which algorithm. */
+    if ((rc = get_opt_str(g, "tokenizer.ggml.model", &model, err, err_size)) != 0)
+        goto str_fail;
+    if (model == NULL) {
+        rc = fail(err, err_size, LAMINA_EFORMAT, "%s: no tokenizer.ggml.model key",
+                  lamina_gguf_path(g));
+        goto done;
+    }
+    if ((rc = get_opt_str(g, "tokenizer.ggml.pre", &pre, err, err_size)) != 0)
+        goto str_fail;
+    if (!strcmp(model, "llama")) {
+        sp.kind = LAMINA_TOKENIZER_SPM;
+    } else if (!strcmp(model, "gpt2")) {
+        sp.kind = LAMINA_TOKENIZER_BPE;
+        if (pretok_from_name(pre ? pre : "default", &sp.pretok) != 0) {
+            rc = fail(err, err_size, LAMINA_ENOTSUP,
+                      "%s: BPE pre-tokenizer '%s' not supported (known: llama-bpe, llama3, "
+                      "qwen2, gpt-2)", lamina_gguf_path(g), pre);
+            goto done;
+        }
+    } else {
+        rc = fail(err, err_size, LAMINA_ENOTSUP,
+                  "%s: tokenizer model '%s' not supported (known: llama, gpt2)",
+                  lamina_gguf_path(g), model);
+        goto done;
+    }
+
+    /* Step 2: the vocabulary. */
+    uint32_t et;
+    uint64_t nv;
+    const void *data;
+    if (lamina_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &nv, &data, sub, sizeof(sub)) != 0 ||
+        et != LAMINA_GGUF_STRING) {
+        rc = fail(err, err_size, LAMINA_EFORMAT, "%s: tokenizer.ggml.tokens missing or not a "
+                  "string array", lamina_gguf_path(g));
+        goto done;
+    }
+    if (nv == 0 || nv > INT32_MAX) {
+        rc = fail(err, err_size, LAMINA_EFORMAT, "%s: tokenizer.ggml.tokens has %llu entries",
+                  lamina_gguf_path(g), (unsigned long long)nv);
+        goto done;
+    }
+    tokens = malloc(nv * sizeof(*tokens));
+    lens = malloc(nv * sizeof(*lens));
+    if (!tokens || !lens)
+        goto oom;
+    for (uint64_t i = 0; i < nv; i++) {
+        if (lamina_gguf_arr_str(g, "tokenizer.ggml.tokens", i, &tokens[i], &lens[i]) != 0) {
+            rc = fail(err, err_size, LAMINA_EFORMAT, "%s: tokenizer.ggml.tokens[%llu] unreadable",
+                      lamina_gguf_path(g), (unsigned long long)i);
+            goto done;
+        }
+    }
+    sp.n_vocab = (int32_t)nv;
+    sp.tokens = tokens;
+    sp.token_lens = lens;
+
+    if (lamina_gguf_find(g, "tokenizer.ggml.scores") >= 0) {
+        uint64_t n;
+        if (lamina_gguf_get_arr(g, "tokenizer.ggml.scores", &et, &n, &data, sub, sizeof(sub)) != 0 ||
+            n != nv || (et != LAMINA_GGUF_F32 && et != LAMINA_GGUF_F64)) {
+            rc = fail(err, err_size, LAMINA_EFORMAT,
+                      "%s: tokenizer.ggml.scores must be %llu floats", lamina_gguf_path(g),
+                      (unsigned long long)nv);
+            goto done;
+        }
+        if (!(scores = malloc(nv * sizeof(float))))
+            goto oom;
+        for (uint64_t i = 0; i < nv; i++)
+            scores[i] = (float)lamina_gguf_arr_f64(et, data, i);
+        sp.scores = scores;
+    }
+    if (lamina_gguf_find(g, "tokenizer.ggml.token_type") >= 0) {
+        uint64_t n;
+        if (lamina_gguf_get_arr(g, "tokenizer.ggml.token_type", &et, &n, &data, sub,
+                                sizeof(sub)) != 0 ||
+            n != nv || et == LAMINA_GGUF_STRING || et == LAMINA_GGUF_ARRAY ||
+            et == LAMINA_GGUF_F32 || et == LAMINA_GGUF_F64) {
+            rc = fail(err, err_size, LAMINA_EFORMAT,
+                      "%s: tokenizer.ggml.token_type must be %llu integers", lamina_gguf_path(g),
+                      (unsigned long long)nv);
+            goto done;
+        }
+        if (!(types = malloc(nv * sizeof(int32_t))))
+            goto oom;
+        for (uint64_t i = 0; i < nv; i++) {
+            int64_t v = lamina_gguf_arr_i64(et, data, i);
+            types[i] = (v >= 1 && v <= 6) ? (int32_t)v : LAMINA_TOKTYPE_UNUSED;
+        }
+        sp.types = types;
+    }
+
+    /* Step 3: merges (BPE). */
+    if (sp.kind == LAMINA_TOKENIZER_BPE) {
+        if (lamina_gguf_get_arr(g, "tokenizer.ggml.merges", &et, &n_merges, &data, sub,
+                                sizeof(sub)) != 0 ||
+            et != LAMINA_GGUF_STRING || n_merges > INT32_MAX) {
+            rc = fail(err, err_size, LAMINA_EFORMAT,
+                      "%s: tokenizer.ggml.merges missing or not a string array",
+                      lamina_gguf_path(g));
+            goto done;
+        }
+        if (!(merges = calloc(n_merges ? n_merges : 1, sizeof(char *))))
+            goto oom;
+        for (uint64_t i = 0; i < n_merges; i++) {
+            const char *s;
+            size_t n;
+            if (lamina_gguf_arr_str(g, "tokenizer.ggml.merges", i, &s, &n) != 0 || n == SIZE_MAX) {
+                rc = fail(err, err_size, LAMINA_EFORMAT, "%s: tokenizer.ggml.merges[%llu] unreadable",
+                          lamina_gguf_path(g), (unsigned long long)i);
+                goto done;
+            }
+            if (!(merges[i] = malloc(n + 1)))
+                goto oom;
+            memcpy(merges[i], s, n);
+            merges[i][n] = 0;
+        }
+        sp.n_merges = (int32_t)n_merges;
+        sp.merges = (const char *const *)merges;
+    }
+
+    /* Step 4: special ids and flags.  Defaults as llama.cpp: SPM adds BOS
+     * and a space prefix unless told otherwise. */
+    if ((rc = get_opt_id(g, "tokenizer.ggml.bos_token_id", &sp.bos, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.eos_token_id", &sp.eos, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.eot_token_id", &sp.eot, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.eom_token_id", &sp.eom, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.unknown_token_id", &sp.unk, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.padding_token_id", &sp.pad, err, err_size)))
+        goto done;
+    lamina_token *ids[6] = {&sp.bos, &sp.eos, &sp.eot, &sp.eom, &sp.unk, &sp.pad};
+    for (int i = 0; i < 6; i++)
+        if (*ids[i] >= sp.n_vocab)
+            *ids[i] = LAMINA_TOKEN_NONE; /* as llama.cpp: ids past the vocabulary are ignored */
+    int spm = sp.kind == LAMINA_TOKENIZER_SPM;
+    if ((rc = get_opt_bool(g, "tokenizer.ggml.add_bos_token", spm, &sp.add_bos, err, err_size)) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", 0, &sp.add_eos, err, err_size)) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.add_space_prefix", spm, &sp.add_space_prefix, err,
+                           err_size)))
+        goto done;
+
+    if ((rc = get_opt_str(g, "general.architecture", &arch, err, err_size)) != 0 ||
+        (rc = get_opt_str(g, "tokenizer.chat_template", &tmpl, err, err_size)) != 0)
+        goto str_fail;
+    sp.arch = arch;
+    sp.chat_template = tmpl;
+
+    rc = lamina_tokenizer_create(&sp, out, err, err_size);
+    goto done;
+
+str_fail:
+    if (rc == LAMINA_ENOMEM)
+        goto oom;
+    goto done;
+oom:
+    rc = fail(err, err_size, LAMINA_ENOMEM, "tokenizer: out of memory");
+done:
+    if (merges) {
+        for (uint64_t i = 0; i < n_merges; i++)
+            free(merges[i]);
+        free(merges);
+    }
+    free(types);
+    free(scores);
+    free(lens);
+    free(tokens);
+    free(tmpl);
+    free(arch);
+    free(pre);
+    free(model);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* special-token partition                                                  */
+
+struct frag {
+    lamina_token tok;   /* >= 0: a special token; -1: raw text */
+    size_t off, len;    /* raw text range */
+};
+
+struct fragvec {
+    struct frag *v;
+    size_t n, cap;
+};
+
+static int fv_push(struct fragvec *f, lamina_token tok, size_t off, size_t len)
+{
+    if (f->n == f->cap) {
+        size_t nc = f->cap ? f->cap * 2 : 16;
+        struct frag *nv = realloc(f->v, nc * sizeof(*nv));
+        if (!nv)
+            return LAMINA_ENOMEM;
+        f->v = nv;
+        f->cap = nc;
+    }
+    f->v[f->n].tok = tok;
+    f->v[f->n].off = off;
+    f->v[f->n].len = len;
+    f->n++;
+    return 0;
+}
+
+/* Split the text at special tokens: for each length, longest first, every
+ * raw fragment is scanned left to right and each occurrence of a special
+ * token of that length becomes a token fragment. */
+static int partition(const lamina_tokenizer *t, const char *text, size_t len, int parse_special,
+                     struct fragvec *fv)
+{
+    struct fragvec tmp = {0};
+    fv->n = 0;
+    if (len == 0)
+        return 0;
+    if (fv_push(fv, -1, 0, len) != 0)
+        return LAMINA_ENOMEM;
+    for (size_t li = 0; li < t->n_special_lens; li++) {
+        size_t L = t->special_lens[li];
+        tmp.n = 0;
+        for (size_t f = 0; f < fv->n; f++) {
+            struct frag fr = fv->v[f];
+            if (fr.tok >= 0 || fr.len < L) {
+                if (fv_push(&tmp, fr.tok, fr.off, fr.len) != 0)
+                    goto oom;
+                continue;
+            }
+            size_t start = fr.off, end = fr.off + fr.len, p = fr.off;
+            while (p + L <= end) {
+                if (t->special_first[(unsigned char)text[p]]) {
+                    lamina_token id = vocab_find(t, text + p, L);
+                    if (id >= 0) {
+                        int ty = t->types[id];
+                        int ok = ty == LAMINA_TOKTYPE_USER_DEFINED ||
+                                 (parse_special && (ty == LAMINA_TOKTYPE_CONTROL ||
+                                                    ty == LAMINA_TOKTYPE_UNKNOWN));
+                        if (ok) {
+                            if (p > start && fv_push(&tmp, -1, start, p - start) != 0)
+                                goto oom;
+                            if (fv_push(&tmp, id, p, L) != 0)
+                                goto oom;
+                            p += L;
+                            start = p;
+                            continue;
+                        }
+                    }
+                }
+                p++;
+            }
+            if (end > start && fv_push(&tmp, -1, start, end - start) != 0)
+                goto oom;
+        }
+        /* swap */
+        struct fragvec sw = *fv;
+        *fv = tmp;
+        tmp = sw;
+    }
+    free(tmp.v);
+    return 0;
+oom:
+    free(tmp.v);
+    return LAMINA_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------ */
+/* merge queue shared by SPM and BPE                                        */
+
+struct sym {
+    int32_t prev, next;
+    size_t off, n;  /* bytes in the working buffer; n = 0: merged away */
+};
+
+struct bigram {
+    double prio;    /* higher first (SPM: score; BPE: -rank, exact in a double) */
+    int32_t left, right;
+    size_t size;
+};
+
+struct work {
+    struct sym *syms;
+    size_t n_syms, cap_syms;
+    struct bigram *heap;
+    size_t n_heap, cap_heap;
+    struct bytebuf buf;   /* working text */
+    struct bytebuf key;   /* scratch */
+    uint32_t *cps;        /* pre-tokenizer code points */
+    size_t *cpo;          /* their byte offsets, [n + 1] */
+    size_t cap_cps;
+};
+
+static void work_free(struct work *w)
+{
+    free(w->syms);
+    free(w->heap);
+    free(w->buf.p);
+    free(w->key.p);
+    free(w->cps);
+    free(w->cpo);
+}
+
+/* a is popped before b */
+static int bg_before(const struct bigram *a, const struct bigram *b)
+{
+    return a->prio > b->prio || (a->prio == b->prio && a->left < b->left);
+}
+
+static int heap_push(struct work *w, struct bigram bg)
+{
+    if (w->n_heap == w->cap_heap) {
+        size_t nc = w->cap_heap ? w->cap_heap * 2 : 64;
+        struct bigram *nh = realloc(w->heap, nc * sizeof(*nh));
+        if (!nh)
+            return LAMINA_ENOMEM;
+        w->heap = nh;
+        w->cap_heap = nc;
+    }
+    size_t i = w->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!bg_before(&bg, &w->heap[p]))
+            break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = bg;
+    return 0;
+}
+
+static struct bigram heap_pop(struct work *w)
+{
+    struct bigram top = w->heap[0];
+    struct bigram last = w->heap[--w->n_heap];
+    size_t i = 0, n = w->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && bg_before(&w->heap[c + 1], &w->heap[c]))
+            c++;
+        if (!bg_before(&w->heap[c], &last))
+            break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n > 0)
+        w->heap[i] = last;
+    return top;
+}
+
+/* Split w->buf[from..to) into one symbol per UTF-8 character. */
+static int make_syms(struct work *w, size_t from, size_t to)
+{
+    w->n_syms = 0;
+    w->n_heap = 0;
+    size_t need = to - from;
+    if (need > w->cap_syms) {
+        struct sym *ns = realloc(w->syms, need * sizeof(*ns));
+        if (!ns)
+            return LAMINA_ENOMEM;
+        w->syms = ns;
+        w->cap_syms = need;
+    }
+    size_t p = from;
+    while (p < to) {
+        size_t l = lamina_utf8_len((unsigned char)w->buf.p[p]);
+        if (l > to - p)
+            l = to - p;
+        struct sym *s = &w->syms[w->n_syms];
+        s->off = p;
+        s->n = l;
+        s->prev = (int32_t)w->n_syms - 1;
+        s->next = p + l < to ? (int32_t)w->n_syms + 1 : -1;
+        w->n_syms++;
+        p += l;
+    }
+    return 0;
+}
+
+/* SPM: queue the pair (l, r) when their concatenation is a vocab token. */
+static int spm_try_pair(const lamina_tokenizer *t, struct work *w, int32_t l, int32_t r)
+{
+    if (l < 0 || r < 0)
+        return 0;
+    size_t n = w->syms[l].n + w->syms[r].n;
+    lamina_token id = vocab_find(t, w->buf.p + w->syms[l].off, n);
+    if (id == LAMINA_TOKEN_NONE)
+        return 0;
+    struct bigram bg = {t->scores[id], l, r, n};
+    return heap_push(w, bg);
+}
+
+/* BPE: queue the pair (l, r) when "l r" is a merge. */
+static int bpe_try_pair(const lamina_tokenizer *t, struct work *w, int32_t l, int32_t r)
+{
+    if (l < 0 || r < 0)
+        return 0;
+    const struct sym *a = &w->syms[l], *b = &w->syms[r];
+    w->key.n = 0;
+    if (bb_add(&w->key, w->buf.p + a->off, a->n) || bb_add(&w->key, " ", 1) ||
+        bb_add(&w->key, w->buf.p + b->off, b->n))
+        return LAMINA_ENOMEM;
+    int32_t rank = merge_find(t, w->key.p, w->key.n);
+    if (rank < 0)
+        return 0;
+    struct bigram bg = {-(double)rank, l, r, a->n + b->n};
+    return heap_push(w, bg);
+}
+
+/* Run the merge loop over the symbols; bpe selects the pair rule. */
+static int merge_loop(const lamina_tokenizer *t, struct work *w, int bpe)
+{
+    int rc;
+    for (size_t i = 1; i < w->n_syms; i++) {
+        rc = bpe ? bpe_try_pair(t, w, (int32_t)i - 1, (int32_t)i)
+                 : spm_try_pair(t, w, (int32_t)i - 1, (int32_t)i);
+        if (rc)
+            return rc;
+    }
+    while (w->n_heap > 0) {
+        struct bigram bg = heap_pop(w);
+        struct sym *l = &w->syms[bg.left], *r = &w->syms[bg.right];
+        /* stale: one side already merged elsewhere */
+        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size)
+            continue;
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0)
+            w->syms[r->next].prev = bg.left;
+        rc = bpe ? bpe_try_pair(t, w, l->prev, bg.left) : spm_try_pair(t, w, l->prev, bg.left);
+        if (rc)
+            return rc;
+        rc = bpe ? bpe_try_pair(t, w, bg.left, l->next) : spm_try_pair(t, w, bg.left, l->next);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* SentencePiece                                                            */
+
+static int spm_encode_raw(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
+                          int space_prefix, struct tokvec *out)
+{
+    int rc;
+    /* Step 1: escape spaces as U+2581, with an optional leading one. */
+    w->buf.n = 0;
+    if (space_prefix && bb_add(&w->buf, "\xE2\x96\x81", 3))
+        return LAMINA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        rc = s[i] == ' ' ? bb_add(&w->buf, "\xE2\x96\x81", 3) : bb_add(&w->buf, s + i, 1);
+        if (rc)
+            return LAMINA_ENOMEM;
+    }
+    if (w->buf.n == 0)
+        return 0;
+    /* Step 2: characters, then merge the best-scoring pairs. */
+    if ((rc = make_syms(w, 0, w->buf.n)) || (rc = merge_loop(t, w, 0)))
+        return rc;
+    /* Step 3: emit; a piece not in the vocabulary goes out byte by byte. */
+    for (int32_t i = 0; i != -1 && w->n_syms > 0; i = w->syms[i].next) {
+        const struct sym *sy = &w->syms[i];
+        lamina_token id = vocab_find(t, w->buf.p + sy->off, sy->n);
+        if (id != LAMINA_TOKEN_NONE) {
+            if (tv_push(out, id))
+                return LAMINA_ENOMEM;
+            continue;
+        }
+        for (size_t k = 0; k < sy->n; k++) {
+            lamina_token b = t->byte_tok[(unsigned char)w->buf.p[sy->off + k]];
+            if (b != LAMINA_TOKEN_NONE && tv_push(out, b))
+                return LAMINA_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* byte-level BPE                                                           */
+
+static uint32_t ascii_lower(uint32_t c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+/* Length in code points of the pre-token starting at cps[i] (n total). */
+static size_t pretok_next(int kind, const uint32_t *cps, size_t i, size_t n)
+{
+    uint32_t c = cps[i];
+    int cls = cp_class(c);
+#define CLS(k) cp_class(cps[k])
+#define IS_NL(x) ((x) == '\r' || (x) == '\n')
+
+    if (kind == LAMINA_PRETOK_GPT2) {
+        /* 's|'t|'re|'ve|'m|'ll|'d */
+        if (c == '\'' && i + 1 < n) {
+            uint32_t a = cps[i + 1];
+            if (a == 's' || a == 't' || a == 'm' || a == 'd')
+                return 2;
+            if (i + 2 < n) {
+                uint32_t b = cps[i + 2];
+                if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+                    return 3;
+            }
+        }
+        /*  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+ */
+        size_t j = i;
+        if (c == ' ' && i + 1 < n && CLS(i + 1) != CLS_SPACE)
+            j = i + 1;
+        int k = CLS(j);
+        if (j < n && k != CLS_SPACE) {
+            size_t e = j + 1;
+            while (e < n && CLS(e) == k)
+                e++;
+            return e - i;
+        }
+    } else {
+        /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
+        if (c == '\'' && i + 1 < n) {
+            uint32_t a = ascii_lower(cps[i + 1]);
+            if (a == 's' || a == 't' || a == 'm' || a == 'd')
+                return 2;
+            if (i + 2 < n) {
+                uint32_t b = ascii_lower(cps[i + 2]);
+                if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+                    return 3;
+            }
+        }
+        /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+        if (cls == CLS_LETTER ||
+            (!IS_NL(c) && cls != CLS_NUMBER && i + 1 < n && CLS(i + 1) == CLS_LETTER)) {
+            size_t e = i + 1;
+            while (e < n && CLS(e) == CLS_LETTER)
+                e++;
+            return e - i;
+        }
+        /* \p{N}{1,3}  (qwen2: \p{N}) */
+        if (cls == CLS_NUMBER) {
+            size_t maxd = kind == LAMINA_PRETOK_QWEN2 ? 1 : 3, e = i + 1;
+            while (e < n && e - i < maxd && CLS(e) == CLS_NUMBER)
+                e++;
+            return e - i;
+        }
+        /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+        {
+            size_t j = (c == ' ' && i + 1 < n && CLS(i + 1) == CLS_OTHER) ? i + 1 : i;
+            if (CLS(j) == CLS_OTHER) {
+                size_t e = j + 1;
+                while (e < n && CLS(e) == CLS_OTHER)
+                    e++;
+                while (e < n && IS_NL(cps[e]))
+                    e++;
+                return e - i;
+            }
+        }
+        /* \s*[\r\n]+ : up to the last newline of the whitespace run */
+        if (cls == CLS_SPACE) {
+            size_t e = i, last_nl = n;
+            while (e < n && CLS(e) == CLS_SPACE) {
+                if (IS_NL(cps[e]))
+                    last_nl = e;
+                e++;
+            }
+            if (last_nl != n)
+                return last_nl + 1 - i;
+        }
+    }
+    /* \s+(?!\S) | \s+ */
+    if (cls == CLS_SPACE) {
+        size_t e = i;
+        while (e < n && CLS(e) == CLS_SPACE)
+            e++;
+        if (e < n && e - i >= 2)
+            return e - 1 - i; /* leave the last one to the next word */
+        return e - i;
+    }
+#undef CLS
+#undef IS_NL
+    return 1;
+}
+
+static int bpe_encode_word(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
+                           struct tokvec *out)
+{
+    int rc;
+    /* Step 1: bytes -> the code points standing for them. */
+    w->buf.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        char u[4];
+        size_t l = cp_to_utf8(byte_to_cp((unsigned char)s[i]), u);
+        if (bb_add(&w->buf, u, l))
+            return LAMINA_ENOMEM;
+    }
+    /* Step 2: llama3 takes a whole word that is a token as is. */
+    if (t->pretok == LAMINA_PRETOK_LLAMA3) {
+        lamina_token id = vocab_find(t, w->buf.p, w->buf.n);
+        if (id != LAMINA_TOKEN_NONE)
+            return tv_push(out, id);
+    }
+    /* Step 3: characters, merged by rank. */
+    if ((rc = make_syms(w, 0, w->buf.n)) || (rc = merge_loop(t, w, 1)))
+        return rc;
+    /* Step 4: emit; unknown pieces byte by byte where those exist. */
+    for (int32_t i = 0; i != -1 && w->n_syms > 0; i = w->syms[i].next) {
+        const struct sym *sy = &w->syms[i];
+        lamina_token id = vocab_find(t, w->buf.p + sy->off, sy->n);
+        if (id != LAMINA_TOKEN_NONE) {
+            if (tv_push(out, id))
+                return LAMINA_ENOMEM;
+            continue;
+        }
+        for (size_t k = 0; k < sy->n; k++) {
+            lamina_token b = vocab_find(t, w->buf.p + sy->off + k, 1);
+            if (b != LAMINA_TOKEN_NONE && tv_push(out, b))
+                return LAMINA_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int bpe_encode_raw(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
+                          struct tokvec *out)
+{
+    /* Step 1: code points of the fragment. */
+    if (n + 1 > w->cap_cps) {
+        uint32_t *nc = realloc(w->cps, (n + 1) * sizeof(uint32_t));
+        if (!nc)
+            return LAMINA_ENOMEM;
+        w->cps = nc;
+        size_t *no = realloc(w->cpo, (n + 1) * sizeof(size_t));
+        if (!no)
+            return LAMINA_ENOMEM;
+        w->cpo = no;
+        w->cap_cps = n + 1;
+    }
+    size_t nc = 0, p = 0;
+    while (p < n) {
+        w->cpo[nc] = p;
+        p += utf8_decode((const unsigned char *)s + p, n - p, &w->cps[nc]);
+        nc++;
+    }
+    w->cpo[nc] = n;
+    /* Step 2: pre-tokens, each merged separately. */
+    size_t i = 0;
+    while (i < nc) {
+        size_t k = pretok_next(t->pretok, w->cps, i, nc);
+        int rc = bpe_encode_word(t, w, s + w->cpo[i], w->cpo[i + k] - w->cpo[i], out);
+        if (rc)
+            return rc;
+        i += k;
+    }
+    return 0;
+}
+
+int lamina_tokenizer_pretok_split(int kind, const char *s, size_t n, size_t *bounds, size_t max_bounds,
+                            size_t *n_bounds)
+{
+    uint32_t *cps = malloc((n + 1) * sizeof(uint32_t));
+    size_t *cpo = malloc((n + 1) * sizeof(size_t));
+    if (!cps || !cpo) {
+        free(cps);
+        free(cpo);
+        return LAMINA_ENOMEM;
+    }
+    size_t nc = 0, p = 0;
+    while (p < n) {
+        cpo[nc] = p;
+        p += utf8_decode((const unsigned char *)s + p, n - p, &cps[nc]);
+        nc++;
+    }
+    cpo[nc] = n;
+    size_t i = 0, nb = 0;
+    while (i < nc) {
+        i += pretok_next(kind, cps, i, nc);
+        if (nb < max_bounds)
+            bounds[nb] = cpo[i];
+        nb++;
+    }
+    *n_bounds = nb;
+    free(cps);
+    free(cpo);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* encode / decode                                                          */
+
+int lamina_tokenizer_encode(const lamina_tokenizer *t, const char *text, size_t len,
+                            unsigned flags, lamina_token **out, size_t *n_out,
+                            char *err, size_t err_size)
+{
+    struct tokvec tv = {0};
+    struct fragvec fv = {0};
+    struct work w;
+    int rc = 0;
+
+    if (t == NULL || out == NULL || n_out == NULL || (text == NULL && len > 0))
+        return fail(err, err_size, LAMINA_EINVAL, "tokenize: NULL argument");
+    *out = NULL;
+    *n_out = 0;
+    memset(&w, 0, sizeof(w));
+    int add_special = (flags & LAMINA_TOKENIZE_ADD_SPECIAL) != 0;
+
+    /* Step 1: special tokens out of the raw text. */
+    if ((rc = partition(t, text, len, (flags & LAMINA_TOKENIZE_PARSE_SPECIAL) != 0, &fv)))
+        goto oom;
+    /* Step 2: BOS. */
+    if (add_special && t->add_bos && (rc = tv_push(&tv, t->bos)))
+        goto oom;
+    /* Step 3: each fragment. */
+    int prev_special = 1;
+    for (size_t f = 0; f < fv.n; f++) {
+        const struct frag *fr = &fv.v[f];
+        if (fr->tok >= 0) {
+            rc = tv_push(&tv, fr->tok);
+            prev_special = 1;
+        } else if (t->kind == LAMINA_TOKENIZER_SPM) {
+            rc = spm_encode_raw(t, &w, text + fr->off, fr->len,
+                                t->add_space_prefix && prev_special, &tv);
+            prev_special = 0;
+        } else {
+            rc = bpe_encode_raw(t, &w, text + fr->off, fr->len, &tv);
+        }
+        if (rc)
+            goto oom;
+    }
+    /* Step 4: EOS. */
+    if (add_special && t->add_eos && (rc = tv_push(&tv, t->eos)))
+        goto oom;
+
+    *out = tv.v;
+    *n_out = tv.n;
+    tv.v = NULL;
+    goto done;
+oom:
+    rc = fail(err, err_size, LAMINA_ENOMEM, "tokenize: out of memory");
+done:
+    free(tv.v);
+    free(fv.v);
+    work_free(&w);
+    return rc;
+}
+
+const char *lamina_tokenizer_piece(const lamina_tokenizer *t, lamina_token id,
+                                   int render_special, size_t *len)
+{
+    *len = 0;
+    if (t == NULL || id < 0 || id >= t->n_vocab)
+        return "";
+    int ty = t->types[id];
+    if (!render_special && (ty == LAMINA_TOKTYPE_CONTROL || ty == LAMINA_TOKTYPE_UNKNOWN))
+        return "";
+    *len = t->piece_off[id + 1] - t->piece_off[id];
+    return t->piece + t->piece_off[id];
+}
+
+int lamina_tokenizer_decode(const lamina_tokenizer *t, const lamina_token *ids, size_t n,
+                            unsigned flags, char **out, size_t *out_len,
+                            char *err, size_t err_size)
+{
+    struct bytebuf b = {0};
+    if (t == NULL || out == NULL || (ids == NULL && n > 0))
+        return fail(err, err_size, LAMINA_EINVAL, "detokenize: NULL argument");
+    *out = NULL;
+    size_t i = 0;
+    int strip_space = 0;
+    if ((flags & LAMINA_DECODE_SKIP_BOS) && n > 0 && ids[0] == t->bos && t->bos >= 0) {
+        i = 1;
+        strip_space = t->add_space_prefix;
+    }
+    for (; i < n; i++) {
+        size_t l;
+        const char *p = lamina_tokenizer_piece(t, ids[i], (flags & LAMINA_DECODE_RENDER_SPECIAL) != 0, &l);
+        if (strip_space && l > 0 && p[0] == ' ') {
+            p++;
+            l--;
+        }
+        strip_space = 0;
+        if (bb_add(&b, p, l))
+            goto oom;
+    }
+    if (bb_add(&b, "", 1))
+        goto oom;
+    *out = b.p;
+    if (out_len)
+        *out_len = b.n - 1;
+    return 0;
+oom:
+    free(b.p);
+    return fail(err, err_size, LAMINA_ENOMEM, "detokenize: out of memory");
+}
+
+/* ------------------------------------------------------------------------ */
+/* queries                                                                  */
+
+int32_t lamina_tokenizer_n_vocab(const lamina_tokenizer *t) { return t->n_vocab; }
+int lamina_tokenizer_kind(const lamina_tokenizer *t) { return t->kind; }
+lamina_token lamina_tokenizer_bos(const lamina_tokenizer *t) { return t->bos; }
+lamina_token lamina_tokenizer_eos(const lamina_tokenizer *t) { return t->eos; }
+lamina_token lamina_tokenizer_eot(const lamina_tokenizer *t) { return t->eot; }
+lamina_token lamina_tokenizer_eom(const lamina_tokenizer *t) { return t->eom; }
+lamina_token lamina_tokenizer_unk(const lamina_tokenizer *t) { return t->unk; }
+int lamina_tokenizer_add_bos(const lamina_tokenizer *t) { return t->add_bos; }
+const char *lamina_tokenizer_arch(const lamina_tokenizer *t) { return t->arch; }
+const char *lamina_tokenizer_chat_template(const lamina_tokenizer *t) { return t->chat_template; }
+
+int lamina_tokenizer_is_eog(const lamina_tokenizer *t, lamina_token id)
+{
+    return id >= 0 && id < t->n_vocab && t->eog[id];
+}
+
+const char *lamina_tokenizer_token_text(const lamina_tokenizer *t, lamina_token id, size_t *len)
+{
+    if (id < 0 || id >= t->n_vocab) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    size_t l;
+    const char *s = tok_text(t, id, &l);
+    if (len)
+        *len = l;
+    return s;
+}
+
+int lamina_tokenizer_token_type(const lamina_tokenizer *t, lamina_token id)
+{
+    return (id >= 0 && id < t->n_vocab) ? t->types[id] : 0;
+}
+
+float lamina_tokenizer_token_score(const lamina_tokenizer *t, lamina_token id)
+{
+    return (id >= 0 && id < t->n_vocab) ? t->scores[id] : 0.0f;
+}
+
+lamina_token lamina_tokenizer_find(const lamina_tokenizer *t, const char *text, size_t len)
+{
+    return vocab_find(t, text, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* streaming UTF-8                                                          */
+
+void lamina_utf8_stream_init(lamina_utf8_stream *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+/* Length of the trailing bytes of p[0..n) that form an incomplete but so
+ * far valid UTF-8 sequence (0 if none). */
+static size_t incomplete_tail(const unsigned char *p, size_t n)
+{
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = p[n - back];
+        if ((c & 0xC0) == 0x80)
+            continue; /* continuation: keep looking for the lead */
+        size_t need = lamina_utf8_len(c);
+        if (need == 1 || c >= 0xF8)
+            return 0; /* ASCII or a byte that never starts a sequence */
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+size_t lamina_utf8_stream_push(lamina_utf8_stream *s, const char *piece, size_t len, char *out)
+{
+    size_t n = 0;
+    memcpy(out, s->pending, s->n_pending);
+    n = s->n_pending;
+    if (len > 0)
+        memcpy(out + n, piece, len);
+    n += len;
+    size_t hold = incomplete_tail((const unsigned char *)out, n);
+    memcpy(s->pending, out + n - hold, hold);
+    s->n_pending = (uint32_t)hold;
+    return n - hold;
+}
+
+size_t lamina_utf8_stream_flush(lamina_utf8_stream *s, char *out)
+{
+    size_t n = s->n_pending;
+    memcpy(out, s->pending, n);
+    s->n_pending = 0;
+    return n;
+}

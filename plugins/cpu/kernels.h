@@ -1,1 +1,104 @@
-#pragma once
+/*
+ * kernels.h - the CPU plugin's inner kernels, one table per instruction set.
+ *
+ * Three tables exist: scalar (always), AVX2 (avx2+fma+f16c) and AVX-512
+ * (avx512f/bw/vl + avx512vnni).  Each SIMD file is compiled with
+ * __attribute__((target(...))) on its functions, never with -march, and the
+ * table is chosen at open() from the CPU's features (cpu_kernels_select).
+ * A table entry a SIMD file does not provide is copied from the scalar
+ * table, so every table is complete.
+ *
+ * Quantized MUL_MAT never dequantizes a weight matrix: the activations X
+ * are rounded once per node to 8-bit blocks (cpu_block_q8x for the types
+ * with 32-element blocks, lamina_block_q8_K for the K-quants) and each
+ * weight block is multiplied with them in integers.
+ */
+#ifndef LAMINA_CPU_KERNELS_H
+#define LAMINA_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lamina/quant.h"
+
+/* Activation block of 32 values: x[i] ~= d * qs[i];  s = d * sum(qs). */
+typedef struct {
+    float  d;
+    float  s;
+    int8_t qs[32];
+} cpu_block_q8x;
+
+/* A pair of activation blocks for the AVX-512 kernels: xu = q + 128
+ * (unsigned, so vpdpbusd can take it as its unsigned operand), and each
+ * block's scale repeated over 8 lanes, ready for a 16-lane multiply.
+ * An odd trailing block is paired with q = 0, d = 0. */
+typedef struct {
+    uint8_t xu[64];
+    float   d[16];
+} cpu_block_q8xp;
+
+enum cpu_isa { CPU_ISA_SCALAR = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };
+
+/* The format the activations of a MUL_MAT take for a given weight type. */
+enum cpu_act_format {
+    CPU_ACT_NONE = 0,  /* weight type not supported by MUL_MAT */
+    CPU_ACT_F32  = 1,  /* contiguous floats */
+    CPU_ACT_Q8X  = 2,  /* cpu_block_q8x per 32 values */
+    CPU_ACT_Q8K  = 3,  /* lamina_block_q8_K per 256 values */
+    CPU_ACT_Q8XP = 4   /* cpu_block_q8xp per 64 values */
+};
+
+/* Max activation columns one dot call handles. */
+#define CPU_DOT_MAX_COLS 4
+
+/*
+ * One weight row times nc (1..CPU_DOT_MAX_COLS) activation columns.
+ * out[c] = sum_k W[k] * X_c[k], k < K.
+ *   w  : one row of K weights in the weight type's blocks
+ *   x  : column 0 of the activations in the type's activation format;
+ *        column c starts at (const char *)x + c * x_stride
+ */
+typedef void (*cpu_dot_fn)(float *out, int64_t K, const void *w,
+                           const void *x, size_t x_stride, int nc);
+
+typedef struct cpu_kernels {
+    const char *name;                     /* "scalar", "avx2", "avx512" */
+    cpu_dot_fn dot[LAMINA_TYPE_COUNT];    /* NULL where MUL_MAT lacks the type */
+    uint8_t act[LAMINA_TYPE_COUNT];       /* activation format dot[t] expects */
+    /* Attention helpers over one cache row of n values (F32 or F16). */
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);
+    /* y[i] = y[i] * s + p * v[i] */
+    void  (*scale_axpy_f32)(float *y, float s, float p, const float *v, int64_t n);
+    void  (*scale_axpy_f16)(float *y, float s, float p, const uint16_t *v, int64_t n);
+} cpu_kernels;
+
+extern const cpu_kernels cpu_kernels_scalar;
+/* Filled from the scalar table plus the file's own functions. */
+void cpu_kernels_avx2_init(cpu_kernels *t);
+void cpu_kernels_avx512_init(cpu_kernels *t);
+
+/* Activation format of a weight type for MUL_MAT in the scalar and AVX2
+ * tables (a table's act[] may differ). */
+int cpu_act_format_of(uint32_t wtype);
+
+/* Bytes of one activation column of K values in a format; 0 when K is not
+ * a multiple of the format's block. */
+size_t cpu_act_row_size(int fmt, int64_t K);
+
+/* Round one column of K floats into the activation format `fmt`.
+ * dst must hold cpu_act_row_size(fmt, K) bytes. */
+void cpu_quantize_act(int fmt, void *dst, const float *x, int64_t K);
+
+/* Dequantize one row of K values of `type` into floats.  Returns 0, or -1
+ * when the type has no dequantizer here. */
+int cpu_dequant_row(uint32_t type, float *dst, const void *src, int64_t K);
+
+/* 1 when cpu_dequant_row handles the type. */
+int cpu_dequant_supported(uint32_t type);
+
+/* Feature detection. */
+int cpu_has_avx2(void);
+int cpu_has_avx512(void);
+
+#endif

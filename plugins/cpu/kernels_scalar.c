@@ -1,1 +1,598 @@
-/* kernels_scalar.c - to be written */
+/*
+ * kernels_scalar.c - portable kernels: dequantization, activation rounding,
+ * integer dot products for every MUL_MAT weight type, attention helpers and
+ * CPU feature detection.  The scalar table is the fallback for every ISA.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#define QK 32
+#define QKK LAMINA_QK_K
+
+static inline float h2f(uint16_t h) { return lamina_fp16_to_fp32(h); }
+
+static inline uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dequantization (GET_ROWS)                                           */
+
+/* dst [K] = dequant(src [K]) for each type; K a multiple of the block. */
+static void deq_q4_0(float *y, const lamina_block_q4_0 *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d);
+        for (int i = 0; i < QK / 2; i++) {
+            /* low nibble: element i, high nibble: element i + 16 */
+            y[i]          = d * (float)((x[b].qs[i] & 15) - 8);
+            y[i + QK / 2] = d * (float)((x[b].qs[i] >> 4) - 8);
+        }
+        y += QK;
+    }
+}
+
+static void deq_q4_1(float *y, const lamina_block_q4_1 *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d), m = h2f(x[b].m);
+        for (int i = 0; i < QK / 2; i++) {
+            y[i]          = d * (float)(x[b].qs[i] & 15) + m;
+            y[i + QK / 2] = d * (float)(x[b].qs[i] >> 4) + m;
+        }
+        y += QK;
+    }
+}
+
+static void deq_q5_0(float *y, const lamina_block_q5_0 *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d);
+        const uint32_t qh = le32(x[b].qh);
+        for (int i = 0; i < QK / 2; i++) {
+            /* bit 4 of element i is bit i of qh */
+            const int q0 = (x[b].qs[i] & 15) | (int)(((qh >> i) & 1) << 4);
+            const int q1 = (x[b].qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
+            y[i]          = d * (float)(q0 - 16);
+            y[i + QK / 2] = d * (float)(q1 - 16);
+        }
+        y += QK;
+    }
+}
+
+static void deq_q5_1(float *y, const lamina_block_q5_1 *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d), m = h2f(x[b].m);
+        const uint32_t qh = le32(x[b].qh);
+        for (int i = 0; i < QK / 2; i++) {
+            const int q0 = (x[b].qs[i] & 15) | (int)(((qh >> i) & 1) << 4);
+            const int q1 = (x[b].qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
+            y[i]          = d * (float)q0 + m;
+            y[i + QK / 2] = d * (float)q1 + m;
+        }
+        y += QK;
+    }
+}
+
+static void deq_q8_0(float *y, const lamina_block_q8_0 *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d);
+        for (int i = 0; i < QK; i++) y[i] = d * (float)x[b].qs[i];
+        y += QK;
+    }
+}
+
+static void deq_q4_K(float *y, const lamina_block_q4_K *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            lamina_get_scale_min_k4(2 * c, x[b].scales, &sc0, &m0);
+            lamina_get_scale_min_k4(2 * c + 1, x[b].scales, &sc1, &m1);
+            const uint8_t *q = x[b].qs + 32 * c;
+            /* low nibbles: sub-block 2c, high nibbles: sub-block 2c+1 */
+            for (int l = 0; l < 32; l++) {
+                y[64 * c + l]      = d * sc0 * (float)(q[l] & 15) - dmin * m0;
+                y[64 * c + 32 + l] = d * sc1 * (float)(q[l] >> 4) - dmin * m1;
+            }
+        }
+        y += QKK;
+    }
+}
+
+static void deq_q5_K(float *y, const lamina_block_q5_K *x, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            lamina_get_scale_min_k4(2 * c, x[b].scales, &sc0, &m0);
+            lamina_get_scale_min_k4(2 * c + 1, x[b].scales, &sc1, &m1);
+            const uint8_t *q = x[b].qs + 32 * c;
+            for (int l = 0; l < 32; l++) {
+                /* fifth bits: bit 2c (low sub-block) and 2c+1 of qh[l] */
+                const int h0 = (x[b].qh[l] >> (2 * c)) & 1;
+                const int h1 = (x[b].qh[l] >> (2 * c + 1)) & 1;
+                y[64 * c + l]      = d * sc0 * (float)((q[l] & 15) | h0 << 4) - dmin * m0;
+                y[64 * c + 32 + l] = d * sc1 * (float)((q[l] >> 4) | h1 << 4) - dmin * m1;
+            }
+        }
+        y += QKK;
+    }
+}
+
+/* Unpack the 256 6-bit values of a q6_K super-block into q[] (0..63). */
+static void q6k_unpack(int8_t *q, const lamina_block_q6_K *x)
+{
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h;
+        const uint8_t *qh = x->qh + 32 * h;
+        int8_t *o = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            /* four 32-value quarters share ql[l], ql[l+32] and qh[l] */
+            o[l]      = (int8_t)((ql[l] & 15)      | ((qh[l] >> 0) & 3) << 4);
+            o[l + 32] = (int8_t)((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4);
+            o[l + 64] = (int8_t)((ql[l] >> 4)      | ((qh[l] >> 4) & 3) << 4);
+            o[l + 96] = (int8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+        }
+    }
+}
+
+static void deq_q6_K(float *y, const lamina_block_q6_K *x, int64_t nb)
+{
+    int8_t q[QKK];
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = h2f(x[b].d);
+        q6k_unpack(q, &x[b]);
+        /* x = d * scale(sub-block of 16) * (q - 32) */
+        for (int i = 0; i < QKK; i++)
+            y[i] = d * (float)x[b].scales[i / 16] * (float)(q[i] - 32);
+        y += QKK;
+    }
+}
+
+int cpu_dequant_supported(uint32_t type)
+{
+    switch (type) {
+    case LAMINA_TYPE_F32: case LAMINA_TYPE_F16: case LAMINA_TYPE_BF16:
+    case LAMINA_TYPE_Q4_0: case LAMINA_TYPE_Q4_1: case LAMINA_TYPE_Q5_0:
+    case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_Q4_K:
+    case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:   /* through runtime/quant.c */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cpu_dequant_row(uint32_t type, float *dst, const void *src, int64_t K)
+{
+    switch (type) {
+    case LAMINA_TYPE_F32:
+        memcpy(dst, src, (size_t)K * sizeof(float));
+        return 0;
+    case LAMINA_TYPE_F16: {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < K; i++) dst[i] = h2f(s[i]);
+        return 0;
+    }
+    case LAMINA_TYPE_BF16: {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < K; i++) dst[i] = lamina_bf16_to_fp32(s[i]);
+        return 0;
+    }
+    case LAMINA_TYPE_Q4_0: deq_q4_0(dst, src, K / QK); return 0;
+    case LAMINA_TYPE_Q4_1: deq_q4_1(dst, src, K / QK); return 0;
+    case LAMINA_TYPE_Q5_0: deq_q5_0(dst, src, K / QK); return 0;
+    case LAMINA_TYPE_Q5_1: deq_q5_1(dst, src, K / QK); return 0;
+    case LAMINA_TYPE_Q8_0: deq_q8_0(dst, src, K / QK); return 0;
+    case LAMINA_TYPE_Q4_K: deq_q4_K(dst, src, K / QKK); return 0;
+    case LAMINA_TYPE_Q5_K: deq_q5_K(dst, src, K / QKK); return 0;
+    case LAMINA_TYPE_Q6_K: deq_q6_K(dst, src, K / QKK); return 0;
+    case LAMINA_TYPE_Q2_K:
+    case LAMINA_TYPE_Q3_K:
+        /* rare in models: the reference dequantizer compiled into the plugin */
+        return lamina_dequantize_row(type, src, dst, K) == 0 ? 0 : -1;
+    default: return -1;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Activation rounding                                                 */
+
+int cpu_act_format_of(uint32_t wtype)
+{
+    switch (wtype) {
+    case LAMINA_TYPE_F32: case LAMINA_TYPE_F16: case LAMINA_TYPE_BF16:
+        return CPU_ACT_F32;
+    case LAMINA_TYPE_Q4_0: case LAMINA_TYPE_Q4_1: case LAMINA_TYPE_Q5_0:
+    case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0:
+        return CPU_ACT_Q8X;
+    case LAMINA_TYPE_Q4_K: case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
+        return CPU_ACT_Q8K;
+    default:
+        return CPU_ACT_NONE;
+    }
+}
+
+size_t cpu_act_row_size(int fmt, int64_t K)
+{
+    switch (fmt) {
+    case CPU_ACT_F32: return (size_t)K * sizeof(float);
+    case CPU_ACT_Q8X: return K % QK ? 0 : (size_t)(K / QK) * sizeof(cpu_block_q8x);
+    case CPU_ACT_Q8K: return K % QKK ? 0 : (size_t)(K / QKK) * sizeof(lamina_block_q8_K);
+    case CPU_ACT_Q8XP: return K % QK ? 0 : (size_t)((K / QK + 1) / 2) * sizeof(cpu_block_q8xp);
+    default: return 0;
+    }
+}
+
+/* Round to nearest, ties to even (the same rule as cvtps2dq). */
+static inline int rne(float v) { return (int)nearbyintf(v); }
+
+static void quant_q8x(cpu_block_q8x *y, const float *x, int64_t K)
+{
+    for (int64_t b = 0; b < K / QK; b++, x += QK) {
+        /* d = max|x| / 127 so every q fits in [-127, 127] */
+        float amax = 0.0f;
+        for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(x[i]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int i = 0; i < QK; i++) {
+            const int q = rne(x[i] * id);
+            y[b].qs[i] = (int8_t)q;
+            sum += q;
+        }
+        y[b].d = d;
+        /* s = d * sum(q): the block's sum, used for offsets and minimums */
+        y[b].s = d * (float)sum;
+    }
+}
+
+static void quant_q8k(lamina_block_q8_K *y, const float *x, int64_t K)
+{
+    for (int64_t b = 0; b < K / QKK; b++, x += QKK) {
+        float amax = 0.0f;
+        for (int i = 0; i < QKK; i++) amax = fmaxf(amax, fabsf(x[i]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int i = 0; i < QKK; i++) y[b].qs[i] = (int8_t)rne(x[i] * id);
+        /* bsums[j] = sum of the 16 values of group j */
+        for (int j = 0; j < QKK / 16; j++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += y[b].qs[16 * j + i];
+            y[b].bsums[j] = (int16_t)s;
+        }
+        y[b].d = d;
+    }
+}
+
+/* Pairs of blocks for the AVX-512 kernels: same rounding as quant_q8x. */
+static void quant_q8xp(cpu_block_q8xp *y, const float *x, int64_t K)
+{
+    cpu_block_q8x b;
+    const int64_t nb = K / QK;
+    for (int64_t i = 0; i < nb; i++) {
+        cpu_block_q8xp *p = &y[i / 2];
+        const int h = (int)(i & 1);
+        quant_q8x(&b, x + i * QK, QK);
+        /* xu = q + 128; the scale over the block's 8 lanes */
+        for (int k = 0; k < QK; k++) p->xu[32 * h + k] = (uint8_t)(b.qs[k] + 128);
+        for (int k = 0; k < 8; k++) p->d[8 * h + k] = b.d;
+    }
+    if (nb & 1) {
+        /* the odd block's partner: q = 0, d = 0 */
+        cpu_block_q8xp *p = &y[nb / 2];
+        memset(p->xu + 32, 128, 32);
+        for (int k = 8; k < 16; k++) p->d[k] = 0.0f;
+    }
+}
+
+void cpu_quantize_act(int fmt, void *dst, const float *x, int64_t K)
+{
+    switch (fmt) {
+    case CPU_ACT_F32: memcpy(dst, x, (size_t)K * sizeof(float)); break;
+    case CPU_ACT_Q8X: quant_q8x(dst, x, K); break;
+    case CPU_ACT_Q8K: quant_q8k(dst, x, K); break;
+    case CPU_ACT_Q8XP: quant_q8xp(dst, x, K); break;
+    default: break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Scalar dot products: out[c] = sum_k W[k] * X_c[k]                   */
+
+#define COL(x, c, stride, T) ((const T *)((const char *)(x) + (size_t)(c) * (stride)))
+
+static void dot_f32(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const float *wr = w;
+    for (int c = 0; c < nc; c++) {
+        const float *xr = COL(x, c, xs, float);
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; k++) acc += wr[k] * xr[k];
+        out[c] = acc;
+    }
+}
+
+static void dot_f16(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const uint16_t *wr = w;
+    for (int c = 0; c < nc; c++) {
+        const float *xr = COL(x, c, xs, float);
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; k++) acc += h2f(wr[k]) * xr[k];
+        out[c] = acc;
+    }
+}
+
+static void dot_bf16(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const uint16_t *wr = w;
+    for (int c = 0; c < nc; c++) {
+        const float *xr = COL(x, c, xs, float);
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; k++) acc += lamina_bf16_to_fp32(wr[k]) * xr[k];
+        out[c] = acc;
+    }
+}
+
+/* Blocks of 32 with 4/5-bit q and an offset or minimum:
+ *   sum = dw * dx * sum(q * xq) + corr * s_x,
+ * corr = -8 dw (q4_0), -16 dw (q5_0), mw (q4_1, q5_1). */
+static void dot_q4_0(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q4_0 *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QK; b++) {
+            int isum = 0;
+            for (int i = 0; i < QK / 2; i++)
+                isum += (wb[b].qs[i] & 15) * xb[b].qs[i] + (wb[b].qs[i] >> 4) * xb[b].qs[i + 16];
+            const float dw = h2f(wb[b].d);
+            acc += dw * (xb[b].d * (float)isum - 8.0f * xb[b].s);
+        }
+        out[c] = acc;
+    }
+}
+
+static void dot_q4_1(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q4_1 *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QK; b++) {
+            int isum = 0;
+            for (int i = 0; i < QK / 2; i++)
+                isum += (wb[b].qs[i] & 15) * xb[b].qs[i] + (wb[b].qs[i] >> 4) * xb[b].qs[i + 16];
+            acc += h2f(wb[b].d) * xb[b].d * (float)isum + h2f(wb[b].m) * xb[b].s;
+        }
+        out[c] = acc;
+    }
+}
+
+static inline int q5_sum(const uint8_t *qs, uint32_t qh, const int8_t *xq)
+{
+    int isum = 0;
+    for (int i = 0; i < QK / 2; i++) {
+        const int q0 = (qs[i] & 15) | (int)(((qh >> i) & 1) << 4);
+        const int q1 = (qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
+        isum += q0 * xq[i] + q1 * xq[i + 16];
+    }
+    return isum;
+}
+
+static void dot_q5_0(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q5_0 *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QK; b++) {
+            const int isum = q5_sum(wb[b].qs, le32(wb[b].qh), xb[b].qs);
+            acc += h2f(wb[b].d) * (xb[b].d * (float)isum - 16.0f * xb[b].s);
+        }
+        out[c] = acc;
+    }
+}
+
+static void dot_q5_1(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q5_1 *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QK; b++) {
+            const int isum = q5_sum(wb[b].qs, le32(wb[b].qh), xb[b].qs);
+            acc += h2f(wb[b].d) * xb[b].d * (float)isum + h2f(wb[b].m) * xb[b].s;
+        }
+        out[c] = acc;
+    }
+}
+
+static void dot_q8_0(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q8_0 *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QK; b++) {
+            int isum = 0;
+            for (int i = 0; i < QK; i++) isum += wb[b].qs[i] * xb[b].qs[i];
+            acc += h2f(wb[b].d) * xb[b].d * (float)isum;
+        }
+        out[c] = acc;
+    }
+}
+
+/* K-quants against q8_K: per super-block
+ *   q4_K/q5_K: dx * (d * sum_j sc_j * sum(q*xq) - dmin * sum_j m_j * sum_j(xq))
+ *   q6_K:      dx * d * sum_j sc_j * (sum(q*xq) - 32 * sum_j(xq)) */
+static void dot_q4_K(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q4_K *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const lamina_block_q8_K *xb = COL(x, c, xs, lamina_block_q8_K);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QKK; b++) {
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                lamina_get_scale_min_k4(j, wb[b].scales, &sc, &m);
+                const uint8_t *q = wb[b].qs + 32 * (j / 2);
+                const int shift = (j & 1) * 4;
+                int s = 0;
+                for (int l = 0; l < 32; l++) s += ((q[l] >> shift) & 15) * xb[b].qs[32 * j + l];
+                sumi += sc * s;
+                summ += m * (xb[b].bsums[2 * j] + xb[b].bsums[2 * j + 1]);
+            }
+            acc += xb[b].d * (h2f(wb[b].d) * (float)sumi - h2f(wb[b].dmin) * (float)summ);
+        }
+        out[c] = acc;
+    }
+}
+
+static void dot_q5_K(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q5_K *wb = w;
+    for (int c = 0; c < nc; c++) {
+        const lamina_block_q8_K *xb = COL(x, c, xs, lamina_block_q8_K);
+        float acc = 0.0f;
+        for (int64_t b = 0; b < K / QKK; b++) {
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                lamina_get_scale_min_k4(j, wb[b].scales, &sc, &m);
+                const uint8_t *q = wb[b].qs + 32 * (j / 2);
+                const int shift = (j & 1) * 4;
+                int s = 0;
+                for (int l = 0; l < 32; l++) {
+                    const int qv = ((q[l] >> shift) & 15) | ((wb[b].qh[l] >> j) & 1) << 4;
+                    s += qv * xb[b].qs[32 * j + l];
+                }
+                sumi += sc * s;
+                summ += m * (xb[b].bsums[2 * j] + xb[b].bsums[2 * j + 1]);
+            }
+            acc += xb[b].d * (h2f(wb[b].d) * (float)sumi - h2f(wb[b].dmin) * (float)summ);
+        }
+        out[c] = acc;
+    }
+}
+
+static void dot_q6_K(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q6_K *wb = w;
+    int8_t q[QKK];
+    float acc[CPU_DOT_MAX_COLS] = {0};
+    for (int64_t b = 0; b < K / QKK; b++) {
+        q6k_unpack(q, &wb[b]);
+        const float d = h2f(wb[b].d);
+        for (int c = 0; c < nc; c++) {
+            const lamina_block_q8_K *xb = COL(x, c, xs, lamina_block_q8_K) + b;
+            int sumi = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
+                sumi += wb[b].scales[j] * (s - 32 * xb->bsums[j]);
+            }
+            acc[c] += xb->d * d * (float)sumi;
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = acc[c];
+}
+
+/* ------------------------------------------------------------------ */
+/* Attention helpers                                                    */
+
+static float sdot_f32(const float *a, const float *b, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float sdot_f16(const uint16_t *a, const float *b, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += h2f(a[i]) * b[i];
+    return s;
+}
+
+static void saxpy_f32(float *y, float s, float p, const float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + p * v[i];
+}
+
+static void saxpy_f16(float *y, float s, float p, const uint16_t *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + p * h2f(v[i]);
+}
+
+const cpu_kernels cpu_kernels_scalar = {
+    .name = "scalar",
+    .dot = {
+        [LAMINA_TYPE_F32]  = dot_f32,
+        [LAMINA_TYPE_F16]  = dot_f16,
+        [LAMINA_TYPE_BF16] = dot_bf16,
+        [LAMINA_TYPE_Q4_0] = dot_q4_0,
+        [LAMINA_TYPE_Q4_1] = dot_q4_1,
+        [LAMINA_TYPE_Q5_0] = dot_q5_0,
+        [LAMINA_TYPE_Q5_1] = dot_q5_1,
+        [LAMINA_TYPE_Q8_0] = dot_q8_0,
+        [LAMINA_TYPE_Q4_K] = dot_q4_K,
+        [LAMINA_TYPE_Q5_K] = dot_q5_K,
+        [LAMINA_TYPE_Q6_K] = dot_q6_K,
+    },
+    .act = {
+        [LAMINA_TYPE_F32]  = CPU_ACT_F32, [LAMINA_TYPE_F16]  = CPU_ACT_F32,
+        [LAMINA_TYPE_BF16] = CPU_ACT_F32, [LAMINA_TYPE_Q4_0] = CPU_ACT_Q8X,
+        [LAMINA_TYPE_Q4_1] = CPU_ACT_Q8X, [LAMINA_TYPE_Q5_0] = CPU_ACT_Q8X,
+        [LAMINA_TYPE_Q5_1] = CPU_ACT_Q8X, [LAMINA_TYPE_Q8_0] = CPU_ACT_Q8X,
+        [LAMINA_TYPE_Q4_K] = CPU_ACT_Q8K, [LAMINA_TYPE_Q5_K] = CPU_ACT_Q8K,
+        [LAMINA_TYPE_Q6_K] = CPU_ACT_Q8K,
+    },
+    .dot_f32 = sdot_f32,
+    .dot_f16 = sdot_f16,
+    .scale_axpy_f32 = saxpy_f32,
+    .scale_axpy_f16 = saxpy_f16,
+};
+
+/* ------------------------------------------------------------------ */
+/* Feature detection                                                    */
+
+int cpu_has_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    /* f16c is CPUID.1:ECX bit 29 (not every compiler's builtin knows it) */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29))) return 0;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int cpu_has_avx512(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}

@@ -17,6 +17,35 @@ int cmd_plugin_check(const cli_globals *g, int argc, char **argv);
 int cmd_run(const cli_globals *g, int argc, char **argv);
 int cmd_bench(const cli_globals *g, int argc, char **argv);
 
+/* A model ready to run: runtime (plugins probed), model, tokenizer,
+ * backends opened in preference order, engine.  cli_open prints the plan
+ * to stderr unless quiet. */
+#include "lamina/lamina.h"
+#include "model.h"
+#include "engine.h"
+#include "tokenizer.h"
+
+typedef struct cli_model {
+    lamina_runtime *rt;
+    lamina_config cfg;
+    char path[4096];
+    lamina_model *model;
+    lamina_tokenizer *tok;
+    lamina_be *bes[LAMINA_MAX_BACKENDS];
+    int n_bes;
+    lamina_engine *eng;
+} cli_model;
+
+typedef struct cli_open_opts {
+    const char *model;          /* name or path; NULL = configured default */
+    const char *backend;        /* only this plugin (bench), or NULL */
+    int n_ctx, n_seq, n_batch, n_outputs;
+    int quiet;
+} cli_open_opts;
+
+int  cli_open(const cli_globals *g, const cli_open_opts *o, cli_model *cm);
+void cli_close(cli_model *cm);
+
 /* Print "lamina: " + message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -76,20 +76,30 @@ typedef struct lamina_config {
     /* backends */
     lamina_backend_config backend[LAMINA_MAX_BACKENDS];
     int      n_backend;
+    /* Added by the core (after the fields above): where things came from. */
+    int      n_plugin_path_env;       /* leading plugin_path entries taken
+                                         from $LAMINA_PLUGIN_PATH */
+    int      backends_from_env;       /* 1 when $LAMINA_BACKENDS set backends */
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */
 void lamina_config_defaults(lamina_config *cfg);
 
 /* Parse an INI file over the current contents of `cfg`.  Unknown sections
- * or keys and malformed values fail with "FILE:LINE: key 'K' in [S]: why".
- * -LAMINA_ENOENT when the file does not exist. */
+ * or keys and malformed values fail with LAMINA_EINVAL and a message
+ * "FILE:LINE: [SECTION] KEY: expected ..., got 'VALUE'".  Returns
+ * LAMINA_ENOENT when the file does not exist.  Every key, its default and
+ * its meaning: lamina.ini(5).  The [plugins] path list, when given,
+ * replaces the built-in plugin directory. */
 int lamina_config_load(lamina_config *cfg, const char *path, char *err, size_t err_size);
 
 /* Defaults, then the first of: `path` if not NULL, $LAMINA_CONFIG,
- * the install default SYSCONFDIR/lamina/lamina.ini (missing is fine);
- * then environment overrides (LAMINA_BACKENDS, LAMINA_PLUGIN_PATH), which
- * are ignored in a privileged process (secure_getenv). */
+ * the install default SYSCONFDIR/lamina/lamina.ini (missing is fine, an
+ * explicit or $LAMINA_CONFIG file that is missing is an error);
+ * then environment overrides, which are ignored in a privileged process
+ * (secure_getenv): $LAMINA_BACKENDS replaces [scheduler] backends, and the
+ * directories of $LAMINA_PLUGIN_PATH (colon-separated) are put in front of
+ * plugin_path, so they are searched first. */
 int lamina_config_resolve(lamina_config *cfg, const char *path, char *err, size_t err_size);
 
 /* The [backend.NAME] section, or a defaults-only entry when absent. */
@@ -115,6 +125,19 @@ typedef struct lamina_component_report {
     char path[1024];
 } lamina_component_report;
 
+/* One self-test case as run in the probe helper (plugin-check only). */
+typedef struct lamina_case_report {
+    uint32_t op;               /* lamina_op */
+    uint32_t type;             /* lamina_dtype of the case's principal operand */
+    char     name[128];        /* "mul_mat q4_K K=512 N=33 M=7" */
+    int      status;           /* 0 pass, 1 fail (wrong numbers),
+                                  2 unsupported (declined), 3 backend error */
+    double   max_err;          /* worst error in the case's metric */
+    double   tol;              /* tolerance it was held to */
+    double   ms;
+    char     msg[256];         /* on fail/error: what went wrong */
+} lamina_case_report;
+
 typedef struct lamina_device_report {
     lamina_device_info info;   /* strings point into this report */
     int      status;           /* lamina_status */
@@ -127,6 +150,12 @@ typedef struct lamina_device_report {
     double   score;            /* measured matmul GFLOP/s */
     char     label[160];       /* "vulkan:0 llvmpipe (LLVM 15.0.6, 256 bits)" */
     char     strings[12][256]; /* backing store for info's strings */
+    /* Added by the core (after the fields above): */
+    char     selftest_msg[512];/* the self-test's own verdict line ("" = ok) */
+    lamina_case_report *cases; /* every case (only when cases were asked
+                                  for: lamina_runtime_options.want_cases);
+                                  owned by the report */
+    int      n_cases;
 } lamina_device_report;
 
 typedef struct lamina_plugin_report {
@@ -147,6 +176,15 @@ typedef struct lamina_plugin_report {
     int      n_devices;
     double   probe_ms;
     int      from_cache;
+    /* Added by the core (after the fields above): */
+    char     failure[16];      /* "" or what went wrong in isolation: "refused"
+                                  (file checks), "spawn", "crash", "hang",
+                                  "exit", "malformed", "dlopen", "no-entry",
+                                  "entry", "abi", "probe", "shadowed" */
+    char     stderr_tail[1024];/* last lines the helper wrote to stderr */
+    char     real_path[4096];  /* the file actually loaded (symlink resolved) */
+    uint32_t desc_size;        /* descriptor struct_size */
+    int      selftest_skipped; /* probed without self-test (no_selftest) */
 } lamina_plugin_report;
 
 typedef struct lamina_runtime_options {
@@ -157,6 +195,8 @@ typedef struct lamina_runtime_options {
     const char *only_plugin;   /* probe just this .so (plugin-check) */
     void (*log)(void *ctx, int level, const char *msg);  /* warnings; may be NULL */
     void *log_ctx;
+    /* Added by the core; read only when struct_size covers them: */
+    int want_cases;            /* keep every self-test case (plugin-check) */
 } lamina_runtime_options;
 
 /* Discover, validate and (cached) probe + self-test every candidate.  No

@@ -66,7 +66,8 @@ extern "C" {
 #define LAMINA_HAS_FN(obj, field) (LAMINA_HAS(obj, field) && (obj)->field != NULL)
 
 /* ------------------------------------------------------------------------ */
-/* Error codes                                                              */
+/* Error codes.  The values are negative already: return LAMINA_EINVAL,    */
+/* never -LAMINA_EINVAL.                                                    */
 
 enum lamina_error_code {
     LAMINA_OK         = 0,
@@ -342,7 +343,7 @@ typedef struct lamina_backend_iface {
                          lamina_buffer **out, char *err, size_t err_size);
     /* Optional.  Use `size` bytes of host memory at `ptr` in place (mmapped
      * weights), read-only.  The memory stays owned by the caller and must
-     * outlive the buffer.  -LAMINA_ENOTSUP when the device cannot. */
+     * outlive the buffer.  LAMINA_ENOTSUP when the device cannot. */
     int  (*buffer_wrap_host)(lamina_backend *be, const void *ptr, uint64_t size,
                              lamina_buffer **out, char *err, size_t err_size);
     void (*buffer_free)(lamina_backend *be, lamina_buffer *buf);
@@ -357,7 +358,7 @@ typedef struct lamina_backend_iface {
     int  (*supports_op)(lamina_backend *be, const lamina_node *node);
 
     /* Run the nodes in order and wait for completion.  Returns
-     * -LAMINA_EDEVLOST when the device is gone (the instance must then only
+     * LAMINA_EDEVLOST when the device is gone (the instance must then only
      * be closed). */
     int  (*graph_compute)(lamina_backend *be, const lamina_graph *graph,
                           char *err, size_t err_size);

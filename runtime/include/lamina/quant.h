@@ -199,8 +199,8 @@ static inline void lamina_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc,
 /* ---- reference conversions (runtime/quant.c) ---- */
 
 /* Convert one row of n elements of `type` at `src` to floats in `dst`.
- * Returns 0, or -LAMINA_ENOTSUP for a type without a dequantizer, or
- * -LAMINA_EINVAL when n is not a multiple of the block size. */
+ * Returns 0, or LAMINA_ENOTSUP for a type without a dequantizer, or
+ * LAMINA_EINVAL when n is not a multiple of the block size. */
 int lamina_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* Quantize one row of n floats into `type` (reference rounding, used to

@@ -1,0 +1,674 @@
+/*
+ * ops.c - every lamina_op on the CPU: checking a node, splitting it over
+ * the thread pool, and the row loops around the kernels of kernels.h.
+ * The maths of each op is the one written in lamina/plugin.h.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+/* ------------------------------------------------------------------ */
+/* Types                                                               */
+
+uint32_t cpu_type_block(uint32_t type)
+{
+    switch (type) {
+    case LAMINA_TYPE_F32: case LAMINA_TYPE_F16: case LAMINA_TYPE_BF16: case LAMINA_TYPE_I32:
+        return 1;
+    case LAMINA_TYPE_Q4_0: case LAMINA_TYPE_Q4_1: case LAMINA_TYPE_Q5_0:
+    case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0:
+        return 32;
+    case LAMINA_TYPE_Q4_K: case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
+        return 256;
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:
+        return 256;
+    default:
+        return 0;
+    }
+}
+
+uint32_t cpu_type_size(uint32_t type)
+{
+    switch (type) {
+    case LAMINA_TYPE_F32: case LAMINA_TYPE_I32: return 4;
+    case LAMINA_TYPE_F16: case LAMINA_TYPE_BF16: return 2;
+    case LAMINA_TYPE_Q4_0: return sizeof(lamina_block_q4_0);
+    case LAMINA_TYPE_Q4_1: return sizeof(lamina_block_q4_1);
+    case LAMINA_TYPE_Q5_0: return sizeof(lamina_block_q5_0);
+    case LAMINA_TYPE_Q5_1: return sizeof(lamina_block_q5_1);
+    case LAMINA_TYPE_Q8_0: return sizeof(lamina_block_q8_0);
+    case LAMINA_TYPE_Q4_K: return sizeof(lamina_block_q4_K);
+    case LAMINA_TYPE_Q5_K: return sizeof(lamina_block_q5_K);
+    case LAMINA_TYPE_Q6_K: return sizeof(lamina_block_q6_K);
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: {
+        const lamina_type_traits *tr = lamina_type_get(type);
+        return tr && tr->block_size == 256 ? tr->type_size : 0;
+    }
+    default: return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Checks                                                              */
+
+#define WHY(...) do { if (why && why_size) snprintf(why, why_size, __VA_ARGS__); return 0; } while (0)
+
+static const char *const op_names[LAMINA_OP_COUNT] = {
+    "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale",
+    "rope", "set_rows", "attention", "glu", "copy"
+};
+
+/* Largest extent accepted in one dimension (keeps products in int64). */
+#define CPU_MAX_NE ((int64_t)1 << 40)
+
+/* A tensor of a known type with sane ne and nb[0]. */
+static int tensor_ok(const lamina_tensor *t)
+{
+    const uint32_t bs = cpu_type_block(t->type);
+    if (bs == 0) return 0;
+    for (int i = 0; i < 4; i++)
+        if (t->ne[i] < 1 || t->ne[i] > CPU_MAX_NE) return 0;
+    if (t->ne[0] % bs) return 0;
+    if (t->nb[0] != cpu_type_size(t->type)) return 0;
+    return 1;
+}
+
+static int same_shape(const lamina_tensor *a, const lamina_tensor *b)
+{
+    for (int i = 0; i < 4; i++)
+        if (a->ne[i] != b->ne[i]) return 0;
+    return 1;
+}
+
+static int is_vec(const lamina_tensor *t, int64_t n)
+{
+    return t->ne[0] == n && t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1;
+}
+
+static int64_t nrows(const lamina_tensor *t)
+{
+    return t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+/* Address of row r (flattened over dims 1..3). */
+static inline uint8_t *row_ptr(const lamina_tensor *t, int64_t r)
+{
+    const int64_t i1 = r % t->ne[1];
+    const int64_t i2 = (r / t->ne[1]) % t->ne[2];
+    const int64_t i3 = r / (t->ne[1] * t->ne[2]);
+    return cpu_tensor_data(t) + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] +
+           (uint64_t)i3 * t->nb[3];
+}
+
+int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
+{
+    if (n->op == LAMINA_OP_NONE || n->op >= LAMINA_OP_COUNT) WHY("unknown op %u", n->op);
+    const char *on = op_names[n->op];
+    if (n->n_src > LAMINA_MAX_SRC) WHY("%s: n_src %u", on, n->n_src);
+    if (!tensor_ok(&n->dst)) WHY("%s: dst has a bad type or shape", on);
+    for (uint32_t i = 0; i < n->n_src; i++)
+        if (!tensor_ok(&n->src[i])) WHY("%s: src%u has a bad type or shape", on, i);
+    const lamina_tensor *d = &n->dst, *s0 = &n->src[0], *s1 = &n->src[1], *s2 = &n->src[2];
+    const int f32dst = d->type == LAMINA_TYPE_F32;
+
+    switch (n->op) {
+    case LAMINA_OP_GET_ROWS:
+        if (n->n_src != 2) WHY("get_rows: needs 2 sources");
+        if (!cpu_dequant_supported(s0->type)) WHY("get_rows: table type %u", s0->type);
+        if (s0->ne[2] != 1 || s0->ne[3] != 1) WHY("get_rows: table must be 2-D");
+        if (s1->type != LAMINA_TYPE_I32 || s1->ne[1] != 1 || s1->ne[2] != 1 || s1->ne[3] != 1)
+            WHY("get_rows: ids must be I32 [N]");
+        if (!f32dst || d->ne[0] != s0->ne[0] || !is_vec(s1, d->ne[1]) || d->ne[2] != 1 || d->ne[3] != 1)
+            WHY("get_rows: dst must be F32 [K, N]");
+        return 1;
+    case LAMINA_OP_MUL_MAT:
+        if (n->n_src != 2) WHY("mul_mat: needs 2 sources");
+        if (!cpu_kernels_scalar.dot[s0->type]) WHY("mul_mat: weight type %u", s0->type);
+        if (s0->ne[2] != 1 || s0->ne[3] != 1) WHY("mul_mat: W must be 2-D");
+        if (s1->type != LAMINA_TYPE_F32 || s1->ne[0] != s0->ne[0] || s1->ne[2] != 1 || s1->ne[3] != 1)
+            WHY("mul_mat: X must be F32 [K, M]");
+        if (cpu_act_row_size(cpu_act_format_of(s0->type), s0->ne[0]) == 0) WHY("mul_mat: K");
+        if (!f32dst || d->ne[0] != s0->ne[1] || d->ne[1] != s1->ne[1] || d->ne[2] != s1->ne[2] ||
+            d->ne[3] != s1->ne[3])
+            WHY("mul_mat: dst must be F32 [N, M]");
+        return 1;
+    case LAMINA_OP_RMS_NORM:
+        if (n->n_src != 1 && n->n_src != 2) WHY("rms_norm: 1 or 2 sources");
+        if (s0->type != LAMINA_TYPE_F32 || !f32dst || !same_shape(s0, d)) WHY("rms_norm: types/shape");
+        if (n->n_src == 2 && (s1->type != LAMINA_TYPE_F32 || !is_vec(s1, s0->ne[0])))
+            WHY("rms_norm: w must be F32 [K]");
+        if (!(n->fp[0] >= 0.0f)) WHY("rms_norm: eps");
+        return 1;
+    case LAMINA_OP_ADD:
+    case LAMINA_OP_MUL:
+        if (n->n_src != 2) WHY("%s: needs 2 sources", on);
+        if (s0->type != LAMINA_TYPE_F32 || s1->type != LAMINA_TYPE_F32 || !f32dst) WHY("%s: types", on);
+        if (!same_shape(s0, d)) WHY("%s: dst shape", on);
+        if (!same_shape(s0, s1) && !is_vec(s1, s0->ne[0])) WHY("%s: B shape", on);
+        return 1;
+    case LAMINA_OP_SCALE:
+        if (n->n_src != 1) WHY("scale: needs 1 source");
+        if (s0->type != LAMINA_TYPE_F32 || !f32dst || !same_shape(s0, d)) WHY("scale: types/shape");
+        return 1;
+    case LAMINA_OP_ROPE: {
+        if (n->n_src != 2 && n->n_src != 3) WHY("rope: 2 or 3 sources");
+        if (s0->type != LAMINA_TYPE_F32 || !f32dst || !same_shape(s0, d) || s0->ne[3] != 1)
+            WHY("rope: X must be F32 [D, H, N]");
+        if (s1->type != LAMINA_TYPE_I32 || !is_vec(s1, s0->ne[2])) WHY("rope: pos must be I32 [N]");
+        const int32_t mode = n->ip[0], n_rot = n->ip[1];
+        if (mode != LAMINA_ROPE_NORM && mode != LAMINA_ROPE_NEOX) WHY("rope: mode %d", mode);
+        if (n_rot <= 0 || (n_rot & 1) || n_rot > s0->ne[0]) WHY("rope: n_rot %d", n_rot);
+        if (n->n_src == 3 && (s2->type != LAMINA_TYPE_F32 || !is_vec(s2, n_rot / 2)))
+            WHY("rope: freq factors must be F32 [n_rot/2]");
+        return 1;
+    }
+    case LAMINA_OP_SET_ROWS:
+        if (n->n_src != 2) WHY("set_rows: needs 2 sources");
+        if (s0->type != LAMINA_TYPE_F32 || s0->ne[2] != 1 || s0->ne[3] != 1)
+            WHY("set_rows: X must be F32 [K, N]");
+        if (s1->type != LAMINA_TYPE_I32 || !is_vec(s1, s0->ne[1])) WHY("set_rows: rows must be I32 [N]");
+        if ((d->type != LAMINA_TYPE_F32 && d->type != LAMINA_TYPE_F16) || d->ne[0] != s0->ne[0] ||
+            d->ne[2] != 1 || d->ne[3] != 1)
+            WHY("set_rows: dst must be F32/F16 [K, R]");
+        return 1;
+    case LAMINA_OP_ATTENTION: {
+        if (n->n_src != 4) WHY("attention: needs 4 sources");
+        const lamina_tensor *s3 = &n->src[3];
+        if (s0->type != LAMINA_TYPE_F32 || s0->ne[3] != 1) WHY("attention: Q must be F32 [D, Hq, N]");
+        const int64_t D = s0->ne[0], Hq = s0->ne[1], N = s0->ne[2];
+        if ((s1->type != LAMINA_TYPE_F32 && s1->type != LAMINA_TYPE_F16) ||
+            (s2->type != LAMINA_TYPE_F32 && s2->type != LAMINA_TYPE_F16))
+            WHY("attention: K/V cache must be F16 or F32");
+        if (s1->ne[2] != 1 || s1->ne[3] != 1 || s2->ne[2] != 1 || s2->ne[3] != 1 || s1->ne[1] != s2->ne[1])
+            WHY("attention: K/V must be 2-D with the same rows");
+        if (s1->ne[0] % D) WHY("attention: K width not a multiple of D");
+        const int64_t Hkv = s1->ne[0] / D;
+        if (Hq % Hkv) WHY("attention: Hq %% Hkv != 0");
+        if (s2->ne[0] % Hkv) WHY("attention: V width");
+        const int64_t Dv = s2->ne[0] / Hkv;
+        if (s3->type != LAMINA_TYPE_I32 || s3->ne[0] != 2 || s3->ne[1] != N || s3->ne[2] != 1 || s3->ne[3] != 1)
+            WHY("attention: src3 must be I32 [2, N]");
+        if (!f32dst || d->ne[0] != Dv * Hq || d->ne[1] != N || d->ne[2] != 1 || d->ne[3] != 1)
+            WHY("attention: dst must be F32 [Dv*Hq, N]");
+        if (n->ip[0] < 0) WHY("attention: window %d", n->ip[0]);
+        if (!isfinite(n->fp[0]) || !isfinite(n->fp[1]) || n->fp[1] < 0.0f) WHY("attention: scale/softcap");
+        return 1;
+    }
+    case LAMINA_OP_GLU:
+        if (n->n_src != 2) WHY("glu: needs 2 sources");
+        if (s0->type != LAMINA_TYPE_F32 || s1->type != LAMINA_TYPE_F32 || !f32dst ||
+            !same_shape(s0, s1) || !same_shape(s0, d))
+            WHY("glu: types/shape");
+        if (n->ip[0] != LAMINA_ACT_SILU && n->ip[0] != LAMINA_ACT_GELU_TANH) WHY("glu: act %d", n->ip[0]);
+        return 1;
+    case LAMINA_OP_COPY:
+        if (n->n_src != 1) WHY("copy: needs 1 source");
+        if (s0->type != LAMINA_TYPE_F32 && s0->type != LAMINA_TYPE_F16 && s0->type != LAMINA_TYPE_BF16)
+            WHY("copy: src type %u", s0->type);
+        if ((d->type != LAMINA_TYPE_F32 && d->type != LAMINA_TYPE_F16) || !same_shape(s0, d))
+            WHY("copy: dst type/shape");
+        return 1;
+    default:
+        WHY("unknown op %u", n->op);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Splitting work                                                      */
+
+/* Threads worth using for `work` elements of simple per-element work. */
+static int nth_for(const lamina_backend *be, int64_t work)
+{
+    if (work < 32768) return 1;
+    return be->n_threads;
+}
+
+/* Rows [r0, r1) of `total` for thread ith of nth. */
+static inline void split(int64_t total, int ith, int nth, int64_t *r0, int64_t *r1)
+{
+    const int64_t per = (total + nth - 1) / nth;
+    *r0 = per * ith < total ? per * ith : total;
+    *r1 = *r0 + per < total ? *r0 + per : total;
+}
+
+int cpu_scratch_reserve(lamina_backend *be, size_t size)
+{
+    if (size <= be->scratch_size) return 0;
+    size = (size + 4095) & ~(size_t)4095;
+    void *p = NULL;
+    if (posix_memalign(&p, CPU_ALIGN, size) != 0) return LAMINA_ENOMEM;
+    free(be->scratch);
+    be->scratch = p;
+    be->scratch_size = size;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Element-wise ops                                                    */
+
+typedef struct {
+    lamina_backend *be;
+    const lamina_node *n;
+} op_ctx;
+
+/* RMS_NORM: per row  dst[k] = X[k] / sqrt(mean(X^2) + eps) * (w ? w[k] : 1) */
+static void task_rms_norm(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int64_t K = n->src[0].ne[0];
+    const float *w = n->n_src == 2 ? (const float *)cpu_tensor_data(&n->src[1]) : NULL;
+    int64_t r0, r1;
+    split(nrows(&n->src[0]), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = (const float *)row_ptr(&n->src[0], r);
+        float *y = (float *)row_ptr(&n->dst, r);
+        /* mean of squares, accumulated in double */
+        double ss = 0.0;
+        for (int64_t k = 0; k < K; k++) ss += (double)x[k] * x[k];
+        const float inv = (float)(1.0 / sqrt(ss / (double)K + (double)n->fp[0]));
+        if (w)
+            for (int64_t k = 0; k < K; k++) y[k] = x[k] * inv * w[k];
+        else
+            for (int64_t k = 0; k < K; k++) y[k] = x[k] * inv;
+    }
+}
+
+/* ADD / MUL / SCALE / GLU rows */
+static inline float gelu_tanh(float x)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+}
+
+static void task_eltwise(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int64_t K = n->src[0].ne[0];
+    const int bcast = n->n_src >= 2 && !same_shape(&n->src[0], &n->src[1]);
+    int64_t r0, r1;
+    split(nrows(&n->src[0]), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *a = (const float *)row_ptr(&n->src[0], r);
+        float *y = (float *)row_ptr(&n->dst, r);
+        const float *b = NULL;
+        if (n->n_src >= 2) b = bcast ? (const float *)cpu_tensor_data(&n->src[1])
+                                     : (const float *)row_ptr(&n->src[1], r);
+        switch (n->op) {
+        case LAMINA_OP_ADD: for (int64_t k = 0; k < K; k++) y[k] = a[k] + b[k]; break;
+        case LAMINA_OP_MUL: for (int64_t k = 0; k < K; k++) y[k] = a[k] * b[k]; break;
+        case LAMINA_OP_SCALE: {
+            const float s = n->fp[0];
+            for (int64_t k = 0; k < K; k++) y[k] = s * a[k];
+            break;
+        }
+        case LAMINA_OP_GLU:
+            /* dst = act(gate) * up */
+            if (n->ip[0] == LAMINA_ACT_SILU)
+                for (int64_t k = 0; k < K; k++) y[k] = a[k] / (1.0f + expf(-a[k])) * b[k];
+            else
+                for (int64_t k = 0; k < K; k++) y[k] = gelu_tanh(a[k]) * b[k];
+            break;
+        default: break;
+        }
+    }
+}
+
+/* COPY: dst = convert(src0) row by row */
+static void task_copy(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int64_t K = n->src[0].ne[0];
+    const uint32_t st = n->src[0].type, dt = n->dst.type;
+    int64_t r0, r1;
+    split(nrows(&n->src[0]), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *s = row_ptr(&n->src[0], r);
+        uint8_t *d = row_ptr(&n->dst, r);
+        if (st == dt) { memmove(d, s, (size_t)K * cpu_type_size(st)); continue; }
+        for (int64_t k = 0; k < K; k++) {
+            float v;
+            if (st == LAMINA_TYPE_F32) memcpy(&v, s + 4 * k, 4);
+            else {
+                uint16_t h;
+                memcpy(&h, s + 2 * k, 2);
+                v = st == LAMINA_TYPE_F16 ? lamina_fp16_to_fp32(h) : lamina_bf16_to_fp32(h);
+            }
+            if (dt == LAMINA_TYPE_F32) memcpy(d + 4 * k, &v, 4);
+            else { const uint16_t h = lamina_fp32_to_fp16(v); memcpy(d + 2 * k, &h, 2); }
+        }
+    }
+}
+
+/* GET_ROWS: dst[:, i] = dequant(table[:, ids[i]]) */
+static void task_get_rows(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int32_t *ids = (const int32_t *)cpu_tensor_data(&n->src[1]);
+    int64_t r0, r1;
+    split(n->dst.ne[1], ith, nth, &r0, &r1);
+    for (int64_t i = r0; i < r1; i++) {
+        const uint8_t *src = cpu_tensor_data(&n->src[0]) + (uint64_t)ids[i] * n->src[0].nb[1];
+        cpu_dequant_row(n->src[0].type, (float *)row_ptr(&n->dst, i), src, n->src[0].ne[0]);
+    }
+}
+
+/* SET_ROWS: dst[:, rows[i]] = convert(X[:, i]) */
+static void task_set_rows(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int32_t *rows = (const int32_t *)cpu_tensor_data(&n->src[1]);
+    const int64_t K = n->src[0].ne[0];
+    int64_t r0, r1;
+    split(n->src[0].ne[1], ith, nth, &r0, &r1);
+    for (int64_t i = r0; i < r1; i++) {
+        const float *x = (const float *)row_ptr(&n->src[0], i);
+        uint8_t *d = cpu_tensor_data(&n->dst) + (uint64_t)rows[i] * n->dst.nb[1];
+        if (n->dst.type == LAMINA_TYPE_F32) {
+            memcpy(d, x, (size_t)K * 4);
+        } else {
+            uint16_t *h = (uint16_t *)d;
+            for (int64_t k = 0; k < K; k++) h[k] = lamina_fp32_to_fp16(x[k]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* ROPE                                                                 */
+
+typedef struct {
+    const lamina_node *n;
+    float *cs;          /* per thread: n_rot floats (cos, sin pairs) */
+} rope_ctx;
+
+/* For token t and pair i < n_rot/2:
+ *   theta = pos * freq_scale * base^(-2i/n_rot) / ff[i]
+ *   (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos)
+ * NORM pairs (2i, 2i+1), NEOX pairs (i, i + n_rot/2); dims >= n_rot copied. */
+static void task_rope(void *arg, int ith, int nth)
+{
+    const rope_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const lamina_tensor *x = &n->src[0], *d = &n->dst;
+    const int32_t *pos = (const int32_t *)cpu_tensor_data(&n->src[1]);
+    const float *ff = n->n_src == 3 ? (const float *)cpu_tensor_data(&n->src[2]) : NULL;
+    const int64_t D = x->ne[0], H = x->ne[1];
+    const int n_rot = n->ip[1], half = n_rot / 2, neox = n->ip[0] == LAMINA_ROPE_NEOX;
+    const double base = n->fp[0], fs = n->fp[1] != 0.0f ? n->fp[1] : 1.0;
+    float *cs = c->cs + (size_t)ith * (size_t)n_rot;
+    int64_t t0, t1;
+    split(x->ne[2], ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        /* angles of this token, shared by all heads */
+        for (int i = 0; i < half; i++) {
+            double th = (double)pos[t] * fs * pow(base, -2.0 * i / n_rot);
+            if (ff) th /= ff[i];
+            cs[2 * i] = (float)cos(th);
+            cs[2 * i + 1] = (float)sin(th);
+        }
+        for (int64_t h = 0; h < H; h++) {
+            const float *xr = (const float *)(cpu_tensor_data(x) + (uint64_t)h * x->nb[1] + (uint64_t)t * x->nb[2]);
+            float *yr = (float *)(cpu_tensor_data(d) + (uint64_t)h * d->nb[1] + (uint64_t)t * d->nb[2]);
+            for (int i = 0; i < half; i++) {
+                const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+                const float x0 = xr[i0], x1 = xr[i1], co = cs[2 * i], si = cs[2 * i + 1];
+                yr[i0] = x0 * co - x1 * si;
+                yr[i1] = x0 * si + x1 * co;
+            }
+            if (yr != xr)
+                for (int64_t k = n_rot; k < D; k++) yr[k] = xr[k];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* ATTENTION                                                            */
+
+typedef struct {
+    lamina_backend *be;
+    const lamina_node *n;
+    float *acc;         /* per thread: Dv floats */
+    int64_t D, Dv, Hq, Hkv, N;
+} attn_ctx;
+
+/* For query token i, head h (KV head g = h / (Hq/Hkv)), over cache rows
+ * base_i + j, j in [j0, pos_i], one pass of online softmax:
+ *   s_j = scale * q.k_j, softcapped;  m = running max;  l = sum e^(s-m);
+ *   acc = sum e^(s_j - m) v_j, rescaled by e^(m_old - m_new) when m grows;
+ *   dst = acc / l. */
+static void task_attention(void *arg, int ith, int nth)
+{
+    const attn_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const cpu_kernels *kk = &c->be->k;
+    const lamina_tensor *Q = &n->src[0], *Kc = &n->src[1], *Vc = &n->src[2];
+    const int64_t D = c->D, Dv = c->Dv, Hq = c->Hq, grp = c->Hq / c->Hkv;
+    const int32_t window = n->ip[0];
+    const float scale = n->fp[0], cap = n->fp[1];
+    const int kf16 = Kc->type == LAMINA_TYPE_F16, vf16 = Vc->type == LAMINA_TYPE_F16;
+    const size_t kes = kf16 ? 2 : 4, ves = vf16 ? 2 : 4;
+    float *acc = c->acc + (size_t)ith * (size_t)Dv;
+
+    for (int64_t item = ith; item < Hq * c->N; item += nth) {
+        const int64_t h = item % Hq, i = item / Hq, g = h / grp;
+        const float *q = (const float *)(cpu_tensor_data(Q) + (uint64_t)h * Q->nb[1] + (uint64_t)i * Q->nb[2]);
+        /* (base_i, pos_i) of this token */
+        const int32_t *bpi = (const int32_t *)(cpu_tensor_data(&n->src[3]) + (uint64_t)i * n->src[3].nb[1]);
+        const int64_t base = bpi[0], pos = bpi[1];
+        const int64_t j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+        const uint8_t *kb = cpu_tensor_data(Kc) + (uint64_t)g * (uint64_t)D * kes;
+        const uint8_t *vb = cpu_tensor_data(Vc) + (uint64_t)g * (uint64_t)Dv * ves;
+        float m = -INFINITY, l = 0.0f;
+        memset(acc, 0, (size_t)Dv * sizeof(float));
+        for (int64_t j = j0; j <= pos; j++) {
+            const uint64_t r = (uint64_t)(base + j);
+            const void *kr = kb + r * Kc->nb[1];
+            const void *vr = vb + r * Vc->nb[1];
+            /* score, then optional softcap */
+            float s = kf16 ? kk->dot_f16(kr, q, D) : kk->dot_f32(kr, q, D);
+            s *= scale;
+            if (cap > 0.0f) s = cap * tanhf(s / cap);
+            if (s > m) {
+                /* new maximum: rescale what we have */
+                const float corr = expf(m - s);
+                l = l * corr + 1.0f;
+                if (vf16) kk->scale_axpy_f16(acc, corr, 1.0f, vr, Dv);
+                else      kk->scale_axpy_f32(acc, corr, 1.0f, vr, Dv);
+                m = s;
+            } else {
+                const float p = expf(s - m);
+                l += p;
+                if (vf16) kk->scale_axpy_f16(acc, 1.0f, p, vr, Dv);
+                else      kk->scale_axpy_f32(acc, 1.0f, p, vr, Dv);
+            }
+        }
+        float *y = (float *)(cpu_tensor_data(&n->dst) + (uint64_t)i * n->dst.nb[1]) + h * Dv;
+        const float il = 1.0f / l;
+        for (int64_t k = 0; k < Dv; k++) y[k] = acc[k] * il;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* MUL_MAT                                                              */
+
+typedef struct {
+    lamina_backend *be;
+    const lamina_node *n;
+    cpu_dot_fn dot;
+    int fmt;
+    int64_t K, N, M;
+    uint8_t *act;           /* M columns of arow bytes */
+    size_t arow;
+    float **dcol;           /* dst column pointers */
+    const float **xcol;     /* X column pointers */
+    int64_t chunk;          /* rows per chunk */
+    int64_t n_chunks;
+    atomic_llong next;      /* next chunk to take */
+} mm_ctx;
+
+/* Phase 1: round the X columns into the activation format. */
+static void task_mm_quant(void *arg, int ith, int nth)
+{
+    mm_ctx *c = arg;
+    int64_t m0, m1;
+    split(c->M, ith, nth, &m0, &m1);
+    for (int64_t m = m0; m < m1; m++)
+        cpu_quantize_act(c->fmt, c->act + (size_t)m * c->arow, c->xcol[m], c->K);
+}
+
+/* Phase 2: dst[n, m] = W[:, n] . X[:, m], chunks of rows taken in turn;
+ * inside a chunk, columns in groups of CPU_DOT_MAX_COLS so each weight row
+ * is loaded once per group. */
+static void task_mm(void *arg, int ith, int nth)
+{
+    mm_ctx *c = arg;
+    const lamina_tensor *W = &c->n->src[0];
+    const uint8_t *wbase = cpu_tensor_data(W);
+    const uint64_t wnb = W->nb[1];
+    (void)ith; (void)nth;
+    for (;;) {
+        const int64_t ch = atomic_fetch_add(&c->next, 1);
+        if (ch >= c->n_chunks) break;
+        const int64_t n0 = ch * c->chunk;
+        const int64_t n1 = n0 + c->chunk < c->N ? n0 + c->chunk : c->N;
+        for (int64_t m = 0; m < c->M; m += CPU_DOT_MAX_COLS) {
+            const int nc = c->M - m < CPU_DOT_MAX_COLS ? (int)(c->M - m) : CPU_DOT_MAX_COLS;
+            const uint8_t *xa = c->act + (size_t)m * c->arow;
+            for (int64_t r = n0; r < n1; r++) {
+                float out[CPU_DOT_MAX_COLS];
+                c->dot(out, c->K, wbase + (uint64_t)r * wnb, xa, c->arow, nc);
+                for (int j = 0; j < nc; j++) c->dcol[m + j][r] = out[j];
+            }
+        }
+    }
+}
+
+static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size_t err_size)
+{
+    const lamina_tensor *W = &n->src[0], *X = &n->src[1], *d = &n->dst;
+    mm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.be = be;
+    c.n = n;
+    c.dot = be->k.dot[W->type];
+    c.fmt = be->k.act[W->type];
+    c.K = W->ne[0];
+    c.N = W->ne[1];
+    c.M = nrows(X);
+    c.arow = (cpu_act_row_size(c.fmt, c.K) + 63) & ~(size_t)63;
+    /* scratch: activations, then the two column-pointer arrays */
+    const size_t act_bytes = (size_t)c.M * c.arow;
+    const size_t ptr_bytes = (size_t)c.M * sizeof(void *);
+    if (cpu_scratch_reserve(be, act_bytes + 2 * ptr_bytes) != 0) {
+        if (err && err_size) snprintf(err, err_size, "mul_mat: out of memory for activations");
+        return LAMINA_ENOMEM;
+    }
+    c.act = be->scratch;
+    c.dcol = (float **)(c.act + act_bytes);
+    c.xcol = (const float **)(c.act + act_bytes + ptr_bytes);
+    for (int64_t m = 0; m < c.M; m++) {
+        c.xcol[m] = (const float *)row_ptr(X, m);
+        c.dcol[m] = (float *)row_ptr(d, m);
+    }
+    const int nth = be->n_threads;
+    cpu_pool_run(be->pool, task_mm_quant, &c, c.M * c.K >= 65536 ? nth : 1);
+
+    /* chunks: several per thread so a busy core does not hold the rest up */
+    const int64_t target = (int64_t)nth * (c.M == 1 ? 16 : 4);
+    int64_t chunk = (c.N + target - 1) / target;
+    if (chunk < 4) chunk = 4;
+    c.chunk = chunk;
+    c.n_chunks = (c.N + chunk - 1) / chunk;
+    atomic_init(&c.next, 0);
+    const double work = (double)c.N * (double)c.M * (double)c.K;
+    cpu_pool_run(be->pool, task_mm, &c, work >= 262144.0 ? nth : 1);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                             */
+
+#define FAIL(code, ...) do { if (err && err_size) snprintf(err, err_size, __VA_ARGS__); return (code); } while (0)
+
+int cpu_node_run(lamina_backend *be, const lamina_node *n, char *err, size_t err_size)
+{
+    op_ctx oc = { be, n };
+    const lamina_tensor *s0 = &n->src[0];
+    switch (n->op) {
+    case LAMINA_OP_GET_ROWS: {
+        const int32_t *ids = (const int32_t *)cpu_tensor_data(&n->src[1]);
+        for (int64_t i = 0; i < n->src[1].ne[0]; i++)
+            if (ids[i] < 0 || ids[i] >= s0->ne[1])
+                FAIL(LAMINA_EINVAL, "get_rows: id %d out of range [0, %lld)", ids[i], (long long)s0->ne[1]);
+        cpu_pool_run(be->pool, task_get_rows, &oc, nth_for(be, n->dst.ne[0] * n->dst.ne[1]));
+        return 0;
+    }
+    case LAMINA_OP_MUL_MAT:
+        return run_mul_mat(be, n, err, err_size);
+    case LAMINA_OP_RMS_NORM:
+        cpu_pool_run(be->pool, task_rms_norm, &oc, nth_for(be, s0->ne[0] * nrows(s0)));
+        return 0;
+    case LAMINA_OP_ADD:
+    case LAMINA_OP_MUL:
+    case LAMINA_OP_SCALE:
+        cpu_pool_run(be->pool, task_eltwise, &oc, nth_for(be, s0->ne[0] * nrows(s0)));
+        return 0;
+    case LAMINA_OP_GLU:
+        cpu_pool_run(be->pool, task_eltwise, &oc, nth_for(be, 8 * s0->ne[0] * nrows(s0)));
+        return 0;
+    case LAMINA_OP_COPY:
+        cpu_pool_run(be->pool, task_copy, &oc, nth_for(be, s0->ne[0] * nrows(s0)));
+        return 0;
+    case LAMINA_OP_SET_ROWS: {
+        const int32_t *rows = (const int32_t *)cpu_tensor_data(&n->src[1]);
+        for (int64_t i = 0; i < n->src[1].ne[0]; i++)
+            if (rows[i] < 0 || rows[i] >= n->dst.ne[1])
+                FAIL(LAMINA_EINVAL, "set_rows: row %d out of range [0, %lld)", rows[i], (long long)n->dst.ne[1]);
+        cpu_pool_run(be->pool, task_set_rows, &oc, nth_for(be, s0->ne[0] * s0->ne[1]));
+        return 0;
+    }
+    case LAMINA_OP_ROPE: {
+        rope_ctx rc = { n, NULL };
+        const int nth = s0->ne[2] > 1 ? nth_for(be, 4 * s0->ne[0] * nrows(s0)) : 1;
+        if (cpu_scratch_reserve(be, (size_t)nth * (size_t)n->ip[1] * sizeof(float)) != 0)
+            FAIL(LAMINA_ENOMEM, "rope: out of memory");
+        rc.cs = be->scratch;
+        cpu_pool_run(be->pool, task_rope, &rc, nth);
+        return 0;
+    }
+    case LAMINA_OP_ATTENTION: {
+        attn_ctx ac;
+        memset(&ac, 0, sizeof ac);
+        ac.be = be;
+        ac.n = n;
+        ac.D = s0->ne[0];
+        ac.Hq = s0->ne[1];
+        ac.N = s0->ne[2];
+        ac.Hkv = n->src[1].ne[0] / ac.D;
+        ac.Dv = n->src[2].ne[0] / ac.Hkv;
+        const int64_t R = n->src[1].ne[1];
+        for (int64_t i = 0; i < ac.N; i++) {
+            const int32_t *bp = (const int32_t *)(cpu_tensor_data(&n->src[3]) + (uint64_t)i * n->src[3].nb[1]);
+            if (bp[0] < 0 || bp[1] < 0 || (int64_t)bp[0] + bp[1] >= R)
+                FAIL(LAMINA_EINVAL, "attention: token %lld reads rows %d..%d of %lld",
+                     (long long)i, bp[0], bp[0] + bp[1], (long long)R);
+        }
+        const int nth = ac.Hq * ac.N > 1 ? be->n_threads : 1;
+        if (cpu_scratch_reserve(be, (size_t)nth * (size_t)ac.Dv * sizeof(float)) != 0)
+            FAIL(LAMINA_ENOMEM, "attention: out of memory");
+        ac.acc = be->scratch;
+        cpu_pool_run(be->pool, task_attention, &ac, nth);
+        return 0;
+    }
+    default:
+        FAIL(LAMINA_ENOTSUP, "op %u not supported", n->op);
+    }
+}

@@ -1,0 +1,70 @@
+/*
+ * engine_impl.h - shared between engine.c (buffers, decode), graph.c
+ * (building the nodes of each stage) and plan.c (layer routing).
+ */
+#ifndef LAMINA_ENGINE_IMPL_H
+#define LAMINA_ENGINE_IMPL_H
+
+#include "engine.h"
+
+/* Where one backend keeps what its stages read and write.  With all
+ * buffers NULL the same layout describes nodes for supports_op checks. */
+typedef struct stage_mem {
+    lamina_buffer *scratch;     /* activations and per-batch inputs */
+    uint64_t x, cur, q, k, v, att, g, u, xo, logits;       /* F32 areas */
+    uint64_t ids, pos, rows, info, outs;                    /* I32 areas */
+    lamina_buffer *kv;          /* KV cache of this backend's layers */
+    uint64_t k_off[LAMINA_MAX_LAYERS], v_off[LAMINA_MAX_LAYERS];
+    uint32_t kv_type;
+} stage_mem;
+
+/* A weight as the backend sees it. */
+typedef struct weight_ref {
+    lamina_buffer *buf;
+    uint64_t offset;
+} weight_ref;
+
+/* Resolves a model tensor to its place on one backend (NULL buffer and
+ * offset 0 for supports_op checks). */
+typedef weight_ref (*weight_fn)(void *ctx, const lamina_gguf_tensor *t);
+
+typedef struct node_list {
+    lamina_node *v;
+    int n, cap;
+} node_list;
+
+typedef struct graph_ctx {
+    const lamina_model *m;
+    const lamina_engine_params *p;
+    const stage_mem *mem;
+    weight_fn weight;
+    void *weight_ctx;
+    int32_t n_tokens;           /* tokens in this batch */
+    int32_t n_out;              /* tokens with logits */
+} graph_ctx;
+
+/* graph.c: append the nodes of one stage.  LAMINA_ENOMEM on failure. */
+int lamina_graph_input(node_list *nl, const graph_ctx *g);
+int lamina_graph_layer(node_list *nl, const graph_ctx *g, int il);
+int lamina_graph_output(node_list *nl, const graph_ctx *g);
+void lamina_node_list_free(node_list *nl);
+
+/* Scratch layout for n_batch tokens and n_outputs logits rows; returns the
+ * total bytes.  with_output: reserve the logits area. */
+uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
+                             const lamina_engine_params *p, int with_output);
+
+/* Bytes of KV cache for one layer. */
+uint64_t lamina_kv_layer_bytes(const lamina_model *m, const lamina_engine_params *p);
+
+/* plan.c: route layers.  parts[] gets at most n_bes entries in layer order;
+ * notes gets one line per backend passed over.  Returns the number of
+ * parts or a negative code (nothing can run the model: err says why). */
+int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
+                      const lamina_engine_params *p, lamina_plan_part *parts,
+                      char *notes, size_t notes_size, char *err, size_t err_size);
+
+/* 1 when the backend is a host (CPU) device. */
+int lamina_be_is_host(const lamina_be *be);
+
+#endif

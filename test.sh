@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test.sh - build from scratch with AddressSanitizer + UndefinedBehaviorSanitizer
+# and warnings as errors, run the whole test suite, and print
+# "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+./setup.sh --deps-only || exit 1
+export PATH="$ROOT/.venv/bin:$PATH"
+[ -x configure ] || autoreconf -fi >/dev/null || exit 1
+B=$ROOT/build-check
+rm -rf "$B"; mkdir -p "$B"; cd "$B"
+../configure --enable-sanitizers --enable-werror PYTHON="$ROOT/.venv/bin/python" >configure.out 2>&1 \
+  || { tail -30 configure.out; exit 1; }
+grep -A30 '^lamina .* configured' configure.out
+make -j"$(nproc)" >make.out 2>&1 || { grep -E 'error|Error' make.out | head -40; exit 1; }
+make -j"$(nproc)" check >check.out 2>&1; rc=$?
+grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' check.out | sed -n '1,400p'
+for f in $(find tests -name '*.log' -newer make.out); do
+  if grep -qE '^(not ok|ERROR:)' "$f"; then echo "---- $f"; tail -40 "$f"; fi
+done
+sum=$(find tests -name test-suite.log -newer make.out | head -1)
+pass=$(sed -n 's/^# PASS: *//p' "$sum" | head -1); fail=$(sed -n 's/^# FAIL: *//p' "$sum" | head -1)
+err=$(sed -n 's/^# ERROR: *//p' "$sum" | head -1); skip=$(sed -n 's/^# SKIP: *//p' "$sum" | head -1)
+xpass=$(sed -n 's/^# XPASS: *//p' "$sum" | head -1)
+fail=$(( ${fail:-0} + ${err:-0} + ${xpass:-0} ))
+[ $rc -ne 0 ] && [ $fail -eq 0 ] && fail=1
+echo "${pass:-0} passed, ${fail} failed, ${skip:-0} skipped"
+exit $rc

@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""Write a small random-weight GGUF model that lamina can load and run.
+
+The file uses the tensor names, metadata keys and tokenizer layout of real
+GGUF files for the chosen architecture, with tiny dimensions:
+
+  gemma3  n_embd 256, 4 heads, 1 KV head, head_dim 64 (key_length /
+          value_length), n_ff 512, 6 layers (sliding window 8; with the
+          Gemma 3 rule "every 6th layer is global" layers 0-4 are local and
+          layer 5 global), tied output, SentencePiece vocab of 512
+          (tokenizer.ggml.model "llama").
+  llama   n_embd 256, 4 heads, 2 KV heads, head_dim 64, n_ff 512, 2 layers,
+          untied output, byte-level BPE vocab of 512 with merges
+          (tokenizer.ggml.model "gpt2", pre "llama-bpe").
+
+--type picks the type of every matrix (norm vectors are always f32):
+  f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k, or
+  mixed   per-tensor types like a real Q4_K_M (gemma3: the types of the
+          Gemma 3 270M Q4_K_M file; llama: q4_k / q5_k / q6_k / q8_0 mix).
+f16/bf16/q8_0/q4_0/q5_0 are quantized with gguf.quants; q4_k/q5_k/q6_k
+with the quantizers below (gguf.quants only dequantizes those), each
+checked against gguf.quants.dequantize before writing.
+
+Weights are normal random numbers (matrices std 0.5/sqrt(fan_in),
+embeddings std 0.05, norm weights 1 + N(0, 0.05)), so activations stay
+finite.  The output is a function of the arguments only (same seed, same
+bytes).
+
+--manifest FILE writes a JSON description of what was written: version,
+alignment, every key in file order with its GGUF type and value (arrays:
+element type and all values), and every tensor with type, ne, absolute
+offset, byte size and zlib CRC-32 of its bytes.  Tests compare a reader
+against it.
+
+Examples:
+  make_tiny_model.py --arch gemma3 --type mixed --out g.gguf
+  make_tiny_model.py --arch llama --type q4_k --seed 7 --out l.gguf --manifest l.json
+"""
+
+import argparse
+import json
+import re
+import sys
+import zlib
+
+import numpy as np
+
+try:
+    import gguf
+    from gguf import GGMLQuantizationType as QT
+    from gguf import GGUFValueType as VT
+except ImportError as exc:  # the tests turn this into a TAP skip
+    sys.stderr.write(f"make_tiny_model.py: python package 'gguf' not available: {exc}\n")
+    sys.exit(77)
+
+TYPES = {
+    "f32": QT.F32, "f16": QT.F16, "bf16": QT.BF16, "q8_0": QT.Q8_0,
+    "q4_0": QT.Q4_0, "q5_0": QT.Q5_0, "q4_k": QT.Q4_K, "q5_k": QT.Q5_K,
+    "q6_k": QT.Q6_K,
+}
+# general.file_type (llama_ftype numbering)
+FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7, "q5_0": 8, "q4_k": 14,
+             "q5_k": 16, "q6_k": 18, "bf16": 32, "mixed": 15}
+
+N_VOCAB = 512
+
+CORPUS = """
+The quick brown fox jumps over the lazy dog. A small model is a model with few
+weights; it runs fast and it is easy to test. Once upon a time there was a
+little cat that lived in a house near the river. Every morning the cat would
+walk to the water and look at the fish. The fish were happy and the sun was
+warm. What is the capital of France? The capital of France is Paris. How are
+you today? I am fine, thank you. Hello world! This is a test of the tokenizer
+and the engine. We write the numbers 0 1 2 3 4 5 6 7 8 9 and 10, 42, 100.
+She said: "It is time to go home." They went home and had dinner together.
+In the beginning the universe was created. This has made a lot of people very
+angry and been widely regarded as a bad move. Machine learning models predict
+the next token from the previous tokens. Layers of attention and feed forward
+networks transform the hidden state. Good night, and good luck.
+User: write a short story about a robot. Model: The robot woke up and saw the
+stars for the first time. It wanted to learn everything about the world.
+"""
+
+
+# ---------------------------------------------------------------- tokenizers
+
+def train_bpe(words, n_merges):
+    """Greedy BPE over {word(tuple of symbols): count}.  Ties are broken by
+    the pair's text so the result is deterministic.  Returns the merges."""
+    words = {tuple(w): c for w, c in words.items()}
+    merges = []
+    for _ in range(n_merges):
+        pairs = {}
+        for w, c in words.items():
+            for a, b in zip(w, w[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + c
+        if not pairs:
+            break
+        best = max(pairs.items(), key=lambda kv: (kv[1], [-ord(ch) for ch in kv[0][0] + " " + kv[0][1]]))[0]
+        merges.append(best)
+        new = {}
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new[tuple(out)] = new.get(tuple(out), 0) + c
+        words = new
+    return merges
+
+
+def spm_vocab():
+    """SentencePiece-style vocab like Gemma 3: control tokens, byte
+    tokens <0xXX>, user-defined newline pieces, characters and BPE pieces
+    where '\u2581' stands for a space."""
+    tokens, scores, types = [], [], []
+
+    def add(t, s, ty):
+        tokens.append(t)
+        scores.append(s)
+        types.append(ty)
+
+    for t in ["<pad>", "<eos>", "<bos>"]:
+        add(t, -1000.0, 3)
+    add("<unk>", -1000.0, 2)
+    add("<mask>", -1000.0, 3)
+    add("[multimodal]", -1000.0, 4)
+    add("<start_of_turn>", -1000.0, 3)
+    add("<end_of_turn>", -1000.0, 3)
+    add("\n", -1000.0, 4)
+    add("\n\n", -1000.0, 4)
+    for b in range(256):
+        add(f"<0x{b:02X}>", 0.0, 6)
+    words = {}
+    for w in CORPUS.split():
+        w = "\u2581" + w
+        words[w] = words.get(w, 0) + 1
+    chars = sorted({ch for w in words for ch in w})
+    budget = N_VOCAB - len(tokens) - len(chars)
+    merges = train_bpe({tuple(w): c for w, c in words.items()}, budget)
+    # pieces first by merge rank (score -rank), characters after them
+    for r, (a, b) in enumerate(merges):
+        add(a + b, -float(r), 1)
+    for i, ch in enumerate(chars):
+        add(ch, -float(len(merges) + i), 1)
+    n = 0
+    while len(tokens) < N_VOCAB:
+        add(f"<unused{n}>", -1000.0, 3)
+        n += 1
+    assert len(set(tokens)) == len(tokens), "duplicate SPM piece"
+    return tokens, scores, types
+
+
+def byte_to_unicode():
+    """The GPT-2 byte-level alphabet: printable bytes stand for themselves,
+    the rest are shifted to code points from 256 up."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def bpe_vocab():
+    """Byte-level BPE vocab like Llama 3: 256 byte symbols, merged pieces
+    in merge order, then the special tokens."""
+    b2u = byte_to_unicode()
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                "<|end_header_id|>", "<|eot_id|>"]
+    # pre-tokenize: words with their leading space, digits, punctuation runs
+    pieces = re.findall(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+", CORPUS)
+    words = {}
+    for p in pieces:
+        enc = tuple(b2u[b] for b in p.encode("utf-8"))
+        words[enc] = words.get(enc, 0) + 1
+    merges = train_bpe(words, N_VOCAB - 256 - len(specials))
+    tokens = [b2u[b] for b in range(256)] + [a + b for a, b in merges]
+    n = 0
+    while len(tokens) + len(specials) < N_VOCAB:
+        tokens.append(f"<|reserved_special_token_{n}|>")
+        n += 1
+    types = [1] * len(tokens)
+    for i, t in enumerate(tokens):
+        if t.startswith("<|reserved"):
+            types[i] = 3
+    tokens += specials
+    types += [3] * len(specials)
+    assert len(set(tokens)) == len(tokens), "duplicate BPE token"
+    return tokens, types, [f"{a} {b}" for a, b in merges]
+
+
+# ---------------------------------------------------------- k-quantizers
+
+def _f16(x):
+    return x.astype(np.float16)
+
+
+def _check(qbytes, qtype, want, x):
+    """The bytes must decode (gguf.quants) to our reconstruction."""
+    got = gguf.quants.dequantize(qbytes, qtype).reshape(want.shape)
+    tol = 1e-5 * max(1.0, float(np.abs(want).max()))
+    if not np.allclose(got, want, atol=tol, rtol=1e-5):
+        raise AssertionError(f"{qtype.name} packing disagrees with gguf.quants.dequantize")
+    err = float(np.abs(got - x).max())
+    if err > 0.25 * float(np.abs(x).max()) + 1e-6:
+        raise AssertionError(f"{qtype.name} quantization error {err} too large")
+
+
+def _scale_min_k(x, qmax):
+    """Shared by q4_K / q5_K.  x: (nb, 8, 32).  Returns fp16 d and dmin,
+    6-bit sc and m per sub-block, and q in 0..qmax."""
+    lo = np.minimum(x.min(-1), 0.0)              # (nb, 8), <= 0
+    hi = x.max(-1)
+    step = (hi - lo) / qmax                      # sub-block scale
+    off = -lo                                    # sub-block min (subtracted)
+    d = _f16(step.max(-1) / 63)
+    dmin = _f16(off.max(-1) / 63)
+    df = d.astype(np.float32)[:, None]
+    dmf = dmin.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.where(df > 0, np.clip(np.rint(step / df), 0, 63), 0).astype(np.uint8)
+        m = np.where(dmf > 0, np.clip(np.rint(off / dmf), 0, 63), 0).astype(np.uint8)
+        es = (df * sc)[..., None]
+        eo = (dmf * m)[..., None]
+        q = np.where(es > 0, np.clip(np.rint((x + eo) / es), 0, qmax), 0).astype(np.uint8)
+    recon = es * q - eo
+    return d, dmin, sc, m, q, recon
+
+
+def _pack_scales_k(sc, m):
+    """12-byte packing of 8 six-bit scales and mins."""
+    s = np.zeros((sc.shape[0], 12), np.uint8)
+    s[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    s[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    s[:, 8:12] = (sc[:, 4:8] & 0xF) | ((m[:, 4:8] & 0xF) << 4)
+    return s
+
+
+def quant_q4_k(x):
+    nb = x.size // 256
+    d, dmin, sc, m, q, recon = _scale_min_k(x.reshape(nb, 8, 32), 15)
+    q4 = q.reshape(nb, 4, 2, 32)                 # chunk c, half h, element l
+    qs = (q4[:, :, 0, :] | (q4[:, :, 1, :] << 4)).reshape(nb, 128)
+    out = np.concatenate([d.view(np.uint8).reshape(nb, 2), dmin.view(np.uint8).reshape(nb, 2),
+                          _pack_scales_k(sc, m), qs], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.Q4_K, recon.reshape(x.shape), x)
+    return out
+
+
+def quant_q5_k(x):
+    nb = x.size // 256
+    d, dmin, sc, m, q, recon = _scale_min_k(x.reshape(nb, 8, 32), 31)
+    q5 = q.reshape(nb, 4, 2, 32)
+    lo = q5 & 0xF
+    qs = (lo[:, :, 0, :] | (lo[:, :, 1, :] << 4)).reshape(nb, 128)
+    qh = np.zeros((nb, 32), np.uint8)
+    for c in range(4):
+        for h in range(2):
+            qh |= ((q5[:, c, h, :] >> 4) & 1) << (2 * c + h)
+    out = np.concatenate([d.view(np.uint8).reshape(nb, 2), dmin.view(np.uint8).reshape(nb, 2),
+                          _pack_scales_k(sc, m), qh, qs], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.Q5_K, recon.reshape(x.shape), x)
+    return out
+
+
+def quant_q6_k(x):
+    nb = x.size // 256
+    xs = x.reshape(nb, 16, 16)
+    step = np.abs(xs).max(-1) / 31               # (nb, 16)
+    d = _f16(step.max(-1) / 127)
+    df = d.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.where(df > 0, np.clip(np.rint(step / df), -128, 127), 0).astype(np.int8)
+        es = (df * sc)[..., None]
+        q = np.where(es > 0, np.clip(np.rint(xs / es) + 32, 0, 63), 32).astype(np.uint8)
+    recon = es * (q.astype(np.float32) - 32)
+    q6 = q.reshape(nb, 2, 4, 32)                 # half n, quarter k, element l
+    ql = np.concatenate([(q6[:, :, 0, :] & 0xF) | ((q6[:, :, 2, :] & 0xF) << 4),
+                         (q6[:, :, 1, :] & 0xF) | ((q6[:, :, 3, :] & 0xF) << 4)], axis=2).reshape(nb, 128)
+    qh = ((q6[:, :, 0, :] >> 4) | ((q6[:, :, 1, :] >> 4) << 2) |
+          ((q6[:, :, 2, :] >> 4) << 4) | ((q6[:, :, 3, :] >> 4) << 6)).reshape(nb, 64)
+    out = np.concatenate([ql, qh, sc.view(np.uint8), d.view(np.uint8).reshape(nb, 2)], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.Q6_K, recon.reshape(x.shape), x)
+    return out
+
+
+def encode(x, qt):
+    """x: float32 (rows, ne0).  Returns the array handed to the writer and
+    its raw dtype (None when numpy's dtype says it)."""
+    if qt == QT.F32:
+        return x.astype(np.float32), None
+    if qt == QT.F16:
+        return x.astype(np.float16), None
+    if qt == QT.Q4_K:
+        return quant_q4_k(x), qt
+    if qt == QT.Q5_K:
+        return quant_q5_k(x), qt
+    if qt == QT.Q6_K:
+        return quant_q6_k(x), qt
+    return gguf.quants.quantize(x, qt), qt
+
+
+# ------------------------------------------------------------------- model
+
+def tensor_plan(arch, n_layer, tname):
+    """[(name, ne (GGUF order), kind, type)] in file order."""
+    E, F, V, D = 256, 512, N_VOCAB, 64
+    H, HKV = 4, (1 if arch == "gemma3" else 2)
+    mixed = tname == "mixed"
+    base = None if mixed else TYPES[tname]
+
+    def pick(gemma, llama):
+        return base if base is not None else (gemma if arch == "gemma3" else llama)
+
+    plan = [("token_embd.weight", [E, V], "embd", pick(QT.Q8_0, QT.Q4_K))]
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        even = i % 2 == 0
+        plan.append((p + "attn_norm.weight", [E], "norm", QT.F32))
+        plan.append((p + "attn_q.weight", [E, H * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
+        plan.append((p + "attn_k.weight", [E, HKV * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
+        plan.append((p + "attn_v.weight", [E, HKV * D], "mat", pick(QT.Q8_0, QT.Q6_K if even else QT.Q8_0)))
+        plan.append((p + "attn_output.weight", [H * D, E], "mat", pick(QT.Q4_K, QT.Q4_K)))
+        if arch == "gemma3":
+            plan.append((p + "attn_q_norm.weight", [D], "norm", QT.F32))
+            plan.append((p + "attn_k_norm.weight", [D], "norm", QT.F32))
+            plan.append((p + "post_attention_norm.weight", [E], "norm", QT.F32))
+        plan.append((p + "ffn_norm.weight", [E], "norm", QT.F32))
+        plan.append((p + "ffn_gate.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
+        plan.append((p + "ffn_up.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
+        plan.append((p + "ffn_down.weight", [F, E], "mat", pick(QT.Q6_K, QT.Q6_K if even else QT.Q5_K)))
+        if arch == "gemma3":
+            plan.append((p + "post_ffw_norm.weight", [E], "norm", QT.F32))
+    plan.append(("output_norm.weight", [E], "norm", QT.F32))
+    if arch == "llama":
+        plan.append(("output.weight", [E, V], "mat", pick(None, QT.Q6_K)))
+    return plan
+
+
+def metadata(arch, tname, n_layer):
+    """[(key, GGUFValueType, value, array element type or None)] after
+    general.architecture (which the writer adds first)."""
+    kv = [
+        ("general.type", VT.STRING, "model", None),
+        ("general.name", VT.STRING, f"lamina tiny {arch} {tname}", None),
+        ("general.file_type", VT.UINT32, FILE_TYPE[tname], None),
+        ("general.quantization_version", VT.UINT32, 2, None),
+    ]
+    a = arch
+    kv += [
+        (f"{a}.context_length", VT.UINT32, 512, None),
+        (f"{a}.embedding_length", VT.UINT32, 256, None),
+        (f"{a}.block_count", VT.UINT32, n_layer, None),
+        (f"{a}.feed_forward_length", VT.UINT32, 512, None),
+        (f"{a}.attention.head_count", VT.UINT32, 4, None),
+    ]
+    if arch == "gemma3":
+        kv += [
+            (f"{a}.attention.head_count_kv", VT.UINT32, 1, None),
+            (f"{a}.attention.key_length", VT.UINT32, 64, None),
+            (f"{a}.attention.value_length", VT.UINT32, 64, None),
+            (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32, 1e-6, None),
+            (f"{a}.rope.freq_base", VT.FLOAT32, 1000000.0, None),
+            (f"{a}.attention.sliding_window", VT.UINT32, 8, None),
+        ]
+        tokens, scores, types = spm_vocab()
+        kv += [
+            ("tokenizer.ggml.model", VT.STRING, "llama", None),
+            ("tokenizer.ggml.pre", VT.STRING, "default", None),
+            ("tokenizer.ggml.tokens", VT.ARRAY, tokens, VT.STRING),
+            ("tokenizer.ggml.scores", VT.ARRAY, scores, VT.FLOAT32),
+            ("tokenizer.ggml.token_type", VT.ARRAY, types, VT.INT32),
+            ("tokenizer.ggml.bos_token_id", VT.UINT32, tokens.index("<bos>"), None),
+            ("tokenizer.ggml.eos_token_id", VT.UINT32, tokens.index("<eos>"), None),
+            ("tokenizer.ggml.unknown_token_id", VT.UINT32, tokens.index("<unk>"), None),
+            ("tokenizer.ggml.padding_token_id", VT.UINT32, tokens.index("<pad>"), None),
+            ("tokenizer.ggml.add_bos_token", VT.BOOL, True, None),
+            ("tokenizer.ggml.add_eos_token", VT.BOOL, False, None),
+            ("tokenizer.ggml.add_space_prefix", VT.BOOL, False, None),
+        ]
+    else:
+        kv += [
+            (f"{a}.attention.head_count_kv", VT.UINT32, 2, None),
+            (f"{a}.rope.dimension_count", VT.UINT32, 64, None),
+            (f"{a}.rope.freq_base", VT.FLOAT32, 500000.0, None),
+            (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32, 1e-5, None),
+            (f"{a}.vocab_size", VT.UINT32, N_VOCAB, None),
+        ]
+        tokens, types, merges = bpe_vocab()
+        kv += [
+            ("tokenizer.ggml.model", VT.STRING, "gpt2", None),
+            ("tokenizer.ggml.pre", VT.STRING, "llama-bpe", None),
+            ("tokenizer.ggml.tokens", VT.ARRAY, tokens, VT.STRING),
+            ("tokenizer.ggml.token_type", VT.ARRAY, types, VT.INT32),
+            ("tokenizer.ggml.merges", VT.ARRAY, merges, VT.STRING),
+            ("tokenizer.ggml.bos_token_id", VT.UINT32, tokens.index("<|begin_of_text|>"), None),
+            ("tokenizer.ggml.eos_token_id", VT.UINT32, tokens.index("<|end_of_text|>"), None),
+            ("tokenizer.ggml.add_bos_token", VT.BOOL, True, None),
+        ]
+    return kv
+
+
+def weights(rng, ne, kind):
+    shape = tuple(reversed(ne))                   # numpy (rows, ne0)
+    if kind == "norm":
+        return (1.0 + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "embd":
+        return (0.05 * rng.standard_normal(shape)).astype(np.float32)
+    return ((0.5 / np.sqrt(ne[0])) * rng.standard_normal(shape)).astype(np.float32)
+
+
+def manifest_value(vt, v, sub):
+    if vt == VT.FLOAT32:
+        return float(np.float32(v))
+    if vt == VT.BOOL:
+        return bool(v)
+    if vt == VT.ARRAY:
+        return [manifest_value(sub, e, None) for e in v]
+    return v
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=["gemma3", "llama"], default="gemma3")
+    ap.add_argument("--type", dest="tname", choices=list(TYPES) + ["mixed"], default="mixed")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=None,
+                    help="number of blocks (default: gemma3 6, llama 2)")
+    ap.add_argument("--out", required=True, help="GGUF file to write")
+    ap.add_argument("--manifest", help="also write a JSON manifest here")
+    args = ap.parse_args(argv)
+    n_layer = args.layers if args.layers is not None else (6 if args.arch == "gemma3" else 2)
+    if n_layer < 1 or n_layer > 64:
+        ap.error("--layers must be in 1..64")
+
+    rng = np.random.default_rng(args.seed)
+    w = gguf.GGUFWriter(args.out, args.arch)
+    kvs = [("general.architecture", VT.STRING, args.arch, None)]
+    for key, vt, val, sub in metadata(args.arch, args.tname, n_layer):
+        w.add_key_value(key, val, vt, sub_type=sub)
+        kvs.append((key, vt, val, sub))
+
+    tensors = []
+    for name, ne, kind, qt in tensor_plan(args.arch, n_layer, args.tname):
+        x = weights(rng, ne, kind)
+        arr, raw = encode(x, qt)
+        arr = np.ascontiguousarray(arr)
+        w.add_tensor(name, arr, raw_dtype=raw)
+        tensors.append({"name": name, "type": int(qt), "ne": ne, "size": int(arr.nbytes),
+                        "crc32": zlib.crc32(arr.tobytes())})
+
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    if args.manifest:
+        # absolute offsets: read back the layout the writer chose
+        r = gguf.GGUFReader(args.out)
+        by_name = {t.name: t for t in r.tensors}
+        for t in tensors:
+            rt = by_name[t["name"]]
+            if int(rt.tensor_type) != t["type"] or [int(v) for v in rt.shape] != t["ne"] or int(rt.n_bytes) != t["size"]:
+                raise AssertionError(f"read-back mismatch for {t['name']}")
+            t["offset"] = int(rt.data_offset)
+        man = {
+            "version": 3,
+            "alignment": 32,
+            "data_offset": int(r.data_offset),
+            "kv": [{"key": k, "type": int(vt), "elem_type": (int(sub) if sub is not None else None),
+                    "value": manifest_value(vt, v, sub)} for k, vt, v, sub in kvs],
+            "tensors": tensors,
+        }
+        with open(args.manifest, "w", encoding="utf-8") as f:
+            json.dump(man, f, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

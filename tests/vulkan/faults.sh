@@ -1,0 +1,39 @@
+#!/bin/sh
+# faults.sh - the Vulkan plugin without a usable driver: no manifest at
+# all, a manifest naming a missing library.  The probe must report zero
+# devices and a reason, and open must fail cleanly (never crash).
+. "$top_srcdir/tests/lib.sh"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/lamina-vk.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+mkdir "$T/empty"
+cat > "$T/bad_icd.json" <<JSON
+{
+    "file_format_version": "1.0.0",
+    "ICD": {
+        "library_path": "$T/no-such-driver.so",
+        "api_version": "1.3.0"
+    }
+}
+JSON
+PROG="$B/tests/vulkan/vk_test"
+
+# run NAME ARGS... under a controlled environment; the child's TAP lines are
+# kept in $T/NAME.out and summarised as one test here
+run() {
+    name=$1; shift
+    if env -u VK_ADD_DRIVER_FILES "$@" > "$T/$name.out" 2>&1; then
+        ok "$name"
+    else
+        not_ok "$name"
+    fi
+    sed 's/^/#   /' "$T/$name.out"
+}
+
+run "empty driver folder (VK_DRIVER_FILES)" \
+    VK_DRIVER_FILES="$T/empty" VK_ICD_FILENAMES= "$PROG" --no-icd
+run "nonexistent manifest (VK_ICD_FILENAMES)" \
+    VK_ICD_FILENAMES="$T/nonexistent.json" "$PROG" --no-icd
+run "manifest naming a missing library" \
+    VK_DRIVER_FILES="$T/bad_icd.json" "$PROG" --bad-icd
+done_testing
