@@ -13,6 +13,7 @@
 
 #include "lamina/quant.h"
 #include "engine_impl.h"
+#include "ref.h"
 
 #define ERR(...) do { if (err) snprintf(err, err_size, __VA_ARGS__); } while (0)
 
@@ -198,6 +199,115 @@ static void part_release(part_state *ps, const lamina_model *m)
     memset(ps, 0, sizeof *ps);
 }
 
+static int part_run(lamina_engine *e, part_state *ps, int32_t T, int32_t O,
+                    char *err, size_t err_size);
+
+/*
+ * The model-layer check.  Drivers that pass small known-answer tests can
+ * still produce garbage on real shapes, so the first layer a non-host
+ * backend received runs once with the model's real weights on that backend
+ * and on the core's reference, from the same input (the embeddings of a
+ * few tokens), and the outputs are compared.  Tolerance: max |a - b| /
+ * max |ref| <= 3e-2, the bound the cpu plugin's 8-bit activation rounding
+ * stays well inside (engine tests measure ~1e-2 over several layers).
+ */
+#define VERIFY_TOKENS 4
+#define VERIFY_TOL 3e-2
+
+static int run_one_layer(lamina_engine *e, part_state *ps, int il, int nt, const float *x_in,
+                         float *x_out, char *err, size_t err_size)
+{
+    const int64_t E = e->m->hp.n_embd;
+    lamina_plan_part saved = ps->plan;
+    char e2[256] = "";
+    /* a one-layer stage: no embedding, no output head */
+    ps->plan.first = ps->plan.last = il;
+    ps->plan.input = 0;
+    ps->plan.output = 0;
+    memcpy(e->hidden, x_in, (size_t)(E * nt) * sizeof(float));
+    for (int t = 0; t < nt; t++) {
+        e->pos[t] = t; e->rows[t] = t; e->info[2 * t] = 0; e->info[2 * t + 1] = t;
+    }
+    int rc = part_run(e, ps, nt, 0, err, err_size);
+    ps->plan = saved;
+    if (rc < 0) return rc;
+    memcpy(x_out, e->hidden, (size_t)(E * nt) * sizeof(float));
+    (void)e2;
+    return 0;
+}
+
+/* 0 when the part agrees with the reference; LAMINA_EREJECTED with the
+ * reason in `why` when it does not; another negative code when the check
+ * itself could not run. */
+static int verify_part(lamina_engine *e, part_state *ps, char *why, size_t why_size)
+{
+    const lamina_model *m = e->m;
+    const int nt = e->p.n_batch < VERIFY_TOKENS ? e->p.n_batch : VERIFY_TOKENS;
+    const int64_t E = m->hp.n_embd, n = E * nt;
+    const int il = ps->plan.first;
+    const lamina_backend_iface *ri = lamina_ref_backend_iface();
+    float *x = malloc((size_t)n * sizeof(float)), *a = malloc((size_t)n * sizeof(float)),
+          *b = malloc((size_t)n * sizeof(float));
+    lamina_be ref;
+    part_state rp;
+    memset(&ref, 0, sizeof ref);
+    memset(&rp, 0, sizeof rp);
+    char err[512] = "";
+    int rc = LAMINA_ENOMEM;
+    if (!x || !a || !b) goto out;
+    /* input: the scaled embeddings of tokens 1..4 (real activations) */
+    for (int t = 0; t < nt; t++) {
+        const lamina_gguf_tensor *te = m->tok_embd;
+        uint64_t row = lamina_row_size(te->type, E);
+        int64_t tok = (t + 1) % m->hp.n_vocab;
+        rc = lamina_dequantize_row(te->type, (const uint8_t *)te->data + row * (uint64_t)tok, x + t * E, E);
+        if (rc < 0) goto out;
+        for (int64_t i = 0; i < E; i++) x[t * E + i] *= m->hp.embd_scale;
+    }
+    /* the backend under test */
+    rc = run_one_layer(e, ps, il, nt, x, a, err, sizeof err);
+    if (rc < 0) { snprintf(why, why_size, "layer %d check failed to run: %s", il, err); goto out; }
+    /* the reference, on a one-layer stage of its own */
+    lamina_backend_params bp = { sizeof bp, 0, 1, 0 };
+    static const lamina_host quiet_host = { sizeof(lamina_host), LAMINA_PLUGIN_ABI_MAJOR,
+                                            LAMINA_PLUGIN_ABI_MINOR, LAMINA_PLUGIN_ABI_MIN_MINOR,
+                                            LAMINA_VERSION_STRING, NULL, NULL };
+    ref.iface = ri;
+    snprintf(ref.label, sizeof ref.label, "ref:0");
+    if ((rc = ri->open(&quiet_host, &bp, &ref.inst, err, sizeof err)) < 0) goto ref_fail;
+    rp.be = &ref;
+    rp.plan.be = -1;
+    rp.plan.first = rp.plan.last = il;
+    lamina_engine_params saved = e->p;
+    e->p.n_seq = 1; e->p.n_ctx = nt; e->p.n_batch = nt; e->p.n_outputs = 1;
+    rc = part_setup(e, &rp, err, sizeof err);
+    if (rc == 0) rc = run_one_layer(e, &rp, il, nt, x, b, err, sizeof err);
+    e->p = saved;
+    if (rc < 0) goto ref_fail;
+    double md = 0, mr = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= md)) md = d;                          /* NaN counts as worst */
+        if (fabs(b[i]) > mr) mr = fabs(b[i]);
+    }
+    double rel = md / mr;
+    if (!(rel <= VERIFY_TOL)) {
+        snprintf(why, why_size, "layer %d with the model's weights differs from the reference: "
+                 "max error %.2e > tolerance %.1e", il, rel, VERIFY_TOL);
+        rc = LAMINA_EREJECTED;
+    } else {
+        rc = 0;
+    }
+    goto out;
+ref_fail:
+    snprintf(why, why_size, "reference run of layer %d failed: %s", il, err);
+out:
+    part_release(&rp, m);
+    if (ref.inst) ri->close(ref.inst);
+    free(x); free(a); free(b);
+    return rc;
+}
+
 int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
                          const lamina_engine_params *params, lamina_engine **out,
                          char *err, size_t err_size)
@@ -219,11 +329,6 @@ int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
     if (!e) { ERR("out of memory"); return LAMINA_ENOMEM; }
     e->m = model;
     e->p = p;
-    lamina_plan_part parts[LAMINA_MAX_BACKENDS];
-    int n = lamina_plan_build(model, bes, n_bes < LAMINA_MAX_BACKENDS ? n_bes : LAMINA_MAX_BACKENDS,
-                              &e->p, parts, e->notes, sizeof e->notes, err, err_size);
-    if (n < 0) { free(e); return n; }
-    e->parts = calloc((size_t)n, sizeof *e->parts);
     const uint64_t T = (uint64_t)p.n_batch;
     e->hidden = malloc((size_t)model->hp.n_embd * T * sizeof(float));
     e->ids  = malloc(T * sizeof(int32_t));
@@ -231,18 +336,58 @@ int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
     e->rows = malloc(T * sizeof(int32_t));
     e->info = malloc(2 * T * sizeof(int32_t));
     e->outs = malloc((size_t)p.n_outputs * sizeof(int32_t));
-    if (!e->parts || !e->hidden || !e->ids || !e->pos || !e->rows || !e->info || !e->outs) {
+    if (!e->hidden || !e->ids || !e->pos || !e->rows || !e->info || !e->outs) {
         ERR("out of memory");
         lamina_engine_free(e);
         return LAMINA_ENOMEM;
     }
-    e->n_parts = n;
-    for (int i = 0; i < n; i++) {
-        e->parts[i].plan = parts[i];
-        e->plan[i] = parts[i];
-        e->parts[i].be = bes[parts[i].be];
-        int rc = part_setup(e, &e->parts[i], err, err_size);
-        if (rc < 0) { lamina_engine_free(e); return rc; }
+    /* plan, set up, check; a backend that fails the model-layer check is
+     * demoted and the plan is made again without it */
+    lamina_be *use[LAMINA_MAX_BACKENDS];
+    int n_use = n_bes < LAMINA_MAX_BACKENDS ? n_bes : LAMINA_MAX_BACKENDS;
+    for (int i = 0; i < n_use; i++) use[i] = bes[i];
+    char demoted[1024] = "";
+    for (;;) {
+        lamina_plan_part parts[LAMINA_MAX_BACKENDS];
+        int n = lamina_plan_build(model, use, n_use, &e->p, parts, e->notes, sizeof e->notes, err, err_size);
+        if (n < 0) { lamina_engine_free(e); return n; }
+        e->parts = calloc((size_t)n, sizeof *e->parts);
+        if (!e->parts) { ERR("out of memory"); lamina_engine_free(e); return LAMINA_ENOMEM; }
+        e->n_parts = n;
+        for (int i = 0; i < n; i++) {
+            e->parts[i].plan = parts[i];
+            e->plan[i] = parts[i];
+            e->parts[i].be = use[parts[i].be];
+            int rc = part_setup(e, &e->parts[i], err, err_size);
+            if (rc < 0) { lamina_engine_free(e); return rc; }
+        }
+        int bad = -1;
+        char why[512] = "";
+        for (int i = 0; i < n && bad < 0 && p.verify_layer; i++) {
+            part_state *ps = &e->parts[i];
+            if (lamina_be_is_host(ps->be) || ps->plan.last < ps->plan.first) continue;
+            int rc = verify_part(e, ps, why, sizeof why);
+            if (rc == LAMINA_EREJECTED || rc == LAMINA_EDEVLOST) bad = ps->plan.be;
+            else if (rc < 0) { ERR("%s: %s", ps->be->label, why); lamina_engine_free(e); return rc; }
+        }
+        if (bad < 0) break;
+        size_t dl = strlen(demoted);
+        snprintf(demoted + dl, sizeof demoted - dl, "%s: demoted for this model: %s\n", use[bad]->label, why);
+        for (int i = 0; i < e->n_parts; i++) part_release(&e->parts[i], e->m);
+        free(e->parts);
+        e->parts = NULL;
+        e->n_parts = 0;
+        for (int i = bad; i + 1 < n_use; i++) use[i] = use[i + 1];
+        n_use--;
+        if (n_use == 0) {
+            ERR("no backend left: %s", demoted);
+            lamina_engine_free(e);
+            return LAMINA_ENODEV;
+        }
+    }
+    if (demoted[0]) {
+        size_t nl = strlen(e->notes);
+        snprintf(e->notes + nl, sizeof e->notes - nl, "%s", demoted);
     }
     *out = e;
     return 0;

@@ -23,6 +23,9 @@ static void run_usage(FILE *fp)
           "  --seed S            random seed (default [generate] seed; -1 = random)\n"
           "  --stop TEXT         stop when TEXT appears (repeatable, up to 8)\n"
           "  --system TEXT       system prompt\n"
+          "  --chat              apply the family's chat template even if the model\n"
+          "                      carries none (default: only chat-tuned models, i.e. files\n"
+          "                      with tokenizer.chat_template)\n"
           "  --raw               no chat template: the prompt is given to the model as is\n"
           "  -c, --ctx N         context length\n"
           "  -q, --quiet         no plan and no timings on stderr\n", fp);
@@ -127,7 +130,7 @@ static int answer(cli_model *cm, lamina_seq *seq, const char *text, int template
 int cmd_run(const cli_globals *g, int argc, char **argv)
 {
     const char *pos[3];
-    int n_pos = 0, raw = 0, quiet = 0, n_ctx = 0;
+    int n_pos = 0, raw = 0, chat = 0, quiet = 0, n_ctx = 0;
     const char *system = NULL;
     const char *o_max = NULL, *o_temp = NULL, *o_seed = NULL, *o_topk = NULL, *o_topp = NULL,
                *o_minp = NULL, *o_rep = NULL;
@@ -154,6 +157,8 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
             if (i + 1 >= argc || (n_ctx = atoi(argv[++i])) <= 0) { cli_error("run: -c needs a positive number"); return 2; }
         } else if (!strcmp(a, "--raw")) {
             raw = 1;
+        } else if (!strcmp(a, "--chat")) {
+            chat = 1;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -198,7 +203,11 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
     if (o_seed) gp.seed = (uint64_t)strtoll(o_seed, NULL, 10);
     for (int i = 0; i < n_stops; i++) gp.stop[gp.n_stop++] = stops[i];
 
-    enum lamina_chat_format fmt = raw ? LAMINA_CHAT_UNKNOWN : lamina_chat_format_for(cm.tok);
+    /* chat-tuned models say so by carrying their template; base models
+     * continue the text as given */
+    enum lamina_chat_format fmt = LAMINA_CHAT_UNKNOWN;
+    if (!raw && (chat || lamina_tokenizer_chat_template(cm.tok)))
+        fmt = lamina_chat_format_for(cm.tok);
     lamina_seq seq = { .slot = 0 };
     int ret = 0;
     char err[512];

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../runtime/config.h"
+#include "conf.h"
 #include "tap.h"
 
 static int parse(lamina_config *cfg, const char *text, char *err, size_t n)

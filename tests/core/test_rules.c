@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../runtime/config.h"
+#include "conf.h"
 #include "report.h"
 #include "rules.h"
 #include "version.h"

@@ -44,6 +44,23 @@ static void host_log(void *ctx, int level, const char *plugin, const char *msg)
 static lamina_host host = { sizeof(lamina_host), LAMINA_PLUGIN_ABI_MAJOR, LAMINA_PLUGIN_ABI_MINOR,
                             LAMINA_PLUGIN_ABI_MIN_MINOR, LAMINA_VERSION_STRING, NULL, host_log };
 
+/* A backend that passes small tests but is wrong on real shapes: the
+ * reference, except that RMS norms over rows of 64 or more elements use a
+ * huge epsilon. */
+static lamina_backend_iface liar_iface;
+static int liar_compute(lamina_backend *be, const lamina_graph *g, char *err, size_t err_size)
+{
+    lamina_node *copy = malloc(g->n_nodes * sizeof *copy);
+    memcpy(copy, g->nodes, g->n_nodes * sizeof *copy);
+    for (uint32_t i = 0; i < g->n_nodes; i++)
+        if (copy[i].op == LAMINA_OP_RMS_NORM && copy[i].src[0].ne[0] >= 64) copy[i].fp[0] = 10.0f;
+    lamina_graph g2 = *g;
+    g2.nodes = copy;
+    int rc = lamina_ref_backend_iface()->graph_compute(be, &g2, err, err_size);
+    free(copy);
+    return rc;
+}
+
 static lamina_be *be_open(const lamina_backend_iface *iface, const char *label)
 {
     lamina_be *be = calloc(1, sizeof *be);
@@ -164,6 +181,28 @@ int main(int argc, char **argv)
     if (ls) {
         double e2 = rel_err(lr, ls, (size_t)n * V);
         ok(e2 < 3e-2, "split logits vs reference: max rel error %.2e", e2);
+    }
+
+    /* 2b. a backend that is wrong on the model's real shapes is demoted
+     *     by the model-layer check, and the layers go to the next one */
+    {
+        liar_iface = *lamina_ref_backend_iface();
+        liar_iface.graph_compute = liar_compute;
+        lamina_be *liar = be_open(&liar_iface, "gpu-liar:0");
+        lamina_be *pair[2] = { liar, cpu };
+        lamina_engine_params p;
+        lamina_engine_params_default(&p);
+        p.n_ctx = 32; p.n_batch = 8;
+        lamina_engine *e = NULL;
+        int rc = lamina_engine_create(m, pair, 2, &p, &e, err, sizeof err);
+        char plan[2048] = "";
+        if (rc == 0) lamina_engine_describe_plan(e, plan, sizeof plan);
+        for (char *l = strtok(plan, "\n"); l; l = strtok(NULL, "\n")) printf("#   %s\n", l);
+        lamina_engine_describe_plan(e, plan, sizeof plan);
+        ok(rc == 0 && lamina_engine_plan(e, NULL) == 1 && strstr(plan, "gpu-liar:0: demoted") &&
+           strstr(plan, "cpu:0"), "wrong-on-real-shapes backend demoted, layers on cpu");
+        lamina_engine_free(e);
+        be_free(liar);
     }
 
     /* 3. incremental decode through the KV cache, and batched slots */

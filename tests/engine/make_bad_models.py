@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Write broken variants of a valid GGUF model, one per kind of bad input
+the engine must refuse with a clear one-line error.
+
+usage: make_bad_models.py GOOD.gguf OUTDIR
+writes OUTDIR/<case>.gguf for each case below and prints "<case> <expected
+substring of the error>" lines (tab-separated) for the test to check.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFReader, GGUFWriter, GGUFValueType, GGMLQuantizationType
+
+
+def field_value(f):
+    t = f.types[0]
+    if t == GGUFValueType.STRING:
+        return bytes(f.parts[f.data[0]]).decode("utf-8"), t, None
+    if t == GGUFValueType.ARRAY:
+        st = f.types[1]
+        if st == GGUFValueType.STRING:
+            return [bytes(f.parts[i]).decode("utf-8", "surrogateescape") for i in f.data], t, st
+        return [f.parts[i].tolist()[0] for i in f.data], t, st
+    return f.parts[f.data[0]].tolist()[0], t, None
+
+
+def rewrite(src, dst, drop_keys=(), set_keys=None, retype=None, drop_tensors=()):
+    r = GGUFReader(src)
+    arch = field_value(r.fields["general.architecture"])[0]
+    if set_keys and "general.architecture" in set_keys:
+        arch = set_keys["general.architecture"][0]
+    w = GGUFWriter(dst, arch)
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name in drop_keys or name == "general.architecture":
+            continue
+        if set_keys and name in set_keys:
+            continue
+        val, t, st = field_value(f)
+        if t == GGUFValueType.STRING and isinstance(val, str):
+            w.add_key_value(name, val, t)
+        elif t == GGUFValueType.ARRAY:
+            w.add_key_value(name, val, t, st)
+        else:
+            w.add_key_value(name, val, t)
+    for name, (val, t, st) in (set_keys or {}).items():
+        if name == "general.architecture":
+            continue
+        w.add_key_value(name, val, t, st)
+    for t in r.tensors:
+        if t.name in drop_tensors:
+            continue
+        ttype = t.tensor_type
+        if retype and t.name in retype:
+            ttype = retype[t.name]
+        data = np.asarray(t.data)
+        if ttype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+            w.add_tensor(t.name, data, raw_dtype=ttype)
+        else:   # quantized: the reader gives bytes shaped [rows, row bytes]
+            w.add_tensor(t.name, data.view(np.uint8), raw_dtype=ttype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main():
+    good, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    r = GGUFReader(good)
+    arch = field_value(r.fields["general.architecture"])[0]
+    q40 = next((t.name for t in r.tensors if t.tensor_type == GGMLQuantizationType.Q4_0), None)
+    cases = []
+
+    rewrite(good, out / "unknown_arch.gguf", set_keys={"general.architecture": ("mamba9", GGUFValueType.STRING, None)})
+    cases.append(("unknown_arch", "unknown architecture 'mamba9'"))
+
+    rewrite(good, out / "missing_key.gguf", drop_keys={f"{arch}.block_count"})
+    cases.append(("missing_key", f"missing metadata key '{arch}.block_count'"))
+
+    rewrite(good, out / "missing_tensor.gguf", drop_tensors={"blk.0.ffn_down.weight"})
+    cases.append(("missing_tensor", "missing tensor 'blk.0.ffn_down.weight'"))
+
+    rewrite(good, out / "no_vocab.gguf", drop_keys={"tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+                                                     "tokenizer.ggml.token_type", "tokenizer.ggml.merges"})
+    cases.append(("no_vocab", "tokenizer.ggml.tokens"))
+
+    if q40:
+        # IQ4_NL has Q4_0's block size and byte size, so the file stays
+        # well-formed, but lamina has no kernels for it.
+        rewrite(good, out / "unsupported_type.gguf", retype={q40: GGMLQuantizationType.IQ4_NL})
+        cases.append(("unsupported_type", "unsupported"))
+
+    data = Path(good).read_bytes()
+    (out / "truncated.gguf").write_bytes(data[: len(data) * 2 // 3])
+    cases.append(("truncated", "past end of file"))
+    (out / "bad_magic.gguf").write_bytes(b"GGML" + data[4:])
+    cases.append(("bad_magic", "magic"))
+
+    for name, expect in cases:
+        print(f"{name}\t{expect}")
+
+
+if __name__ == "__main__":
+    main()
