@@ -637,7 +637,8 @@ static int record_node(recorder *rc, const lamina_node *nd, char *err, size_t er
                              u32(s[0].nb[1]), b[2].rel, u32(s[1].nb[1]), u32(s[1].nb[2]),
                              u32(s[1].nb[3]), u32(s[1].ne[1]), u32(s[1].ne[2]), b[0].rel,
                              u32(d->nb[1]), u32(d->nb[2]), u32(d->nb[3]) };
-            uint64_t groups = vec ? cnt * M : ((cnt + 31) / 32) * ((M + 31) / 32);
+            /* mul_mat_vec: 4 rows per workgroup; mul_mat: 32 x 32 tiles */
+            uint64_t groups = vec ? ((cnt + 3) / 4) * M : ((cnt + 31) / 32) * ((M + 31) / 32);
             ret = dispatch(rc, id, b, 3, p, sizeof p, groups, err, err_size);
             r0 += cnt;
         }

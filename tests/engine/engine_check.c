@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_impl.h"
 #include "model.h"
 #include "ref.h"
 
@@ -59,6 +60,18 @@ static int liar_compute(lamina_backend *be, const lamina_graph *g, char *err, si
     int rc = lamina_ref_backend_iface()->graph_compute(be, &g2, err, err_size);
     free(copy);
     return rc;
+}
+
+/* A device with little memory: the reference with memory() reporting
+ * small_free bytes. */
+static lamina_backend_iface small_iface;
+static uint64_t small_free;
+static int small_memory(lamina_backend *be, uint64_t *free_b, uint64_t *total_b)
+{
+    (void)be;
+    *free_b = small_free;
+    *total_b = small_free;
+    return 0;
 }
 
 static lamina_be *be_open(const lamina_backend_iface *iface, const char *label)
@@ -203,6 +216,54 @@ int main(int argc, char **argv)
            strstr(plan, "cpu:0"), "wrong-on-real-shapes backend demoted, layers on cpu");
         lamina_engine_free(e);
         be_free(liar);
+    }
+
+    /* 2c. memory: fits, partly fits, does not fit; gpu_layers = 0 */
+    {
+        small_iface = *lamina_ref_backend_iface();
+        small_iface.memory = small_memory;
+        small_iface.buffer_wrap_host = NULL;            /* weights must be uploaded */
+        lamina_be *small = be_open(&small_iface, "gpu-small:0");
+        lamina_engine_params p;
+        lamina_engine_params_default(&p);
+        p.n_ctx = 32; p.n_batch = 8; p.verify_layer = 0;
+        p.reserve_bytes = 1 << 20;
+        uint64_t layer = lamina_model_layer_bytes(m, 0), embd = lamina_model_layer_bytes(m, -1);
+        stage_mem sm;
+        uint64_t scratch = lamina_stage_layout(&sm, m, &p, 0), kv = lamina_kv_layer_bytes(m, &p);
+        const lamina_plan_part *pp;
+        lamina_be *pair[2] = { small, cpu };
+        struct { uint64_t mem; int gpu_layers, want_parts, want_gpu_layers; const char *what; } cs[] = {
+            { 1ull << 40, -1, 1, -1, "fits: every layer on the device" },
+            { (1u << 20) + scratch + embd + 2 * (layer + kv) + (layer + kv) / 2, -1, 2, 2, "partly fits: 2 layers on the device, the rest on cpu" },
+            { 1u << 20, -1, 1, 0, "does not fit: all on cpu" },
+            { 1ull << 40, 0, 1, 0, "gpu_layers = 0: all on cpu" },
+            { 1ull << 40, 1, 2, 1, "gpu_layers = 1: one layer on the device" },
+        };
+        for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+            small_free = cs[c].mem;
+            p.gpu_layers = cs[c].gpu_layers;
+            lamina_engine *e = NULL;
+            int rc = lamina_engine_create(m, pair, 2, &p, &e, err, sizeof err);
+            int np = rc == 0 ? lamina_engine_plan(e, &pp) : 0;
+            int on_gpu = 0;
+            for (int i = 0; i < np; i++)
+                if (strcmp(lamina_engine_part_label(e, i), "gpu-small:0") == 0) on_gpu = pp[i].last - pp[i].first + 1;
+            char plan[2048] = "";
+            if (e) lamina_engine_describe_plan(e, plan, sizeof plan);
+            for (char *l = strtok(plan, "\n"); l; l = strtok(NULL, "\n")) printf("#   %s\n", l);
+            int want = cs[c].want_gpu_layers < 0 ? m->hp.n_layer : cs[c].want_gpu_layers;
+            ok(rc == 0 && np == cs[c].want_parts && on_gpu == want, "%s (%d parts, %d on device) %s",
+               cs[c].what, np, on_gpu, rc ? err : "");
+            lamina_engine_free(e);
+        }
+        small_free = 1u << 20;
+        lamina_engine *e = NULL;
+        int rc = lamina_engine_create(m, &small, 1, &p, &e, err, sizeof err);
+        ok(rc == LAMINA_ENODEV && strstr(err, "no backend can run layer 0"),
+           "nowhere to go: a clear error (%s)", err);
+        lamina_engine_free(e);
+        be_free(small);
     }
 
     /* 3. incremental decode through the KV cache, and batched slots */

@@ -1,10 +1,12 @@
 #version 450
 /*
  * mul_mat_vec.comp - MUL_MAT for few columns (generation): one workgroup
- * per output element dst[n, m].  dst[n, m] = sum_k W[k, n] * X[k, m]
- * W is read block by block straight from its quantized form.
- * USE_SUBGROUP selects a subgroupAdd reduction (needs subgroup arithmetic);
- * otherwise a shared-memory tree.
+ * per NR consecutive rows of W and one column m of X.
+ *   dst[n, m] = sum_k W[k, n] * X[k, m]
+ * Each invocation walks the groups lid, lid + LS, ... of the NR rows,
+ * reading W block by block straight from its quantized form and each X
+ * value once for all NR rows.  USE_SUBGROUP selects a subgroupAdd
+ * reduction (needs subgroup arithmetic); otherwise a shared-memory tree.
  */
 #include "common.glsl"
 #include "dequant.glsl"
@@ -15,46 +17,60 @@
 #endif
 
 #define LS 64u
+#define NR 4u
 layout(local_size_x = 64) in;
-shared float red[LS];
+shared float red[NR * LS];
 
 void main()
 {
+    uint row_groups = (pc.n_count + NR - 1u) / NR;
     uint wg = wg_linear();
-    if (wg >= pc.n_count * pc.M)
+    if (wg >= row_groups * pc.M)
         return;                    /* whole workgroup leaves together */
     uint lid = gl_LocalInvocationID.x;
-    /* 1. this workgroup's row of W and column of X */
-    uint nl = wg % pc.n_count;
-    uint m = wg / pc.n_count;
-    uint wa = pc.a_off + nl * pc.a_nb1;
+    /* 1. this workgroup's rows of W (nl0 .. nl0+nr-1) and column of X */
+    uint nl0 = (wg % row_groups) * NR;
+    uint nr = min(NR, pc.n_count - nl0);
+    uint m = wg / row_groups;
+    uint wa = pc.a_off + nl0 * pc.a_nb1;
     uint xa = x_col(m);
-    /* 2. partial dot product over groups lid, lid + LS, ... */
+    /* 2. partial dot products over groups lid, lid + LS, ... */
     uint ngroups = pc.K / GS;
-    float acc = 0.0;
-    for (uint g = lid; g < ngroups; g += LS)
-        acc += dot(w_group(wa + (g / GPB) * BSZ, g % GPB), LD_X(xa, g * GS));
-    /* 3. reduce across the workgroup */
+    float acc[NR];
+    for (uint r = 0u; r < NR; r++)
+        acc[r] = 0.0;
+    for (uint g = lid; g < ngroups; g += LS) {
+        WV x = LD_X(xa, g * GS);
+        uint boff = (g / GPB) * BSZ;
+        for (uint r = 0u; r < nr; r++)
+            acc[r] += dot(w_group(wa + r * pc.a_nb1 + boff, g % GPB), x);
+    }
+    /* 3. reduce each row's sums across the workgroup and store */
+    uint da = d_col(m) + 4u * (pc.n_begin + nl0);
 #if USE_SUBGROUP
-    acc = subgroupAdd(acc);
-    if (subgroupElect())
-        red[gl_SubgroupID] = acc;
+    for (uint r = 0u; r < NR; r++) {
+        float s = subgroupAdd(acc[r]);
+        if (subgroupElect())
+            red[r * LS + gl_SubgroupID] = s;
+    }
     barrier();
-    if (lid == 0u) {
+    if (lid < nr) {
         float s = 0.0;
         for (uint i = 0u; i < gl_NumSubgroups; i++)
-            s += red[i];
-        st_f32(d_col(m) + 4u * (pc.n_begin + nl), s);
+            s += red[lid * LS + i];
+        st_f32(da + 4u * lid, s);
     }
 #else
-    red[lid] = acc;
+    for (uint r = 0u; r < NR; r++)
+        red[r * LS + lid] = acc[r];
     barrier();
     for (uint s = LS / 2u; s > 0u; s >>= 1) {
         if (lid < s)
-            red[lid] += red[lid + s];
+            for (uint r = 0u; r < NR; r++)
+                red[r * LS + lid] += red[r * LS + lid + s];
         barrier();
     }
-    if (lid == 0u)
-        st_f32(d_col(m) + 4u * (pc.n_begin + nl), red[0]);
+    if (lid < nr)
+        st_f32(da + 4u * lid, red[lid * LS]);
 #endif
 }
