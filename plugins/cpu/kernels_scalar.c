@@ -169,6 +169,7 @@ int cpu_dequant_supported(uint32_t type)
     case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_Q4_K:
     case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
     case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:   /* through runtime/quant.c */
+    case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
         return 1;
     default:
         return 0;
@@ -201,6 +202,8 @@ int cpu_dequant_row(uint32_t type, float *dst, const void *src, int64_t K)
     case LAMINA_TYPE_Q6_K: deq_q6_K(dst, src, K / QKK); return 0;
     case LAMINA_TYPE_Q2_K:
     case LAMINA_TYPE_Q3_K:
+    case LAMINA_TYPE_Q8_1:
+    case LAMINA_TYPE_Q8_K:
         /* rare in models: the reference dequantizer compiled into the plugin */
         return lamina_dequantize_row(type, src, dst, K) == 0 ? 0 : -1;
     default: return -1;

@@ -24,8 +24,10 @@ uint32_t cpu_type_block(uint32_t type)
         return 32;
     case LAMINA_TYPE_Q4_K: case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
         return 256;
-    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:
-        return 256;
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K: {
+        const lamina_type_traits *tr = lamina_type_get(type);
+        return tr ? tr->block_size : 0;
+    }
     default:
         return 0;
     }
@@ -44,9 +46,9 @@ uint32_t cpu_type_size(uint32_t type)
     case LAMINA_TYPE_Q4_K: return sizeof(lamina_block_q4_K);
     case LAMINA_TYPE_Q5_K: return sizeof(lamina_block_q5_K);
     case LAMINA_TYPE_Q6_K: return sizeof(lamina_block_q6_K);
-    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: {
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K: {
         const lamina_type_traits *tr = lamina_type_get(type);
-        return tr && tr->block_size == 256 ? tr->type_size : 0;
+        return tr ? tr->type_size : 0;
     }
     default: return 0;
     }

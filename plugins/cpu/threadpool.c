@@ -87,7 +87,9 @@ static void *worker_main(void *argp)
     cpu_pool *p = wa->pool;
     const int ith = wa->ith;
     free(wa);
-    unsigned seen = atomic_load(&p->gen);
+    /* gen was 0 when the pool was created: a worker that starts late must
+     * still run the tasks published before it got here */
+    unsigned seen = 0;
     for (;;) {
         seen = wait_gen(p, seen);
         if (atomic_load(&p->quit)) break;

@@ -48,7 +48,7 @@ int main(void)
 
     /* Defaults. */
     lamina_config_defaults(cfg);
-    OK(cfg->probe_timeout_ms == 10000 && cfg->cache == 1 && cfg->backends_auto == 1 &&
+    OK(cfg->probe_timeout_ms == 60000 && cfg->cache == 1 && cfg->backends_auto == 1 &&
        cfg->gpu_layers == -1 && cfg->reserve_mib == 256 && cfg->top_k == 40 &&
        cfg->seed == -1 && cfg->max_tokens == 256 && cfg->n_plugin_path == 1 &&
        cfg->plugin_path[0][0] == '/', "defaults");

@@ -503,6 +503,8 @@ static void st_cb(void *ctx, const lamina_selftest_result *r)
     (void)ctx;
     if (r->status == LAMINA_SELFTEST_FAIL || r->status == LAMINA_SELFTEST_ERROR)
         printf("# selftest %s: %s\n", r->name, r->msg);
+    else if (r->status == LAMINA_SELFTEST_UNSUPPORTED && getenv("LAMINA_TEST_VERBOSE"))
+        printf("# selftest unsupported: %s\n", r->name);
 }
 
 static void run_selftest(const char *isa)

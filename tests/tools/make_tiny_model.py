@@ -9,7 +9,7 @@ GGUF files for the chosen architecture, with tiny dimensions:
           Gemma 3 rule "every 6th layer is global" layers 0-4 are local and
           layer 5 global), tied output, SentencePiece vocab of 512
           (tokenizer.ggml.model "llama").
-  llama   n_embd 256, 4 heads, 2 KV heads, head_dim 64, n_ff 512, 2 layers,
+  llama   n_embd 256, 4 heads, 2 KV heads, head_dim 64, n_ff 512, 4 layers,
           untied output, byte-level BPE vocab of 512 with merges
           (tokenizer.ggml.model "gpt2", pre "llama-bpe").
 
@@ -440,7 +440,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="GGUF file to write")
     ap.add_argument("--manifest", help="also write a JSON manifest here")
     args = ap.parse_args(argv)
-    n_layer = args.layers if args.layers is not None else (6 if args.arch == "gemma3" else 2)
+    n_layer = args.layers if args.layers is not None else (6 if args.arch == "gemma3" else 4)
     if n_layer < 1 or n_layer > 64:
         ap.error("--layers must be in 1..64")
 

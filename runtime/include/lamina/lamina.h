@@ -49,7 +49,7 @@ typedef struct lamina_config {
     /* [plugins] */
     char     plugin_path[LAMINA_MAX_PATHS][4096];
     int      n_plugin_path;
-    int      probe_timeout_ms;        /* default 10000 */
+    int      probe_timeout_ms;        /* default 60000 */
     int      cache;                   /* default 1 */
     char     cache_dir[4096];         /* "" = $XDG_CACHE_HOME/lamina */
     /* [scheduler] */

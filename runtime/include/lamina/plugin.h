@@ -354,6 +354,8 @@ typedef struct lamina_backend_iface {
                             void *dst, uint64_t size, char *err, size_t err_size);
 
     /* 1 when this node (op, types, shapes, parameters) can run, else 0.
+     * Tensor buffers may be NULL here (the planner asks before allocating);
+     * decide from types, shapes and parameters only.
      * Pure: no side effects, callable without a graph. */
     int  (*supports_op)(lamina_backend *be, const lamina_node *node);
 
