@@ -49,11 +49,16 @@ done
 import json, re, statistics, sys
 cfg, P, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def peer(path):
-    out = []
-    txt = open(path).read()
-    for m in re.finditer(r'\[.*?\]', txt, re.S):
-        for rec in json.loads(m.group(0)):
-            out.append(rec.get("avg_ts"))
+    # llama-bench -o json prints one JSON array per run, concatenated
+    out, txt, dec, i = [], open(path).read(), json.JSONDecoder(), 0
+    while True:
+        while i < len(txt) and txt[i].isspace(): i += 1
+        if i >= len(txt): break
+        try:
+            recs, i = dec.raw_decode(txt, i)
+        except ValueError:
+            break
+        out += [r.get("avg_ts") for r in recs]
     return [x for x in out if x]
 lpp, ltg = peer(cfg + ".lpp"), peer(cfg + ".ltg")
 mpp, mtg = [], []

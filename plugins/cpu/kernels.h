@@ -45,7 +45,8 @@ enum cpu_act_format {
     CPU_ACT_F32  = 1,  /* contiguous floats */
     CPU_ACT_Q8X  = 2,  /* cpu_block_q8x per 32 values */
     CPU_ACT_Q8K  = 3,  /* lamina_block_q8_K per 256 values */
-    CPU_ACT_Q8XP = 4   /* cpu_block_q8xp per 64 values */
+    CPU_ACT_Q8XP = 4,  /* cpu_block_q8xp per 64 values */
+    CPU_ACT_COUNT = 5
 };
 
 /* Max activation columns one dot call handles. */
@@ -71,6 +72,11 @@ typedef struct cpu_kernels {
     /* y[i] = y[i] * s + p * v[i] */
     void  (*scale_axpy_f32)(float *y, float s, float p, const float *v, int64_t n);
     void  (*scale_axpy_f16)(float *y, float s, float p, const uint16_t *v, int64_t n);
+    /* Round one column of K floats into activation format f (index: enum
+     * cpu_act_format); every table's results are bit-identical. */
+    void  (*quant[CPU_ACT_COUNT])(void *dst, const float *x, int64_t K);
+    /* GLU row: y[i] = act(g[i]) * u[i], act a lamina_act; y may alias g. */
+    void  (*glu)(float *y, const float *g, const float *u, int64_t n, int act);
 } cpu_kernels;
 
 extern const cpu_kernels cpu_kernels_scalar;
@@ -86,8 +92,9 @@ int cpu_act_format_of(uint32_t wtype);
  * a multiple of the format's block. */
 size_t cpu_act_row_size(int fmt, int64_t K);
 
-/* Round one column of K floats into the activation format `fmt`.
- * dst must hold cpu_act_row_size(fmt, K) bytes. */
+/* Round one column of K floats into the activation format `fmt` with the
+ * scalar table's functions.  dst must hold cpu_act_row_size(fmt, K) bytes.
+ * Rounding: d = max|x| / 127 per block, q = round-half-even(x / d). */
 void cpu_quantize_act(int fmt, void *dst, const float *x, int64_t K);
 
 /* Dequantize one row of K values of `type` into floats.  Returns 0, or -1

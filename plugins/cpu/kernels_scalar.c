@@ -301,6 +301,23 @@ static void quant_q8xp(cpu_block_q8xp *y, const float *x, int64_t K)
     }
 }
 
+static void quant_f32(void *dst, const float *x, int64_t K) { memcpy(dst, x, (size_t)K * sizeof(float)); }
+static void quant_q8x_t(void *dst, const float *x, int64_t K) { quant_q8x(dst, x, K); }
+static void quant_q8k_t(void *dst, const float *x, int64_t K) { quant_q8k(dst, x, K); }
+static void quant_q8xp_t(void *dst, const float *x, int64_t K) { quant_q8xp(dst, x, K); }
+
+/* GLU:  SiLU(g) = g / (1 + e^-g);
+ *       GELU(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) */
+static void glu_scalar(float *y, const float *g, const float *u, int64_t n, int act)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    if (act == LAMINA_ACT_SILU)
+        for (int64_t k = 0; k < n; k++) y[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+    else
+        for (int64_t k = 0; k < n; k++)
+            y[k] = 0.5f * g[k] * (1.0f + tanhf(c * (g[k] + 0.044715f * g[k] * g[k] * g[k]))) * u[k];
+}
+
 void cpu_quantize_act(int fmt, void *dst, const float *x, int64_t K)
 {
     switch (fmt) {
@@ -570,6 +587,11 @@ const cpu_kernels cpu_kernels_scalar = {
     .dot_f16 = sdot_f16,
     .scale_axpy_f32 = saxpy_f32,
     .scale_axpy_f16 = saxpy_f16,
+    .quant = {
+        [CPU_ACT_F32] = quant_f32, [CPU_ACT_Q8X] = quant_q8x_t,
+        [CPU_ACT_Q8K] = quant_q8k_t, [CPU_ACT_Q8XP] = quant_q8xp_t,
+    },
+    .glu = glu_scalar,
 };
 
 /* ------------------------------------------------------------------ */

@@ -281,12 +281,6 @@ static void task_rms_norm(void *arg, int ith, int nth)
 }
 
 /* ADD / MUL / SCALE / GLU rows */
-static inline float gelu_tanh(float x)
-{
-    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
-
 static void task_eltwise(void *arg, int ith, int nth)
 {
     const op_ctx *c = arg;
@@ -311,10 +305,7 @@ static void task_eltwise(void *arg, int ith, int nth)
         }
         case LAMINA_OP_GLU:
             /* dst = act(gate) * up */
-            if (n->ip[0] == LAMINA_ACT_SILU)
-                for (int64_t k = 0; k < K; k++) y[k] = a[k] / (1.0f + expf(-a[k])) * b[k];
-            else
-                for (int64_t k = 0; k < K; k++) y[k] = gelu_tanh(a[k]) * b[k];
+            c->be->k.glu(y, a, b, K, n->ip[0]);
             break;
         default: break;
         }
@@ -523,7 +514,7 @@ static void task_mm_quant(void *arg, int ith, int nth)
     int64_t m0, m1;
     split(c->M, ith, nth, &m0, &m1);
     for (int64_t m = m0; m < m1; m++)
-        cpu_quantize_act(c->fmt, c->act + (size_t)m * c->arow, c->xcol[m], c->K);
+        c->be->k.quant[c->fmt](c->act + (size_t)m * c->arow, c->xcol[m], c->K);
 }
 
 /* Phase 2: dst[n, m] = W[:, n] . X[:, m], chunks of rows taken in turn;
