@@ -49,11 +49,13 @@ enum cpu_act_format {
     CPU_ACT_COUNT = 5
 };
 
-/* Max activation columns one dot call handles. */
-#define CPU_DOT_MAX_COLS 4
+/* Max activation columns any dot kernel handles in one call; a table's
+ * cols[t] says how many its dot[t] takes (0 means CPU_DOT_COLS). */
+#define CPU_DOT_MAX_COLS 8
+#define CPU_DOT_COLS 4
 
 /*
- * One weight row times nc (1..CPU_DOT_MAX_COLS) activation columns.
+ * One weight row times nc (1..cols[type]) activation columns.
  * out[c] = sum_k W[k] * X_c[k], k < K.
  *   w  : one row of K weights in the weight type's blocks
  *   x  : column 0 of the activations in the type's activation format;
@@ -66,6 +68,7 @@ typedef struct cpu_kernels {
     const char *name;                     /* "scalar", "avx2", "avx512" */
     cpu_dot_fn dot[LAMINA_TYPE_COUNT];    /* NULL where MUL_MAT lacks the type */
     uint8_t act[LAMINA_TYPE_COUNT];       /* activation format dot[t] expects */
+    uint8_t cols[LAMINA_TYPE_COUNT];      /* columns dot[t] takes per call; 0: CPU_DOT_COLS */
     /* Attention helpers over one cache row of n values (F32 or F16). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);

@@ -18,6 +18,7 @@
 
 #define SFX(name) name##_avx2
 #define CPU_X86_VNNI 0
+#define X86_COLS 4
 #include "kernels_x86.inc"
 
 void cpu_kernels_avx2_init(cpu_kernels *t)

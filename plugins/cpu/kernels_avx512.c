@@ -19,6 +19,7 @@
 
 #define SFX(name) name##_avx512
 #define CPU_X86_VNNI 1
+#define X86_COLS 8
 #include "kernels_x86.inc"
 
 /* ---- 512-bit kernels for the 32-value block types, two blocks a vector ----
@@ -53,7 +54,7 @@ AI void pair_n(float *out, int64_t K, const void *w, const void *x, size_t xs, c
 {
     const int64_t nb = K / 32;
     const __m512i c80 = _mm512_set1_epi8((char)0x80);
-    __m512 acc[CPU_DOT_MAX_COLS];
+    __m512 acc[8];
     UNROLL_COLS
     for (int c = 0; c < nc; c++) acc[c] = _mm512_setzero_ps();
     int64_t p = 0;
@@ -74,7 +75,7 @@ AI void pair_n(float *out, int64_t K, const void *w, const void *x, size_t xs, c
             acc[c] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[c]);
         }
     }
-    float tail[CPU_DOT_MAX_COLS] = {0};
+    float tail[8] = {0};
     if (nb & 1) {
         /* the odd last block: the lower half of the last pair */
         const __m256i wv = wsigned(w, nb - 1, kind);
@@ -96,6 +97,8 @@ AI void p8_0_n(float *o, int64_t K, const void *w, const void *x, size_t xs, con
 AI void p4_0_n(float *o, int64_t K, const void *w, const void *x, size_t xs, const int nc) { pair_n(o, K, w, x, xs, nc, 1); }
 AI void p5_0_n(float *o, int64_t K, const void *w, const void *x, size_t xs, const int nc) { pair_n(o, K, w, x, xs, nc, 2); }
 
+/* Up to 8 columns a call (DISPATCH_NC with X86_COLS 8): the weight pair
+ * is unpacked once for all of them. */
 static void dotp_q8_0(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
 { DISPATCH_NC(p8_0_n, out, K, w, x, xs, nc); }
 static void dotp_q4_0(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
@@ -112,6 +115,7 @@ void cpu_kernels_avx512_init(cpu_kernels *t)
     t->dot[LAMINA_TYPE_Q4_0] = dotp_q4_0;
     t->dot[LAMINA_TYPE_Q5_0] = dotp_q5_0;
     t->act[LAMINA_TYPE_Q8_0] = t->act[LAMINA_TYPE_Q4_0] = t->act[LAMINA_TYPE_Q5_0] = CPU_ACT_Q8XP;
+    t->cols[LAMINA_TYPE_Q8_0] = t->cols[LAMINA_TYPE_Q4_0] = t->cols[LAMINA_TYPE_Q5_0] = 8;
 }
 
 #if defined(__clang__)

@@ -496,6 +496,7 @@ typedef struct {
     lamina_backend *be;
     const lamina_node *n;
     cpu_dot_fn dot;
+    int cols;               /* columns per dot call */
     int fmt;
     int64_t K, N, M;
     uint8_t *act;           /* M columns of arow bytes */
@@ -518,7 +519,7 @@ static void task_mm_quant(void *arg, int ith, int nth)
 }
 
 /* Phase 2: dst[n, m] = W[:, n] . X[:, m], chunks of rows taken in turn;
- * inside a chunk, columns in groups of CPU_DOT_MAX_COLS so each weight row
+ * inside a chunk, columns in groups of c->cols so each weight row
  * is loaded once per group. */
 static void task_mm(void *arg, int ith, int nth)
 {
@@ -532,8 +533,8 @@ static void task_mm(void *arg, int ith, int nth)
         if (ch >= c->n_chunks) break;
         const int64_t n0 = ch * c->chunk;
         const int64_t n1 = n0 + c->chunk < c->N ? n0 + c->chunk : c->N;
-        for (int64_t m = 0; m < c->M; m += CPU_DOT_MAX_COLS) {
-            const int nc = c->M - m < CPU_DOT_MAX_COLS ? (int)(c->M - m) : CPU_DOT_MAX_COLS;
+        for (int64_t m = 0; m < c->M; m += c->cols) {
+            const int nc = c->M - m < c->cols ? (int)(c->M - m) : c->cols;
             const uint8_t *xa = c->act + (size_t)m * c->arow;
             for (int64_t r = n0; r < n1; r++) {
                 float out[CPU_DOT_MAX_COLS];
@@ -552,6 +553,7 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
     c.be = be;
     c.n = n;
     c.dot = be->k.dot[W->type];
+    c.cols = be->k.cols[W->type] ? be->k.cols[W->type] : CPU_DOT_COLS;
     c.fmt = be->k.act[W->type];
     c.K = W->ne[0];
     c.N = W->ne[1];
