@@ -21,9 +21,14 @@
  * without flash attention (f16 against f32 softmax/V accumulation); how
  * far the peer differs from itself ("peer_spread": max and rms per
  * prompt) is this model's noise floor: Gemma 3 with its f16 KV cache turns
- * last-bit differences into logit differences of 1 to 3.  Per prompt:
- *     rms |ours - llama.cpp| <= 1.5 * spread.rms + 0.05
- *     max |ours - llama.cpp| <= 2.0 * spread.max + 0.5
+ * last-bit differences into logit differences of 1 to 3 (a 1e-7 change
+ * in our GELU moved one 7-token prompt's rms from 0.39 to 0.53).  So the
+ * tight bound is on all prompts pooled, the per-prompt ones are coarse:
+ *     pooled rms |ours - llama.cpp| <= 1.5 * pooled spread rms + 0.02
+ *     per prompt rms               <= 2.5 * spread.rms + 0.1
+ *     per prompt max               <= 2.5 * spread.max + 0.5
+ * (Calibration: with the local-layer RoPE base wrongly 1e6 instead of 1e4,
+ * the pooled rms is 2.3 against a limit of 0.54, and argmax checks fail.)
  * A near tie is a top-two gap of llama.cpp's below
  *     max(NEAR_TIE_MIN, NEAR_TIE_RMS * spread.rms)
  * logits: llama.cpp's two attention paths themselves choose differently
@@ -45,10 +50,12 @@
 #include "ref.h"
 #include "tokenizer.h"
 
-#define RMS_FACTOR 1.5
-#define RMS_SLACK  0.05
-#define MAX_FACTOR 2.0
-#define MAX_SLACK  0.5
+#define POOL_FACTOR 1.5
+#define POOL_SLACK  0.02
+#define RMS_FACTOR  2.5
+#define RMS_SLACK   0.1
+#define MAX_FACTOR  2.5
+#define MAX_SLACK   0.5
 #define NEAR_TIE_MIN 0.25
 #define NEAR_TIE_RMS 2.5
 
@@ -139,6 +146,7 @@ int main(int argc, char **argv)
     float *logits = malloc((size_t)p.n_outputs * V * sizeof(float));
     float *last = malloc((size_t)V * sizeof(float));
     size_t np = json_array_size(prompts);
+    double pool_sq = 0, pool_spread_sq = 0, pool_n = 0;
     for (size_t pi = 0; pi < np; pi++) {
         json_t *pr = json_array_get(prompts, pi);
         const char *text = json_string_value(json_object_get(pr, "text"));
@@ -210,6 +218,9 @@ int main(int argc, char **argv)
         double lim_rms = RMS_FACTOR * s_rms + RMS_SLACK, lim_max = MAX_FACTOR * s_max + MAX_SLACK;
         printf("# %s: %d logits; |ours - llama.cpp| rms %.4f max %.4f; llama.cpp flash vs no-flash rms %.4f max %.4f\n",
                label, checked, rms, worst, s_rms, s_max);
+        pool_sq += sum_sq;
+        pool_spread_sq += s_rms * s_rms * checked;
+        pool_n += checked;
         ok(checked > 0 && rms <= lim_rms, "%s: logits rms difference %.4f <= %.4f", label, rms, lim_rms);
         ok(checked > 0 && worst <= lim_max, "%s: logits max difference %.4f <= %.4f", label, worst, lim_max);
         ok(bad_argmax == 0, "%s: argmax equals llama.cpp's at every position not a near tie (gap < %.2f)", label,
@@ -260,6 +271,13 @@ int main(int argc, char **argv)
         }
     next:
         free(ids); free(pos); free(seq); free(want);
+    }
+    {
+        const double pr = pool_n ? sqrt(pool_sq / pool_n) : 1e9, ps = pool_n ? sqrt(pool_spread_sq / pool_n) : 0;
+        printf("# all prompts: %.0f logits; rms |ours - llama.cpp| %.4f, llama.cpp flash vs no-flash %.4f (ratio %.2f)\n",
+               pool_n, pr, ps, ps > 0 ? pr / ps : 0.0);
+        ok(pool_n > 0 && pr <= POOL_FACTOR * ps + POOL_SLACK, "all prompts: pooled logits rms %.4f <= %.4f", pr,
+           POOL_FACTOR * ps + POOL_SLACK);
     }
     free(logits);
     free(last);
