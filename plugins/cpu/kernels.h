@@ -75,6 +75,9 @@ typedef struct cpu_kernels {
     /* y[i] = y[i] * s + p * v[i] */
     void  (*scale_axpy_f32)(float *y, float s, float p, const float *v, int64_t n);
     void  (*scale_axpy_f16)(float *y, float s, float p, const uint16_t *v, int64_t n);
+    /* One V row into nq accumulators: acc[h*acc_stride + i] += p[h] * v[i],
+     * h < nq <= CPU_DOT_MAX_COLS, i < n; v is F16 when v_f16, else F32. */
+    void  (*vmad)(float *acc, size_t acc_stride, const float *p, const void *v, int v_f16, int nq, int64_t n);
     /* Round one column of K floats into activation format f (index: enum
      * cpu_act_format); every table's results are bit-identical. */
     void  (*quant[CPU_ACT_COUNT])(void *dst, const float *x, int64_t K);

@@ -560,6 +560,15 @@ static void saxpy_f16(float *y, float s, float p, const uint16_t *v, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + p * h2f(v[i]);
 }
 
+static void svmad(float *acc, size_t as, const float *p, const void *v, int v_f16, int nq, int64_t n)
+{
+    for (int h = 0; h < nq; h++) {
+        float *y = acc + (size_t)h * as;
+        if (v_f16) for (int64_t i = 0; i < n; i++) y[i] += p[h] * h2f(((const uint16_t *)v)[i]);
+        else       for (int64_t i = 0; i < n; i++) y[i] += p[h] * ((const float *)v)[i];
+    }
+}
+
 const cpu_kernels cpu_kernels_scalar = {
     .name = "scalar",
     .dot = {
@@ -592,6 +601,7 @@ const cpu_kernels cpu_kernels_scalar = {
         [CPU_ACT_Q8K] = quant_q8k_t, [CPU_ACT_Q8XP] = quant_q8xp_t,
     },
     .glu = glu_scalar,
+    .vmad = svmad,
 };
 
 /* ------------------------------------------------------------------ */

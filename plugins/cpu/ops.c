@@ -425,67 +425,105 @@ static void task_rope(void *arg, int ith, int nth)
 /* ------------------------------------------------------------------ */
 /* ATTENTION                                                            */
 
+/* Keys per block of the attention loop. */
+#define ATT_BLOCK 64
+
 typedef struct {
     lamina_backend *be;
     const lamina_node *n;
-    float *acc;         /* per thread: Dv floats */
+    float *scratch;     /* per thread: att_scratch_floats() */
     int64_t D, Dv, Hq, Hkv, N;
+    int hc;             /* query heads per work item (of one KV head) */
+    int64_t n_items;
 } attn_ctx;
 
-/* For query token i, head h (KV head g = h / (Hq/Hkv)), over cache rows
- * base_i + j, j in [j0, pos_i], one pass of online softmax:
- *   s_j = scale * q.k_j, softcapped;  m = running max;  l = sum e^(s-m);
- *   acc = sum e^(s_j - m) v_j, rescaled by e^(m_old - m_new) when m grows;
- *   dst = acc / l. */
+static size_t att_scratch_floats(const attn_ctx *c)
+{
+    /* acc [hc][Dv], scores [ATT_BLOCK][hc], m [hc], l [hc] */
+    return (size_t)c->hc * ((size_t)c->Dv + ATT_BLOCK + 2);
+}
+
+/* A work item is query token i and hc heads h0.. that share KV head g
+ * (g = h / (Hq/Hkv)); every K and V row is read once for all hc heads.
+ * Over cache rows base_i + j, j in [j0, pos_i], blocks of ATT_BLOCK keys,
+ * online softmax per head:
+ *   s_hj = scale * q_h.k_j, softcapped;
+ *   m_h = running max; on a new max, l_h and acc_h are scaled by e^(m_old - m_new);
+ *   p_hj = e^(s_hj - m_h);  l_h += p_hj;  acc_h += p_hj v_j;
+ *   dst_h = acc_h / l_h. */
 static void task_attention(void *arg, int ith, int nth)
 {
     const attn_ctx *c = arg;
     const lamina_node *n = c->n;
     const cpu_kernels *kk = &c->be->k;
     const lamina_tensor *Q = &n->src[0], *Kc = &n->src[1], *Vc = &n->src[2];
-    const int64_t D = c->D, Dv = c->Dv, Hq = c->Hq, grp = c->Hq / c->Hkv;
+    const int64_t D = c->D, Dv = c->Dv, grp = c->Hq / c->Hkv;
+    const int hc = c->hc;
+    const int64_t per_g = (grp + hc - 1) / hc;      /* items per (token, KV head) */
     const int32_t window = n->ip[0];
     const float scale = n->fp[0], cap = n->fp[1];
     const int kf16 = Kc->type == LAMINA_TYPE_F16, vf16 = Vc->type == LAMINA_TYPE_F16;
     const size_t kes = kf16 ? 2 : 4, ves = vf16 ? 2 : 4;
-    float *acc = c->acc + (size_t)ith * (size_t)Dv;
+    const cpu_dot_fn kdot = kk->dot[Kc->type];
+    const int kcols = kk->cols[Kc->type] ? kk->cols[Kc->type] : CPU_DOT_COLS;
+    float *acc = c->scratch + (size_t)ith * att_scratch_floats(c);
+    float *sc = acc + (size_t)hc * Dv, *m = sc + (size_t)ATT_BLOCK * hc, *l = m + hc;
 
-    for (int64_t item = ith; item < Hq * c->N; item += nth) {
-        const int64_t h = item % Hq, i = item / Hq, g = h / grp;
-        const float *q = (const float *)(cpu_tensor_data(Q) + (uint64_t)h * Q->nb[1] + (uint64_t)i * Q->nb[2]);
+    for (int64_t item = ith; item < c->n_items; item += nth) {
+        const int64_t i = item / (c->Hkv * per_g), rem = item % (c->Hkv * per_g);
+        const int64_t g = rem / per_g, h0 = g * grp + (rem % per_g) * hc;
+        const int nh = (int)(g * grp + grp - h0 < hc ? g * grp + grp - h0 : hc);
+        const uint8_t *q0 = cpu_tensor_data(Q) + (uint64_t)h0 * Q->nb[1] + (uint64_t)i * Q->nb[2];
         /* (base_i, pos_i) of this token */
         const int32_t *bpi = (const int32_t *)(cpu_tensor_data(&n->src[3]) + (uint64_t)i * n->src[3].nb[1]);
         const int64_t base = bpi[0], pos = bpi[1];
         const int64_t j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
         const uint8_t *kb = cpu_tensor_data(Kc) + (uint64_t)g * (uint64_t)D * kes;
         const uint8_t *vb = cpu_tensor_data(Vc) + (uint64_t)g * (uint64_t)Dv * ves;
-        float m = -INFINITY, l = 0.0f;
-        memset(acc, 0, (size_t)Dv * sizeof(float));
-        for (int64_t j = j0; j <= pos; j++) {
-            const uint64_t r = (uint64_t)(base + j);
-            const void *kr = kb + r * Kc->nb[1];
-            const void *vr = vb + r * Vc->nb[1];
-            /* score, then optional softcap */
-            float s = kf16 ? kk->dot_f16(kr, q, D) : kk->dot_f32(kr, q, D);
-            s *= scale;
-            if (cap > 0.0f) s = cap * tanhf(s / cap);
-            if (s > m) {
-                /* new maximum: rescale what we have */
-                const float corr = expf(m - s);
-                l = l * corr + 1.0f;
-                if (vf16) kk->scale_axpy_f16(acc, corr, 1.0f, vr, Dv);
-                else      kk->scale_axpy_f32(acc, corr, 1.0f, vr, Dv);
-                m = s;
-            } else {
-                const float p = expf(s - m);
-                l += p;
-                if (vf16) kk->scale_axpy_f16(acc, 1.0f, p, vr, Dv);
-                else      kk->scale_axpy_f32(acc, 1.0f, p, vr, Dv);
+        memset(acc, 0, (size_t)nh * (size_t)Dv * sizeof(float));
+        for (int h = 0; h < nh; h++) { m[h] = -INFINITY; l[h] = 0.0f; }
+        for (int64_t jb = j0; jb <= pos; jb += ATT_BLOCK) {
+            const int nb = (int)(pos - jb + 1 < ATT_BLOCK ? pos - jb + 1 : ATT_BLOCK);
+            /* 1. scores s[jj][h] of the block, each K row once for all heads */
+            for (int jj = 0; jj < nb; jj++) {
+                const void *kr = kb + (uint64_t)(base + jb + jj) * Kc->nb[1];
+                for (int h = 0; h < nh; h += kcols) {
+                    const int k = nh - h < kcols ? nh - h : kcols;
+                    kdot(sc + (size_t)jj * hc + h, D, kr, q0 + (uint64_t)h * Q->nb[1], Q->nb[1], k);
+                }
+                for (int h = 0; h < nh; h++) {
+                    float s = sc[(size_t)jj * hc + h] * scale;
+                    if (cap > 0.0f) s = cap * tanhf(s / cap);
+                    sc[(size_t)jj * hc + h] = s;
+                }
             }
+            /* 2. new maxima rescale what is there; scores become weights */
+            for (int h = 0; h < nh; h++) {
+                float bm = -INFINITY;
+                for (int jj = 0; jj < nb; jj++) bm = fmaxf(bm, sc[(size_t)jj * hc + h]);
+                if (bm > m[h]) {
+                    const float corr = expf(m[h] - bm);     /* 0 on the first block */
+                    l[h] *= corr;
+                    float *a = acc + (size_t)h * Dv;
+                    for (int64_t k = 0; k < Dv; k++) a[k] *= corr;
+                    m[h] = bm;
+                }
+                for (int jj = 0; jj < nb; jj++) {
+                    const float p = expf(sc[(size_t)jj * hc + h] - m[h]);
+                    sc[(size_t)jj * hc + h] = p;
+                    l[h] += p;
+                }
+            }
+            /* 3. acc_h += p_hj v_j, each V row once for all heads */
+            for (int jj = 0; jj < nb; jj++)
+                kk->vmad(acc, (size_t)Dv, sc + (size_t)jj * hc,
+                         vb + (uint64_t)(base + jb + jj) * Vc->nb[1], vf16, nh, Dv);
         }
-        float *y = (float *)(cpu_tensor_data(&n->dst) + (uint64_t)i * n->dst.nb[1]) + h * Dv;
-        const float il = 1.0f / l;
-        for (int64_t k = 0; k < Dv; k++) y[k] = acc[k] * il;
+        float *y = (float *)(cpu_tensor_data(&n->dst) + (uint64_t)i * n->dst.nb[1]) + h0 * Dv;
+        for (int h = 0; h < nh; h++) {
+            const float il = 1.0f / l[h];
+            for (int64_t k = 0; k < Dv; k++) y[(size_t)h * Dv + k] = acc[(size_t)h * Dv + k] * il;
+        }
     }
 }
 
@@ -656,10 +694,15 @@ int cpu_node_run(lamina_backend *be, const lamina_node *n, char *err, size_t err
                 FAIL(LAMINA_EINVAL, "attention: token %lld reads rows %d..%d of %lld",
                      (long long)i, bp[0], bp[0] + bp[1], (long long)R);
         }
-        const int nth = ac.Hq * ac.N > 1 ? be->n_threads : 1;
-        if (cpu_scratch_reserve(be, (size_t)nth * (size_t)ac.Dv * sizeof(float)) != 0)
+        /* heads of one KV group per item, fewer when that leaves threads idle */
+        const int64_t grp = ac.Hq / ac.Hkv;
+        ac.hc = (int)(grp < CPU_DOT_MAX_COLS ? grp : CPU_DOT_MAX_COLS);
+        while (ac.hc > 1 && ac.N * ac.Hkv * ((grp + ac.hc - 1) / ac.hc) < be->n_threads) ac.hc = (ac.hc + 1) / 2;
+        ac.n_items = ac.N * ac.Hkv * ((grp + ac.hc - 1) / ac.hc);
+        const int nth = ac.n_items > 1 ? be->n_threads : 1;
+        if (cpu_scratch_reserve(be, (size_t)nth * att_scratch_floats(&ac) * sizeof(float)) != 0)
             FAIL(LAMINA_ENOMEM, "attention: out of memory");
-        ac.acc = be->scratch;
+        ac.scratch = be->scratch;
         cpu_pool_run(be->pool, task_attention, &ac, nth);
         return 0;
     }
