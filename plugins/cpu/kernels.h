@@ -78,6 +78,10 @@ typedef struct cpu_kernels {
     /* One V row into nq accumulators: acc[h*acc_stride + i] += p[h] * v[i],
      * h < nq <= CPU_DOT_MAX_COLS, i < n; v is F16 when v_f16, else F32. */
     void  (*vmad)(float *acc, size_t acc_stride, const float *p, const void *v, int v_f16, int nq, int64_t n);
+    /* sum of x[i]^2 (RMS_NORM) */
+    float (*sumsq)(const float *x, int64_t n);
+    /* d[i] = f16(x[i]), round to nearest even */
+    void  (*to_f16)(uint16_t *d, const float *x, int64_t n);
     /* Round one column of K floats into activation format f (index: enum
      * cpu_act_format); every table's results are bit-identical. */
     void  (*quant[CPU_ACT_COUNT])(void *dst, const float *x, int64_t K);

@@ -569,6 +569,18 @@ static void svmad(float *acc, size_t as, const float *p, const void *v, int v_f1
     }
 }
 
+static float ssumsq(const float *x, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return (float)s;
+}
+
+static void sto_f16(uint16_t *d, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) d[i] = lamina_fp32_to_fp16(x[i]);
+}
+
 const cpu_kernels cpu_kernels_scalar = {
     .name = "scalar",
     .dot = {
@@ -602,6 +614,8 @@ const cpu_kernels cpu_kernels_scalar = {
     },
     .glu = glu_scalar,
     .vmad = svmad,
+    .sumsq = ssumsq,
+    .to_f16 = sto_f16,
 };
 
 /* ------------------------------------------------------------------ */

@@ -269,9 +269,7 @@ static void task_rms_norm(void *arg, int ith, int nth)
     for (int64_t r = r0; r < r1; r++) {
         const float *x = (const float *)row_ptr(&n->src[0], r);
         float *y = (float *)row_ptr(&n->dst, r);
-        /* mean of squares, accumulated in double */
-        double ss = 0.0;
-        for (int64_t k = 0; k < K; k++) ss += (double)x[k] * x[k];
+        const double ss = c->be->k.sumsq(x, K);
         const float inv = (float)(1.0 / sqrt(ss / (double)K + (double)n->fp[0]));
         if (w)
             for (int64_t k = 0; k < K; k++) y[k] = x[k] * inv * w[k];
@@ -368,8 +366,7 @@ static void task_set_rows(void *arg, int ith, int nth)
         if (n->dst.type == LAMINA_TYPE_F32) {
             memcpy(d, x, (size_t)K * 4);
         } else {
-            uint16_t *h = (uint16_t *)d;
-            for (int64_t k = 0; k < K; k++) h[k] = lamina_fp32_to_fp16(x[k]);
+            c->be->k.to_f16((uint16_t *)d, x, K);
         }
     }
 }
@@ -379,7 +376,9 @@ static void task_set_rows(void *arg, int ith, int nth)
 
 typedef struct {
     const lamina_node *n;
-    float *cs;          /* per thread: n_rot floats (cos, sin pairs) */
+    double *fr;         /* per thread: n_rot/2 frequencies (double: pos times
+                           a float frequency would be off by 1e-7 * pos), */
+    float *cs;          /* then n_rot floats (cos, sin pairs) */
 } rope_ctx;
 
 /* For token t and pair i < n_rot/2:
@@ -396,14 +395,17 @@ static void task_rope(void *arg, int ith, int nth)
     const int64_t D = x->ne[0], H = x->ne[1];
     const int n_rot = n->ip[1], half = n_rot / 2, neox = n->ip[0] == LAMINA_ROPE_NEOX;
     const double base = n->fp[0], fs = n->fp[1] != 0.0f ? n->fp[1] : 1.0;
-    float *cs = c->cs + (size_t)ith * (size_t)n_rot;
+    double *fr = c->fr + (size_t)ith * (size_t)(half + (n_rot + 1) / 2);
+    float *cs = (float *)(fr + half);
     int64_t t0, t1;
     split(x->ne[2], ith, nth, &t0, &t1);
+    /* fr[i] = freq_scale * base^(-2i/n_rot) / ff[i], the same for every token */
+    for (int i = 0; i < half && t0 < t1; i++)
+        fr[i] = fs * pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0);
     for (int64_t t = t0; t < t1; t++) {
         /* angles of this token, shared by all heads */
         for (int i = 0; i < half; i++) {
-            double th = (double)pos[t] * fs * pow(base, -2.0 * i / n_rot);
-            if (ff) th /= ff[i];
+            const double th = (double)pos[t] * fr[i];
             cs[2 * i] = (float)cos(th);
             cs[2 * i + 1] = (float)sin(th);
         }
@@ -669,11 +671,11 @@ int cpu_node_run(lamina_backend *be, const lamina_node *n, char *err, size_t err
         return 0;
     }
     case LAMINA_OP_ROPE: {
-        rope_ctx rc = { n, NULL };
+        rope_ctx rc = { n, NULL, NULL };
         const int nth = s0->ne[2] > 1 ? nth_for(be, 4 * s0->ne[0] * nrows(s0)) : 1;
-        if (cpu_scratch_reserve(be, (size_t)nth * (size_t)n->ip[1] * sizeof(float)) != 0)
+        if (cpu_scratch_reserve(be, (size_t)nth * (size_t)(n->ip[1] / 2 + (n->ip[1] + 1) / 2) * sizeof(double)) != 0)
             FAIL(LAMINA_ENOMEM, "rope: out of memory");
-        rc.cs = be->scratch;
+        rc.fr = be->scratch;
         cpu_pool_run(be->pool, task_rope, &rc, nth);
         return 0;
     }
