@@ -29,9 +29,12 @@ done
 LAMINA=${LAMINA:-$ROOT/_install/bin/lamina}
 [ -x "$LAMINA" ] || { echo "lamina not installed at $LAMINA (run ./setup.sh)" >&2; exit 1; }
 PEER=${LAMINA_PEER_DIR:-$ROOT/.peer}
-LB=$PEER/build/bin/llama-bench
-[ -x "$LB" ] || "$ROOT/scripts/peer-build.sh" >&2
-export LD_LIBRARY_PATH="$PEER/build/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+PB=$PEER/build; [ "$BE" = cpu ] || PB=$PEER/build-vulkan
+LB=$PB/bin/llama-bench
+if [ ! -x "$LB" ]; then
+  if [ "$BE" = cpu ]; then "$ROOT/scripts/peer-build.sh" >&2; else LAMINA_PEER_VULKAN=1 "$ROOT/scripts/peer-build.sh" >&2; fi
+fi
+export LD_LIBRARY_PATH="$PB/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 CFG=$(mktemp); trap 'rm -f "$CFG" "$CFG".*' EXIT
 printf '[backend.cpu]\nthreads = %s\n' "$T" > "$CFG"

@@ -10,6 +10,9 @@
 #   LAMINA_PEER_DIR    build/download dir (default: <repo>/.peer)
 #   LAMINA_PEER_SDIST  use this local sdist tarball instead of `pip download`
 #   LAMINA_PEER_JOBS   parallel build jobs (default 2)
+#   LAMINA_PEER_VULKAN 1: build llama.cpp with its Vulkan backend as well,
+#                      into $LAMINA_PEER_DIR/build-vulkan (needs glslc and
+#                      libvulkan-dev, which setup.sh installs)
 set -euo pipefail
 
 LCP_VERSION=0.3.36
@@ -21,6 +24,8 @@ SDIST_NAME=llama_cpp_python-$LCP_VERSION.tar.gz
 SRC_TOP=$PEER_DIR/llama_cpp_python-$LCP_VERSION
 LLAMA_SRC=$SRC_TOP/vendor/llama.cpp
 BUILD=$PEER_DIR/build
+VULKAN=${LAMINA_PEER_VULKAN:-0}
+[ "$VULKAN" = 1 ] && BUILD=$PEER_DIR/build-vulkan
 BIN=$PEER_DIR/bin
 
 log() { printf '[peer-build] %s\n' "$*" >&2; }
@@ -83,7 +88,7 @@ cmake_args=(
     -DBUILD_SHARED_LIBS=ON
     -DGGML_NATIVE=ON
     "-DCMAKE_C_FLAGS=$EXTRA_FLAGS" "-DCMAKE_CXX_FLAGS=$EXTRA_FLAGS"
-    -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF
+    -DGGML_CUDA=OFF "-DGGML_VULKAN=$([ "$VULKAN" = 1 ] && echo ON || echo OFF)" -DGGML_METAL=OFF
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON
@@ -106,7 +111,7 @@ cmake --build "$BUILD" --config Release -j"$JOBS" --target "${targets[@]}" >&2
 LIBDIR=$BUILD/bin
 [ -e "$LIBDIR/libllama.so" ] || LIBDIR=$(dirname "$(find "$BUILD" -name 'libllama.so*' | head -n1)")
 DUMP_SRC=$ROOT/scripts/peer/dump_logits.c
-DUMP_BIN=$BIN/dump_logits
+DUMP_BIN=$BIN/dump_logits; [ "$VULKAN" = 1 ] && DUMP_BIN=$BIN/dump_logits-vulkan
 if [ ! -x "$DUMP_BIN" ] || [ "$DUMP_SRC" -nt "$DUMP_BIN" ] || [ "$LIBDIR/libllama.so" -nt "$DUMP_BIN" ]; then
     log "compiling $DUMP_SRC"
     gcc -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
@@ -124,7 +129,7 @@ commit_date=$(git -C "$LLAMA_SRC" log -1 --format=%cI 2>/dev/null || echo unknow
     echo "llama_cpp_commit_date=$commit_date"
     echo "sdist_sha256=$(sha256sum "$PEER_DIR/$SDIST_NAME" | cut -d' ' -f1)"
     echo "cmake_args=${cmake_args[*]}"
-} > "$PEER_DIR/peer-version.txt"
+} > "$PEER_DIR/peer-version$([ "$VULKAN" = 1 ] && echo -vulkan).txt"
 
 echo "peer dir:     $PEER_DIR"
 echo "llama.cpp:    $LLAMA_SRC (commit $commit)"

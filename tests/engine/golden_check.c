@@ -139,7 +139,14 @@ int main(int argc, char **argv)
 
     lamina_engine_params p;
     lamina_engine_params_default(&p);
-    p.n_ctx = 512; p.n_seq = 1; p.n_batch = 256; p.n_outputs = 256;
+    /* logits for every prompt position: as many output rows as the longest
+     * prompt (a device binds the logits of one graph in one buffer range) */
+    int max_n = 1;
+    for (size_t i = 0; i < json_array_size(prompts); i++) {
+        int k = (int)json_array_size(json_object_get(json_array_get(prompts, i), "tokens"));
+        if (k > max_n) max_n = k;
+    }
+    p.n_ctx = 512; p.n_seq = 1; p.n_batch = 256; p.n_outputs = max_n < 256 ? max_n : 256;
     lamina_engine *e;
     if (lamina_engine_create(m, &be, 1, &p, &e, err, sizeof err) < 0) { printf("not ok 2 - %s\n1..2\n", err); return 1; }
 
