@@ -33,10 +33,14 @@ typedef struct part_state {
 struct lamina_engine {
     lamina_model *m;
     lamina_engine_params p;
+    lamina_be *use[LAMINA_MAX_BACKENDS];  /* backends still usable, in order */
+    int n_use;
+    uint32_t epoch;               /* +1 each time the KV caches were lost */
     part_state *parts;
     lamina_plan_part plan[LAMINA_MAX_BACKENDS];
     int n_parts;
-    char notes[2048];
+    char notes[2048];             /* the current plan's lines for backends passed over */
+    char history[2048];           /* backends demoted or lost, oldest first */
     /* host-side staging */
     float *hidden;                /* [n_embd, n_batch] between backends */
     int32_t *ids, *pos, *rows, *info, *outs;
@@ -308,6 +312,95 @@ out:
     return rc;
 }
 
+static void parts_release(lamina_engine *e)
+{
+    for (int i = 0; i < e->n_parts; i++) part_release(&e->parts[i], e->m);
+    free(e->parts);
+    e->parts = NULL;
+    e->n_parts = 0;
+}
+
+static void history_add(lamina_engine *e, const char *line)
+{
+    size_t nl = strlen(e->history);
+    snprintf(e->history + nl, sizeof e->history - nl, "%s\n", line);
+}
+
+/* Plan over e->use, set every part up, run the model-layer check; a
+ * backend that fails the check is demoted (removed from e->use, with a
+ * note) and the plan is made again without it.  On failure nothing is left
+ * allocated. */
+static int engine_build(lamina_engine *e, char *err, size_t err_size)
+{
+    for (;;) {
+        lamina_plan_part parts[LAMINA_MAX_BACKENDS];
+        e->notes[0] = 0;
+        int n = lamina_plan_build(e->m, e->use, e->n_use, &e->p, parts, e->notes, sizeof e->notes, err, err_size);
+        if (n < 0) return n;
+        e->parts = calloc((size_t)n, sizeof *e->parts);
+        if (!e->parts) { ERR("out of memory"); return LAMINA_ENOMEM; }
+        e->n_parts = n;
+        for (int i = 0; i < n; i++) {
+            e->parts[i].plan = parts[i];
+            e->plan[i] = parts[i];
+            e->parts[i].be = e->use[parts[i].be];
+            int rc = part_setup(e, &e->parts[i], err, err_size);
+            if (rc < 0) { parts_release(e); return rc; }
+        }
+        int bad = -1;
+        char why[512] = "";
+        for (int i = 0; i < n && bad < 0 && e->p.verify_layer; i++) {
+            part_state *ps = &e->parts[i];
+            if (lamina_be_is_host(ps->be) || ps->plan.last < ps->plan.first) continue;
+            int rc = verify_part(e, ps, why, sizeof why);
+            if (rc == LAMINA_EREJECTED || rc == LAMINA_EDEVLOST) bad = ps->plan.be;
+            else if (rc < 0) { ERR("%s: %s", ps->be->label, why); parts_release(e); return rc; }
+        }
+        if (bad < 0) return 0;
+        char line[768];
+        snprintf(line, sizeof line, "%s: demoted for this model: %s", e->use[bad]->label, why);
+        history_add(e, line);
+        parts_release(e);
+        for (int i = bad; i + 1 < e->n_use; i++) e->use[i] = e->use[i + 1];
+        e->n_use--;
+        if (e->n_use == 0) {
+            ERR("no backend left: %s", e->history);
+            return LAMINA_ENODEV;
+        }
+    }
+}
+
+/* The device of part `pi` was lost: route its layers (and every other
+ * part's, since the plan is made anew) to the remaining backends.  All KV
+ * caches start empty afterwards (epoch + 1). */
+static int engine_failover(lamina_engine *e, int pi, const char *what, char *err, size_t err_size)
+{
+    lamina_be *lost = e->parts[pi].be;
+    char line[768];
+    snprintf(line, sizeof line, "%s: lost during generation (%s); its layers moved on", lost->label, what);
+    parts_release(e);
+    int k = 0;
+    for (int i = 0; i < e->n_use; i++)
+        if (e->use[i] != lost) e->use[k++] = e->use[i];
+    e->n_use = k;
+    e->epoch++;
+    history_add(e, line);
+    if (e->n_use == 0) {
+        ERR("%s; no backend is left", line);
+        return LAMINA_EDEVLOST;
+    }
+    char e2[512] = "";
+    int rc = engine_build(e, e2, sizeof e2);
+    if (rc < 0) {
+        parts_release(e);
+        e->n_use = 0;
+        ERR("%s; no other backend can take them: %s", line, e2);
+        return LAMINA_EDEVLOST;
+    }
+    ERR("%s to %s; every sequence's cache was reset", line, e->parts[0].be->label);
+    return LAMINA_EDEVLOST;
+}
+
 int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
                          const lamina_engine_params *params, lamina_engine **out,
                          char *err, size_t err_size)
@@ -341,54 +434,11 @@ int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
         lamina_engine_free(e);
         return LAMINA_ENOMEM;
     }
-    /* plan, set up, check; a backend that fails the model-layer check is
-     * demoted and the plan is made again without it */
-    lamina_be *use[LAMINA_MAX_BACKENDS];
     int n_use = n_bes < LAMINA_MAX_BACKENDS ? n_bes : LAMINA_MAX_BACKENDS;
-    for (int i = 0; i < n_use; i++) use[i] = bes[i];
-    char demoted[1024] = "";
-    for (;;) {
-        lamina_plan_part parts[LAMINA_MAX_BACKENDS];
-        int n = lamina_plan_build(model, use, n_use, &e->p, parts, e->notes, sizeof e->notes, err, err_size);
-        if (n < 0) { lamina_engine_free(e); return n; }
-        e->parts = calloc((size_t)n, sizeof *e->parts);
-        if (!e->parts) { ERR("out of memory"); lamina_engine_free(e); return LAMINA_ENOMEM; }
-        e->n_parts = n;
-        for (int i = 0; i < n; i++) {
-            e->parts[i].plan = parts[i];
-            e->plan[i] = parts[i];
-            e->parts[i].be = use[parts[i].be];
-            int rc = part_setup(e, &e->parts[i], err, err_size);
-            if (rc < 0) { lamina_engine_free(e); return rc; }
-        }
-        int bad = -1;
-        char why[512] = "";
-        for (int i = 0; i < n && bad < 0 && p.verify_layer; i++) {
-            part_state *ps = &e->parts[i];
-            if (lamina_be_is_host(ps->be) || ps->plan.last < ps->plan.first) continue;
-            int rc = verify_part(e, ps, why, sizeof why);
-            if (rc == LAMINA_EREJECTED || rc == LAMINA_EDEVLOST) bad = ps->plan.be;
-            else if (rc < 0) { ERR("%s: %s", ps->be->label, why); lamina_engine_free(e); return rc; }
-        }
-        if (bad < 0) break;
-        size_t dl = strlen(demoted);
-        snprintf(demoted + dl, sizeof demoted - dl, "%s: demoted for this model: %s\n", use[bad]->label, why);
-        for (int i = 0; i < e->n_parts; i++) part_release(&e->parts[i], e->m);
-        free(e->parts);
-        e->parts = NULL;
-        e->n_parts = 0;
-        for (int i = bad; i + 1 < n_use; i++) use[i] = use[i + 1];
-        n_use--;
-        if (n_use == 0) {
-            ERR("no backend left: %s", demoted);
-            lamina_engine_free(e);
-            return LAMINA_ENODEV;
-        }
-    }
-    if (demoted[0]) {
-        size_t nl = strlen(e->notes);
-        snprintf(e->notes + nl, sizeof e->notes - nl, "%s", demoted);
-    }
+    for (int i = 0; i < n_use; i++) e->use[i] = bes[i];
+    e->n_use = n_use;
+    int rc = engine_build(e, err, err_size);
+    if (rc < 0) { lamina_engine_free(e); return rc; }
     *out = e;
     return 0;
 }
@@ -404,6 +454,8 @@ void lamina_engine_free(lamina_engine *e)
 }
 
 const lamina_model *lamina_engine_model(const lamina_engine *e) { return e->m; }
+uint32_t lamina_engine_epoch(const lamina_engine *e) { return e->epoch; }
+int lamina_engine_usable(const lamina_engine *e) { return e->n_parts > 0; }
 const lamina_engine_params *lamina_engine_params_get(const lamina_engine *e) { return &e->p; }
 
 int lamina_engine_plan(const lamina_engine *e, const lamina_plan_part **parts)
@@ -438,8 +490,8 @@ size_t lamina_engine_describe_plan(const lamina_engine *e, char *buf, size_t siz
         if (w < 0) break;
         at += (size_t)w;
     }
-    if (at < size && e->notes[0]) {
-        int w = snprintf(buf + at, size - at, "%s", e->notes);
+    if (at < size && (e->notes[0] || e->history[0])) {
+        int w = snprintf(buf + at, size - at, "%s%s", e->notes, e->history);
         if (w > 0) at += (size_t)w;
     }
     return at < size ? at : size;
@@ -538,8 +590,17 @@ int lamina_engine_decode(lamina_engine *e, const lamina_batch *b, float *logits,
             e->outs[O++] = t;
         }
     }
+    if (e->n_parts == 0) {
+        ERR("no backend is left to run the model (see the plan notes)");
+        return LAMINA_EDEVLOST;
+    }
     for (int i = 0; i < e->n_parts; i++) {
         int rc = part_run(e, &e->parts[i], T, O, err, err_size);
+        if (rc == LAMINA_EDEVLOST) {
+            char what[512];
+            snprintf(what, sizeof what, "%s", err ? err : "device lost");
+            return engine_failover(e, i, what, err, err_size);
+        }
         if (rc < 0) return rc;
     }
     if (O > 0) {

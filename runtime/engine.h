@@ -58,6 +58,10 @@ int  lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
 void lamina_engine_free(lamina_engine *e);
 
 const lamina_model *lamina_engine_model(const lamina_engine *e);
+/* Grows by one each time the KV caches were lost (device failover). */
+uint32_t lamina_engine_epoch(const lamina_engine *e);
+/* 1 while some backend still runs the model. */
+int lamina_engine_usable(const lamina_engine *e);
 const lamina_engine_params *lamina_engine_params_get(const lamina_engine *e);
 
 /* The plan: parts in layer order. */
@@ -80,7 +84,15 @@ typedef struct lamina_batch {
  * order of the tokens that asked for them; returns n_out (>= 0) or a
  * negative code.  Positions must be written in order per slot: a token at
  * position p of slot s attends to positions 0..p of slot s (those written
- * by this or earlier calls). */
+ * by this or earlier calls).
+ *
+ * Device loss: when a backend answers LAMINA_EDEVLOST, the engine drops it,
+ * plans the layers anew over the backends left (the plan and its notes say
+ * so) and returns LAMINA_EDEVLOST for this batch.  Every KV cache is then
+ * empty and lamina_engine_epoch() has grown: a caller that still has its
+ * sequences' tokens feeds them again from position 0 and carries on
+ * (lamina_seq_generate does).  When no backend is left,
+ * lamina_engine_usable() is 0 and every decode fails. */
 int  lamina_engine_decode(lamina_engine *e, const lamina_batch *b, float *logits,
                           char *err, size_t err_size);
 

@@ -99,6 +99,14 @@ int lamina_seq_prefill(lamina_engine *e, lamina_seq *s, const lamina_token *prom
     s->n = k;
     if (n_cached) *n_cached = k;
     int rc = feed(e, s->slot, prompt + k, (int32_t)n_prompt - k, k, logits, err, err_size);
+    /* a device was lost and its layers moved: every cache is empty now, so
+     * the whole prompt goes again (once per backend that can still fail) */
+    for (int tries = 0; rc == LAMINA_EDEVLOST && lamina_engine_usable(e) && tries < LAMINA_MAX_BACKENDS; tries++) {
+        k = 0;
+        s->n = 0;
+        if (n_cached) *n_cached = 0;
+        rc = feed(e, s->slot, prompt, (int32_t)n_prompt, 0, logits, err, err_size);
+    }
     if (rc < 0) { s->n = 0; return rc; }   /* cache contents unknown: start over next time */
     for (size_t i = (size_t)k; i < n_prompt; i++)
         if ((rc = seq_push(s, prompt[i])) < 0) { ERR("out of memory"); return rc; }
@@ -172,8 +180,13 @@ int lamina_seq_generate(lamina_engine *e, const lamina_tokenizer *tok, lamina_se
             if (stopped) { st.stop_reason = LAMINA_STOP_STRING; goto done; }
         }
         if (s->n >= p->n_ctx) { st.stop_reason = LAMINA_STOP_CONTEXT; break; }
-        if ((rc = feed(e, s->slot, &t, 1, s->n, logits, err, err_size)) < 0) goto out;
-        if ((rc = seq_push(s, t)) < 0) { ERR("out of memory"); goto out; }
+        rc = feed(e, s->slot, &t, 1, s->n, logits, err, err_size);
+        if ((rc == 0 || rc == LAMINA_EDEVLOST) && seq_push(s, t) < 0) { ERR("out of memory"); rc = LAMINA_ENOMEM; goto out; }
+        /* device lost, layers moved, caches empty: feed everything so far
+         * again and carry on where we were */
+        for (int tries = 0; rc == LAMINA_EDEVLOST && lamina_engine_usable(e) && tries < LAMINA_MAX_BACKENDS; tries++)
+            rc = feed(e, s->slot, s->tokens, s->n, 0, logits, err, err_size);
+        if (rc < 0) { s->n = 0; goto out; }
     }
     {
         size_t n = lamina_utf8_stream_flush(&u, buf);

@@ -20,6 +20,8 @@
 
 #include "engine.h"
 #include "engine_impl.h"
+#include "generate.h"
+#include "tokenizer.h"
 #include "model.h"
 #include "ref.h"
 
@@ -72,6 +74,55 @@ static int small_memory(lamina_backend *be, uint64_t *free_b, uint64_t *total_b)
     *free_b = small_free;
     *total_b = small_free;
     return 0;
+}
+
+/* A device that is lost after a number of graphs: the cpu plugin (so the
+ * numbers are the same as on the cpu plugin it fails over to), except that
+ * graph_compute answers LAMINA_EDEVLOST once `lossy_left` reaches 0, and
+ * from then on. */
+static lamina_backend_iface lossy_iface;
+static const lamina_backend_iface *lossy_real;
+static int lossy_left = -1;            /* < 0: never lost */
+static int lossy_compute(lamina_backend *be, const lamina_graph *g, char *err, size_t err_size)
+{
+    if (lossy_left == 0) {
+        snprintf(err, err_size, "device lost (simulated)");
+        return LAMINA_EDEVLOST;
+    }
+    if (lossy_left > 0) lossy_left--;
+    return lossy_real->graph_compute(be, g, err, err_size);
+}
+
+/* Greedy ids of n tokens after `prompt` on the given backends. */
+static int greedy_ids(lamina_model *m, const lamina_tokenizer *tok, lamina_be **bes, int n_bes, int lose_after,
+                      lamina_token *out, int n, char *plan, size_t plan_size, char *err, size_t err_size)
+{
+    lamina_engine_params p;
+    lamina_engine_params_default(&p);
+    p.n_ctx = 64; p.n_batch = 4;
+    p.gpu_layers = n_bes > 1 ? 1 : -2;          /* layer 0 on the device, or all */
+    lamina_engine *e = NULL;
+    lossy_left = -1;
+    int rc = lamina_engine_create(m, bes, n_bes, &p, &e, err, err_size);
+    if (rc < 0) return rc;
+    lossy_left = lose_after;
+    lamina_token prompt[6] = { 5, 17, 42, 9, 100, 3 };
+    lamina_seq s = { .slot = 0 };
+    lamina_gen_params gp;
+    memset(&gp, 0, sizeof gp);
+    gp.temperature = 0.0f; gp.top_p = 1.0f; gp.max_tokens = n;
+    gp.repeat_penalty = 3.0f; gp.repeat_last_n = 64;     /* keeps the greedy ids of a random model varied */
+    lamina_gen_stats st;
+    rc = lamina_seq_generate(e, tok, &s, prompt, 6, &gp, NULL, NULL, &st, err, err_size);
+    int got = 0;
+    for (int i = 6; i < s.n && got < n; i++) out[got++] = s.tokens[i];
+    if (rc == 0 && st.stop_reason == LAMINA_STOP_EOG && got < n) out[got++] = -1;   /* the EOG itself */
+    for (; got < n; got++) out[got] = -2;
+    if (plan) lamina_engine_describe_plan(e, plan, plan_size);
+    lamina_seq_free(&s);
+    lamina_engine_free(e);
+    lossy_left = -1;
+    return rc;
 }
 
 static lamina_be *be_open(const lamina_backend_iface *iface, const char *label)
@@ -303,6 +354,75 @@ int main(int argc, char **argv)
         free(l1);
         lamina_engine_free(e);
     }
+    /* 4. a device lost in the middle: the engine moves its layers to the
+     *    next backend and the generation carries on from the tokens it has */
+    {
+        lossy_real = d->backend;
+        lossy_iface = *d->backend;
+        lossy_iface.graph_compute = lossy_compute;
+        lamina_be *lossy = be_open(&lossy_iface, "gpu-lossy:0");
+        lamina_tokenizer *tok = NULL;
+        int rc = lamina_tokenizer_load(m->gguf, &tok, err, sizeof err);
+        ok(lossy && rc == 0, "lossy device and tokenizer %s", err);
+        if (lossy && tok) {
+            /* engine level: the batch that meets the loss fails with
+             * LAMINA_EDEVLOST, the plan no longer names the device, the next
+             * decode runs (from an empty cache) and equals the cpu plugin */
+            lamina_be *pair[2] = { lossy, cpu };
+            lamina_engine_params p;
+            lamina_engine_params_default(&p);
+            p.n_ctx = 32; p.n_batch = 16; p.n_outputs = 16; p.gpu_layers = 1;
+            p.kv_f32 = 1;                       /* as run_all, for lc */
+            lamina_engine *e = NULL;
+            rc = lamina_engine_create(m, pair, 2, &p, &e, err, sizeof err);
+            ok(rc == 0 && lamina_engine_plan(e, NULL) == 2, "split plan with the lossy device %s", err);
+            if (rc == 0) {
+                float *l1 = malloc((size_t)n * V * sizeof(float));
+                int32_t pos[16], seq[16];
+                int8_t want[16];
+                for (int i = 0; i < n; i++) { pos[i] = i; seq[i] = 0; want[i] = 1; }
+                lamina_batch b = { n, toks, pos, seq, want };
+                uint32_t ep = lamina_engine_epoch(e);
+                lossy_left = 0;
+                rc = lamina_engine_decode(e, &b, l1, err, sizeof err);
+                char plan[2048] = "";
+                lamina_engine_describe_plan(e, plan, sizeof plan);
+                for (char *l = strtok(plan, "\n"); l; l = strtok(NULL, "\n")) printf("#   %s\n", l);
+                lamina_engine_describe_plan(e, plan, sizeof plan);
+                ok(rc == LAMINA_EDEVLOST && strstr(err, "gpu-lossy:0: lost during generation") &&
+                   strstr(err, "moved on to cpu:0"), "loss reported: %s", err);
+                ok(lamina_engine_epoch(e) == ep + 1 && lamina_engine_usable(e) &&
+                   lamina_engine_plan(e, NULL) == 1 && strncmp(plan, "cpu:0", 5) == 0 &&
+                   strstr(plan, "gpu-lossy:0: lost during generation"),
+                   "caches reset, every layer on cpu:0 now, the plan says why");
+                rc = lamina_engine_decode(e, &b, l1, err, sizeof err);
+                double el = rc == n ? rel_err(lc, l1, (size_t)n * V) : 1.0;
+                ok(rc == n && el < 1e-6, "the same batch again runs on cpu:0 = cpu-only logits (%.2e)", el);
+                free(l1);
+            }
+            lamina_engine_free(e);
+
+            /* generation level: the same greedy ids whether the device is
+             * lost after 0 (prefill), 2 or 5 graphs, or never used */
+            lamina_token want_ids[8], got_ids[8];
+            char plan[2048];
+            rc = greedy_ids(m, tok, &cpu, 1, -1, want_ids, 8, NULL, 0, err, sizeof err);
+            ok(rc == 0 && want_ids[0] >= 0, "greedy on cpu only: %d %d %d %d %d %d %d %d %s", want_ids[0], want_ids[1],
+               want_ids[2], want_ids[3], want_ids[4], want_ids[5], want_ids[6], want_ids[7], rc ? err : "");
+            for (int lose = 0; lose <= 5; lose += (lose == 0 ? 2 : 3)) {
+                rc = greedy_ids(m, tok, pair, 2, lose, got_ids, 8, plan, sizeof plan, err, sizeof err);
+                ok(rc == 0 && memcmp(want_ids, got_ids, sizeof want_ids) == 0 && strstr(plan, "lost during generation"),
+                   "device lost after %d graphs: generation finishes with the cpu-only ids %s", lose, rc ? err : "");
+            }
+            /* the last backend lost: a clear error, not a crash */
+            lamina_be *alone[1] = { lossy };
+            rc = greedy_ids(m, tok, alone, 1, 1, got_ids, 8, NULL, 0, err, sizeof err);
+            ok(rc == LAMINA_EDEVLOST && strstr(err, "no backend is left"), "only backend lost: %s", err);
+        }
+        lamina_tokenizer_free(tok);
+        be_free(lossy);
+    }
+
     free(lr); free(lc); free(ls);
     be_free(cpu); be_free(ref); be_free(ref_gpu);
     lamina_model_free(m);
