@@ -245,6 +245,12 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
         if (v >= 256 && v < be->max_range)
             be->max_range = v;
     }
+    /* LAMINA_VULKAN_LOSE_AFTER=N (tests): after N graphs, the next one
+     * fails as if the device had been lost (VK_ERROR_DEVICE_LOST) */
+    be->lose_after = -1;
+    const char *la = getenv("LAMINA_VULKAN_LOSE_AFTER");
+    if (la != NULL && *la != '\0')
+        be->lose_after = strtol(la, NULL, 10);
     be->min_align = be->caps.props.limits.minStorageBufferOffsetAlignment;
     if (be->min_align < 4)
         be->min_align = 4;

@@ -786,6 +786,11 @@ int vkb_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err, 
     }
     if (sets == 0)
         return 0;
+    if (be->lose_after == 0)
+        return vkb_fail(be, VK_ERROR_DEVICE_LOST, "vkQueueSubmit (simulated: LAMINA_VULKAN_LOSE_AFTER)", err,
+                        err_size);
+    if (be->lose_after > 0)
+        be->lose_after--;
     ret = pool_ready(be, sets, err, err_size);
     if (ret < 0)
         return ret;

@@ -95,6 +95,8 @@ struct lamina_backend {
     struct lamina_buffer *buffers;
     uint32_t mem_type_device;      /* memory type for buffers */
     int lost;                      /* VK_ERROR_DEVICE_LOST seen */
+    long lose_after;               /* LAMINA_VULKAN_LOSE_AFTER: graphs left
+                                      before a simulated device loss; < 0 never */
     uint64_t max_range;            /* maxStorageBufferRange */
     uint64_t min_align;            /* minStorageBufferOffsetAlignment */
     uint32_t max_groups[3];        /* maxComputeWorkGroupCount */

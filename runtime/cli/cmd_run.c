@@ -118,8 +118,17 @@ static int answer(cli_model *cm, lamina_seq *seq, const char *text, int template
         return 1;
     }
     lamina_gen_stats st;
+    const uint32_t epoch = lamina_engine_epoch(cm->eng);
     int rc = lamina_seq_generate(cm->eng, cm->tok, seq, ids, n, gp, emit, ctx, &st, err, sizeof err);
     free(ids);
+    if (lamina_engine_epoch(cm->eng) != epoch) {
+        /* a device was lost on the way: say where the layers run now */
+        char plan[4096];
+        lamina_engine_describe_plan(cm->eng, plan, sizeof plan);
+        fputc('\n', stderr);
+        for (char *l = strtok(plan, "\n"); l; l = strtok(NULL, "\n"))
+            fprintf(stderr, "lamina: now: %s\n", l);
+    }
     if (rc < 0) { fputc('\n', stdout); cli_error("%s", err); return 1; }
     fputc('\n', stdout);
     fflush(stdout);
