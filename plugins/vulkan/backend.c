@@ -259,6 +259,29 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
     const char *nosg = getenv("LAMINA_VULKAN_NO_SUBGROUP");
     if (nosg != NULL && *nosg != '\0' && strcmp(nosg, "0") != 0)
         be->use_subgroup = 0;
+    /* matrix-vector shape.  GPUs: a workgroup is one subgroup (no shared
+     * memory, no barrier) with 4 rows.  CPU devices (lavapipe): 64
+     * invocations, 4 rows, where larger workgroups measured faster.
+     * LAMINA_VULKAN_MMV_LS (a power of two, 4..128) and
+     * LAMINA_VULKAN_MMV_ROWS (1..64) override.  The shader needs
+     * rows * size <= 512. */
+    const int cpu_dev = be->caps.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    be->mmv_ls = cpu_dev ? 64 : be->caps.subgroup_size;
+    be->mmv_rows = 4;
+    const char *ls_env = getenv("LAMINA_VULKAN_MMV_LS");
+    if (ls_env != NULL && *ls_env != '\0')
+        be->mmv_ls = (uint32_t)strtoul(ls_env, NULL, 10);
+    const char *mr_env = getenv("LAMINA_VULKAN_MMV_ROWS");
+    if (mr_env != NULL && *mr_env != '\0') {
+        long v = strtol(mr_env, NULL, 10);
+        if (v >= 1 && v <= 64)
+            be->mmv_rows = (uint32_t)v;
+    }
+    if (be->mmv_ls < 4 || be->mmv_ls > 128 || (be->mmv_ls & (be->mmv_ls - 1)) != 0 ||
+        be->mmv_ls > be->caps.props.limits.maxComputeWorkGroupSize[0])
+        be->use_subgroup = 0;
+    while (be->use_subgroup && be->mmv_rows > 1 && be->mmv_rows * be->mmv_ls > 512)
+        be->mmv_rows /= 2;
 
     /* 2. logical device with one compute queue */
     float prio = 1.0f;

@@ -376,6 +376,12 @@ static int pipeline(lamina_backend *be, int id, VkPipeline *out, char *err, size
     r = vkCreateShaderModule(be->dev, &smi, NULL, &mod);
     if (r != VK_SUCCESS)
         return vkb_fail(be, r, what, err, err_size);
+    /* the subgroup matrix-vector variants take their workgroup size and
+     * rows per workgroup as specialization constants 0 and 1 */
+    const uint32_t spec_data[2] = { be->mmv_ls, be->mmv_rows };
+    const VkSpecializationMapEntry spec_map[2] = { { 0, 0, 4 }, { 1, 4, 4 } };
+    const VkSpecializationInfo spec = { 2, spec_map, sizeof spec_data, spec_data };
+    const int is_mmv_sg = strncmp(vks_blobs[id].name, "mmv_sg_", 7) == 0;
     VkComputePipelineCreateInfo cpi = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {
@@ -383,6 +389,7 @@ static int pipeline(lamina_backend *be, int id, VkPipeline *out, char *err, size
             .stage = VK_SHADER_STAGE_COMPUTE_BIT,
             .module = mod,
             .pName = "main",
+            .pSpecializationInfo = is_mmv_sg ? &spec : NULL,
         },
         .layout = be->layout,
     };
@@ -637,8 +644,10 @@ static int record_node(recorder *rc, const lamina_node *nd, char *err, size_t er
                              u32(s[0].nb[1]), b[2].rel, u32(s[1].nb[1]), u32(s[1].nb[2]),
                              u32(s[1].nb[3]), u32(s[1].ne[1]), u32(s[1].ne[2]), b[0].rel,
                              u32(d->nb[1]), u32(d->nb[2]), u32(d->nb[3]) };
-            /* mul_mat_vec: 4 rows per workgroup; mul_mat: 32 x 32 tiles */
-            uint64_t groups = vec ? ((cnt + 3) / 4) * M : ((cnt + 31) / 32) * ((M + 31) / 32);
+            /* mul_mat_vec: 4 rows per workgroup (mmv_rows with subgroups);
+             * mul_mat: 32 x 32 tiles */
+            const uint64_t nr = be->use_subgroup ? be->mmv_rows : 4;
+            uint64_t groups = vec ? ((cnt + nr - 1) / nr) * M : ((cnt + 31) / 32) * ((M + 31) / 32);
             ret = dispatch(rc, id, b, 3, p, sizeof p, groups, err, err_size);
             r0 += cnt;
         }

@@ -84,6 +84,8 @@ struct lamina_backend {
     VkPipelineCache pcache;
     VkPipeline pipes[VKS_COUNT];   /* created on first use */
     int use_subgroup;              /* the mmv_sg_* variants */
+    uint32_t mmv_ls, mmv_rows;     /* their workgroup size (= subgroup size)
+                                      and rows per workgroup */
     /* host-visible staging for transfers */
     VkBuffer stage_buf;
     VkDeviceMemory stage_mem;

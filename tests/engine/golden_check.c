@@ -34,7 +34,9 @@
  * logits: llama.cpp's two attention paths themselves choose differently
  * there (on this model at gaps up to 0.42, with spread.rms 0.26).
  *
- * usage: golden_check GOLDEN.json MODEL.gguf BACKEND|ref   (prints TAP)
+ * usage: golden_check GOLDEN.json MODEL.gguf BACKEND[,BACKEND...]|ref [GPU_LAYERS]
+ * Several backends (in that order, with GPU_LAYERS: all, or N on the
+ * first non-cpu one) check a split plan.  Prints TAP.
  */
 #include "config.h"
 
@@ -108,7 +110,7 @@ static lamina_be *open_ref(lamina_be *be, char *err, size_t es)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) { fprintf(stderr, "usage: golden_check GOLDEN.json MODEL.gguf BACKEND|ref\n"); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: golden_check GOLDEN.json MODEL.gguf BACKEND[,BACKEND...]|ref [GPU_LAYERS]\n"); return 2; }
     char err[1024] = "";
     json_error_t je;
     json_t *root = json_load_file(argv[1], 0, &je);
@@ -121,15 +123,26 @@ int main(int argc, char **argv)
     ro.struct_size = sizeof ro;
     lamina_runtime *rt;
     if (lamina_runtime_open(&ro, &rt, err, sizeof err) < 0) { printf("not ok 1 - runtime: %s\n1..1\n", err); return 1; }
-    lamina_be *be = NULL, ref_be;
-    if (strcmp(argv[3], "ref") == 0) be = open_ref(&ref_be, err, sizeof err);
-    for (int i = 0; !be && i < lamina_runtime_device_count(rt); i++) {
-        if (strcmp(lamina_runtime_device(rt, i)->plugin->name, argv[3]) != 0) continue;
-        if (lamina_runtime_open_backend(rt, i, &be, err, sizeof err) < 0) printf("# %s\n", err);
-        break;
+    lamina_be *bes[LAMINA_MAX_BACKENDS], ref_be;
+    int n_bes = 0;
+    if (strcmp(argv[3], "ref") == 0) {
+        if (open_ref(&ref_be, err, sizeof err)) bes[n_bes++] = &ref_be;
+        else { printf("not ok 1 - reference backend: %s\n1..1\n", err); return 1; }
+    } else {
+        char names[256];
+        snprintf(names, sizeof names, "%s", argv[3]);
+        for (char *nm = strtok(names, ","); nm && n_bes < LAMINA_MAX_BACKENDS; nm = strtok(NULL, ",")) {
+            lamina_be *be = NULL;
+            for (int i = 0; !be && i < lamina_runtime_device_count(rt); i++) {
+                if (strcmp(lamina_runtime_device(rt, i)->plugin->name, nm) != 0) continue;
+                if (lamina_runtime_open_backend(rt, i, &be, err, sizeof err) < 0) printf("# %s\n", err);
+                break;
+            }
+            if (!be) { printf("not ok 1 - backend '%s' is not eligible here %s\n1..1\n", nm, err); return 1; }
+            bes[n_bes++] = be;
+        }
     }
-    if (!be) { printf("not ok 1 - backend '%s' is not eligible here %s\n1..1\n", argv[3], err); return 1; }
-    ok(1, "backend %s", be->label);
+    for (int i = 0; i < n_bes; i++) ok(1, "backend %s", bes[i]->label);
 
     lamina_model *m;
     if (lamina_model_load(argv[2], &m, err, sizeof err) < 0) { printf("not ok 2 - %s\n1..2\n", err); return 1; }
@@ -147,8 +160,14 @@ int main(int argc, char **argv)
         if (k > max_n) max_n = k;
     }
     p.n_ctx = 512; p.n_seq = 1; p.n_batch = 256; p.n_outputs = max_n < 256 ? max_n : 256;
+    if (argc > 4) p.gpu_layers = strcmp(argv[4], "all") == 0 ? -2 : atoi(argv[4]);
     lamina_engine *e;
-    if (lamina_engine_create(m, &be, 1, &p, &e, err, sizeof err) < 0) { printf("not ok 2 - %s\n1..2\n", err); return 1; }
+    if (lamina_engine_create(m, bes, n_bes, &p, &e, err, sizeof err) < 0) { printf("not ok 2 - %s\n1..2\n", err); return 1; }
+    {
+        char plan[2048];
+        lamina_engine_describe_plan(e, plan, sizeof plan);
+        for (char *l = strtok(plan, "\n"); l; l = strtok(NULL, "\n")) printf("# plan: %s\n", l);
+    }
 
     float *logits = malloc((size_t)p.n_outputs * V * sizeof(float));
     float *last = malloc((size_t)V * sizeof(float));
@@ -291,8 +310,10 @@ int main(int argc, char **argv)
     lamina_engine_free(e);
     lamina_tokenizer_free(tok);
     lamina_model_free(m);
-    if (be == &ref_be) ref_be.iface->close(ref_be.inst);
-    else lamina_be_close(be);
+    for (int i = 0; i < n_bes; i++) {
+        if (bes[i] == &ref_be) ref_be.iface->close(ref_be.inst);
+        else lamina_be_close(bes[i]);
+    }
     lamina_runtime_close(rt);
     json_decref(root);
     printf("1..%d\n", n_test);

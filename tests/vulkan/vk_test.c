@@ -1311,6 +1311,22 @@ int main(int argc, char **argv)
     unsetenv("LAMINA_VULKAN_NO_SUBGROUP");
     unsetenv("LAMINA_VULKAN_MAX_RANGE");
 
+    /* the GPU shape of the matrix-vector shader: a workgroup of one
+     * subgroup (8 lanes here), 3 rows each so the last group is partial */
+    setenv("LAMINA_VULKAN_MMV_LS", "8", 1);
+    setenv("LAMINA_VULKAN_MMV_ROWS", "3", 1);
+    if (open_device(0) != 0) {
+        ok(0, "open device 0 (one-subgroup matrix-vector workgroups)");
+    } else {
+        test_mul_mat(LAMINA_TYPE_Q4_K, 37, 1, 1, " one subgroup, 3 rows");
+        test_mul_mat(LAMINA_TYPE_Q8_0, 101, 2, 1, " one subgroup, 3 rows");
+        test_mul_mat(LAMINA_TYPE_F16, 50, 1, 1, " one subgroup, 3 rows");
+        bi->close(be);
+        be = NULL;
+    }
+    unsetenv("LAMINA_VULKAN_MMV_LS");
+    unsetenv("LAMINA_VULKAN_MMV_ROWS");
+
     dlclose(dl);
     printf("1..%d\n", n_test);
     return n_fail ? 1 : 0;

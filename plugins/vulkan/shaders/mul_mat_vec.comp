@@ -7,6 +7,12 @@
  * reading W block by block straight from its quantized form and each X
  * value once for all NR rows.  USE_SUBGROUP selects a subgroupAdd
  * reduction (needs subgroup arithmetic); otherwise a shared-memory tree.
+ * With USE_SUBGROUP the workgroup size (LS) and NR are specialization
+ * constants 0 and 1, set by the plugin: LS = the device's subgroup size,
+ * so a workgroup is one subgroup and needs no shared memory or barrier,
+ * and NR rows per workgroup (more on CPU devices, where a workgroup costs
+ * a loop iteration and fewer, fuller ones win).  The host keeps
+ * NR * LS <= RED_MAX for drivers that split a workgroup into subgroups.
  */
 #include "common.glsl"
 #include "dequant.glsl"
@@ -16,10 +22,18 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
 
+#if USE_SUBGROUP
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint NR = 4u;
+#define LS gl_WorkGroupSize.x
+#define RED_MAX 512u
+shared float red[RED_MAX];
+#else
 #define LS 64u
 #define NR 4u
 layout(local_size_x = 64) in;
 shared float red[NR * LS];
+#endif
 
 void main()
 {
@@ -48,17 +62,27 @@ void main()
     /* 3. reduce each row's sums across the workgroup and store */
     uint da = d_col(m) + 4u * (pc.n_begin + nl0);
 #if USE_SUBGROUP
-    for (uint r = 0u; r < NR; r++) {
-        float s = subgroupAdd(acc[r]);
-        if (subgroupElect())
-            red[r * LS + gl_SubgroupID] = s;
-    }
-    barrier();
-    if (lid < nr) {
-        float s = 0.0;
-        for (uint i = 0u; i < gl_NumSubgroups; i++)
-            s += red[lid * LS + i];
-        st_f32(da + 4u * lid, s);
+    if (gl_NumSubgroups == 1u) {
+        /* one subgroup: its sums are the rows' results */
+        for (uint r = 0u; r < NR; r++) {
+            float s = subgroupAdd(acc[r]);
+            if (subgroupElect() && r < nr)
+                st_f32(da + 4u * r, s);
+        }
+    } else {
+        uint ns = gl_NumSubgroups;
+        for (uint r = 0u; r < NR; r++) {
+            float s = subgroupAdd(acc[r]);
+            if (subgroupElect())
+                red[r * ns + gl_SubgroupID] = s;
+        }
+        barrier();
+        if (lid < nr) {
+            float s = 0.0;
+            for (uint i = 0u; i < ns; i++)
+                s += red[lid * ns + i];
+            st_f32(da + 4u * lid, s);
+        }
     }
 #else
     for (uint r = 0u; r < NR; r++)
