@@ -568,7 +568,9 @@ int vkb_probe(const lamina_host *host, const lamina_probe_sink *sink,
     r = vkEnumeratePhysicalDevices(inst, &n_pd, NULL);
     if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
         if (r == VK_ERROR_INITIALIZATION_FAILED) {
-            note(sink, "no usable Vulkan driver: vkEnumeratePhysicalDevices: %s", vkb_result_str(r));
+            /* the loader answers this when its drivers have no device */
+            note(sink, "no Vulkan device: the drivers found none (vkEnumeratePhysicalDevices: %s)",
+                 vkb_result_str(r));
             goto out;
         }
         vkb_err(err, err_size, "vkEnumeratePhysicalDevices: %s", vkb_result_str(r));

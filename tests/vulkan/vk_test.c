@@ -1212,6 +1212,10 @@ static int mode_no_icd(int expect_missing_lib)
         ok(strstr(p.notes, "does not exist") != NULL, "note names the missing driver library");
         ok(p.n_files >= 1, "the bad manifest is reported as a file (%d)", p.n_files);
     }
+    /* faults.sh: the words the reason must contain */
+    const char *want = getenv("VK_TEST_EXPECT_NOTE");
+    if (want != NULL && *want != '\0')
+        ok(strstr(p.notes, want) != NULL, "the reason names it: '%s'", want);
     err[0] = '\0';
     lamina_backend_params par = { .struct_size = sizeof par, .device = 0 };
     lamina_backend *b = NULL;
