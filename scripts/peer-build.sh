@@ -38,6 +38,12 @@ command -v gcc   >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v make  >/dev/null 2>&1 || need_pkgs+=(make)
 command -v git   >/dev/null 2>&1 || need_pkgs+=(git)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+if [ "$VULKAN" = 1 ]; then
+    # llama.cpp's Vulkan backend: loader headers, glslc, SPIR-V headers
+    for p in libvulkan-dev glslc spirv-headers; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$p")
+    done
+fi
 if [ ! -f "$PEER_DIR/$SDIST_NAME" ] && [ -z "${LAMINA_PEER_SDIST:-}" ] \
    && ! python3 -m pip --version >/dev/null 2>&1; then
     need_pkgs+=(python3-pip)
@@ -76,6 +82,29 @@ if [ ! -f "$SRC_TOP/.lamina-extracted" ]; then
 fi
 [ -f "$LLAMA_SRC/include/llama.h" ] || { log "no vendor/llama.cpp in sdist?"; exit 1; }
 
+# --- 2b. Vulkan headers for the peer --------------------------------------
+# llama.cpp's Vulkan backend needs Vulkan headers >= 1.3.261
+# (VK_EXT_layer_settings); Debian 12 has 1.3.239.  For the peer only, the
+# headers of Debian 13's libvulkan-dev and spirv-headers are downloaded and
+# unpacked under $PEER_DIR/vk-headers (nothing is installed; lamina itself
+# builds against the system's headers).
+VK_INC=
+if [ "$VULKAN" = 1 ]; then
+    VKH=$PEER_DIR/vk-headers
+    if [ ! -f "$VKH/usr/include/vulkan/vulkan_core.h" ] || ! grep -q VK_EXT_layer_settings "$VKH/usr/include/vulkan/vulkan_core.h"; then
+        log "fetching newer Vulkan headers (Debian 13) into $VKH"
+        T=$PEER_DIR/apt-trixie
+        rm -rf "$T"; mkdir -p "$T/lists/partial" "$VKH"
+        echo 'deb http://deb.debian.org/debian trixie main' > "$T/sources.list"
+        APT=(-o Dir::Etc::sourcelist="$T/sources.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$T/lists"
+             -o Dir::Cache::archives="$T")
+        apt-get "${APT[@]}" update -qq
+        (cd "$T" && apt-get "${APT[@]}" download libvulkan-dev spirv-headers) >&2
+        for d in "$T"/*.deb; do dpkg-deb -x "$d" "$VKH"; done
+    fi
+    VK_INC=$VKH/usr/include
+fi
+
 # --- 3. configure + build llama.cpp --------------------------------------
 # AMX: -march=native turns on AMX on Sapphire Rapids+ hosts, but the AMX
 # kernels SIGILL in VMs that advertise AMX without enabling tile state, and
@@ -83,6 +112,7 @@ fi
 # (LAMINA_PEER_AMX=1 keeps them).  -mno-* wins over a later -march=native.
 EXTRA_FLAGS=""
 [ "${LAMINA_PEER_AMX:-0}" = 1 ] || EXTRA_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+[ -n "${VK_INC:-}" ] && EXTRA_FLAGS="$EXTRA_FLAGS -isystem $VK_INC"
 cmake_args=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=ON
@@ -93,6 +123,7 @@ cmake_args=(
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON
 )
+[ -n "${VK_INC:-}" ] && cmake_args+=("-DVulkan_INCLUDE_DIR=$VK_INC")
 if [ ! -f "$BUILD/CMakeCache.txt" ] || [ "$(cat "$BUILD/.lamina-cmake-args" 2>/dev/null)" != "${cmake_args[*]}" ]; then
     log "configuring llama.cpp: ${cmake_args[*]}"
     cmake -S "$LLAMA_SRC" -B "$BUILD" "${cmake_args[@]}" >&2

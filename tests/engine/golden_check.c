@@ -131,7 +131,9 @@ int main(int argc, char **argv)
     } else {
         char names[256];
         snprintf(names, sizeof names, "%s", argv[3]);
-        for (char *nm = strtok(names, ","); nm && n_bes < LAMINA_MAX_BACKENDS; nm = strtok(NULL, ",")) {
+        char *save = NULL;
+        for (char *nm = strtok_r(names, ",", &save); nm && n_bes < LAMINA_MAX_BACKENDS;
+             nm = strtok_r(NULL, ",", &save)) {
             lamina_be *be = NULL;
             for (int i = 0; !be && i < lamina_runtime_device_count(rt); i++) {
                 if (strcmp(lamina_runtime_device(rt, i)->plugin->name, nm) != 0) continue;

@@ -1,0 +1,66 @@
+#!/bin/sh
+# The default model on the vulkan plugin (lavapipe in CI) through the whole
+# runtime: the device listed with its versions and a passed self-test; all
+# layers on vulkan when it is preferred, and the same greedy answer as the
+# cpu plugin; logits against llama.cpp's (tests/golden) with every layer on
+# vulkan and with the first 9 on vulkan and the rest on cpu; a device lost
+# in the middle of a generation hands the layers to the cpu plugin and the
+# answer still comes, the same as on the cpu.
+. "$top_srcdir/tests/engine/common.sh"
+need_model
+export LAMINA_PLUGIN_PATH="$B/plugins/cpu/.libs:$B/plugins/vulkan/.libs"
+printf '[scheduler]\nbackends = vulkan, cpu\ngpu_layers = all\n' > "$TMP/vk.ini"
+printf '[scheduler]\nbackends = cpu\n' > "$TMP/cpu.ini"
+Q="What is the capital of France?"
+
+# 1. lamina backends: the lavapipe device, versions, self-test
+"$LAMINA" --config "$TMP/vk.ini" backends --json > "$TMP/b.json" 2>"$TMP/b.err"; rc=$?
+check "lamina backends --json (exit $rc)" [ $rc -eq 0 ]
+if "$PYTHON" - "$TMP/b.json" > "$TMP/b.txt" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+vk = [p for p in d["plugins"] if p["name"] == "vulkan" and p["status"] == "accepted"]
+assert vk, "no accepted vulkan plugin"
+dev = vk[0]["devices"][0]
+assert dev["status"] == "accepted", dev
+for k in ("driver_name", "driver_version", "api_version"):
+    assert dev[k], "device lacks " + k
+assert dev["selftest"]["run"] and dev["selftest"]["passed"], dev["selftest"]
+loader = [c for c in vk[0]["components"] if c["name"] == "vulkan-loader"][0]
+assert loader["found"], loader
+print("%s: driver %s %s, Vulkan %s, loader %s, self-test %d cases passed" % (
+    dev["label"], dev["driver_name"], dev["driver_version"], dev["api_version"], loader["found"],
+    dev["selftest"]["cases"]))
+PY
+then ok "$(cat "$TMP/b.txt")"; else not_ok "vulkan device in lamina backends"; sed 's/^/# /' "$TMP/b.txt"; fi
+
+# 2. preferred: every layer on vulkan; the greedy answer equals the cpu's
+"$LAMINA" --config "$TMP/vk.ini" run gemma3-270m "$Q" --temp 0 -n 12 >"$TMP/vk.out" 2>"$TMP/vk.err"; rc=$?
+check "run on vulkan (exit $rc)" [ $rc -eq 0 ]
+sed 's/^/# stderr: /' "$TMP/vk.err"
+expect_grep "plan line: every layer on vulkan" '^vulkan:0 .* layers 0-17 \(18/18\) \+ embedding \+ output' "$TMP/vk.err"
+"$LAMINA" --config "$TMP/cpu.ini" run gemma3-270m "$Q" --temp 0 -n 12 >"$TMP/cpu.out" 2>"$TMP/cpu.err"
+if cmp -s "$TMP/vk.out" "$TMP/cpu.out"; then ok "the same 12 greedy tokens as the cpu plugin: $(head -c 80 "$TMP/vk.out" | tr '\n' ' ')"
+else not_ok "vulkan and cpu answers differ"; diag "vulkan: $(cat "$TMP/vk.out")" "cpu: $(cat "$TMP/cpu.out")"; fi
+
+# 3. against llama.cpp: all layers on vulkan, then 9 on vulkan + 9 on cpu
+for spec in "vulkan all" "vulkan,cpu 9"; do
+  set -- $spec
+  "$B/tests/engine/golden_check" "$S/tests/golden/gemma3-270m-logits.json" "$DEFAULT_MODEL" "$1" "$2" >"$TMP/g" 2>&1; rc=$?
+  sed 's/^\(not \)\{0,1\}ok [0-9]* - /# /' "$TMP/g" | grep -v '^1\.\.'
+  if [ $rc -eq 0 ]; then ok "$1 (gpu_layers $2) matches llama.cpp on the default model"
+  else not_ok "$1 (gpu_layers $2) matches llama.cpp"; grep '^not ok' "$TMP/g" | sed 's/^/# /'; fi
+  [ "$2" = 9 ] && expect_grep "split plan: layers 0-8 on vulkan, 9-17 on cpu" '^# plan: cpu:0 .* layers 9-17 \(9/18\)' "$TMP/g"
+done
+
+# 4. the device lost after 3 graphs (layer check, prompt, 1 token): the rest
+#    runs on cpu, the answer is complete and equals the cpu's
+LAMINA_VULKAN_LOSE_AFTER=3 "$LAMINA" --config "$TMP/vk.ini" run gemma3-270m "$Q" --temp 0 -n 12 \
+    >"$TMP/lost.out" 2>"$TMP/lost.err"; rc=$?
+sed 's/^/# stderr: /' "$TMP/lost.err"
+check "device lost mid-generation: exit $rc" [ $rc -eq 0 ]
+expect_grep "the loss is named, with the cause" 'vulkan:0 .*lost during generation .*VK_ERROR_DEVICE_LOST' "$TMP/lost.err"
+expect_grep "the new plan: every layer on cpu" '^lamina: now: cpu:0 .* layers 0-17 \(18/18\)' "$TMP/lost.err"
+if cmp -s "$TMP/lost.out" "$TMP/cpu.out"; then ok "the answer is complete and equals the cpu's"
+else not_ok "answer after the loss differs"; diag "got: $(cat "$TMP/lost.out")" "cpu: $(cat "$TMP/cpu.out")"; fi
+done_testing
