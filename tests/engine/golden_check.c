@@ -34,6 +34,9 @@
  * logits: llama.cpp's two attention paths themselves choose differently
  * there (on this model at gaps up to 0.42, with spread.rms 0.26).
  *
+ * $LAMINA_GOLDEN_STEPS caps the greedy steps of 4 and 5 (default: all 24
+ * recorded), for slow devices such as lavapipe.
+ *
  * usage: golden_check GOLDEN.json MODEL.gguf BACKEND[,BACKEND...]|ref [GPU_LAYERS]
  * Several backends (in that order, with GPU_LAYERS: all, or N on the
  * first non-cpu one) check a split plan.  Prints TAP.
@@ -181,7 +184,9 @@ int main(int argc, char **argv)
         json_t *jt = json_object_get(pr, "tokens"), *spread = json_object_get(pr, "peer_spread");
         json_t *gi = json_object_get(pr, "greedy_ids"), *gtop = json_object_get(pr, "greedy_top");
         size_t n = json_array_size(jt), ng = json_array_size(gi);
-        if (!text || n == 0 || n + ng > (size_t)p.n_batch || !spread || json_array_size(gtop) != ng) {
+        const char *steps = getenv("LAMINA_GOLDEN_STEPS");
+        if (steps && atoi(steps) > 0 && (size_t)atoi(steps) < ng) ng = (size_t)atoi(steps);
+        if (!text || n == 0 || n + ng > (size_t)p.n_batch || !spread || json_array_size(gtop) < ng) {
             ok(0, "prompt %zu malformed, too long or recorded without peer_spread", pi);
             continue;
         }
