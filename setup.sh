@@ -27,7 +27,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # 1. system packages ---------------------------------------------------------
 PKGS="build-essential autoconf automake libtool pkg-config python3 python3-venv
       libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
-      libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools curl"
+      libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools curl
+      hipcc libamdhip64-dev rocm-device-libs"
 missing=()
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -45,7 +46,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check gguf numpy regex
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check gguf numpy regex ollama openai
 [ $deps_only = 1 ] && exit 0
 
 # 3. build and install -------------------------------------------------------

@@ -119,6 +119,25 @@ static const key_def global_keys[] = {
     { "generate", "repeat_last_n", K_INT, CF(repeat_last_n), 0, 0, 0, 0, 1 << 24, 0, 0 },
     { "generate", "seed", K_INT64, CF(seed), 0, 0, 0, -1, INT64_MAX, 0, 0 },
     { "generate", "max_tokens", K_INT, CF(max_tokens), 0, 0, 0, -1, 1 << 24, 0, 0 },
+    /* [server] (lamina serve) */
+    { "server", "listen", K_STRING, CF(server_listen), SZ(lamina_config, server_listen), 0, 0, 0, 0, 0, 0 },
+    { "server", "parallel", K_INT, CF(server_parallel), 0, 0, 0, 1, 256, 0, 0 },
+    { "server", "queue", K_INT, CF(server_queue), 0, 0, 0, 0, 65536, 0, 0 },
+    { "server", "n_ctx", K_INT, CF(server_n_ctx), 0, 0, 0, 0, 1 << 24, 0, 0 },
+    { "server", "prompt_chunk", K_INT, CF(server_prompt_chunk), 0, 0, 0, 1, 8192, 0, 0 },
+    { "server", "request_timeout", K_INT, CF(server_request_timeout), 0, 0, 0, 0, 1 << 24, 0, 0 },
+    { "server", "keep_alive", K_INT, CF(server_keep_alive), 0, 0, 0, -1, 1 << 30, 0, 0 },
+    { "server", "memory_mib", K_INT64, CF(server_memory_mib), 0, 0, 0, 0, INT64_C(1) << 40, 0, 0 },
+    { "server", "max_models", K_INT, CF(server_max_models), 0, 0, 0, 1, 64, 0, 0 },
+    { "server", "api_key", K_STRING, CF(server_api_key), SZ(lamina_config, server_api_key), 0, 0, 0, 0, 0, 0 },
+    { "server", "api_key_file", K_PATH, CF(server_api_key_file), SZ(lamina_config, server_api_key_file),
+      0, 0, 0, 0, 0, 0 },
+    { "server", "allow_unauthenticated", K_BOOL, CF(server_allow_unauthenticated), 0, 0, 0, 0, 0, 0, 0 },
+    { "server", "cors_origins", K_STRING, CF(server_cors_origins), SZ(lamina_config, server_cors_origins),
+      0, 0, 0, 0, 0, 0 },
+    { "server", "max_body_kib", K_INT, CF(server_max_body_kib), 0, 0, 0, 1, 1 << 20, 0, 0 },
+    { "server", "max_json_depth", K_INT, CF(server_max_json_depth), 0, 0, 0, 2, 1000, 0, 0 },
+    { "server", "max_connections", K_INT, CF(server_max_connections), 0, 0, 0, 4, 4096, 0, 0 },
 };
 
 static const key_def backend_keys[] = {
@@ -541,6 +560,16 @@ void lamina_config_defaults(lamina_config *cfg)
     cfg->repeat_last_n = 64;
     cfg->seed = -1;
     cfg->max_tokens = 256;
+    snprintf(cfg->server_listen, sizeof(cfg->server_listen), "127.0.0.1:11434");
+    cfg->server_parallel = 4;
+    cfg->server_queue = 16;
+    cfg->server_prompt_chunk = 128;
+    cfg->server_request_timeout = 600;
+    cfg->server_keep_alive = 300;
+    cfg->server_max_models = 3;
+    cfg->server_max_body_kib = 1024;
+    cfg->server_max_json_depth = 32;
+    cfg->server_max_connections = 64;
 }
 
 const lamina_backend_config *lamina_config_backend(const lamina_config *cfg, const char *name)

@@ -435,7 +435,10 @@ static int load_plugin(lamina_runtime *rt, int pi, const lamina_backend_config *
         if (setenv(name, eq + 1, 1) < 0)
             return lamina_set_err(err, err_size, LAMINA_ENOMEM, "setenv %s failed", name);
     }
-    void *dl = dlopen(p->real_path, RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: once loaded, a plugin stays mapped until exit, and so
+     * do the vendor libraries it loaded: their threads may outlive close(),
+     * and unloading GPU drivers is a known source of crashes at exit. */
+    void *dl = dlopen(p->real_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (dl == NULL) {
         const char *e = dlerror();
         return lamina_set_err(err, err_size, LAMINA_EIO, "%s: %s", p->path,

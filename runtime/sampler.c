@@ -517,10 +517,12 @@ int lamina_stop_feed(lamina_stop *st, const char *text, size_t len,
             }
         }
     }
-    memcpy(st->emit, h, n - hold);
-    *emit = st->emit;
+    if (n > hold)               /* nothing held yet: the buffers may still be NULL */
+        memcpy(st->emit, h, n - hold);
+    *emit = st->emit ? st->emit : "";
     *emit_len = n - hold;
-    memmove(st->held, h + n - hold, hold);
+    if (hold > 0)
+        memmove(st->held, h + n - hold, hold);
     st->n_held = hold;
     return 0;
 }

@@ -35,6 +35,8 @@ if [ ! -x "$LB" ]; then
   if [ "$BE" = cpu ]; then "$ROOT/scripts/peer-build.sh" >&2; else LAMINA_PEER_VULKAN=1 "$ROOT/scripts/peer-build.sh" >&2; fi
 fi
 export LD_LIBRARY_PATH="$PB/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# llama.cpp skips CPU-type Vulkan devices (lavapipe) unless they are named
+[ "$BE" = cpu ] || export GGML_VK_VISIBLE_DEVICES=${GGML_VK_VISIBLE_DEVICES:-0}
 
 CFG=$(mktemp); trap 'rm -f "$CFG" "$CFG".*' EXIT
 printf '[backend.cpu]\nthreads = %s\n' "$T" > "$CFG"

@@ -174,8 +174,7 @@ static void destroy(lamina_backend *be)
         vkDestroyCommandPool(be->dev, be->cmd_pool, NULL);
         vkDestroyDevice(be->dev, NULL);
     }
-    if (be->instance != VK_NULL_HANDLE)
-        vkDestroyInstance(be->instance, NULL);
+    /* be->instance is the process-wide one (shared_instance): kept */
     free(be);
 }
 
@@ -202,7 +201,7 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
     be->host = host;
 
     /* 1. instance and the chosen physical device */
-    r = vkb_instance_create(&be->instance);
+    r = vkb_instance_shared(&be->instance);
     if (r != VK_SUCCESS) {
         be->instance = VK_NULL_HANDLE;
         rc = vkb_fail(be, r, "vkCreateInstance", err, err_size);

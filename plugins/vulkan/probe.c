@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,29 @@ VkResult vkb_instance_create(VkInstance *out)
         ci.flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
     }
     return vkCreateInstance(&ci, NULL, out);
+}
+
+/* One VkInstance for the probe and every instance of this backend, created
+ * on first use and kept for the life of the process.  Destroying the last instance makes
+ * the loader unload the driver, and drivers keep process-wide state (worker
+ * threads, shader caches) that they do not all release on unload; keeping
+ * the driver loaded avoids exit-time crashes and lost memory.  The core
+ * keeps a loaded plugin mapped until exit (RTLD_NODELETE) for the same
+ * reason.  A failed creation is not remembered: the next open tries again. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static VkInstance shared_inst = VK_NULL_HANDLE;
+
+VkResult vkb_instance_shared(VkInstance *out)
+{
+    VkResult r = VK_SUCCESS;
+    pthread_mutex_lock(&shared_lock);
+    if (shared_inst == VK_NULL_HANDLE)
+        r = vkb_instance_create(&shared_inst);
+    if (r != VK_SUCCESS)
+        shared_inst = VK_NULL_HANDLE;
+    *out = shared_inst;
+    pthread_mutex_unlock(&shared_lock);
+    return r;
 }
 
 /* ---- devices ---------------------------------------------------------- */
@@ -554,7 +578,7 @@ int vkb_probe(const lamina_host *host, const lamina_probe_sink *sink,
         note(sink, "Vulkan loader %s is older than 1.1: no device can be used", found);
         return 0;
     }
-    r = vkb_instance_create(&inst);
+    r = vkb_instance_shared(&inst);
     if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED) {
         note(sink, "no usable Vulkan driver (ICD): vkCreateInstance: %s", vkb_result_str(r));
         return 0;
@@ -598,6 +622,6 @@ int vkb_probe(const lamina_host *host, const lamina_probe_sink *sink,
     vkb_log(host, LAMINA_LOG_DEBUG, "probe: loader %s, %u device(s)", found, n_pd);
 out:
     free(pds);
-    vkDestroyInstance(inst, NULL);
+    /* inst is the process-wide instance: kept */
     return rc;
 }

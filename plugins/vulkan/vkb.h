@@ -50,6 +50,9 @@ uint32_t vkb_loader_version(void);
 void vkb_version_str(uint32_t v, char *out, size_t n);
 /* Create an instance for probing or opening; 0 or a VkResult. */
 VkResult vkb_instance_create(VkInstance *out);
+/* The process-wide instance (probe.c), created on first use and never
+ * destroyed, so the loader never unloads the driver under us. */
+VkResult vkb_instance_shared(VkInstance *out);
 void vkb_caps_query(VkPhysicalDevice pd, vkb_caps *caps);
 /* Device-local total and free (budget) bytes now. */
 void vkb_mem_query(VkPhysicalDevice pd, int has_budget, uint64_t *total, uint64_t *free_b);

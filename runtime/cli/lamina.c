@@ -28,6 +28,9 @@ static void usage(FILE *fp)
           "  backends [--json]        list plugins, devices, versions, self-test results\n"
           "  plugin-check PATH.so     conformance report for one plugin file\n"
           "  bench [MODEL]            prompt and generation speed per backend\n"
+#ifdef LAMINA_HAVE_SERVER
+          "  serve [--listen H:P]     HTTP service: Ollama and OpenAI APIs, /metrics\n"
+#endif
           "  version                  print the version\n"
           "\n"
           "See lamina(1) and lamina.ini(5).\n", fp);
@@ -67,6 +70,15 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "backends") == 0)     return cmd_backends(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "plugin-check") == 0) return cmd_plugin_check(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "bench") == 0)        return cmd_bench(&g, sub_argc, sub_argv);
+#ifdef LAMINA_HAVE_SERVER
+    if (strcmp(cmd, "serve") == 0)        return cmd_serve(&g, sub_argc, sub_argv);
+#else
+    if (strcmp(cmd, "serve") == 0) {
+        cli_error("serve: this lamina was built without the HTTP server (needs libmicrohttpd-dev; "
+                  "configure --with-server)");
+        return 1;
+    }
+#endif
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("lamina %s (plugin ABI %d.%d)\n", LAMINA_VERSION_STRING,
                LAMINA_PLUGIN_ABI_MAJOR, LAMINA_PLUGIN_ABI_MINOR);

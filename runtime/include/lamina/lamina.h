@@ -80,6 +80,24 @@ typedef struct lamina_config {
     int      n_plugin_path_env;       /* leading plugin_path entries taken
                                          from $LAMINA_PLUGIN_PATH */
     int      backends_from_env;       /* 1 when $LAMINA_BACKENDS set backends */
+    /* [server] (`lamina serve`; after the fields above) */
+    char     server_listen[256];      /* HOST:PORT, default 127.0.0.1:11434 */
+    int      server_parallel;         /* sequences per loaded model, default 4 */
+    int      server_queue;            /* requests waiting per model, default 16 */
+    int      server_n_ctx;            /* positions per sequence; 0 = [model] n_ctx,
+                                         else 2048 (at most the model's) */
+    int      server_prompt_chunk;     /* prompt tokens read per step, default 128 */
+    int      server_request_timeout;  /* seconds per request, 0 = none, default 600 */
+    int      server_keep_alive;       /* seconds a model stays loaded idle; -1 = forever; default 300 */
+    int64_t  server_memory_mib;       /* budget for loaded models; 0 = 3/4 of RAM */
+    int      server_max_models;       /* loaded at once, default 3 */
+    char     server_api_key[256];     /* "" = none */
+    char     server_api_key_file[4096]; /* file whose first line is the key */
+    int      server_allow_unauthenticated; /* 1: a non-loopback address without a key */
+    char     server_cors_origins[2048];    /* comma-separated origins, "*" any, "" none */
+    int      server_max_body_kib;     /* default 1024 */
+    int      server_max_json_depth;   /* default 32 */
+    int      server_max_connections;  /* default 64 */
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */

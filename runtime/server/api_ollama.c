@@ -1,0 +1,488 @@
+/*
+ * api_ollama.c - the Ollama-compatible endpoints under /api.
+ *
+ * /api/generate and /api/chat stream NDJSON objects by default and answer
+ * one object with "stream": false.  Durations are nanoseconds as Ollama
+ * reports them: total_duration (arrival to reply), load_duration (loading
+ * the model for this request), prompt_eval_duration (from getting a
+ * sequence slot to the first token), eval_duration (first token to the
+ * last); prompt_eval_count is the prompt's tokens, eval_count the tokens
+ * generated.  Fields Ollama accepts that lamina cannot honour (format,
+ * images, template, suffix, think) are refused with 400 instead of being
+ * ignored; options lamina has no use for (num_gpu, num_thread, ...) are
+ * ignored as Ollama ignores unknown ones.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+
+#define NS(s) ((json_int_t)((s) * 1e9))
+
+int srv_api_version(srv_call *c)
+{
+    return srv_reply_json(c, 200, json_pack("{s:s}", "version", LAMINA_VERSION_STRING));
+}
+
+int srv_api_tags(srv_call *c)
+{
+    return srv_reply_json(c, 200, srv_pool_tags(c->s));
+}
+
+int srv_api_ps(srv_call *c)
+{
+    return srv_reply_json(c, 200, srv_pool_ps(c->s));
+}
+
+int srv_metrics_handler(srv_call *c)
+{
+    size_t len = 0;
+    char *text = srv_metrics_render(c->s, &len);
+    if (!text) return srv_reply_error(c, 500, "out of memory");
+    int rc = srv_reply_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+    return rc;
+}
+
+/* "model", or the older "name". */
+static int model_field(srv_call *c, const char **name, char *err, size_t es)
+{
+    *name = NULL;
+    int r = srv_json_str(c->body, "model", name, err, es);
+    if (r == 0) r = srv_json_str(c->body, "name", name, err, es);
+    if (r < 0) return -1;
+    if (r == 0 || !**name) { snprintf(err, es, "model is required"); return -1; }
+    return 0;
+}
+
+int srv_api_show(srv_call *c)
+{
+    char err[512], canon[128], path[4096];
+    const char *name;
+    int verbose = 0;
+    if (model_field(c, &name, err, sizeof err) < 0 || srv_json_bool(c->body, "verbose", &verbose, err, sizeof err) < 0)
+        return srv_reply_error(c, 400, "%s", err);
+    int rc = srv_model_resolve(c->s, name, canon, sizeof canon, path, sizeof path, err, sizeof err);
+    if (rc < 0) return srv_reply_error(c, rc == LAMINA_EINVAL ? 400 : 404, "%s", err);
+    json_t *j = srv_pool_show(c->s, canon, path, verbose);
+    if (!j) return srv_reply_error(c, 500, "cannot read model '%s'", canon);
+    return srv_reply_json(c, 200, j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                            */
+
+int srv_parse_stop(json_t *v, const char *field, srv_gen_opts *o, char *err, size_t es)
+{
+    if (!v || json_is_null(v)) return 0;
+    const char *one[1] = { NULL };
+    size_t n;
+    if (json_is_string(v)) {
+        one[0] = json_string_value(v);
+        n = 1;
+    } else if (json_is_array(v)) {
+        n = json_array_size(v);
+        if (n > LAMINA_MAX_STOP) {
+            snprintf(err, es, "%s: at most %d stop strings, got %zu", field, LAMINA_MAX_STOP, n);
+            return -1;
+        }
+    } else {
+        snprintf(err, es, "%s: expected a string or an array of strings", field);
+        return -1;
+    }
+    srv_gen_opts_clear(o);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : NULL;
+        const char *str = e ? (json_is_string(e) ? json_string_value(e) : NULL) : one[0];
+        if (!str) { snprintf(err, es, "%s[%zu]: expected a string", field, i); return -1; }
+        if (strlen(str) > 256) { snprintf(err, es, "%s[%zu]: longer than 256 bytes", field, i); return -1; }
+        if (!*str) continue;
+        o->stop[o->n_stop] = strdup(str);
+        if (!o->stop[o->n_stop]) { snprintf(err, es, "out of memory"); return -1; }
+        o->n_stop++;
+    }
+    return 0;
+}
+
+/* A number option within [lo, hi]. */
+static int opt_num(json_t *opts, const char *key, double lo, double hi, float *dst, char *err, size_t es)
+{
+    double v;
+    int r = srv_json_num(opts, key, &v, err, es);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    if (v < lo || v > hi) { snprintf(err, es, "%s: must be from %g to %g, got %g", key, lo, hi, v); return -1; }
+    *dst = (float)v;
+    return 0;
+}
+
+static int parse_options(json_t *opts, srv_gen_opts *o, char *err, size_t es)
+{
+    if (!opts || json_is_null(opts)) return 0;
+    if (!json_is_object(opts)) { snprintf(err, es, "options: expected an object"); return -1; }
+    char e[400];
+    int64_t i;
+    int r;
+    if (opt_num(opts, "temperature", 0, 100, &o->sp.temperature, e, sizeof e) < 0 ||
+        opt_num(opts, "top_p", 0, 1, &o->sp.top_p, e, sizeof e) < 0 ||
+        opt_num(opts, "min_p", 0, 1, &o->sp.min_p, e, sizeof e) < 0 ||
+        opt_num(opts, "repeat_penalty", 0.01, 100, &o->sp.repeat_penalty, e, sizeof e) < 0 ||
+        opt_num(opts, "presence_penalty", -100, 100, &o->sp.presence_penalty, e, sizeof e) < 0 ||
+        opt_num(opts, "frequency_penalty", -100, 100, &o->sp.frequency_penalty, e, sizeof e) < 0)
+        goto bad;
+    if ((r = srv_json_int(opts, "top_k", 0, 1 << 20, &i, e, sizeof e)) < 0) goto bad;
+    if (r) o->sp.top_k = (int32_t)i;
+    if ((r = srv_json_int(opts, "repeat_last_n", -1, 1 << 20, &i, e, sizeof e)) < 0) goto bad;
+    if (r) o->sp.repeat_last_n = i < 0 ? 4096 : (int32_t)i;   /* -1: Ollama's "the context" */
+    if ((r = srv_json_int(opts, "seed", INT64_MIN, INT64_MAX, &i, e, sizeof e)) < 0) goto bad;
+    if (r && i >= 0) o->sp.seed = (uint64_t)i;                 /* negative: random, as Ollama */
+    if ((r = srv_json_int(opts, "num_predict", -2, 1 << 24, &i, e, sizeof e)) < 0) goto bad;
+    if (r) o->max_tokens = i < 0 ? -1 : (int32_t)i;
+    if ((r = srv_json_int(opts, "num_ctx", 1, 1 << 24, &i, e, sizeof e)) < 0) goto bad;
+    if (r) o->num_ctx = (int32_t)i;
+    if (srv_parse_stop(json_object_get(opts, "stop"), "stop", o, e, sizeof e) < 0) goto bad;
+    return 0;
+bad:
+    snprintf(err, es, "invalid options: %s", e);
+    return -1;
+}
+
+/* Top-level fields both endpoints share; refuses what cannot be done. */
+static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_opts *o, char *err, size_t es)
+{
+    json_t *b = c->body;
+    if (model_field(c, model, err, es) < 0) return -1;
+    *stream = 1;
+    if (srv_json_bool(b, "stream", stream, err, es) < 0) return -1;
+    if (srv_json_duration(b, "keep_alive", &o->keep_alive, err, es) < 0) return -1;
+    if (parse_options(json_object_get(b, "options"), o, err, es) < 0) return -1;
+    json_t *f = json_object_get(b, "format");
+    if (f && !json_is_null(f) && !(json_is_string(f) && !*json_string_value(f))) {
+        snprintf(err, es, "format: structured output (JSON mode, schemas) is not supported");
+        return -1;
+    }
+    const char *t = NULL;
+    if (srv_json_str(b, "template", &t, err, es) < 0) return -1;
+    if (t && *t) { snprintf(err, es, "template: custom prompt templates are not supported"); return -1; }
+    int think = 0;
+    json_t *th = json_object_get(b, "think");
+    if (th && !json_is_null(th) && srv_json_bool(b, "think", &think, err, es) < 0) return -1;
+    if (think) { snprintf(err, es, "think: this model does not support thinking"); return -1; }
+    json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools) && (!json_is_array(tools) || json_array_size(tools) > 0)) {
+        snprintf(err, es, "tools: tool calling is not supported");
+        return -1;
+    }
+    return 0;
+}
+
+static int has_images(json_t *o)
+{
+    json_t *im = json_object_get(o, "images");
+    return im && !json_is_null(im) && (!json_is_array(im) || json_array_size(im) > 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                            */
+
+static void put_timings(json_t *o, const srv_job *j)
+{
+    const srv_req *r = j->r;
+    json_object_set_new(o, "total_duration", json_integer(NS(srv_now() - r->t_recv)));
+    json_object_set_new(o, "load_duration", json_integer(NS(r->load_s)));
+    json_object_set_new(o, "prompt_eval_count", json_integer(r->res.n_prompt));
+    json_object_set_new(o, "prompt_eval_duration", json_integer(NS(r->res.prompt_s)));
+    json_object_set_new(o, "eval_count", json_integer(r->res.n_gen));
+    json_object_set_new(o, "eval_duration", json_integer(NS(r->res.gen_s)));
+}
+
+static json_t *base(const srv_job *j, int done)
+{
+    char when[48];
+    srv_time_rfc3339(srv_wall(), when, sizeof when);
+    return json_pack("{s:s, s:s, s:b}", "model", j->model, "created_at", when, "done", done);
+}
+
+static json_t *gen_chunk(srv_job *j, const char *text, size_t len)
+{
+    json_t *o = base(j, 0);
+    json_object_set_new(o, "response", srv_json_text(text, len));
+    return o;
+}
+
+static json_t *gen_end(srv_job *j, const char *text, size_t len)
+{
+    json_t *o = base(j, 1);
+    json_object_set_new(o, "response", srv_json_text(text, len));
+    json_object_set_new(o, "done_reason", json_string(srv_finish_reason(j->r)));
+    if (j->echo_ctx) {
+        json_t *ctx = json_array();
+        for (int32_t i = 0; i < j->r->n_toks; i++) json_array_append_new(ctx, json_integer(j->r->toks[i]));
+        json_object_set_new(o, "context", ctx);
+    }
+    put_timings(o, j);
+    return o;
+}
+
+static json_t *gen_final(srv_job *j) { return gen_end(j, "", 0); }
+static json_t *gen_whole(srv_job *j) { return gen_end(j, j->r->all ? j->r->all : "", j->r->all_n); }
+
+static json_t *chat_msg(const char *text, size_t len)
+{
+    return json_pack("{s:s, s:o}", "role", "assistant", "content", srv_json_text(text, len));
+}
+
+static json_t *chat_chunk(srv_job *j, const char *text, size_t len)
+{
+    json_t *o = base(j, 0);
+    json_object_set_new(o, "message", chat_msg(text, len));
+    return o;
+}
+
+static json_t *chat_end(srv_job *j, const char *text, size_t len)
+{
+    json_t *o = base(j, 1);
+    json_object_set_new(o, "message", chat_msg(text, len));
+    json_object_set_new(o, "done_reason", json_string(srv_finish_reason(j->r)));
+    put_timings(o, j);
+    return o;
+}
+
+static json_t *chat_final(srv_job *j) { return chat_end(j, "", 0); }
+static json_t *chat_whole(srv_job *j) { return chat_end(j, j->r->all ? j->r->all : "", j->r->all_n); }
+
+static const srv_fmt gen_fmt = { 0, gen_chunk, gen_final, NULL, gen_whole };
+static const srv_fmt chat_fmt = { 0, chat_chunk, chat_final, NULL, chat_whole };
+
+/* A request that only loads (or, with keep_alive 0, unloads) the model. */
+static int load_only(srv_call *c, srv_model *m, const srv_gen_opts *o, int chat, double load_s)
+{
+    json_t *j = json_pack("{s:s, s:s, s:b, s:s}", "model", m->name, "created_at", "", "done", 1,
+                          "done_reason", o->keep_alive == 0 ? "unload" : "load");
+    char when[48];
+    srv_time_rfc3339(srv_wall(), when, sizeof when);
+    json_object_set_new(j, "created_at", json_string(when));
+    if (chat) json_object_set_new(j, "message", chat_msg("", 0));
+    else json_object_set_new(j, "response", json_string(""));
+    json_object_set_new(j, "load_duration", json_integer(NS(load_s)));
+    json_object_set_new(j, "total_duration", json_integer(NS(srv_now() - c->t_recv)));
+    srv_pool_release(c->s, m, o->keep_alive);
+    return srv_reply_json(c, 200, j);
+}
+
+int srv_model_error(srv_call *c, int http, const char *err)
+{
+    if (http == 503) c->retry_after = 5;
+    return srv_reply_error(c, http, "%s", err);
+}
+
+int srv_start_job(srv_call *c, srv_model *m, const lamina_token *ctx, size_t n_ctx, const char *text,
+                  unsigned flags, const srv_gen_opts *o, int stream, const srv_fmt *fmt, const srv_job *tmpl,
+                  double load_s)
+{
+    int echo_ctx = tmpl ? tmpl->echo_ctx : 0;
+    char err[512];
+    int http = 500;
+    srv_req *r;
+    if (srv_gen_start(c->s, m, ctx, n_ctx, text, flags, o, c->t_recv, !stream, echo_ctx, &r, &http,
+                      err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o->keep_alive);
+        if (http == 503) {
+            lamina_batcher_stats st = { 0 };
+            pthread_mutex_lock(&c->s->pool_mu);
+            if (m->b) lamina_batcher_stats_get(m->b, &st);
+            pthread_mutex_unlock(&c->s->pool_mu);
+            /* about how long until a slot frees: the average request time per slot */
+            double per = st.n_finished ? st.busy_s / (double)st.n_finished : 1.0;
+            c->retry_after = (int)ceil(per * (st.n_queued + 1) / (st.n_slots ? st.n_slots : 1));
+            if (c->retry_after < 1) c->retry_after = 1;
+            if (c->retry_after > 60) c->retry_after = 60;
+        }
+        return srv_reply_error(c, http, "%s", err);
+    }
+    r->load_s = load_s;
+    srv_job *j = calloc(1, sizeof *j);
+    if (!j) { srv_req_put(r); return srv_reply_error(c, 500, "out of memory"); }
+    if (tmpl) *j = *tmpl;
+    j->r = r;
+    j->fmt = fmt;
+    j->created = srv_wall();
+    snprintf(j->model, sizeof j->model, "%s", m->name);
+    return srv_job_reply(c, j, stream);
+}
+
+/* ------------------------------------------------------------------ */
+/* POST /api/generate                                                 */
+
+int srv_api_generate(srv_call *c)
+{
+    char err[512];
+    srv_gen_opts o;
+    srv_gen_opts_defaults(&o, c->s);
+    const char *model, *prompt = "", *system = NULL, *suffix = NULL;
+    int stream = 1, raw = 0, rc;
+    json_t *b = c->body;
+    if (parse_common(c, &model, &stream, &o, err, sizeof err) < 0 ||
+        srv_json_str(b, "prompt", &prompt, err, sizeof err) < 0 ||
+        srv_json_str(b, "system", &system, err, sizeof err) < 0 ||
+        srv_json_str(b, "suffix", &suffix, err, sizeof err) < 0 ||
+        srv_json_bool(b, "raw", &raw, err, sizeof err) < 0)
+        goto bad;
+    if (!prompt) prompt = "";
+    if (suffix && *suffix) { snprintf(err, sizeof err, "suffix: fill-in-the-middle is not supported"); goto bad; }
+    if (has_images(b)) { snprintf(err, sizeof err, "images: this model does not support images"); goto bad; }
+    json_t *ctxv = json_object_get(b, "context");
+    size_t n_ctx = 0;
+    lamina_token *ctx = NULL;
+    if (ctxv && !json_is_null(ctxv)) {
+        if (!json_is_array(ctxv)) { snprintf(err, sizeof err, "context: expected an array of token ids"); goto bad; }
+        n_ctx = json_array_size(ctxv);
+        ctx = malloc((n_ctx + 1) * sizeof *ctx);
+        if (!ctx) { snprintf(err, sizeof err, "out of memory"); goto bad; }
+        for (size_t i = 0; i < n_ctx; i++) {
+            json_t *e = json_array_get(ctxv, i);
+            if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > INT32_MAX) {
+                free(ctx);
+                snprintf(err, sizeof err, "context[%zu]: expected a token id", i);
+                goto bad;
+            }
+            ctx[i] = (lamina_token)json_integer_value(e);
+        }
+    }
+
+    srv_model *m;
+    double load_s;
+    int http;
+    if (srv_pool_acquire(c->s, model, &m, &load_s, &http, err, sizeof err) < 0) {
+        free(ctx);
+        srv_gen_opts_clear(&o);
+        return srv_model_error(c, http, err);
+    }
+    for (size_t i = 0; i < n_ctx; i++)
+        if (ctx[i] >= lamina_tokenizer_n_vocab(m->tok)) {
+            snprintf(err, sizeof err, "context[%zu]: token %d is outside the vocabulary (%d)", i, ctx[i],
+                     lamina_tokenizer_n_vocab(m->tok));
+            free(ctx);
+            srv_pool_release(c->s, m, o.keep_alive);
+            goto bad;
+        }
+    if (!*prompt && n_ctx == 0) {
+        free(ctx);
+        rc = load_only(c, m, &o, 0, load_s);
+        srv_gen_opts_clear(&o);
+        return rc;
+    }
+    /* the prompt text: raw, through the chat template of a chat model, or as is */
+    char *text = NULL;
+    unsigned flags = LAMINA_TOKENIZE_ADD_SPECIAL;
+    if (raw) {
+        text = strdup(prompt);
+        flags |= LAMINA_TOKENIZE_PARSE_SPECIAL;
+    } else if (m->has_template && m->chat != LAMINA_CHAT_UNKNOWN) {
+        lamina_chat_msg msgs[2];
+        size_t nm = 0;
+        if (system && *system) msgs[nm++] = (lamina_chat_msg){ "system", system };
+        msgs[nm++] = (lamina_chat_msg){ "user", prompt };
+        if (lamina_chat_render(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+            free(ctx);
+            srv_pool_release(c->s, m, o.keep_alive);
+            goto bad;
+        }
+        flags |= LAMINA_TOKENIZE_PARSE_SPECIAL;
+    } else if (system && *system) {
+        size_t n = strlen(system) + strlen(prompt) + 3;
+        text = malloc(n);
+        if (text) snprintf(text, n, "%s\n\n%s", system, prompt);
+    } else {
+        text = strdup(prompt);
+    }
+    if (!text) { free(ctx); srv_pool_release(c->s, m, o.keep_alive); snprintf(err, sizeof err, "out of memory"); goto bad; }
+    if (n_ctx) flags &= ~LAMINA_TOKENIZE_ADD_SPECIAL;   /* the context already starts the sequence */
+    srv_job tmpl = { .echo_ctx = 1 };
+    rc = srv_start_job(c, m, ctx, n_ctx, text, flags, &o, stream, &gen_fmt, &tmpl, load_s);
+    free(text);
+    free(ctx);
+    srv_gen_opts_clear(&o);
+    return rc;
+bad:
+    srv_gen_opts_clear(&o);
+    return srv_reply_error(c, 400, "%s", err);
+}
+
+/* ------------------------------------------------------------------ */
+/* POST /api/chat                                                     */
+
+int srv_api_chat(srv_call *c)
+{
+    char err[512];
+    srv_gen_opts o;
+    srv_gen_opts_defaults(&o, c->s);
+    const char *model;
+    int stream = 1, rc;
+    lamina_chat_msg *msgs = NULL;
+    size_t nm = 0;
+    if (parse_common(c, &model, &stream, &o, err, sizeof err) < 0) goto bad;
+    json_t *mv = json_object_get(c->body, "messages");
+    if (mv && !json_is_null(mv)) {
+        if (!json_is_array(mv)) { snprintf(err, sizeof err, "messages: expected an array"); goto bad; }
+        nm = json_array_size(mv);
+        msgs = calloc(nm + 1, sizeof *msgs);
+        if (!msgs) { snprintf(err, sizeof err, "out of memory"); goto bad; }
+        for (size_t i = 0; i < nm; i++) {
+            json_t *e = json_array_get(mv, i);
+            char fe[300];
+            const char *role = NULL, *content = NULL;
+            if (!json_is_object(e)) { snprintf(err, sizeof err, "messages[%zu]: expected an object", i); goto bad; }
+            if (srv_json_str(e, "role", &role, fe, sizeof fe) < 0 || srv_json_str(e, "content", &content, fe, sizeof fe) < 0) {
+                snprintf(err, sizeof err, "messages[%zu].%s", i, fe);
+                goto bad;
+            }
+            if (!role || !*role) { snprintf(err, sizeof err, "messages[%zu].role is required", i); goto bad; }
+            if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool")) {
+                snprintf(err, sizeof err, "messages[%zu].role: expected system, user, assistant or tool, got '%.40s'", i, role);
+                goto bad;
+            }
+            if (has_images(e)) { snprintf(err, sizeof err, "messages[%zu].images: this model does not support images", i); goto bad; }
+            msgs[i] = (lamina_chat_msg){ role, content ? content : "" };
+        }
+    }
+
+    srv_model *m;
+    double load_s;
+    int http;
+    if (srv_pool_acquire(c->s, model, &m, &load_s, &http, err, sizeof err) < 0) {
+        free(msgs);
+        srv_gen_opts_clear(&o);
+        return srv_model_error(c, http, err);
+    }
+    if (nm == 0) {
+        free(msgs);
+        rc = load_only(c, m, &o, 1, load_s);
+        srv_gen_opts_clear(&o);
+        return rc;
+    }
+    if (m->chat == LAMINA_CHAT_UNKNOWN) {
+        srv_pool_release(c->s, m, o.keep_alive);
+        snprintf(err, sizeof err, "model '%s' has no chat template lamina knows; use /api/generate", m->name);
+        goto bad;
+    }
+    char *text = NULL;
+    if (lamina_chat_render(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
+    }
+    rc = srv_start_job(c, m, NULL, 0, text, LAMINA_TOKENIZE_ADD_SPECIAL | LAMINA_TOKENIZE_PARSE_SPECIAL, &o,
+                       stream, &chat_fmt, NULL, load_s);
+    free(text);
+    free(msgs);
+    srv_gen_opts_clear(&o);
+    return rc;
+bad:
+    free(msgs);
+    srv_gen_opts_clear(&o);
+    return srv_reply_error(c, 400, "%s", err);
+}

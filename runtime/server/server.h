@@ -1,0 +1,359 @@
+/*
+ * server.h - `lamina serve`: the HTTP service (Ollama- and
+ * OpenAI-compatible API, /metrics) over the batch scheduler.
+ *
+ *   http.c        libmicrohttpd daemon: routing, limits, API key, CORS,
+ *                 JSON bodies, replies, streamed replies
+ *   pool.c        models by name (catalogue and model directories), load
+ *                 on first use, keep-alive, memory budget, one batching
+ *                 thread per loaded model
+ *   gen.c         one generation request: prompt -> batcher -> text,
+ *                 waiting, streaming, cancelling on disconnect
+ *   api_ollama.c  the /api endpoints;  api_openai.c  the /v1 endpoints;
+ *   metrics.c     GET /metrics
+ *   json.c        JSON parsing with limits, typed field access, times
+ *
+ * Threads: libmicrohttpd runs one thread per connection; each loaded model
+ * has one worker thread driving its batcher; the main thread (cmd_serve.c)
+ * waits for signals and unloads idle models.  Part of the lamina program,
+ * not of liblamina.
+ */
+#ifndef LAMINA_SERVER_H
+#define LAMINA_SERVER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "lamina/lamina.h"
+#include "batcher.h"
+#include "chat.h"
+#include "engine.h"
+#include "model.h"
+#include "tokenizer.h"
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+typedef struct srv srv;
+typedef struct srv_model srv_model;
+typedef struct srv_req srv_req;
+typedef struct srv_call srv_call;
+
+/* ------------------------------------------------------------------ */
+/* Settings (from [server], LAMINA_HOST, the command line)            */
+
+typedef struct srv_settings {
+    char     host[256];           /* numeric address or name to bind */
+    int      port;                /* 0: any free port */
+    int      parallel;            /* sequences per model */
+    int      queue;               /* waiting requests per model */
+    int      n_ctx;               /* positions per sequence (0: see pool.c) */
+    int      prompt_chunk;        /* prompt tokens per step */
+    double   request_timeout;     /* seconds, 0 = none */
+    double   keep_alive;          /* seconds, < 0 = forever */
+    uint64_t memory_budget;       /* bytes for loaded models */
+    int      max_models;
+    char     api_key[256];        /* "" = none */
+    int      allow_unauthenticated;
+    char     cors[LAMINA_MAX_LIST][256];  /* allowed origins; "*" = any */
+    int      n_cors;
+    size_t   max_body;            /* bytes */
+    int      max_json_depth;
+    int      max_connections;
+    int      quiet;               /* no access log */
+    char     preload[256];        /* model to load at start, "" = none */
+} srv_settings;
+
+/* ------------------------------------------------------------------ */
+/* Metrics (metrics.c)                                                */
+
+typedef struct srv_metrics srv_metrics;
+
+int  srv_metrics_create(srv_metrics **out);
+void srv_metrics_free(srv_metrics *m);
+/* endpoint: a route label ("/api/generate", "other"). */
+void srv_metrics_request(srv_metrics *m, const char *endpoint, int status);
+void srv_metrics_tokens(srv_metrics *m, const char *model, int64_t prompt, int64_t gen);
+void srv_metrics_ttft(srv_metrics *m, double s);
+void srv_metrics_token_latency(srv_metrics *m, double s);
+/* A named event counter: "cancelled", "timeout", "queue_full", ... */
+void srv_metrics_event(srv_metrics *m, const char *event);
+/* The whole /metrics text (malloc'd, caller frees). */
+char *srv_metrics_render(srv *s, size_t *len);
+/* Bytes of heap in use by the process (allocator statistics). */
+uint64_t srv_heap_bytes(void);
+
+/* ------------------------------------------------------------------ */
+/* Models (pool.c)                                                    */
+
+enum srv_model_state { SRV_LOADING = 0, SRV_READY = 1, SRV_FAILED = 2 };
+
+struct srv_model {
+    char     name[128];           /* canonical name (":latest" removed) */
+    char     path[4096];
+    char     real[4096];          /* realpath: identity */
+    int      state;
+    char     load_err[512];
+    int      users;               /* requests holding it */
+    double   expires;             /* monotonic seconds when idle; < 0 never */
+    double   keep_alive;          /* of the last request */
+    double   last_used;
+    double   load_s;
+    uint64_t est_bytes;           /* reserved while loading */
+    uint64_t bytes, dev_bytes;    /* after loading: total, on non-host backends */
+    lamina_model     *model;
+    lamina_tokenizer *tok;
+    lamina_be        *bes[LAMINA_MAX_BACKENDS];
+    int               n_bes;
+    lamina_engine    *eng;
+    lamina_batcher   *b;
+    char     arch[32], quant[16], params[24], digest[80];   /* of the file */
+    enum lamina_chat_format chat;
+    int      has_template;        /* the file carries tokenizer.chat_template */
+    pthread_t thread;
+    int      thread_started;
+    volatile int stop;
+    srv_model *next;
+};
+
+/* Validate a name from a client and find its file: catalogue names, then
+ * NAME.gguf in the model directories.  Never a path.  Returns 0, or
+ * LAMINA_EINVAL (malformed name) / LAMINA_ENOENT (unknown), message set.
+ * canon gets the name without ":latest". */
+int  srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_size,
+                       char *path, size_t path_size, char *err, size_t err_size);
+
+/* The model, loaded if needed (waiting for another request's load),
+ * with one more user.  *load_s: seconds this call spent loading (0 when
+ * it was loaded).  On failure returns < 0 with *http (400, 404, 500, 503)
+ * and the message. */
+int  srv_pool_acquire(srv *s, const char *name, srv_model **out, double *load_s, int *http,
+                      char *err, size_t err_size);
+/* One user less; the model stays loaded keep_alive seconds after its
+ * last user (< 0: until shutdown; 0: unloaded now). */
+void srv_pool_release(srv *s, srv_model *m, double keep_alive);
+/* Unload idle models whose keep-alive has passed (main thread, 1 Hz). */
+void srv_pool_reap(srv *s);
+/* Stop every worker and cancel every request (first step of shutdown). */
+void srv_pool_stop(srv *s);
+/* Free every model (after the HTTP daemon stopped). */
+void srv_pool_free(srv *s);
+
+/* JSON arrays for /api/tags, /api/ps, /v1/models (new references). */
+json_t *srv_pool_tags(srv *s);
+json_t *srv_pool_ps(srv *s);
+json_t *srv_pool_openai_models(srv *s, const char *only);
+/* /api/show body for a resolved model file. */
+json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose);
+
+/* ------------------------------------------------------------------ */
+/* Generation requests (gen.c)                                        */
+
+typedef struct srv_gen_opts {
+    lamina_sampler_params sp;
+    int32_t  max_tokens;          /* < 0: until the context is full */
+    int32_t  num_ctx;             /* 0: the slot's */
+    char    *stop[LAMINA_MAX_STOP];  /* owned (free with srv_gen_opts_clear) */
+    int      n_stop;
+    double   keep_alive;
+} srv_gen_opts;
+
+void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s);
+void srv_gen_opts_clear(srv_gen_opts *o);
+
+struct srv_req {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int      refs;                /* the HTTP side and the batcher side */
+    srv     *s;
+    srv_model *model;
+    uint64_t id;                  /* in the batcher */
+    /* produced, not yet taken by the HTTP side */
+    char    *out;
+    size_t   out_n, out_cap;
+    /* everything produced (non-streamed replies) */
+    char    *all;
+    size_t   all_n, all_cap;
+    int      keep_all;
+    int      done;
+    int      cancelled;           /* the HTTP side gave up */
+    lamina_batcher_result res;    /* tokens copied below */
+    lamina_token *toks;
+    int32_t  n_toks;
+    int      keep_tokens;
+    int      n_tokcb;
+    double   t_recv;              /* request arrived (monotonic) */
+    double   load_s;
+    double   first_tok;           /* first token sampled (monotonic), 0 before */
+    double   keep_alive;
+};
+
+/* Tokenize and submit.  `text` is tokenized with flags; ctx_toks (may be
+ * NULL) go before it.  On success *out holds a request (srv_req_put when
+ * done with it).  On failure < 0 with *http and the message. */
+int  srv_gen_start(srv *s, srv_model *m, const lamina_token *ctx_toks, size_t n_ctx_toks,
+                   const char *text, unsigned tok_flags, const srv_gen_opts *o, double t_recv,
+                   int keep_all, int keep_tokens, srv_req **out, int *http, char *err, size_t err_size);
+/* Wait until the request is done, cancelling it when the client's
+ * connection closes (fd < 0: no check). */
+void srv_gen_wait(srv_req *r, int fd);
+/* Wait for text or the end: moves pending text into (*text, *len)
+ * (malloc'd, caller frees; NULL when none) and returns 1 when the
+ * request is done and nothing is pending, 0 otherwise, -1 when the
+ * client disconnected (the request is then cancelled). */
+int  srv_gen_next(srv_req *r, int fd, char **text, size_t *len);
+/* Cancel (idempotent). */
+void srv_gen_cancel(srv_req *r);
+/* Drop the HTTP side's reference; releases the model when the last
+ * reference goes. */
+void srv_req_put(srv_req *r);
+/* Ollama/OpenAI reason names: "stop", "length"; NULL for failures. */
+const char *srv_finish_reason(const srv_req *r);
+/* The HTTP status and message for a request that failed, or 0. */
+int  srv_gen_failure(const srv_req *r, char *msg, size_t msg_size);
+/* Whether the client's connection (fd) was closed. */
+int  srv_peer_closed(int fd);
+
+/* A generation being answered: the API's formatting hooks and state. */
+typedef struct srv_job srv_job;
+typedef struct srv_fmt {
+    int      sse;                 /* server-sent events (OpenAI), else NDJSON */
+    json_t *(*chunk)(srv_job *j, const char *text, size_t len);  /* streamed piece */
+    json_t *(*final)(srv_job *j); /* last streamed object */
+    json_t *(*usage)(srv_job *j); /* SSE: usage object after the last (may be NULL) */
+    json_t *(*whole)(srv_job *j); /* the non-streamed reply */
+} srv_fmt;
+
+struct srv_job {
+    srv     *s;
+    srv_req *r;
+    const srv_fmt *fmt;
+    int      fd;
+    char     model[128];
+    char     id[64];              /* OpenAI id */
+    double   created;             /* wall clock */
+    int      n_chunks;
+    int      include_usage;
+    int      echo_ctx;            /* Ollama generate: return "context" */
+    char     log[256];
+};
+
+/* Reply with the job's request (streamed or whole); frees the job and
+ * the request in every case. */
+int  srv_job_reply(srv_call *c, srv_job *j, int stream);
+
+/* Submit a generation and reply with it (api_ollama.c): releases the
+ * model on failure.  tmpl (may be NULL) gives the job's id, echo_ctx and
+ * include_usage. */
+int  srv_start_job(srv_call *c, srv_model *m, const lamina_token *ctx, size_t n_ctx, const char *text,
+                   unsigned flags, const srv_gen_opts *o, int stream, const srv_fmt *fmt, const srv_job *tmpl,
+                   double load_s);
+/* The reply for a failed srv_pool_acquire. */
+int  srv_model_error(srv_call *c, int http, const char *err);
+
+/* Shared request parsing (api_ollama.c): stop strings (a string or an
+ * array of at most LAMINA_MAX_STOP strings) into o. */
+int  srv_parse_stop(json_t *v, const char *field, srv_gen_opts *o, char *err, size_t err_size);
+
+/* ------------------------------------------------------------------ */
+/* HTTP (http.c)                                                      */
+
+enum srv_flavor { SRV_OLLAMA = 0, SRV_OPENAI = 1, SRV_PLAIN = 2 };
+
+struct srv_call {
+    srv     *s;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    const char *endpoint;         /* route label for metrics */
+    int      flavor;
+    json_t  *body;                /* parsed object for POST routes, else NULL */
+    const char *origin;           /* allowed Origin to echo, or NULL */
+    double   t_recv;
+    int      fd;                  /* the client socket */
+    int      status;              /* of the reply queued */
+    int      retry_after;         /* seconds, for a 503 (0: 1) */
+    char     log[256];            /* extra words for the access log */
+};
+
+/* Replies: each queues the response on the connection and returns the
+ * MHD result.  Steals the json reference. */
+int  srv_reply_json(srv_call *c, int status, json_t *j);
+int  srv_reply_text(srv_call *c, int status, const char *content_type, const char *text, size_t len);
+/* An error in the call's flavour: Ollama {"error": msg}; OpenAI
+ * {"error": {"message", "type", "param", "code"}}.  503 adds Retry-After. */
+int  srv_reply_error(srv_call *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A streamed reply: `next` is called from the connection's thread to
+ * fill *buf (malloc'd) with the next bytes; returns 0 with data, 1 at the
+ * end, -1 to abort the connection.  `fin` releases ctx. */
+typedef int  (*srv_stream_next_fn)(void *ctx, char **buf, size_t *len);
+typedef void (*srv_stream_free_fn)(void *ctx);
+int  srv_reply_stream(srv_call *c, const char *content_type, srv_stream_next_fn next,
+                      srv_stream_free_fn fin, void *ctx);
+
+/* Endpoint handlers (api_*.c). */
+int  srv_api_version(srv_call *c);
+int  srv_api_tags(srv_call *c);
+int  srv_api_show(srv_call *c);
+int  srv_api_ps(srv_call *c);
+int  srv_api_generate(srv_call *c);
+int  srv_api_chat(srv_call *c);
+int  srv_oai_models(srv_call *c);
+int  srv_oai_model(srv_call *c);
+int  srv_oai_chat(srv_call *c);
+int  srv_oai_completions(srv_call *c);
+int  srv_metrics_handler(srv_call *c);
+
+/* ------------------------------------------------------------------ */
+/* JSON helpers (json.c)                                              */
+
+/* Parse an object, refusing nesting deeper than max_depth. */
+int  srv_json_parse(const char *text, size_t len, int max_depth, json_t **out,
+                    char *err, size_t err_size);
+/* Typed optional fields: 0 absent (or null), 1 present, -1 wrong type
+ * (message "FIELD: expected ..."). */
+int  srv_json_str(json_t *o, const char *key, const char **out, char *err, size_t err_size);
+int  srv_json_bool(json_t *o, const char *key, int *out, char *err, size_t err_size);
+int  srv_json_num(json_t *o, const char *key, double *out, char *err, size_t err_size);
+int  srv_json_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                  char *err, size_t err_size);
+/* A JSON string of model output: invalid UTF-8 bytes (a model can emit
+ * them) become U+FFFD.  New reference, NULL when out of memory. */
+json_t *srv_json_text(const char *text, size_t len);
+/* keep_alive: a number of seconds or a duration ("5m", "1h30m", "-1"). */
+int  srv_json_duration(json_t *o, const char *key, double *out, char *err, size_t err_size);
+/* RFC 3339 UTC with nanoseconds for a CLOCK_REALTIME time (buf >= 40). */
+void srv_time_rfc3339(double t, char *buf, size_t size);
+double srv_now(void);           /* CLOCK_MONOTONIC */
+double srv_wall(void);          /* CLOCK_REALTIME */
+
+/* ------------------------------------------------------------------ */
+/* The server                                                         */
+
+struct srv {
+    srv_settings     set;
+    lamina_config    cfg;
+    lamina_runtime  *rt;
+    struct MHD_Daemon *mhd;
+    srv_metrics     *metrics;
+    pthread_mutex_t  pool_mu;
+    pthread_cond_t   pool_cv;
+    srv_model       *models;
+    int              shutting_down;
+    uint64_t         loads, unloads;
+    double           t_start;
+    void           (*log)(srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    int              verbose;
+};
+
+/* Start the daemon on an already bound, listening socket. */
+int  srv_http_start(srv *s, int listen_fd, char *err, size_t err_size);
+/* Stop accepting; returns the listen socket to close. */
+int  srv_http_quiesce(srv *s);
+void srv_http_stop(srv *s);
+
+#endif
