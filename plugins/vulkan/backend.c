@@ -34,6 +34,8 @@ int vkb_fail(lamina_backend *be, VkResult r, const char *what, char *err, size_t
     }
 }
 
+static void profile_report(lamina_backend *be);
+
 static int find_mem_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits,
                          VkMemoryPropertyFlags want)
 {
@@ -161,6 +163,10 @@ static void destroy(lamina_backend *be)
             vkb_buffer_free(be, be->buffers);
         if (be->dummy != NULL)
             vkb_buffer_free(be, be->dummy);
+        profile_report(be);
+        if (be->qpool != VK_NULL_HANDLE)
+            vkDestroyQueryPool(be->dev, be->qpool, NULL);
+        free(be->q_shader);
         vkb_pipelines_destroy(be);
         if (be->stage_map != NULL)
             vkUnmapMemory(be->dev, be->stage_mem);
@@ -176,6 +182,65 @@ static void destroy(lamina_backend *be)
     }
     /* be->instance is the process-wide one (shared_instance): kept */
     free(be);
+}
+
+/* LAMINA_VULKAN_PROFILE=1: a timestamp query pool, when the queue has
+ * timestamps; without them profiling is off and says so. */
+static void profile_init(lamina_backend *be, uint32_t family)
+{
+    const char *pe = getenv("LAMINA_VULKAN_PROFILE");
+    if (pe == NULL || *pe == '\0' || strcmp(pe, "0") == 0)
+        return;
+    uint32_t nf = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(be->pdev, &nf, NULL);
+    VkQueueFamilyProperties *qf = calloc(nf ? nf : 1, sizeof *qf);
+    if (qf == NULL)
+        return;
+    vkGetPhysicalDeviceQueueFamilyProperties(be->pdev, &nf, qf);
+    const int ok = family < nf && qf[family].timestampValidBits > 0 &&
+                   be->caps.props.limits.timestampPeriod > 0.0f;
+    free(qf);
+    if (!ok) {
+        vkb_log(be->host, LAMINA_LOG_WARN, "profile: the compute queue has no timestamps; not profiling");
+        return;
+    }
+    be->q_cap = 8192;
+    be->q_shader = calloc(be->q_cap / 2, sizeof *be->q_shader);
+    VkQueryPoolCreateInfo qi = {
+        .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+        .queryType = VK_QUERY_TYPE_TIMESTAMP,
+        .queryCount = be->q_cap,
+    };
+    if (be->q_shader == NULL || vkCreateQueryPool(be->dev, &qi, NULL, &be->qpool) != VK_SUCCESS) {
+        free(be->q_shader);
+        be->q_shader = NULL;
+        be->qpool = VK_NULL_HANDLE;
+        return;
+    }
+    be->q_period = be->caps.props.limits.timestampPeriod;
+    vkb_log(be->host, LAMINA_LOG_INFO, "profile: timestamps around every dispatch (%.1f ns a tick)", be->q_period);
+}
+
+/* The profile so far, one line per shader, most time first. */
+static void profile_report(lamina_backend *be)
+{
+    double total = 0;
+    for (int i = 0; i < VKS_COUNT; i++) total += be->prof_ns[i];
+    if (total <= 0)
+        return;
+    vkb_log(be->host, LAMINA_LOG_INFO, "profile: %.1f ms of GPU time in dispatches", total / 1e6);
+    int done[VKS_COUNT] = { 0 };
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < VKS_COUNT; i++)
+            if (!done[i] && be->prof_n[i] && (best < 0 || be->prof_ns[i] > be->prof_ns[best])) best = i;
+        if (best < 0)
+            break;
+        done[best] = 1;
+        vkb_log(be->host, LAMINA_LOG_INFO, "profile: %-14s %7llu dispatches %9.1f ms %5.1f%%  %8.1f us each",
+                vks_blobs[best].name, (unsigned long long)be->prof_n[best], be->prof_ns[best] / 1e6,
+                100.0 * be->prof_ns[best] / total, be->prof_ns[best] / 1e3 / (double)be->prof_n[best]);
+    }
 }
 
 int vkb_open(const lamina_host *host, const lamina_backend_params *params,
@@ -310,6 +375,7 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
         goto fail;
     }
     vkGetDeviceQueue(be->dev, qci.queueFamilyIndex, 0, &be->queue);
+    profile_init(be, qci.queueFamilyIndex);
 
     /* 3. command pool, command buffer, fence */
     VkCommandPoolCreateInfo cpi = {

@@ -579,7 +579,15 @@ static int dispatch(recorder *rc, int id, const binding *b, int n_b, const void 
                 (unsigned long long)groups);
         return LAMINA_ENOTSUP;
     }
+    const int prof = be->qpool != VK_NULL_HANDLE && be->n_q + 2 <= be->q_cap;
+    if (prof)
+        vkCmdWriteTimestamp(be->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, be->qpool, be->n_q);
     vkCmdDispatch(be->cmd, gx, gy, 1);
+    if (prof) {
+        vkCmdWriteTimestamp(be->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, be->qpool, be->n_q + 1);
+        be->q_shader[be->n_q / 2] = id;
+        be->n_q += 2;
+    }
     rc->dispatches++;
     return 0;
 }
@@ -810,6 +818,9 @@ int vkb_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err, 
     ret = vkb_begin_cmd(be, err, err_size);
     if (ret < 0)
         return ret;
+    be->n_q = 0;
+    if (be->qpool != VK_NULL_HANDLE)
+        vkCmdResetQueryPool(be->cmd, be->qpool, 0, be->q_cap);
     for (uint32_t i = 0; i < graph->n_nodes && ret == 0; i++) {
         if (graph->nodes[i].op != LAMINA_OP_NONE)
             ret = record_node(&rc, &graph->nodes[i], err, err_size);
@@ -825,6 +836,18 @@ int vkb_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err, 
     ret = vkb_submit_wait(be, "graph", err, err_size);
     if (ret < 0)
         return ret;
+    if (be->qpool != VK_NULL_HANDLE && be->n_q > 0) {
+        uint64_t *ts = malloc(sizeof *ts * be->n_q);
+        if (ts != NULL && vkGetQueryPoolResults(be->dev, be->qpool, 0, be->n_q, sizeof *ts * be->n_q, ts,
+                                                sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) ==
+                              VK_SUCCESS) {
+            for (uint32_t q = 0; q + 1 < be->n_q; q += 2) {
+                be->prof_ns[be->q_shader[q / 2]] += (double)(ts[q + 1] - ts[q]) * be->q_period;
+                be->prof_n[be->q_shader[q / 2]]++;
+            }
+        }
+        free(ts);
+    }
     vkb_log(be->host, LAMINA_LOG_DEBUG, "graph: %u nodes, %u dispatches, %u barriers",
             graph->n_nodes, rc.dispatches, rc.barriers);
     return 0;

@@ -100,6 +100,14 @@ struct lamina_backend {
     struct lamina_buffer *buffers;
     uint32_t mem_type_device;      /* memory type for buffers */
     int lost;                      /* VK_ERROR_DEVICE_LOST seen */
+    /* LAMINA_VULKAN_PROFILE: GPU time per shader from timestamp queries,
+     * logged at close (info level) */
+    VkQueryPool qpool;             /* VK_NULL_HANDLE when not profiling */
+    uint32_t q_cap, n_q;           /* queries; used in the graph being recorded */
+    int *q_shader;                 /* [q_cap / 2] shader id of each dispatch */
+    double q_period;               /* ns per timestamp tick */
+    double prof_ns[VKS_COUNT];
+    uint64_t prof_n[VKS_COUNT];
     long lose_after;               /* LAMINA_VULKAN_LOSE_AFTER: graphs left
                                       before a simulated device loss; < 0 never */
     uint64_t max_range;            /* maxStorageBufferRange */
