@@ -105,18 +105,22 @@ int lamina_sha256_file(const char *path, char hex[65], char *err, size_t err_siz
     if (fd < 0) { ERR("%s: %s", path, strerror(errno)); return LAMINA_ENOENT; }
     sha256_ctx c;
     sha256_init(&c);
-    static uint8_t buf[1 << 16];
+    /* per call (the server verifies several models at once) */
+    uint8_t *buf = malloc(1 << 16);
+    if (!buf) { close(fd); ERR("out of memory"); return LAMINA_ENOMEM; }
     for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
+        ssize_t r = read(fd, buf, 1 << 16);
         if (r < 0) {
             if (errno == EINTR) continue;
             ERR("%s: read: %s", path, strerror(errno));
             close(fd);
+            free(buf);
             return LAMINA_EIO;
         }
         if (r == 0) break;
         sha256_update(&c, buf, (size_t)r);
     }
+    free(buf);
     close(fd);
     sha256_final(&c, hex);
     return 0;
