@@ -361,8 +361,18 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
         .queueCount = 1,
         .pQueuePriorities = &prio,
     };
+    /* optional: 16-bit storage for the faster matrix-vector variants
+     * (LAMINA_VULKAN_NO_16BIT=1 turns them off) */
+    const char *no16 = getenv("LAMINA_VULKAN_NO_16BIT");
+    be->use_s16 = be->caps.has_16bit_storage && be->use_subgroup &&
+                  !(no16 != NULL && *no16 != '\0' && strcmp(no16, "0") != 0);
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .storageBuffer16BitAccess = VK_TRUE,
+    };
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = be->use_s16 ? &s16 : NULL,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
         .enabledExtensionCount = n_exts,
@@ -478,8 +488,9 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
         be->buffers->prev = NULL;
     be->dummy->next = be->dummy->prev = NULL;
 
-    vkb_log(host, LAMINA_LOG_INFO, "opened device %u: %s (%s reductions)", index,
-            be->caps.props.deviceName, be->use_subgroup ? "subgroup" : "shared-memory");
+    vkb_log(host, LAMINA_LOG_INFO, "opened device %u: %s (%s reductions%s)", index,
+            be->caps.props.deviceName, be->use_subgroup ? "subgroup" : "shared-memory",
+            be->use_s16 ? ", 16-bit weight loads" : "");
     free(pds);
     *out = be;
     return 0;

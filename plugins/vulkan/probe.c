@@ -504,7 +504,7 @@ static void report_device(const lamina_probe_sink *sink, uint32_t index, VkPhysi
     driver_version_str(&caps, drv_ver, sizeof drv_ver);
     vkb_version_str(caps.props.apiVersion, api_ver, sizeof api_ver);
     snprintf(features, sizeof features,
-             "vulkan%u.%u compute subgroup=%u%s%s%s%s%s%s%s shaders=u32-storage reduce=%s",
+             "vulkan%u.%u compute subgroup=%u%s%s%s%s%s%s%s shaders=%s reduce=%s",
              VK_API_VERSION_MAJOR(caps.props.apiVersion), VK_API_VERSION_MINOR(caps.props.apiVersion),
              caps.subgroup_size,
              caps.subgroup_arith ? " subgroup-arith" : "",
@@ -514,6 +514,9 @@ static void report_device(const lamina_probe_sink *sink, uint32_t index, VkPhysi
              caps.has_int8 ? " shaderInt8" : "",
              caps.has_int16 ? " shaderInt16" : "",
              caps.has_budget ? " memory-budget" : "",
+             /* the variant the backend will use: 16-bit weight loads with
+              * storageBuffer16BitAccess (and subgroups), else 32-bit words */
+             caps.has_16bit_storage && caps.subgroup_arith ? "16bit-weights" : "u32-storage",
              caps.subgroup_arith ? "subgroup" : "shared");
 
     memset(&info, 0, sizeof info);

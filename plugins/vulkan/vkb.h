@@ -87,6 +87,8 @@ struct lamina_backend {
     VkPipelineCache pcache;
     VkPipeline pipes[VKS_COUNT];   /* created on first use */
     int use_subgroup;              /* the mmv_sg_* variants */
+    int use_s16;                   /* the mmv_s16_* variants (16-bit storage
+                                      enabled on the device) */
     uint32_t mmv_ls, mmv_rows;     /* their workgroup size (= subgroup size)
                                       and rows per workgroup */
     /* host-visible staging for transfers */

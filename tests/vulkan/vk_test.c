@@ -1306,17 +1306,20 @@ int main(int argc, char **argv)
      * subgroup (8 lanes here), 3 rows each so the last group is partial */
     setenv("LAMINA_VULKAN_MMV_LS", "8", 1);
     setenv("LAMINA_VULKAN_MMV_ROWS", "3", 1);
+    setenv("LAMINA_VULKAN_NO_16BIT", "1", 1);      /* the 32-bit-load variants */
     if (open_device(0) != 0) {
         ok(0, "open device 0 (one-subgroup matrix-vector workgroups)");
     } else {
         test_mul_mat(LAMINA_TYPE_Q4_K, 37, 1, 1, " one subgroup, 3 rows");
-        test_mul_mat(LAMINA_TYPE_Q8_0, 101, 2, 1, " one subgroup, 3 rows");
-        test_mul_mat(LAMINA_TYPE_F16, 50, 1, 1, " one subgroup, 3 rows");
+        test_mul_mat(LAMINA_TYPE_Q8_0, 101, 2, 1, " one subgroup, 3 rows, 32-bit loads");
+        test_mul_mat(LAMINA_TYPE_Q5_0, 33, 1, 1, " one subgroup, 3 rows, 32-bit loads");
+        test_mul_mat(LAMINA_TYPE_F16, 50, 1, 1, " one subgroup, 3 rows, 32-bit loads");
         bi->close(be);
         be = NULL;
     }
     unsetenv("LAMINA_VULKAN_MMV_LS");
     unsetenv("LAMINA_VULKAN_MMV_ROWS");
+    unsetenv("LAMINA_VULKAN_NO_16BIT");
 
     dlclose(dl);
     printf("1..%d\n", n_test);

@@ -14,6 +14,25 @@
 #error "W_TYPE must be defined"
 #endif
 
+/* Weight loads.  With USE_S16 (the device has storageBuffer16BitAccess) A
+ * is also read as 16-bit words: a 2-aligned 32-bit value is two loads with
+ * no branch on its alignment, instead of one or two words and a select. */
+#ifndef USE_S16
+#define USE_S16 0
+#endif
+#if USE_S16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+layout(std430, binding = 1) readonly buffer BufA16 { uint16_t A16[]; };
+#define WA_U16(a)   uint(A16[(a) >> 1])
+#define WA_U32_2(a) (uint(A16[(a) >> 1]) | (uint(A16[((a) >> 1) + 1u]) << 16))
+#else
+#define WA_U16(a)   LD_U16(A, a)
+#define WA_U32_2(a) LD_U32_2(A, a)
+#endif
+#define WA_F16(a)   unpackHalf2x16(WA_U16(a)).x
+#define WA_BF16(a)  uintBitsToFloat(WA_U16(a) << 16)
+
 /* vec4 of the four unsigned / signed bytes of a word, lowest byte first */
 vec4 u8x4(uint u)
 {
@@ -39,7 +58,7 @@ WV w_group(uint blk, uint j) { return LD_F32(A, blk); }
 #define GS 1u
 #define GS_ONE 1
 #define WV float
-WV w_group(uint blk, uint j) { return LD_F16(A, blk); }
+WV w_group(uint blk, uint j) { return WA_F16(blk); }
 
 #elif W_TYPE == T_BF16
 #define QK 1u
@@ -47,7 +66,7 @@ WV w_group(uint blk, uint j) { return LD_F16(A, blk); }
 #define GS 1u
 #define GS_ONE 1
 #define WV float
-WV w_group(uint blk, uint j) { return LD_BF16(A, blk); }
+WV w_group(uint blk, uint j) { return WA_BF16(blk); }
 
 #elif W_TYPE == T_Q4_0
 #define QK 32u
@@ -58,8 +77,8 @@ WV w_group(uint blk, uint j) { return LD_BF16(A, blk); }
 /* d | qs[16]: x = d * (q - 8); groups 0..3 low nibbles, 4..7 high */
 WV w_group(uint blk, uint j)
 {
-    float d = LD_F16(A, blk);
-    uint q = (LD_U32_2(A, blk + 2u + 4u * (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu;
+    float d = WA_F16(blk);
+    uint q = (WA_U32_2(blk + 2u + 4u * (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu;
     return d * (u8x4(q) - 8.0);
 }
 
@@ -72,9 +91,9 @@ WV w_group(uint blk, uint j)
 /* d | m | qs[16]: x = d * q + m */
 WV w_group(uint blk, uint j)
 {
-    float d = LD_F16(A, blk);
-    float m = LD_F16(A, blk + 2u);
-    uint q = (LD_U32_2(A, blk + 4u + 4u * (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu;
+    float d = WA_F16(blk);
+    float m = WA_F16(blk + 2u);
+    uint q = (WA_U32_2(blk + 4u + 4u * (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu;
     return d * u8x4(q) + m;
 }
 
@@ -99,14 +118,14 @@ uint q5_high(uint qh, uint j)
 /* Q5_0: d | qh | qs: x = d * (q - 16);  Q5_1: d | m | qh | qs: x = d * q + m */
 WV w_group(uint blk, uint j)
 {
-    float d = LD_F16(A, blk);
-    uint qh = LD_U32_2(A, blk + Q5_QH);
-    uint q = (LD_U32_2(A, blk + Q5_QH + 4u + 4u * (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu;
+    float d = WA_F16(blk);
+    uint qh = WA_U32_2(blk + Q5_QH);
+    uint q = (WA_U32_2(blk + Q5_QH + 4u + 4u * (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu;
     q |= q5_high(qh, j);
 #if W_TYPE == T_Q5_0
     return d * (u8x4(q) - 16.0);
 #else
-    return d * u8x4(q) + LD_F16(A, blk + 2u);
+    return d * u8x4(q) + WA_F16(blk + 2u);
 #endif
 }
 
@@ -119,7 +138,7 @@ WV w_group(uint blk, uint j)
 /* d | qs[32] int8: x = d * q */
 WV w_group(uint blk, uint j)
 {
-    return LD_F16(A, blk) * s8x4(LD_U32_2(A, blk + 2u + 4u * j));
+    return WA_F16(blk) * s8x4(WA_U32_2(blk + 2u + 4u * j));
 }
 
 #elif W_TYPE == T_Q4_K || W_TYPE == T_Q5_K
@@ -157,14 +176,14 @@ WV w_group(uint blk, uint j)
     uint hi = (j >> 3) & 1u;
     uint l = 4u * (j & 7u);
     uint s = 2u * c + hi;
-    float d = LD_F16(A, blk);
-    float dmin = LD_F16(A, blk + 2u);
+    float d = WA_F16(blk);
+    float dmin = WA_F16(blk + 2u);
     float sc, mn;
     k4_scale_min(blk, s, sc, mn);
-    uint q = (LD_U32_2(A, blk + K_QS + 32u * c + l) >> (4u * hi)) & 0x0f0f0f0fu;
+    uint q = (WA_U32_2(blk + K_QS + 32u * c + l) >> (4u * hi)) & 0x0f0f0f0fu;
 #if W_TYPE == T_Q5_K
     /* bit s of qh[l] is the fifth bit of element l of sub-block s */
-    q |= ((LD_U32_2(A, blk + K_QH + l) >> s) & 0x01010101u) << 4;
+    q |= ((WA_U32_2(blk + K_QH + l) >> s) & 0x01010101u) << 4;
 #endif
     return d * sc * u8x4(q) - dmin * mn;
 }
@@ -184,10 +203,10 @@ WV w_group(uint blk, uint j)
     uint h = j >> 5;
     uint s = (j >> 3) & 3u;
     uint l = 4u * (j & 7u);
-    uint lo = (LD_U32_2(A, blk + 64u * h + 32u * (s & 1u) + l) >> (4u * (s >> 1))) & 0x0f0f0f0fu;
-    uint hb = (LD_U32_2(A, blk + 128u + 32u * h + l) >> (2u * s)) & 0x03030303u;
+    uint lo = (WA_U32_2(blk + 64u * h + 32u * (s & 1u) + l) >> (4u * (s >> 1))) & 0x0f0f0f0fu;
+    uint hb = (WA_U32_2(blk + 128u + 32u * h + l) >> (2u * s)) & 0x03030303u;
     float sc = float(int(LD_U8(A, blk + 192u + 8u * h + (l >> 4) + 2u * s) << 24) >> 24);
-    float d = LD_F16(A, blk + 208u);
+    float d = WA_F16(blk + 208u);
     return d * sc * (u8x4(lo | (hb << 4)) - 32.0);
 }
 
