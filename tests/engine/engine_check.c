@@ -24,20 +24,8 @@
 #include "tokenizer.h"
 #include "model.h"
 #include "ref.h"
+#include "tap.h"
 
-static int n_test, n_fail;
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!cond) n_fail++;
-    fflush(stdout);
-}
 
 static void host_log(void *ctx, int level, const char *plugin, const char *msg)
 {
@@ -427,6 +415,5 @@ int main(int argc, char **argv)
     be_free(cpu); be_free(ref); be_free(ref_gpu);
     lamina_model_free(m);
     dlclose(dl);
-    printf("1..%d\n", n_test);
-    return n_fail ? 1 : 0;
+    return done_testing();
 }

@@ -54,6 +54,7 @@
 #include "model.h"
 #include "ref.h"
 #include "tokenizer.h"
+#include "tap.h"
 
 #define POOL_FACTOR 1.5
 #define POOL_SLACK  0.02
@@ -64,19 +65,6 @@
 #define NEAR_TIE_MIN 0.25
 #define NEAR_TIE_RMS 2.5
 
-static int n_test, n_fail;
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!cond) n_fail++;
-    fflush(stdout);
-}
 
 static int argmax(const float *v, int n)
 {
@@ -323,6 +311,5 @@ int main(int argc, char **argv)
     }
     lamina_runtime_close(rt);
     json_decref(root);
-    printf("1..%d\n", n_test);
-    return n_fail ? 1 : 0;
+    return done_testing();
 }

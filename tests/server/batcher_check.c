@@ -27,20 +27,8 @@
 #include "model.h"
 #include "ref.h"
 #include "tokenizer.h"
+#include "tap.h"
 
-static int n_test, n_fail;
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!cond) n_fail++;
-    fflush(stdout);
-}
 
 static void host_log(void *ctx, int level, const char *plugin, const char *msg)
 {
@@ -506,6 +494,5 @@ int main(int argc, char **argv)
     lamina_tokenizer_free(tok);
     lamina_model_free(m);
     if (dl) dlclose(dl);
-    printf("1..%d\n", n_test);
-    return n_fail ? 1 : 0;
+    return done_testing();
 }

@@ -1,6 +1,7 @@
-/* tap.h - minimal TAP output for the tokenizer tests. */
-#ifndef TOK_TAP_H
-#define TOK_TAP_H
+/* tap.h - TAP output for the C tests (tok/, engine/, server/): ok(), diag(),
+ * skip_all(), done_testing(), ids_eq(). */
+#ifndef LAMINA_TESTS_TAP_H
+#define LAMINA_TESTS_TAP_H
 
 #include <stdarg.h>
 #include <stdio.h>
