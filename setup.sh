@@ -28,7 +28,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 PKGS="build-essential autoconf automake libtool pkg-config python3 python3-venv
       libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
       libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools curl
-      hipcc libamdhip64-dev rocm-device-libs"
+      hipcc libamdhip64-dev rocm-device-libs procps"
 missing=()
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
