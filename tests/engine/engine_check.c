@@ -25,15 +25,8 @@
 #include "model.h"
 #include "ref.h"
 #include "tap.h"
+#include "testenv.h"
 
-
-static void host_log(void *ctx, int level, const char *plugin, const char *msg)
-{
-    (void)ctx;
-    if (level <= LAMINA_LOG_WARN) printf("# [%s] %s\n", plugin, msg);
-}
-static lamina_host host = { sizeof(lamina_host), LAMINA_PLUGIN_ABI_MAJOR, LAMINA_PLUGIN_ABI_MINOR,
-                            LAMINA_PLUGIN_ABI_MIN_MINOR, LAMINA_VERSION_STRING, NULL, host_log };
 
 /* A backend that passes small tests but is wrong on real shapes: the
  * reference, except that RMS norms over rows of 64 or more elements use a
@@ -113,28 +106,6 @@ static int greedy_ids(lamina_model *m, const lamina_tokenizer *tok, lamina_be **
     return rc;
 }
 
-static lamina_be *be_open(const lamina_backend_iface *iface, const char *label)
-{
-    lamina_be *be = calloc(1, sizeof *be);
-    lamina_backend_params p = { sizeof p, 0, 2, 0 };
-    char err[512] = "";
-    be->iface = iface;
-    snprintf(be->label, sizeof be->label, "%s", label);
-    if (iface->open(&host, &p, &be->inst, err, sizeof err) < 0) {
-        printf("# open %s: %s\n", label, err);
-        free(be);
-        return NULL;
-    }
-    return be;
-}
-
-static void be_free(lamina_be *be)
-{
-    if (!be) return;
-    be->iface->close(be->inst);
-    free(be);
-}
-
 /* Logits for every position of toks in slot 0 (n * V floats). */
 static float *run_all(lamina_model *m, lamina_be **bes, int n_bes, int gpu_layers,
                       const int32_t *toks, int n, int *n_parts)
@@ -198,13 +169,13 @@ int main(int argc, char **argv)
     void *dl = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
     if (!dl) { printf("not ok 2 - dlopen: %s\n1..2\n", dlerror()); return 1; }
     lamina_plugin_entry_fn entry = (lamina_plugin_entry_fn)dlsym(dl, LAMINA_PLUGIN_ENTRY_NAME);
-    const lamina_plugin_desc *d = entry ? entry(&host) : NULL;
+    const lamina_plugin_desc *d = entry ? entry(&test_host) : NULL;
     ok(d && d->backend, "cpu plugin entry");
     if (!d) return 1;
 
-    lamina_be *ref = be_open(lamina_ref_backend_iface(), "ref:0");
-    lamina_be *ref_gpu = be_open(lamina_ref_backend_iface(), "gpu-ref:0");   /* not a host label */
-    lamina_be *cpu = be_open(d->backend, "cpu:0");
+    lamina_be *ref = test_be_open(lamina_ref_backend_iface(), "ref:0");
+    lamina_be *ref_gpu = test_be_open(lamina_ref_backend_iface(), "gpu-ref:0");   /* not a host label */
+    lamina_be *cpu = test_be_open(d->backend, "cpu:0");
     ok(ref && cpu && ref_gpu, "backends open");
     if (!ref || !cpu || !ref_gpu) return 1;
 
@@ -240,7 +211,7 @@ int main(int argc, char **argv)
     {
         liar_iface = *lamina_ref_backend_iface();
         liar_iface.graph_compute = liar_compute;
-        lamina_be *liar = be_open(&liar_iface, "gpu-liar:0");
+        lamina_be *liar = test_be_open(&liar_iface, "gpu-liar:0");
         lamina_be *pair[2] = { liar, cpu };
         lamina_engine_params p;
         lamina_engine_params_default(&p);
@@ -254,7 +225,7 @@ int main(int argc, char **argv)
         ok(rc == 0 && lamina_engine_plan(e, NULL) == 1 && strstr(plan, "gpu-liar:0: demoted") &&
            strstr(plan, "cpu:0"), "wrong-on-real-shapes backend demoted, layers on cpu");
         lamina_engine_free(e);
-        be_free(liar);
+        test_be_free(liar);
     }
 
     /* 2c. memory: fits, partly fits, does not fit; gpu_layers = 0 */
@@ -262,7 +233,7 @@ int main(int argc, char **argv)
         small_iface = *lamina_ref_backend_iface();
         small_iface.memory = small_memory;
         small_iface.buffer_wrap_host = NULL;            /* weights must be uploaded */
-        lamina_be *small = be_open(&small_iface, "gpu-small:0");
+        lamina_be *small = test_be_open(&small_iface, "gpu-small:0");
         lamina_engine_params p;
         lamina_engine_params_default(&p);
         p.n_ctx = 32; p.n_batch = 8; p.verify_layer = 0;
@@ -302,7 +273,7 @@ int main(int argc, char **argv)
         ok(rc == LAMINA_ENODEV && strstr(err, "no backend can run layer 0"),
            "nowhere to go: a clear error (%s)", err);
         lamina_engine_free(e);
-        be_free(small);
+        test_be_free(small);
     }
 
     /* 3. incremental decode through the KV cache, and batched slots */
@@ -348,7 +319,7 @@ int main(int argc, char **argv)
         lossy_real = d->backend;
         lossy_iface = *d->backend;
         lossy_iface.graph_compute = lossy_compute;
-        lamina_be *lossy = be_open(&lossy_iface, "gpu-lossy:0");
+        lamina_be *lossy = test_be_open(&lossy_iface, "gpu-lossy:0");
         lamina_tokenizer *tok = NULL;
         int rc = lamina_tokenizer_load(m->gguf, &tok, err, sizeof err);
         ok(lossy && rc == 0, "lossy device and tokenizer %s", err);
@@ -408,11 +379,11 @@ int main(int argc, char **argv)
             ok(rc == LAMINA_EDEVLOST && strstr(err, "no backend is left"), "only backend lost: %s", err);
         }
         lamina_tokenizer_free(tok);
-        be_free(lossy);
+        test_be_free(lossy);
     }
 
     free(lr); free(lc); free(ls);
-    be_free(cpu); be_free(ref); be_free(ref_gpu);
+    test_be_free(cpu); test_be_free(ref); test_be_free(ref_gpu);
     lamina_model_free(m);
     dlclose(dl);
     return done_testing();

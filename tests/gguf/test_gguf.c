@@ -33,6 +33,7 @@
 
 #include "gguf.h"
 #include "lamina/quant.h"
+#include "testenv.h"
 
 #define NEG(c) ((c) < 0 ? (int)(c) : -(int)(c))
 
@@ -968,14 +969,8 @@ static void test_models(void)
 
 static void test_real_model(void)
 {
-    /* $LAMINA_DEFAULT_MODEL, else where setup.sh puts it */
-    char def[4096];
-    const char *path = getenv("LAMINA_DEFAULT_MODEL"), *data = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    if (!path || !*path) {
-        if (data && *data) snprintf(def, sizeof def, "%s/lamina/models/gemma-3-270m-q4_k_m.gguf", data);
-        else snprintf(def, sizeof def, "%s/.local/share/lamina/models/gemma-3-270m-q4_k_m.gguf", home ? home : "");
-        path = def;
-    }
+    char path[4096];
+    test_default_model(path, sizeof path);
     if (access(path, R_OK) != 0) {
         const char *req = getenv("LAMINA_REQUIRE_MODEL");
         if (req && strcmp(req, "1") == 0) ok(0, "real model present at %s", path);

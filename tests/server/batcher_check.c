@@ -28,15 +28,8 @@
 #include "ref.h"
 #include "tokenizer.h"
 #include "tap.h"
+#include "testenv.h"
 
-
-static void host_log(void *ctx, int level, const char *plugin, const char *msg)
-{
-    (void)ctx;
-    if (level <= LAMINA_LOG_WARN) printf("# [%s] %s\n", plugin, msg);
-}
-static lamina_host host = { sizeof(lamina_host), LAMINA_PLUGIN_ABI_MAJOR, LAMINA_PLUGIN_ABI_MINOR,
-                            LAMINA_PLUGIN_ABI_MIN_MINOR, LAMINA_VERSION_STRING, NULL, host_log };
 
 /* A device lost after a number of graphs: the reference, except that
  * graph_compute answers LAMINA_EDEVLOST once `lossy_left` reaches 0. */
@@ -50,28 +43,6 @@ static int lossy_compute(lamina_backend *be, const lamina_graph *g, char *err, s
     }
     if (lossy_left > 0) lossy_left--;
     return lamina_ref_backend_iface()->graph_compute(be, g, err, err_size);
-}
-
-static lamina_be *be_open(const lamina_backend_iface *iface, const char *label)
-{
-    lamina_be *be = calloc(1, sizeof *be);
-    lamina_backend_params p = { sizeof p, 0, 2, 0 };
-    char err[512] = "";
-    be->iface = iface;
-    snprintf(be->label, sizeof be->label, "%s", label);
-    if (iface->open(&host, &p, &be->inst, err, sizeof err) < 0) {
-        printf("# open %s: %s\n", label, err);
-        free(be);
-        return NULL;
-    }
-    return be;
-}
-
-static void be_free(lamina_be *be)
-{
-    if (!be) return;
-    be->iface->close(be->inst);
-    free(be);
 }
 
 /* ---- what a request produced ---- */
@@ -423,7 +394,7 @@ static int run_suite(const char *label, lamina_model *m, lamina_tokenizer *tok, 
     {
         lossy_iface = *lamina_ref_backend_iface();
         lossy_iface.graph_compute = lossy_compute;
-        lamina_be *lossy = be_open(&lossy_iface, "gpu-lossy:0");
+        lamina_be *lossy = test_be_open(&lossy_iface, "gpu-lossy:0");
         lamina_be *pair[2] = { lossy, be };
         lamina_engine_params lp = p;
         lp.gpu_layers = -2;
@@ -454,7 +425,7 @@ static int run_suite(const char *label, lamina_model *m, lamina_tokenizer *tok, 
             lamina_batcher_free(b);
         }
         lamina_engine_free(el);
-        be_free(lossy);
+        test_be_free(lossy);
     }
 out:
     for (int i = 0; i < N_PROMPTS; i++) free(ids[i]);
@@ -477,19 +448,19 @@ int main(int argc, char **argv)
         return 1;
     }
     ok(1, "load %s (%s)", argv[1], m->hp.arch_name);
-    lamina_be *ref = be_open(lamina_ref_backend_iface(), "ref:0");
+    lamina_be *ref = test_be_open(lamina_ref_backend_iface(), "ref:0");
     ok(ref != NULL, "reference backend");
     if (ref) run_suite("ref", m, tok, ref, 1);
-    be_free(ref);
+    test_be_free(ref);
 
     void *dl = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
     lamina_plugin_entry_fn entry = dl ? (lamina_plugin_entry_fn)dlsym(dl, LAMINA_PLUGIN_ENTRY_NAME) : NULL;
-    const lamina_plugin_desc *d = entry ? entry(&host) : NULL;
+    const lamina_plugin_desc *d = entry ? entry(&test_host) : NULL;
     ok(d && d->backend, "cpu plugin entry");
     if (d && d->backend) {
-        lamina_be *cpu = be_open(d->backend, "cpu:0");
+        lamina_be *cpu = test_be_open(d->backend, "cpu:0");
         if (cpu) run_suite("cpu", m, tok, cpu, 0);
-        be_free(cpu);
+        test_be_free(cpu);
     }
     lamina_tokenizer_free(tok);
     lamina_model_free(m);

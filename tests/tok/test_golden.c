@@ -26,6 +26,7 @@
 #include "gguf.h"
 #include "tokenizer.h"
 #include "tap.h"
+#include "testenv.h"
 
 /* hex string -> malloc'd bytes; NULL on malformed input */
 static unsigned char *unhex(const char *hex, size_t *n)
@@ -42,15 +43,6 @@ static unsigned char *unhex(const char *hex, size_t *n)
     *n = len / 2;
     out[*n] = 0;
     return out;
-}
-
-static void model_path(char *out, size_t size)
-{
-    const char *env = getenv("LAMINA_DEFAULT_MODEL");
-    if (env && *env) { snprintf(out, size, "%s", env); return; }
-    const char *data = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    if (data && *data) snprintf(out, size, "%s/lamina/models/gemma-3-270m-q4_k_m.gguf", data);
-    else snprintf(out, size, "%s/.local/share/lamina/models/gemma-3-270m-q4_k_m.gguf", home ? home : "");
 }
 
 /* One variant of one case: ids, pieces, decoded text. */
@@ -106,7 +98,7 @@ int main(void)
     const char *src = getenv("top_srcdir");
     char golden[4096], model[4096], err[1024] = "";
     snprintf(golden, sizeof golden, "%s/tests/golden/gemma3-270m-tokenizer.json", src ? src : "..");
-    model_path(model, sizeof model);
+    test_default_model(model, sizeof model);
     if (access(model, R_OK) != 0) {
         const char *req = getenv("LAMINA_REQUIRE_MODEL");
         if (req && strcmp(req, "1") == 0) {
