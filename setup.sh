@@ -6,18 +6,20 @@
 #
 #   ./setup.sh              everything
 #   ./setup.sh --deps-only  only the system packages and Python test deps
+#   ./setup.sh --no-build   the packages, Python deps and the model, no build
 #   ./setup.sh --no-model   skip the model
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
 PREFIX=${PREFIX:-$ROOT/_install}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-deps_only=0; want_model=1
+deps_only=0; want_model=1; want_build=1
 for a in "$@"; do
   case $a in
     --deps-only) deps_only=1 ;;
+    --no-build) want_build=0 ;;
     --no-model) want_model=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -50,13 +52,15 @@ fi
 [ $deps_only = 1 ] && exit 0
 
 # 3. build and install -------------------------------------------------------
-say "building lamina into $PREFIX"
-[ -x configure ] || autoreconf -fi >/dev/null
-mkdir -p build && cd build
-[ -f Makefile ] || ../configure --prefix="$PREFIX" >/dev/null
-make -j"$JOBS" >/dev/null
-make install >/dev/null
-cd "$ROOT"
+if [ $want_build = 1 ]; then
+  say "building lamina into $PREFIX"
+  [ -x configure ] || autoreconf -fi >/dev/null
+  mkdir -p build && cd build
+  [ -f Makefile ] || ../configure --prefix="$PREFIX" >/dev/null
+  make -j"$JOBS" >/dev/null
+  make install >/dev/null
+  cd "$ROOT"
+fi
 
 # 4. the default model -------------------------------------------------------
 if [ $want_model = 1 ]; then
@@ -74,4 +78,4 @@ print("model:", out)
 PY
   fi
 fi
-say "done: $PREFIX/bin/lamina"
+if [ $want_build = 1 ]; then say "done: $PREFIX/bin/lamina"; else say "done (not built)"; fi

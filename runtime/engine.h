@@ -31,13 +31,21 @@ typedef struct lamina_engine_params {
     int32_t gpu_layers;     /* -1 auto (all that fit), -2 all, N >= 0 */
     int64_t reserve_bytes;  /* device memory to leave free */
     int32_t kv_f32;         /* 1: F32 KV cache (default F16) */
-    int32_t verify_layer;   /* 1: run one layer on each non-cpu backend and
-                               on the reference, demote on disagreement */
+    int32_t verify_layer;   /* 1: the model check: on every backend, the
+                               first layer of each layer kind, the embedding
+                               and the output head it holds run against the
+                               reference; a stage that disagrees moves to
+                               another backend (engine.c) */
 } lamina_engine_params;
 
 void lamina_engine_params_default(lamina_engine_params *p);
 
-/* One backend's share of the plan. */
+/* Most parts a plan has: one per backend, plus the embedding and the
+ * output head each alone on another backend (when the model check moved
+ * them off the backend holding the first / last layers). */
+#define LAMINA_MAX_PARTS (LAMINA_MAX_BACKENDS + 2)
+
+/* One backend's share of the plan (or one stage alone: no layers). */
 typedef struct lamina_plan_part {
     int      be;            /* index into the backends given to create */
     int      first, last;   /* layer range, inclusive; first > last: none */
@@ -95,5 +103,18 @@ typedef struct lamina_batch {
  * lamina_engine_usable() is 0 and every decode fails. */
 int  lamina_engine_decode(lamina_engine *e, const lamina_batch *b, float *logits,
                           char *err, size_t err_size);
+
+/* lamina_engine_decode, and besides: every token with want_hidden[t]
+ * nonzero returns its final hidden state after the output norm (the input
+ * of the output head; what llama.cpp returns as a decoder model's
+ * embedding), n_embd floats per row in token order, into `hidden` (room
+ * for as many rows as tokens ask; at most n_batch).  The vocabulary
+ * projection runs only for tokens that ask for logits: with none (logits
+ * may then be NULL) the head is skipped.  Returns the number of logits
+ * rows; *n_hidden (may be NULL) gets the number of hidden rows.  Failures
+ * and device loss as lamina_engine_decode. */
+int  lamina_engine_decode_hidden(lamina_engine *e, const lamina_batch *b, const int8_t *want_hidden,
+                                 float *logits, float *hidden, int32_t *n_hidden,
+                                 char *err, size_t err_size);
 
 #endif

@@ -12,7 +12,7 @@
 typedef struct stage_mem {
     lamina_buffer *scratch;     /* activations and per-batch inputs */
     uint64_t x, cur, q, k, v, att, g, u, xo, logits;       /* F32 areas */
-    uint64_t ids, pos, rows, info, outs;                    /* I32 areas */
+    uint64_t ids, pos, rows, info, outs, houts;             /* I32 areas */
     lamina_buffer *kv;          /* KV cache of this backend's layers */
     uint64_t k_off[LAMINA_MAX_LAYERS], v_off[LAMINA_MAX_LAYERS];
     uint32_t kv_type;
@@ -41,6 +41,8 @@ typedef struct graph_ctx {
     void *weight_ctx;
     int32_t n_tokens;           /* tokens in this batch */
     int32_t n_out;              /* tokens with logits */
+    int32_t n_hid;              /* tokens with their normed hidden state
+                                   (no head: into the `cur` area) */
 } graph_ctx;
 
 /* graph.c: append the nodes of one stage.  LAMINA_ENOMEM on failure. */
@@ -57,11 +59,19 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
 /* Bytes of KV cache for one layer. */
 uint64_t lamina_kv_layer_bytes(const lamina_model *m, const lamina_engine_params *p);
 
-/* plan.c: route layers.  parts[] gets at most n_bes entries in layer order;
- * notes gets one line per backend passed over.  Returns the number of
- * parts or a negative code (nothing can run the model: err says why). */
+/* Stages the model check refused on a backend (lamina_plan_build's deny[]):
+ * the stage goes to a part of its own on another backend. */
+#define LAMINA_DENY_INPUT  1u     /* the embedding */
+#define LAMINA_DENY_OUTPUT 2u     /* the output head */
+
+/* plan.c: route layers.  deny (NULL: none) has one LAMINA_DENY_* mask per
+ * backend.  parts[] gets at most LAMINA_MAX_PARTS entries in layer order
+ * (one per backend with layers, plus a part for the embedding alone and
+ * one for the head alone when deny moved them); notes gets one line per
+ * backend passed over.  Returns the number of parts or a negative code
+ * (nothing can run the model: err says why). */
 int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
-                      const lamina_engine_params *p, lamina_plan_part *parts,
+                      const lamina_engine_params *p, const uint32_t *deny, lamina_plan_part *parts,
                       char *notes, size_t notes_size, char *err, size_t err_size);
 
 /* 1 when the backend is a host (CPU) device. */

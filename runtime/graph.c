@@ -241,6 +241,19 @@ int lamina_graph_output(node_list *nl, const graph_ctx *g)
     int rc;
 
     lamina_tensor x  = ten(s, mem->x,  LAMINA_TYPE_F32, hp->n_embd, T, 1);
+    lamina_tensor on = wten(g, g->m->output_norm);
+    /* 0. hidden states without the head (embeddings): cur = n(the rows of
+     *    x asked for).  The layers are done with `cur`; it has T rows. */
+    if (g->n_hid > 0) {
+        lamina_tensor xh = ten(s, mem->cur, LAMINA_TYPE_F32, hp->n_embd, g->n_hid, 1);
+        PUSH(LAMINA_OP_GET_ROWS);
+        n->dst = xh;
+        n->src[0] = x;
+        n->src[1] = ten(s, mem->houts, LAMINA_TYPE_I32, g->n_hid, 1, 1);
+        n->n_src = 2;
+        if ((rc = rms_norm(nl, xh, xh, &on, hp->eps)) < 0) return rc;
+    }
+    if (O == 0) return 0;
     lamina_tensor xo = ten(s, mem->xo, LAMINA_TYPE_F32, hp->n_embd, O, 1);
     /* 1. xo = the rows of x that want logits */
     PUSH(LAMINA_OP_GET_ROWS);
@@ -249,7 +262,6 @@ int lamina_graph_output(node_list *nl, const graph_ctx *g)
     n->src[1] = ten(s, mem->outs, LAMINA_TYPE_I32, O, 1, 1);
     n->n_src = 2;
     /* 2. xo = n(xo); logits = W_out xo */
-    lamina_tensor on = wten(g, g->m->output_norm);
     if ((rc = rms_norm(nl, xo, xo, &on, hp->eps)) < 0) return rc;
     return mul_mat(nl, ten(s, mem->logits, LAMINA_TYPE_F32, hp->n_vocab, O, 1),
                    wten(g, g->m->output), xo);
@@ -283,6 +295,7 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
     mem->rows = take(&at, T * 4);
     mem->info = take(&at, 2 * T * 4);
     mem->outs = take(&at, O * 4);
+    mem->houts = take(&at, T * 4);
     return at;
 }
 

@@ -198,6 +198,14 @@ static int read_hparams(loader *L)
         hp->n_vocab = v;
     }
 
+    /* embeddings: how the file says to pool (absent in decoder models) */
+    if ((rc = hp_u32(L, "pooling_type", 0, 0x7fffffffu, &hp->pooling)) < 0) return rc;
+    if (hp->pooling == 0x7fffffff) hp->pooling = LAMINA_POOL_UNSPECIFIED;
+    else if (hp->pooling > LAMINA_POOL_RANK) {
+        snprintf(L->err, L->err_size, "%s: metadata key '%s.pooling_type' = %d is not a pooling type (0..4)",
+                 L->path, L->arch, hp->pooling);
+        return LAMINA_EFORMAT;
+    }
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = 1.0f;
     hp->act = LAMINA_ACT_SILU;

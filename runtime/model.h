@@ -45,7 +45,19 @@ typedef struct lamina_hparams {
     float    attn_softcap;      /* 0 = none */
     float    final_softcap;     /* 0 = none */
     int32_t  act;               /* LAMINA_ACT_* for the FFN gate */
+    int32_t  pooling;           /* <arch>.pooling_type (LAMINA_POOL_*), or
+                                   LAMINA_POOL_UNSPECIFIED when absent */
 } lamina_hparams;
+
+/* Pooling of embeddings, GGUF's <arch>.pooling_type values. */
+enum {
+    LAMINA_POOL_UNSPECIFIED = -1,
+    LAMINA_POOL_NONE = 0,
+    LAMINA_POOL_MEAN = 1,
+    LAMINA_POOL_CLS  = 2,
+    LAMINA_POOL_LAST = 3,
+    LAMINA_POOL_RANK = 4
+};
 
 typedef struct lamina_layer_weights {
     const lamina_gguf_tensor *attn_norm;      /* [E] */

@@ -5,7 +5,11 @@
  * (weights unless used in place, plus KV cache, plus scratch), and as the
  * GPU layer cap allows; the rest falls to the next backend, down to the
  * host.  The embedding goes with the first layer and the output head with
- * the last.  Every backend passed over gets a one-line reason.
+ * the last, unless the model check refused that stage on that backend
+ * (deny[]): then the stage becomes a part of its own (no layers) on the
+ * first other backend that runs it and has room, and the hidden state
+ * crosses between them through host memory like between layer ranges.
+ * Every backend passed over gets a one-line reason.
  */
 #include "config.h"
 
@@ -55,7 +59,7 @@ static int stage_supported(lamina_be *be, const lamina_model *m, const lamina_en
     memset(&mem, 0, sizeof mem);
     mem.kv_type = p->kv_f32 ? LAMINA_TYPE_F32 : LAMINA_TYPE_F16;
     graph_ctx g = { .m = m, .p = p, .mem = &mem, .weight = null_weight,
-                    .n_tokens = p->n_batch, .n_out = p->n_outputs };
+                    .n_tokens = p->n_batch, .n_out = p->n_outputs, .n_hid = p->n_batch };
     node_list nl = {0};
     int rc;
     if (il < 0)                    rc = lamina_graph_input(&nl, &g);
@@ -102,8 +106,73 @@ static void note(char *notes, size_t size, const char *fmt, ...)
 
 static uint64_t mib(uint64_t b) { return (b + (1u << 20) - 1) >> 20; }
 
+/* Bytes a backend may use for this model: its free memory less the
+ * reserve; UINT64_MAX when it reports nothing. */
+static uint64_t be_budget(lamina_be *be, const lamina_engine_params *p, uint64_t *free_out)
+{
+    uint64_t free_b = 0, total_b = 0;
+    if (LAMINA_HAS_FN(be->iface, memory))
+        be->iface->memory(be->inst, &free_b, &total_b);
+    if (free_b == 0) free_b = total_b;     /* free unknown (no budget query): the heap size */
+    if (free_out) *free_out = free_b;
+    if (free_b == 0) return UINT64_MAX;    /* nothing known: do not limit */
+    return free_b > (uint64_t)p->reserve_bytes ? free_b - (uint64_t)p->reserve_bytes : 0;
+}
+
+static int be_in_place(lamina_be *be)
+{
+    return lamina_be_is_host(be) && LAMINA_HAS_FN(be->iface, buffer_wrap_host);
+}
+
+/* A part holding one stage alone, without layers: the embedding (output
+ * 0) or the output head (output 1), on the first backend other than
+ * `not_be` that the model check did not refuse it on, that runs its nodes
+ * and has room (taken[] counts what earlier parts planned on each
+ * backend).  Returns the backend's index, or -1 with `why`. */
+static int lone_stage(const lamina_model *m, lamina_be *const *bes, int n_bes,
+                      const lamina_engine_params *p, const uint32_t *deny, int output, int not_be,
+                      int embd_on[], uint64_t taken[], lamina_plan_part *pt,
+                      char *why, size_t why_size)
+{
+    const int L = m->hp.n_layer;
+    const uint32_t flag = output ? LAMINA_DENY_OUTPUT : LAMINA_DENY_INPUT;
+    stage_mem tmp;
+    uint64_t scratch = lamina_stage_layout(&tmp, m, p, output);
+    snprintf(why, why_size, "no other backend");
+    for (int c = 0; c < n_bes; c++) {
+        char w2[256];
+        if (c == not_be || (deny && (deny[c] & flag))) continue;
+        if (!stage_supported(bes[c], m, p, output ? L : -1, w2, sizeof w2)) {
+            snprintf(why, why_size, "%s: %s", bes[c]->label, w2);
+            continue;
+        }
+        int in_place = be_in_place(bes[c]);
+        uint64_t wb = in_place ? 0 : lamina_model_layer_bytes(m, output ? L : -1);
+        if (output && !in_place && m->output == m->tok_embd && embd_on[c])
+            wb -= m->tok_embd->size;                /* tied: already there */
+        uint64_t free_b, budget = be_budget(bes[c], p, &free_b);
+        if (taken[c] + scratch + wb > budget) {
+            snprintf(why, why_size, "%s: does not fit in %llu MiB free", bes[c]->label,
+                     (unsigned long long)mib(free_b));
+            continue;
+        }
+        taken[c] += scratch + wb;
+        if (!output) embd_on[c] = 1;
+        memset(pt, 0, sizeof *pt);
+        pt->be = c;
+        pt->first = output ? L : 0;
+        pt->last = pt->first - 1;                   /* no layers */
+        pt->input = !output;
+        pt->output = output;
+        pt->scratch_bytes = scratch;
+        pt->weight_bytes = wb;
+        return c;
+    }
+    return -1;
+}
+
 int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
-                      const lamina_engine_params *p, lamina_plan_part *parts,
+                      const lamina_engine_params *p, const uint32_t *deny, lamina_plan_part *parts,
                       char *notes, size_t notes_size, char *err, size_t err_size)
 {
     const int L = m->hp.n_layer;
@@ -114,18 +183,19 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
     uint64_t scratch = lamina_stage_layout(&tmp, m, p, 0);
     uint64_t scratch_out = lamina_stage_layout(&tmp, m, p, 1);
     char last_reason[512] = "";
+    uint64_t taken[LAMINA_MAX_BACKENDS] = { 0 };   /* bytes planned per backend so far */
+    int embd_on[LAMINA_MAX_BACKENDS] = { 0 };      /* holds the embedding */
 
+    if (n_bes > LAMINA_MAX_BACKENDS) n_bes = LAMINA_MAX_BACKENDS;
     if (notes_size) notes[0] = 0;
     for (int b = 0; b < n_bes && next < L; b++) {
         lamina_be *be = bes[b];
         int host = lamina_be_is_host(be);
-        int in_place = host && LAMINA_HAS_FN(be->iface, buffer_wrap_host);
-        uint64_t free_b = 0, total_b = 0;
-        if (LAMINA_HAS_FN(be->iface, memory))
-            be->iface->memory(be->inst, &free_b, &total_b);
-        if (free_b == 0) free_b = total_b;     /* free unknown (no budget query): the heap size */
-        uint64_t budget = free_b > (uint64_t)p->reserve_bytes ? free_b - (uint64_t)p->reserve_bytes : 0;
-        if (free_b == 0) budget = UINT64_MAX;  /* nothing known: do not limit */
+        int in_place = be_in_place(be);
+        uint32_t dn = deny ? deny[b] : 0;
+        uint64_t free_b = 0;
+        uint64_t budget = be_budget(be, p, &free_b);
+        budget = budget > taken[b] ? budget - taken[b] : 0;
         int cap = L;
         if (!host) {
             if (p->gpu_layers >= 0) cap = p->gpu_layers - gpu_taken;
@@ -135,7 +205,10 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
             }
         }
         uint64_t used = scratch;
-        if (next == 0) {
+        /* the embedding: here with layer 0, or (refused here by the model
+         * check) in a part of its own on another backend, placed below */
+        int lone_input = next == 0 && (dn & LAMINA_DENY_INPUT);
+        if (next == 0 && !lone_input) {
             if (!stage_supported(be, m, p, -1, why, sizeof why)) {
                 note(notes, notes_size, "%s: passed over: %s", be->label, why);
                 snprintf(last_reason, sizeof last_reason, "%s: %s", be->label, why);
@@ -159,13 +232,16 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
             used += need;
             take++;
         }
-        /* the output head goes with the last layer: it must fit and run here */
+        /* the output head goes with the last layer: it must fit and run
+         * here, unless the model check refused it here (then it goes to a
+         * part of its own after this one) */
         int output = 0;
-        while (take > 0 && next + take == L) {
+        while (take > 0 && next + take == L && !(dn & LAMINA_DENY_OUTPUT)) {
             char why2[256];
             uint64_t extra = scratch_out - scratch +
                              (in_place ? 0 : lamina_model_layer_bytes(m, L) -
-                                             (m->output == m->tok_embd && next == 0 ? m->tok_embd->size : 0));
+                                             (m->output == m->tok_embd && (next == 0 || embd_on[b])
+                                              ? m->tok_embd->size : 0));
             if (!stage_supported(be, m, p, L, why2, sizeof why2)) {
                 snprintf(why, sizeof why, "%s", why2);
                 stop = why;
@@ -178,6 +254,16 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
             stop = why;
             take--;
             used -= kv_layer + (in_place ? 0 : lamina_model_layer_bytes(m, next + take));
+        }
+        if (take > 0 && lone_input) {
+            char w2[256];
+            if (lone_stage(m, bes, n_bes, p, deny, 0, b, embd_on, taken, &parts[n_parts], w2, sizeof w2) >= 0) {
+                n_parts++;
+            } else {
+                snprintf(why, sizeof why, "the embedding was refused here and no other backend can take it (%s)", w2);
+                stop = why;
+                take = 0;
+            }
         }
         if (take == 0) {
             note(notes, notes_size, "%s: passed over: %s", be->label, stop ? stop : "no layer fits");
@@ -194,11 +280,14 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
         pt->be = b;
         pt->first = next;
         pt->last = next + take - 1;
-        pt->input = next == 0;
+        pt->input = next == 0 && !lone_input;
         pt->output = output;
         pt->scratch_bytes = output ? scratch_out : scratch;
         pt->kv_bytes = kv_layer * (uint64_t)take;
-        if (!in_place) pt->weight_bytes = used - pt->scratch_bytes - pt->kv_bytes;
+        if (!in_place) pt->weight_bytes = used - scratch - pt->kv_bytes -
+                                          (output ? scratch_out - scratch : 0);
+        if (pt->input) embd_on[b] = 1;
+        taken[b] += used;
         if (!host) gpu_taken += take;
         next += take;
     }
@@ -207,6 +296,18 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
             snprintf(err, err_size, "no backend can run layer %d of %d%s%s", next, L,
                      last_reason[0] ? ": " : " (no eligible backend)", last_reason);
         return LAMINA_ENODEV;
+    }
+    if (!parts[n_parts - 1].output) {
+        /* the last layers' backend was refused the head: a part of its own */
+        char w2[256];
+        if (lone_stage(m, bes, n_bes, p, deny, 1, parts[n_parts - 1].be, embd_on, taken,
+                       &parts[n_parts], w2, sizeof w2) < 0) {
+            if (err)
+                snprintf(err, err_size, "no backend can run the output head: %s was refused it and %s",
+                         bes[parts[n_parts - 1].be]->label, w2);
+            return LAMINA_ENODEV;
+        }
+        n_parts++;
     }
     return n_parts;
 }

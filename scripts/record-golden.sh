@@ -4,6 +4,22 @@
 # Builds the peer if needed (scripts/peer-build.sh), then writes
 #   tests/golden/gemma3-270m-logits.json     (per-position logits, greedy ids)
 #   tests/golden/gemma3-270m-tokenizer.json  (tokenize/detokenize cases)
+#   tests/golden/tiny-ARCH-logits.json       (the same for the generated
+#                                             models of tests/tools/make_tiny_model.py
+#                                             --arch ARCH --type mixed --seed 1)
+#
+# Each logits file holds llama.cpp three times over the same prompts:
+#   "prompts"            its default configuration (f16 KV cache, flash
+#                        attention auto), with "peer_spread": how far the same
+#                        run without flash attention differs from it (the
+#                        fast kernels' tolerance is scaled by that);
+#   "precise.prompts"    its most precise configuration (f32 KV cache, no
+#                        flash attention, every weight dequantized to F32
+#                        beforehand so that no activation is rounded), the
+#                        tight reference for the core's scalar reference.
+# Every prompt carries "greedy_min_gap": the smallest top-two gap of its
+# greedy steps (a prompt whose gaps are all wide is one where free-running
+# greedy decoding must agree at every step).
 #
 # Environment:
 #   LAMINA_MODEL     GGUF to use (default: Gemma 3 270M Q4_K_M from the
@@ -31,16 +47,31 @@ fi
 
 LAMINA_PEER_DIR=$PEER_DIR "$ROOT/scripts/peer-build.sh" >&2
 DUMP=$PEER_DIR/bin/dump_logits
+N_GEN=${LAMINA_GOLDEN_GEN:-40}
 
 mkdir -p "$OUT_DIR"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# LAMINA_GOLDEN_WORK: keep the peer's raw dumps there (kept afterwards; a
+# dump already there is not run again, so an interrupted recording resumes)
+if [ -n "${LAMINA_GOLDEN_WORK:-}" ]; then
+    WORK=$LAMINA_GOLDEN_WORK; mkdir -p "$WORK"
+else
+    WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
+fi
 
 # ---- inputs (hex-encoded, one per line) ---------------------------------
 python3 - "$WORK" <<'EOF'
 import sys, os
 work = sys.argv[1]
 
+# chosen from candidates by llama.cpp's precise configuration: every one of
+# their 40 greedy steps has a top-two gap of at least 0.29 logits
+GREEDY_PROMPTS = [
+    "A B C D E F G H I J",
+    "10, 20, 30, 40, 50,",
+    "The first ten prime numbers are 2, 3, 5, 7,",
+    "Sunday Monday Tuesday Wednesday Thursday Friday Saturday Sunday Monday",
+    "What is the capital of France?",
+]
 prompts = [
     "The capital of France is",
     "<start_of_turn>user\nWhy is the sky blue?<end_of_turn>\n<start_of_turn>model\n",
@@ -52,7 +83,12 @@ prompts = [
      "type with an oil-based ink and a screw press around 1440, the cost of making books fell sharply. "
      "Within fifty years, presses had spread to more than two hundred cities, and millions of copies "
      "were in circulation."),
-]
+    # what a new user tried first (lamina run --temp 0 -n 64): kept to show
+    # where the backends' first tokens come from
+    "List three colours of the rainbow.",
+    # free-running greedy checks: prompts whose continuation llama.cpp is
+    # sure of at every step (see greedy_min_gap)
+] + GREEDY_PROMPTS
 
 strings = [
     "Hello world",
@@ -121,57 +157,100 @@ def write(name, items):
 
 write("prompts.hex", prompts)
 write("strings.hex", strings + raw_bytes)
+# the generated models' prompts (their vocabulary comes from the corpus of
+# make_tiny_model.py); the last is longer than gemma3's 8-position window
+write("tiny-prompts.hex", [
+    "The quick brown fox jumps over the lazy dog.",
+    "Once upon a time there was a little cat",
+    "What is the capital of France?",
+    "We write the numbers 0 1 2 3 4 5 6 7 8 9 and 10",
+    ("Every morning the cat would walk to the water and look at the fish. The fish were happy "
+     "and the sun was warm. Machine learning models predict the next token from the previous tokens."),
+])
 EOF
 
 # ---- run the peer -------------------------------------------------------
 echo "record-golden: tokenizer cases" >&2
-"$DUMP" tokenize "$MODEL" "$WORK/strings.hex" > "$WORK/tok.json"
-echo "record-golden: logits (this takes a minute on 2 cores)" >&2
-"$DUMP" logits "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --n-ctx 512 --n-batch 512 \
-    --top-k 40 --n-probe 256 --n-gen 24 --gen-top 8 --flash-attn auto > "$WORK/logits.json"
-# The same prompts through llama.cpp's other attention path (no flash
-# attention: f32 softmax and V accumulation instead of f16): how far the
-# peer differs from itself is the noise floor the tests' tolerance is
-# scaled by (tests/engine/golden_check.c).
-echo "record-golden: logits again without flash attention (peer spread)" >&2
-"$DUMP" logits "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --n-ctx 512 --n-batch 512 \
-    --top-k 40 --n-probe 256 --n-gen 24 --gen-top 8 --flash-attn off > "$WORK/logits-nofa.json"
+[ -s "$WORK/tok.json" ] || "$DUMP" tokenize "$MODEL" "$WORK/strings.hex" > "$WORK/tok.json"
+# dump MODEL PROMPTS.hex PREFIX: the three configurations.  The default;
+# the other attention path (no flash attention: f32 softmax and V
+# accumulation instead of f16), whose distance from the first is the noise
+# floor the fast tolerance is scaled by; and the most precise one: F32 KV
+# cache, no flash attention, on a copy of the model with every weight
+# dequantized to F32 (scripts/peer/dequantize_gguf.py), so that llama.cpp
+# does not round activations to 8 bits before its dot products either.
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+dump() {
+    local common=(--threads "$THREADS" --n-ctx 512 --n-batch 512 --top-k 40 --n-probe 256 --n-gen "$N_GEN" --gen-top 8)
+    local cfg model out f32=$3-f32.gguf
+    for cfg in "default:--flash-attn auto --kv-type f16" "nofa:--flash-attn off --kv-type f16" \
+               "precise:--flash-attn off --kv-type f32"; do
+        out="$3-${cfg%%:*}.json"
+        [ -s "$out" ] && continue
+        model=$1
+        if [ "${cfg%%:*}" = precise ]; then
+            [ -s "$f32" ] || "$PY" "$ROOT/scripts/peer/dequantize_gguf.py" "$1" "$f32"
+            model=$f32
+        fi
+        echo "record-golden: $(basename "$1"): ${cfg%%:*} (${cfg#*:})" >&2
+        # shellcheck disable=SC2086
+        "$DUMP" logits "$model" "$2" "${common[@]}" ${cfg#*:} > "$out.tmp" && mv "$out.tmp" "$out"
+    done
+    rm -f "$f32"
+}
+dump "$MODEL" "$WORK/prompts.hex" "$WORK/logits"
+
+# ---- the generated models of every architecture that runs ------------------
+TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama qwen2 gemma3}
+for arch in $TINY_ARCHS; do
+    "$PY" "$ROOT/tests/tools/make_tiny_model.py" --arch "$arch" --type mixed --seed 1 --out "$WORK/tiny-$arch.gguf"
+    dump "$WORK/tiny-$arch.gguf" "$WORK/tiny-prompts.hex" "$WORK/tiny-$arch"
+done
 
 # ---- attach provenance and write ----------------------------------------
-python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" <<'EOF'
+python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" "$TINY_ARCHS" <<'EOF'
 import sys, os, json, hashlib, datetime, platform
-work, out_dir, model, verfile, threads = sys.argv[1:6]
-h = hashlib.sha256()
-with open(model, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-        h.update(chunk)
+work, out_dir, model, verfile, threads, tiny = sys.argv[1:7]
 ver = {}
 with open(verfile) as f:
     for line in f:
         k, _, v = line.strip().partition("=")
         ver[k] = v
-cmd_common = ("scripts/peer/dump_logits (lamina) linked to libllama built by scripts/peer-build.sh: "
-              "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only")
-prov = {
-    "generator": "scripts/record-golden.sh",
-    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "model_file": os.path.basename(model),
-    "model_sha256": h.hexdigest(),
-    "model_size_bytes": os.path.getsize(model),
-    "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % ver.get("llama_cpp_python_version"),
-    "llama_cpp_commit": ver.get("llama_cpp_commit"),
-    "llama_cpp_commit_date": ver.get("llama_cpp_commit_date"),
-    "sdist_sha256": ver.get("sdist_sha256"),
-    "build": cmd_common,
-    "host": "%s %s" % (platform.system(), platform.machine()),
-}
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+def provenance(path, made_by=None):
+    prov = {
+        "generator": "scripts/record-golden.sh",
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model_file": os.path.basename(path),
+        "model_sha256": sha256(path),
+        "model_size_bytes": os.path.getsize(path),
+        "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % ver.get("llama_cpp_python_version"),
+        "llama_cpp_commit": ver.get("llama_cpp_commit"),
+        "llama_cpp_commit_date": ver.get("llama_cpp_commit_date"),
+        "sdist_sha256": ver.get("sdist_sha256"),
+        "build": ("scripts/peer/dump_logits (lamina) linked to libllama built by scripts/peer-build.sh: "
+                  "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),
+        "host": "%s %s" % (platform.system(), platform.machine()),
+    }
+    if made_by:
+        prov["model_made_by"] = made_by
+    return prov
+
 def compact(o):
     return json.dumps(o, ensure_ascii=False, separators=(",", ":"))
 
 def fmt(o, depth):
     # expand the outer structure (one prompt position / tokenizer case per
     # line) so that diffs stay readable; inner leaves stay compact
-    if depth >= 4 or not isinstance(o, (dict, list)) or not o:
+    if depth >= 5 or not isinstance(o, (dict, list)) or not o or (isinstance(o, dict) and "pos" in o):
         return compact(o)
     if isinstance(o, list) and all(not isinstance(x, (dict, list)) for x in o):
         return compact(o)
@@ -184,33 +263,55 @@ def fmt(o, depth):
     items = [pad + fmt(v, depth + 1) for v in o]
     return "[\n" + ",\n".join(items) + "\n" + " " * depth + "]"
 
-for name, src in (("gemma3-270m-tokenizer.json", "tok.json"), ("gemma3-270m-logits.json", "logits.json")):
-    with open(os.path.join(work, src)) as f:
-        data = json.load(f)
-    out = {"provenance": prov}
-    out.update(data)
-    if src == "logits.json":
-        out["settings"]["threads_requested"] = int(threads)
-        out["settings"]["peer_spread"] = ("per prompt, over the same logits a test compares (each position's "
-            "top-40 ids and the 256 probe ids): max and rms of |flash-attn auto - flash-attn off|, "
-            "and the greedy step where the two first disagree (-1: never)")
-        with open(os.path.join(work, "logits-nofa.json")) as f:
-            other = json.load(f)
-        for pa, pb in zip(out["prompts"], other["prompts"]):
-            worst, sq, n = 0.0, 0.0, 0
-            for xa, xb in zip(pa["positions"], pb["positions"]):
-                tb = dict((t[0], t[1]) for t in xb["top"])
-                diffs = [abs(tb[i] - v) for i, v in xa["top"] if i in tb]
-                diffs += [abs(u - v) for u, v in zip(xa["probe"], xb["probe"])]
-                worst = max([worst] + diffs)
-                sq += sum(d * d for d in diffs)
-                n += len(diffs)
-            div = next((k for k, (x, y) in enumerate(zip(pa["greedy_ids"], pb["greedy_ids"])) if x != y), -1)
-            pa["peer_spread"] = {"max": round(worst, 6), "rms": round((sq / max(n, 1)) ** 0.5, 6),
-                                 "greedy_diverges_at": div}
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+def min_gaps(prompts):
+    # the smallest top-two gap over a prompt's greedy steps
+    for p in prompts:
+        p["greedy_min_gap"] = round(min(t[0][1] - t[1][1] for t in p["greedy_top"]), 6)
+
+def write(name, obj):
     path = os.path.join(out_dir, name)
     with open(path, "w") as f:
-        f.write(fmt(out, 0))
+        f.write(fmt(obj, 0))
         f.write("\n")
     print("wrote %s (%d bytes)" % (path, os.path.getsize(path)))
+
+def logits_file(prefix, model_path, made_by=None):
+    out = {"provenance": provenance(model_path, made_by)}
+    out.update(load(prefix + "-default.json"))
+    out["settings"]["threads_requested"] = int(threads)
+    out["settings"]["peer_spread"] = ("per prompt, over the same logits a test compares (each position's "
+        "top-40 ids and the 256 probe ids): max and rms of |flash-attn auto - flash-attn off|, "
+        "and the greedy step where the two first disagree (-1: never)")
+    other = load(prefix + "-nofa.json")
+    for pa, pb in zip(out["prompts"], other["prompts"]):
+        worst, sq, n = 0.0, 0.0, 0
+        for xa, xb in zip(pa["positions"], pb["positions"]):
+            tb = dict((t[0], t[1]) for t in xb["top"])
+            diffs = [abs(tb[i] - v) for i, v in xa["top"] if i in tb]
+            diffs += [abs(u - v) for u, v in zip(xa["probe"], xb["probe"])]
+            worst = max([worst] + diffs)
+            sq += sum(d * d for d in diffs)
+            n += len(diffs)
+        div = next((k for k, (x, y) in enumerate(zip(pa["greedy_ids"], pb["greedy_ids"])) if x != y), -1)
+        pa["peer_spread"] = {"max": round(worst, 6), "rms": round((sq / max(n, 1)) ** 0.5, 6),
+                             "greedy_diverges_at": div}
+    min_gaps(out["prompts"])
+    precise = load(prefix + "-precise.json")
+    min_gaps(precise["prompts"])
+    out["precise"] = {"settings": precise["settings"], "prompts": precise["prompts"]}
+    return out
+
+write("gemma3-270m-logits.json", logits_file(os.path.join(work, "logits"), model))
+tok = {"provenance": provenance(model)}
+tok.update(load(os.path.join(work, "tok.json")))
+write("gemma3-270m-tokenizer.json", tok)
+for arch in tiny.split():
+    path = os.path.join(work, "tiny-%s.gguf" % arch)
+    write("tiny-%s-logits.json" % arch,
+          logits_file(os.path.join(work, "tiny-" + arch), path,
+                      "tests/tools/make_tiny_model.py --arch %s --type mixed --seed 1" % arch))
 EOF

@@ -7,6 +7,9 @@ skip()    { _t=$((_t+1)); echo "ok $_t # SKIP $*"; }
 diag()    { printf '%s\n' "$@" | sed 's/^/# /'; }
 # check DESC CMD...: ok when CMD exits 0
 check()   { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# setup DESC CMD...: a step the checks need, not a check of its own: when
+# CMD exits 0 a diagnostic line; otherwise "not ok DESC" and the test ends
+setup()   { local d=$1; shift; if "$@"; then diag "$d"; else not_ok "$d"; done_testing; exit 1; fi; }
 # expect_grep DESC PATTERN FILE
 expect_grep() { if grep -qE -- "$2" "$3"; then ok "$1"; else not_ok "$1"; diag "expected /$2/ in $3:"; sed 's/^/#   /' "$3" | head -20; fi; }
 done_testing() { echo "1..$_t"; [ $_fail -eq 0 ]; }

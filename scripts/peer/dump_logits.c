@@ -7,6 +7,12 @@
  * Usage:
  *   dump_logits logits   MODEL PROMPTS.hex [options] > out.json
  *   dump_logits tokenize MODEL STRINGS.hex [options] > out.json
+ *   dump_logits embed    MODEL TEXTS.hex [options] > out.json
+ *     (embeddings through llama.cpp's embeddings API: context params
+ *     embeddings=true, pooling_type --pooling last|mean (default last, what
+ *     llama.cpp uses for a decoder model without <arch>.pooling_type), one
+ *     llama_decode per text in sequence 0, llama_get_embeddings_seq; the
+ *     vector as llama.cpp returns it, not normalised, plus its L2 norm)
  *
  * Input files hold one string per line, hex-encoded (the raw UTF-8 / raw
  * bytes of the string; an empty line is the empty string).  Hex keeps
@@ -18,6 +24,7 @@
  *   --n-probe N     (default 256)    --n-gen N   (default 24)
  *   --gen-top N     (default 8)      top-N logits recorded per greedy step
  *   --flash-attn auto|on|off (default auto = llama.cpp default)
+ *   --kv-type f16|f32 (default f16 = llama.cpp default): K and V cache type
  *   --verbose       (pass llama.cpp logs through to stderr)
  */
 #include <stdio.h>
@@ -239,6 +246,101 @@ static int argmax(const float *row, int n_vocab) {
 
 /* ---------- main ---------- */
 
+/* ---------- embed mode ---------- */
+
+static int embed_main(const char *model_path, const char *input_path, int threads, int n_ctx, int n_batch,
+                      const char *fa, const char *kv, const char *pooling) {
+    llama_log_set(log_cb, NULL);
+    ggml_backend_load_all();
+    llama_backend_init();
+    struct llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = 0;
+    struct llama_model *model = llama_model_load_from_file(model_path, mp);
+    if (!model) die("failed to load model %s", model_path);
+    const struct llama_vocab *vocab = llama_model_get_vocab(model);
+    const int n_embd = llama_model_n_embd(model);
+    size_t n_in = 0;
+    bstr *in = read_hex_lines(input_path, &n_in);
+
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)n_ctx;
+    cp.n_batch = (uint32_t)n_batch;
+    cp.n_ubatch = (uint32_t)n_batch;
+    cp.n_seq_max = 1;
+    cp.n_threads = threads;
+    cp.n_threads_batch = threads;
+    cp.no_perf = true;
+    cp.embeddings = true;
+    if (!strcmp(pooling, "last")) cp.pooling_type = LLAMA_POOLING_TYPE_LAST;
+    else if (!strcmp(pooling, "mean")) cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+    else die("--pooling must be last|mean");
+    if (!strcmp(fa, "on")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    else if (!strcmp(fa, "off")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    else if (!strcmp(fa, "auto")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
+    else die("--flash-attn must be auto|on|off");
+    if (!strcmp(kv, "f32")) cp.type_k = cp.type_v = GGML_TYPE_F32;
+    else if (!strcmp(kv, "f16")) cp.type_k = cp.type_v = GGML_TYPE_F16;
+    else die("--kv-type must be f16|f32");
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    if (!ctx) die("failed to create context");
+
+    FILE *o = stdout;
+    char desc[256] = {0};
+    llama_model_desc(model, desc, sizeof(desc));
+    fputs("{\n\"tool\":{\"name\":\"lamina scripts/peer/dump_logits.c\",\"mode\":\"embed\",\"model_desc\":", o);
+    json_str(o, (const unsigned char *)desc, strlen(desc));
+    fprintf(o, ",\"n_embd\":%d,\"add_bos\":%s", n_embd, llama_vocab_get_add_bos(vocab) ? "true" : "false");
+    const char *sysinfo = llama_print_system_info();
+    fputs(",\"system_info\":", o);
+    json_str(o, (const unsigned char *)sysinfo, strlen(sysinfo));
+    fprintf(o, "},\n\"settings\":{\"n_threads\":%d,\"n_ctx\":%u,\"n_batch\":%u,\"type_k\":\"%s\",\"flash_attn_type\":\"%s\","
+               "\"embeddings\":true,\"pooling_type\":\"%s\",\"pooling_type_used\":%d,"
+               "\"tokenize\":\"llama_tokenize(add_special=true, parse_special=true)\","
+               "\"eval\":\"llama_memory_clear, then the whole text in one llama_decode batch, seq 0, pos 0..n-1, every position an output\","
+               "\"embedding\":\"llama_get_embeddings_seq(ctx, 0): not normalised\"},\n\"cases\":[\n",
+            threads, llama_n_ctx(ctx), llama_n_batch(ctx), kv, fa, pooling, (int)llama_pooling_type(ctx));
+    for (size_t s = 0; s < n_in; s++) {
+        int n = 0;
+        llama_token *ids = tokenize(vocab, &in[s], true, true, &n);
+        if (n <= 0 || n > n_batch) die("text %zu: %d tokens (1..%d)", s, n, n_batch);
+        llama_memory_clear(llama_get_memory(ctx), true);
+        struct llama_batch b = llama_batch_init(n, 0, 1);
+        for (int i = 0; i < n; i++) {
+            b.token[i] = ids[i];
+            b.pos[i] = i;
+            b.n_seq_id[i] = 1;
+            b.seq_id[i][0] = 0;
+            b.logits[i] = 1;
+        }
+        b.n_tokens = n;
+        if (llama_decode(ctx, b) != 0) die("llama_decode failed on text %zu", s);
+        const float *e = llama_get_embeddings_seq(ctx, 0);
+        if (!e) die("no embedding for text %zu", s);
+        double ss = 0;
+        for (int i = 0; i < n_embd; i++) ss += (double)e[i] * e[i];
+        fputs(s ? ",\n{\"input\":" : "{\"input\":", o);
+        json_str(o, in[s].data, in[s].len);
+        fputs(",\"input_hex\":", o);
+        json_hex(o, in[s].data, in[s].len);
+        fputs(",\"ids\":", o);
+        json_ids(o, ids, n);
+        fputs(",\"norm\":", o);
+        json_float(o, sqrt(ss));
+        fputs(",\"embedding\":[", o);
+        for (int i = 0; i < n_embd; i++) { if (i) fputc(',', o); fprintf(o, "%.9g", (double)e[i]); }
+        fputs("]}", o);
+        llama_batch_free(b);
+        free(ids);
+    }
+    fputs("\n]\n}\n", o);
+    for (size_t s = 0; s < n_in; s++) free(in[s].data);
+    free(in);
+    llama_free(ctx);
+    llama_model_free(model);
+    llama_backend_free();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s logits|tokenize MODEL INPUT.hex [options]\n", argv[0]);
@@ -246,7 +348,8 @@ int main(int argc, char **argv) {
     }
     const char *mode = argv[1], *model_path = argv[2], *input_path = argv[3];
     int threads = 2, n_ctx = 512, n_batch = 512, top_k = 40, n_probe = 256, n_gen = 24, gen_top = 8;
-    const char *fa = "auto";
+    const char *fa = "auto", *kv = "f16";
+    const char *pooling = "last";      /* embed mode */
     for (int i = 4; i < argc; i++) {
         const char *a = argv[i];
         const char *val = (i + 1 < argc) ? argv[i + 1] : NULL;
@@ -260,9 +363,12 @@ int main(int argc, char **argv) {
         INTOPT("--gen-top", gen_top)
 #undef INTOPT
         if (!strcmp(a, "--flash-attn")) { if (!val) die("missing value"); fa = val; i++; continue; }
+        if (!strcmp(a, "--kv-type")) { if (!val) die("missing value"); kv = val; i++; continue; }
         if (!strcmp(a, "--verbose")) { g_verbose = true; continue; }
+        if (!strcmp(a, "--pooling")) { if (!val) die("missing value"); pooling = val; i++; continue; }
         die("unknown option %s", a);
     }
+    if (!strcmp(mode, "embed")) return embed_main(model_path, input_path, threads, n_ctx, n_batch, fa, kv, pooling);
     bool do_logits = !strcmp(mode, "logits");
     if (!do_logits && strcmp(mode, "tokenize")) die("mode must be logits or tokenize");
 
@@ -350,6 +456,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(fa, "off")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     else if (!strcmp(fa, "auto")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
     else die("--flash-attn must be auto|on|off");
+    if (!strcmp(kv, "f32")) cp.type_k = cp.type_v = GGML_TYPE_F32;
+    else if (!strcmp(kv, "f16")) cp.type_k = cp.type_v = GGML_TYPE_F16;
+    else die("--kv-type must be f16|f32");
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) die("failed to create context");
 
@@ -357,10 +466,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_probe; i++) probe[i] = (int)(((int64_t)i * PROBE_STRIDE) % n_vocab);
 
     fprintf(o, "},\n\"settings\":{\"n_threads\":%d,\"n_threads_batch\":%d,\"n_ctx\":%u,\"n_batch\":%u,\"n_ubatch\":%u,"
-               "\"n_seq_max\":1,\"n_gpu_layers\":0,\"type_k\":\"f16\",\"type_v\":\"f16\",\"swa_full\":%s,"
+               "\"n_seq_max\":1,\"n_gpu_layers\":0,\"type_k\":\"%s\",\"type_v\":\"%s\",\"swa_full\":%s,"
                "\"flash_attn_type\":\"%s\",\"flash_attn_log\":",
             threads, threads, llama_n_ctx(ctx), llama_n_batch(ctx), llama_n_ubatch(ctx),
-            cp.swa_full ? "true" : "false", fa);
+            kv, kv, cp.swa_full ? "true" : "false", fa);
     json_str(o, (const unsigned char *)g_fa_log, g_fa_log_len);
     fprintf(o, ",\"tokenize\":\"llama_tokenize(add_special=true, parse_special=true)\","
                "\"prompt_eval\":\"whole prompt in one llama_decode batch, seq 0, pos 0..n-1, logits for every position\","

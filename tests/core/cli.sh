@@ -34,7 +34,12 @@ p = {x["name"]: x for x in j["plugins"]}
 g = p["fakegood"]
 assert g["status"] == "accepted" and g["from_cache"] is True, g["status"]
 assert g["devices"][0]["selftest"]["passed"] is True
-assert g["devices"][0]["info"] if False else True
+d0 = g["devices"][0]
+want = {"index": 0, "name": "fake host device", "type": "cpu", "driver_name": "fakedrv",
+        "driver_version": "3.1.4", "runtime_version": "1.4.2", "api_version": "1.0",
+        "features": "f32", "mem_total": 1 << 30, "mem_free": 1 << 29, "status": "accepted"}
+got = {k: d0.get(k) for k in want}
+assert got == want, "device info: %r" % got
 assert g["devices"][0]["arch"] == "fakearch:feat+"
 assert p["fake_abi_major"]["failure"] == "abi"
 assert "host speaks 1.0-1.0" in p["fake_abi_major"]["reason"]

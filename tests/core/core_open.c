@@ -1,16 +1,25 @@
 /*
  * core_open.c - drive lamina_runtime_* for the shell tests.
  *
- *   core_open [--reprobe] [--no-selftest] [--run] CONFIG.ini
+ *   core_open [--reprobe] [--no-selftest] [--run] [--paths] CONFIG.ini
  *
- * Prints one line per plugin and per device:
+ * With --paths, first what the configuration resolved to:
+ *   config SOURCE|-           the INI file read ("-": built-in defaults)
+ *   order auto|NAME,... [env] [env]: from $LAMINA_BACKENDS
+ *   dir PATH STATUS [env]     each plugin directory ([env]: from
+ *                             $LAMINA_PLUGIN_PATH)
+ *   cache DIR|-               the probe cache directory
+ *   helper PATH               the probe helper
+ * Then one line per plugin and per device:
  *   plugin NAME STATUS failure=KIND cache=0|1 reason=...
  *   device NAME:INDEX STATUS selftest=run/passed cases=N reason=...
  *   slot N LABEL
  * and with --run opens slot 0 in this process and runs a graph of ADD,
  * MUL, SCALE, RMS_NORM, GLU and MUL_MAT, comparing with values computed
  * here:  "graph ok on LABEL" or "graph FAIL ...".  Exit 0 unless something
- * failed to run.
+ * failed to run.  Standard output is line-buffered, so what was printed
+ * survives a sanitizer that dies at exit (LeakSanitizer in a set-user-ID
+ * process, tests/core/privileged.sh).
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +27,7 @@
 #include <string.h>
 
 #include "lamina/lamina.h"
+#include "registry.h"     /* plugin directories, cache, helper (--paths) */
 
 static void log_cb(void *ctx, int level, const char *msg)
 {
@@ -144,9 +154,11 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.struct_size = sizeof(o);
     o.log = log_cb;
-    int run = 0;
+    int run = 0, paths = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reprobe") == 0) o.reprobe = 1;
+        else if (strcmp(argv[i], "--paths") == 0) paths = 1;
         else if (strcmp(argv[i], "--no-selftest") == 0) o.no_selftest = 1;
         else if (strcmp(argv[i], "--run") == 0) run = 1;
         else o.config_path = argv[i];
@@ -156,6 +168,23 @@ int main(int argc, char **argv)
     if (lamina_runtime_open(&o, &rt, err, sizeof(err)) < 0) {
         printf("open failed: %s\n", err);
         return 1;
+    }
+    if (paths) {
+        const lamina_config *cfg = lamina_runtime_config(rt);
+        printf("config %s\n", cfg->source[0] ? cfg->source : "-");
+        printf("order ");
+        if (cfg->backends_auto)
+            printf("auto");
+        for (int i = 0; !cfg->backends_auto && i < cfg->n_backends; i++)
+            printf("%s%s", i ? "," : "", cfg->backends[i]);
+        printf("%s\n", cfg->backends_from_env ? " [env]" : "");
+        for (int i = 0; i < lamina_runtime_dir_count(rt); i++) {
+            const lamina_plugin_dir *d = lamina_runtime_dir(rt, i);
+            printf("dir %s %s%s\n", d->path, d->status, i < cfg->n_plugin_path_env ? " [env]" : "");
+        }
+        const char *cd = lamina_runtime_cache_dir(rt);
+        printf("cache %s\n", cd[0] ? cd : "-");
+        printf("helper %s\n", lamina_runtime_helper(rt));
     }
     for (int i = 0; i < lamina_runtime_plugin_count(rt); i++) {
         const lamina_plugin_report *p = lamina_runtime_plugin(rt, i);

@@ -24,3 +24,13 @@ need_model() {
   done_testing; exit $?
 }
 have_python_gguf() { "$PYTHON" -c 'import gguf' 2>/dev/null; }
+# golden_run DESC GOLDEN_CHECK_ARGS...: one comparison with llama.cpp's
+# recording (tests/engine/golden_check.c) as one test; its lines are shown
+# as comments, a failure's lines again at the end.  A crash is a failure.
+golden_run() {
+  _d=$1; shift
+  "$B/tests/engine/golden_check" "$@" >"$TMP/golden.out" 2>&1; _rc=$?
+  sed 's/^\(not \)\{0,1\}ok [0-9]* - /# /' "$TMP/golden.out" | grep -v '^1\.\.'
+  if [ $_rc -eq 0 ]; then ok "$_d"
+  else not_ok "$_d (exit $_rc)"; grep '^not ok' "$TMP/golden.out" | sed 's/^/# /'; fi
+}

@@ -3,8 +3,11 @@
 the engine must refuse with a clear one-line error.
 
 usage: make_bad_models.py GOOD.gguf OUTDIR
-writes OUTDIR/<case>.gguf for each case below and prints "<case> <expected
-substring of the error>" lines (tab-separated) for the test to check.
+writes OUTDIR/<case>.gguf for each case below and prints "<case> <what>
+<where>" lines (tab-separated) for the test to check: the error must be the
+one line "lamina: OUTDIR/<case>.gguf: ..." containing <what> (what was
+wrong, naming the key, tensor or value), and when <where> is "offset" it
+must end with the file offset, "(offset N)".
 """
 import sys
 from pathlib import Path
@@ -73,32 +76,33 @@ def main():
     cases = []
 
     rewrite(good, out / "unknown_arch.gguf", set_keys={"general.architecture": ("mamba9", GGUFValueType.STRING, None)})
-    cases.append(("unknown_arch", "unknown architecture 'mamba9'"))
+    cases.append(("unknown_arch", "unknown architecture 'mamba9'", ""))
 
     rewrite(good, out / "missing_key.gguf", drop_keys={f"{arch}.block_count"})
-    cases.append(("missing_key", f"missing metadata key '{arch}.block_count'"))
+    cases.append(("missing_key", f"missing metadata key '{arch}.block_count'", ""))
 
     rewrite(good, out / "missing_tensor.gguf", drop_tensors={"blk.0.ffn_down.weight"})
-    cases.append(("missing_tensor", "missing tensor 'blk.0.ffn_down.weight'"))
+    cases.append(("missing_tensor", "missing tensor 'blk.0.ffn_down.weight'", ""))
 
     rewrite(good, out / "no_vocab.gguf", drop_keys={"tokenizer.ggml.tokens", "tokenizer.ggml.scores",
                                                      "tokenizer.ggml.token_type", "tokenizer.ggml.merges"})
-    cases.append(("no_vocab", "tokenizer.ggml.tokens"))
+    cases.append(("no_vocab", "no vocabulary: 'tokenizer.ggml.tokens' is missing or empty", ""))
 
     if q40:
         # IQ4_NL has Q4_0's block size and byte size, so the file stays
         # well-formed, but lamina has no kernels for it.
         rewrite(good, out / "unsupported_type.gguf", retype={q40: GGMLQuantizationType.IQ4_NL})
-        cases.append(("unsupported_type", "unsupported"))
+        cases.append(("unsupported_type",
+                      f"'{q40}': unsupported tensor type {int(GGMLQuantizationType.IQ4_NL)}", "offset"))
 
     data = Path(good).read_bytes()
     (out / "truncated.gguf").write_bytes(data[: len(data) * 2 // 3])
-    cases.append(("truncated", "past end of file"))
+    cases.append(("truncated", f"ends past end of file ({len(data) * 2 // 3} bytes)", "offset"))
     (out / "bad_magic.gguf").write_bytes(b"GGML" + data[4:])
-    cases.append(("bad_magic", "magic"))
+    cases.append(("bad_magic", "bad magic 47 47 4d 4c (expected 'GGUF')", "offset"))
 
-    for name, expect in cases:
-        print(f"{name}\t{expect}")
+    for name, what, where in cases:
+        print(f"{name}\t{what}\t{where}")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@
 . "$top_srcdir/tests/server/common.sh"
 need_serve
 need_gguf
-check "tiny models generated" make_models
+setup "tiny models generated" make_models
 write_ini "$TMP/l.ini" "parallel = 2" "queue = 4" "cors_origins = http://app.example:3000" \
   "max_body_kib = 64"
 start_server "$TMP/l.ini" || { not_ok "server starts"; done_testing; exit 1; }
-ok "server starts on $URL"
+diag "server listening on $URL"
 J="$PYTHON $S/tests/server/jq.py"
 O=$TMP/out
 

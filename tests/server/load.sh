@@ -9,10 +9,10 @@
 need_serve
 need_gguf
 need_clients
-check "tiny models generated" make_models
+setup "tiny models generated" make_models
 write_ini "$TMP/l.ini" "parallel = 3" "queue = 6"
 start_server "$TMP/l.ini" || { not_ok "server starts"; done_testing; exit 1; }
-ok "server starts on $URL"
+diag "server listening on $URL"
 idle() {
   wait_metric 'lamina_active_sequences{model="tiny-gemma3"}' 0 &&
   wait_metric 'lamina_active_sequences{model="tiny-llama"}' 0 &&

@@ -7,10 +7,10 @@
 . "$top_srcdir/tests/server/common.sh"
 need_serve
 need_gguf
-check "tiny models generated" make_models
+setup "tiny models generated" make_models
 write_ini "$TMP/q.ini" "parallel = 1" "queue = 1" "n_ctx = 32768"
 start_server "$TMP/q.ini" || { not_ok "server starts"; done_testing; exit 1; }
-ok "server starts on $URL"
+diag "server listening on $URL"
 ACT='lamina_active_sequences{model="tiny-long"}'
 QD='lamina_queue_depth{model="tiny-long"}'
 LONG='{"model":"tiny-long","prompt":"Hi","options":{"num_predict":30000,"temperature":0}}'

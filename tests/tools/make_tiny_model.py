@@ -12,6 +12,9 @@ GGUF files for the chosen architecture, with tiny dimensions:
   llama   n_embd 256, 4 heads, 2 KV heads, head_dim 64, n_ff 512, 4 layers,
           untied output, byte-level BPE vocab of 512 with merges
           (tokenizer.ggml.model "gpt2", pre "llama-bpe").
+  qwen2   the llama shapes plus Q/K/V biases (attn_q.bias ...), NEOX RoPE
+          base 1e6, output tied to the embedding, the same BPE vocab with
+          pre "qwen2" and no BOS added (as Qwen2.5 files have).
 
 --type picks the type of every matrix (norm vectors are always f32):
   f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k, or
@@ -331,6 +334,10 @@ def tensor_plan(arch, n_layer, tname):
         plan.append((p + "attn_q.weight", [E, H * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
         plan.append((p + "attn_k.weight", [E, HKV * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
         plan.append((p + "attn_v.weight", [E, HKV * D], "mat", pick(QT.Q8_0, QT.Q6_K if even else QT.Q8_0)))
+        if arch == "qwen2":
+            plan.append((p + "attn_q.bias", [H * D], "bias", QT.F32))
+            plan.append((p + "attn_k.bias", [HKV * D], "bias", QT.F32))
+            plan.append((p + "attn_v.bias", [HKV * D], "bias", QT.F32))
         plan.append((p + "attn_output.weight", [H * D, E], "mat", pick(QT.Q4_K, QT.Q4_K)))
         if arch == "gemma3":
             plan.append((p + "attn_q_norm.weight", [D], "norm", QT.F32))
@@ -393,20 +400,21 @@ def metadata(arch, tname, n_layer):
         kv += [
             (f"{a}.attention.head_count_kv", VT.UINT32, 2, None),
             (f"{a}.rope.dimension_count", VT.UINT32, 64, None),
-            (f"{a}.rope.freq_base", VT.FLOAT32, 500000.0, None),
-            (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32, 1e-5, None),
-            (f"{a}.vocab_size", VT.UINT32, N_VOCAB, None),
+            (f"{a}.rope.freq_base", VT.FLOAT32, 1000000.0 if arch == "qwen2" else 500000.0, None),
+            (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32, 1e-6 if arch == "qwen2" else 1e-5, None),
         ]
+        if arch == "llama":
+            kv += [(f"{a}.vocab_size", VT.UINT32, N_VOCAB, None)]
         tokens, types, merges = bpe_vocab()
         kv += [
             ("tokenizer.ggml.model", VT.STRING, "gpt2", None),
-            ("tokenizer.ggml.pre", VT.STRING, "llama-bpe", None),
+            ("tokenizer.ggml.pre", VT.STRING, "qwen2" if arch == "qwen2" else "llama-bpe", None),
             ("tokenizer.ggml.tokens", VT.ARRAY, tokens, VT.STRING),
             ("tokenizer.ggml.token_type", VT.ARRAY, types, VT.INT32),
             ("tokenizer.ggml.merges", VT.ARRAY, merges, VT.STRING),
             ("tokenizer.ggml.bos_token_id", VT.UINT32, tokens.index("<|begin_of_text|>"), None),
             ("tokenizer.ggml.eos_token_id", VT.UINT32, tokens.index("<|end_of_text|>"), None),
-            ("tokenizer.ggml.add_bos_token", VT.BOOL, True, None),
+            ("tokenizer.ggml.add_bos_token", VT.BOOL, arch != "qwen2", None),
         ]
     return kv
 
@@ -415,6 +423,8 @@ def weights(rng, ne, kind):
     shape = tuple(reversed(ne))                   # numpy (rows, ne0)
     if kind == "norm":
         return (1.0 + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "bias":
+        return (0.1 * rng.standard_normal(shape)).astype(np.float32)
     if kind == "embd":
         return (0.05 * rng.standard_normal(shape)).astype(np.float32)
     return ((0.5 / np.sqrt(ne[0])) * rng.standard_normal(shape)).astype(np.float32)
@@ -432,7 +442,7 @@ def manifest_value(vt, v, sub):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=["gemma3", "llama"], default="gemma3")
+    ap.add_argument("--arch", choices=["gemma3", "llama", "qwen2"], default="gemma3")
     ap.add_argument("--type", dest="tname", choices=list(TYPES) + ["mixed"], default="mixed")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=None,

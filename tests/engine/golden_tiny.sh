@@ -1,0 +1,23 @@
+#!/bin/sh
+# Every architecture that runs, against llama.cpp on a generated model:
+# tests/tools/make_tiny_model.py --arch ARCH --type mixed --seed 1 (the
+# file scripts/record-golden.sh ran llama.cpp on), compared with
+# tests/golden/tiny-ARCH-logits.json on the tight path (the core reference
+# with an f32 KV cache against llama.cpp's precise configuration) and the
+# fast one (the cpu plugin as it runs by default against llama.cpp's
+# default).
+. "$top_srcdir/tests/engine/common.sh"
+for arch in llama qwen2 gemma3; do
+  G="$S/tests/golden/tiny-$arch-logits.json"
+  f="$TMP/tiny-$arch.gguf"
+  if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type mixed --seed 1 --out "$f" >"$TMP/gen.log" 2>&1; then
+    not_ok "$arch: generate the model"; sed 's/^/# /' "$TMP/gen.log"; continue
+  fi
+  want=$(sed -n 's/.*"model_sha256":"\([0-9a-f]*\)".*/\1/p' "$G" | head -1)
+  got=$(sha256sum "$f" | cut -d' ' -f1)
+  [ "$want" = "$got" ] || diag "$arch: the generated file differs from the one recorded ($got, recorded $want):" \
+    "if the generator changed on purpose, record again with scripts/record-golden.sh"
+  golden_run "$arch: tight: core reference matches llama.cpp (precise)" --tight "$G" "$f" ref
+  golden_run "$arch: fast: cpu plugin matches llama.cpp (default)" "$G" "$f" cpu
+done
+done_testing
