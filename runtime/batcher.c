@@ -39,6 +39,7 @@ typedef struct breq {
     int32_t  limit;             /* positions it may use */
     lamina_stop *stop;
     double   deadline, t_submit;
+    int32_t  embed;             /* 0 or LAMINA_POOL_LAST / MEAN */
     lamina_batcher_text_fn text;
     lamina_batcher_token_fn token;
     lamina_batcher_done_fn done;
@@ -71,6 +72,7 @@ typedef struct bslot {
     uint64_t order;             /* admission order (prefill goes oldest first) */
     uint64_t used;              /* last use, for picking among free slots */
     int      taken;             /* has a prompt chunk in the batch being built */
+    double  *pool;              /* [n_embd] embedding requests: sum (mean) or last row */
 } bslot;
 
 struct lamina_batcher {
@@ -81,6 +83,10 @@ struct lamina_batcher {
     /* per-step arrays [n_batch] */
     int32_t *b_tok, *b_pos, *b_seq;
     int8_t  *b_want;
+    int8_t  *b_hid;             /* [n_batch] wants its hidden state (embeddings) */
+    float   *hidden;            /* [n_batch * n_embd], allocated on first use */
+    float   *emb;               /* [n_embd] the pooled vector being reported */
+    int32_t  n_embd;
     int32_t *row_slot;          /* [n_seq]: slot of each logits row */
     float   *logits;            /* [n_seq * n_vocab] */
     /* under mu */
@@ -157,15 +163,24 @@ int lamina_batcher_create(lamina_engine *e, const lamina_tokenizer *tok,
     b->b_pos = malloc((size_t)b->n_batch * sizeof(int32_t));
     b->b_seq = malloc((size_t)b->n_batch * sizeof(int32_t));
     b->b_want = malloc((size_t)b->n_batch);
+    b->b_hid = calloc((size_t)b->n_batch, 1);
+    b->n_embd = lamina_engine_model(e)->hp.n_embd;
+    b->emb = malloc((size_t)b->n_embd * sizeof(float));
     b->row_slot = malloc((size_t)b->n_seq * sizeof(int32_t));
     b->logits = malloc((size_t)b->n_seq * (size_t)b->n_vocab * sizeof(float));
-    if (!b->slots || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->row_slot || !b->logits) {
+    if (!b->slots || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->row_slot || !b->logits ||
+        !b->b_hid || !b->emb) {
         lamina_batcher_free(b);
         return ERR(LAMINA_ENOMEM, "out of memory");
     }
     for (int32_t i = 0; i < b->n_seq; i++) {
         b->slots[i].idx = i;
         b->slots[i].finish = -1;
+        b->slots[i].pool = calloc((size_t)b->n_embd, sizeof(double));
+        if (!b->slots[i].pool) {
+            lamina_batcher_free(b);
+            return ERR(LAMINA_ENOMEM, "out of memory");
+        }
     }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -258,6 +273,10 @@ static void finish_slot(lamina_batcher *b, bslot *s, int reason, int status, con
     }
     res.tokens = s->state >= SLOT_PREFILL ? s->toks : r->prompt;
     res.n_tokens = s->state >= SLOT_PREFILL ? s->n_toks : r->n_prompt;
+    if (r->embed && reason == LAMINA_STOP_LENGTH && status == 0) {
+        res.embedding = b->emb;
+        res.n_embd = b->n_embd;
+    }
     if (msg) snprintf(res.msg, sizeof res.msg, "%s", msg);
     else if (reason == LAMINA_STOP_TIMEOUT) snprintf(res.msg, sizeof res.msg, "the time limit passed during generation");
     if (reason == LAMINA_STOP_CANCEL && !status) res.status = LAMINA_ECANCELED;
@@ -295,12 +314,17 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
                        rq->prompt[i], i, b->n_vocab);
     if (rq->n_stop < 0 || rq->n_stop > LAMINA_MAX_STOP)
         return ERR(LAMINA_EINVAL, "at most %d stop strings", LAMINA_MAX_STOP);
-    /* The sampler checks its parameters when created; a one-entry
-     * vocabulary checks them without the full-size work arrays. */
-    lamina_sampler *probe = NULL;
-    int rc = lamina_sampler_create(&rq->sampling, 1, &probe, err, err_size);
-    if (rc < 0) return rc;
-    lamina_sampler_free(probe);
+    if (rq->embed != 0 && rq->embed != LAMINA_POOL_LAST && rq->embed != LAMINA_POOL_MEAN)
+        return ERR(LAMINA_EINVAL, "embeddings: pooling type %d is not last (3) or mean (1)", rq->embed);
+    int rc;
+    if (!rq->embed) {
+        /* The sampler checks its parameters when created; a one-entry
+         * vocabulary checks them without the full-size work arrays. */
+        lamina_sampler *probe = NULL;
+        rc = lamina_sampler_create(&rq->sampling, 1, &probe, err, err_size);
+        if (rc < 0) return rc;
+        lamina_sampler_free(probe);
+    }
 
     breq *r = calloc(1, sizeof *r);
     if (!r) return ERR(LAMINA_ENOMEM, "out of memory");
@@ -316,6 +340,7 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
     r->max_tokens = rq->max_tokens;
     r->limit = limit;
     r->deadline = rq->deadline;
+    r->embed = rq->embed;
     r->t_submit = lamina_batcher_now();
     r->text = rq->text;
     r->token = rq->token;
@@ -407,6 +432,7 @@ static int setup_slot(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     breq *r = s->r;
     int32_t k = common_prefix(s->toks, s->n_kv, r->prompt, r->n_prompt);
     if (k == r->n_prompt) k--;                  /* recompute the last prompt token for its logits */
+    if (r->embed == LAMINA_POOL_MEAN) k = 0;    /* every position's hidden state is summed */
     if (slot_reserve(s, r->n_prompt + 1) < 0) { snprintf(msg, msg_size, "out of memory"); return LAMINA_ENOMEM; }
     memcpy(s->toks, r->prompt, (size_t)r->n_prompt * sizeof *s->toks);
     s->n_toks = r->n_prompt;
@@ -416,6 +442,11 @@ static int setup_slot(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     s->t_admit = lamina_batcher_now();
     s->t_first = s->t_last = 0;
     lamina_utf8_stream_init(&s->u);
+    if (r->embed) {
+        memset(s->pool, 0, (size_t)b->n_embd * sizeof *s->pool);
+        s->state = SLOT_PREFILL;
+        return 0;
+    }
     int rc = lamina_sampler_create(&r->sp, b->n_vocab, &s->smp, msg, msg_size);
     if (rc < 0) return rc;
     for (int32_t i = 0; i < r->n_prompt; i++) lamina_sampler_accept(s->smp, r->prompt[i]);
@@ -576,6 +607,7 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
         b->b_pos[n] = s->n_kv;
         b->b_seq[n] = s->idx;
         b->b_want[n] = 1;
+        b->b_hid[n] = 0;
         b->row_slot[n_rows++] = s->idx;
         n++;
     }
@@ -596,11 +628,16 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
             b->b_pos[n] = next->n_kv + j;
             b->b_seq[n] = next->idx;
             b->b_want[n] = 0;
+            b->b_hid[n] = next->r->embed == LAMINA_POOL_MEAN;
             n++;
         }
         if (next->n_kv + m == next->n_toks) {
-            b->b_want[n - 1] = 1;
-            b->row_slot[n_rows++] = next->idx;
+            if (next->r->embed) {
+                b->b_hid[n - 1] = 1;            /* the last position: its hidden state, no logits */
+            } else {
+                b->b_want[n - 1] = 1;
+                b->row_slot[n_rows++] = next->idx;
+            }
         }
         budget -= m;
         next->taken = 1;
@@ -613,7 +650,21 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
     lamina_batch batch = { n, b->b_tok, b->b_pos, b->b_seq, b->b_want };
     char derr[512] = "";
     uint32_t epoch = lamina_engine_epoch(b->e);
-    int rc = lamina_engine_decode(b->e, &batch, b->logits, derr, sizeof derr);
+    int any_hid = 0;
+    for (int32_t t = 0; t < n && !any_hid; t++) any_hid = b->b_hid[t];
+    if (any_hid && !b->hidden) {
+        b->hidden = malloc((size_t)b->n_batch * (size_t)b->n_embd * sizeof(float));
+        if (!b->hidden) any_hid = -1;
+    }
+    int rc;
+    if (any_hid < 0) {
+        snprintf(derr, sizeof derr, "out of memory");
+        rc = LAMINA_ENOMEM;
+    } else if (any_hid) {
+        rc = lamina_engine_decode_hidden(b->e, &batch, b->b_hid, b->logits, b->hidden, NULL, derr, sizeof derr);
+    } else {
+        rc = lamina_engine_decode(b->e, &batch, b->logits, derr, sizeof derr);
+    }
     double t_dec = lamina_batcher_now() - t0;
     if (rc < 0 && lamina_engine_epoch(b->e) != epoch && lamina_engine_usable(b->e)) {
         /* a device was lost and the engine moved to the backends left:
@@ -624,6 +675,7 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
         for (int32_t i = 0; i < b->n_seq; i++) {
             bslot *s = &b->slots[i];
             s->n_kv = 0;
+            if (s->r && s->r->embed) memset(s->pool, 0, (size_t)b->n_embd * sizeof *s->pool);
             if (s->state == SLOT_GEN) s->state = SLOT_PREFILL;
             else if (s->state == SLOT_FREE) s->n_toks = 0;
         }
@@ -651,6 +703,28 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
     for (int32_t t = 0; t < n; t++) {
         bslot *s = &b->slots[b->b_seq[t]];
         if (b->b_pos[t] + 1 > s->n_kv) s->n_kv = b->b_pos[t] + 1;
+    }
+    /* 5b. embeddings: pool the hidden rows (token order), then finish the
+     * requests whose whole prompt is read */
+    if (any_hid) {
+        int32_t h = 0;
+        for (int32_t t = 0; t < n; t++) {
+            if (!b->b_hid[t]) continue;
+            bslot *s = &b->slots[b->b_seq[t]];
+            const float *row = b->hidden + (size_t)h++ * (size_t)b->n_embd;
+            if (s->r->embed == LAMINA_POOL_MEAN)
+                for (int32_t i = 0; i < b->n_embd; i++) s->pool[i] += row[i];
+            else
+                for (int32_t i = 0; i < b->n_embd; i++) s->pool[i] = row[i];
+        }
+        for (int32_t i = 0; i < b->n_seq; i++) {
+            bslot *s = &b->slots[i];
+            if (s->state != SLOT_PREFILL || !s->r->embed || s->n_kv < s->n_toks) continue;
+            double div = s->r->embed == LAMINA_POOL_MEAN ? (double)s->n_toks : 1.0;
+            for (int32_t j = 0; j < b->n_embd; j++) b->emb[j] = (float)(s->pool[j] / div);
+            s->t_first = lamina_batcher_now();
+            finish_slot(b, s, LAMINA_STOP_LENGTH, 0, NULL);
+        }
     }
     /* 6. sample every row (in parallel), then stream each in row order */
     sample_rows(b, n_rows);
@@ -736,7 +810,7 @@ void lamina_batcher_free(lamina_batcher *b)
         r = next;
     }
     if (b->slots)
-        for (int32_t i = 0; i < b->n_seq; i++) free(b->slots[i].toks);
+        for (int32_t i = 0; i < b->n_seq; i++) { free(b->slots[i].toks); free(b->slots[i].pool); }
     if (b->inited) {
         pthread_mutex_lock(&b->hmu);
         b->helpers_quit = 1;
@@ -751,7 +825,8 @@ void lamina_batcher_free(lamina_batcher *b)
         pthread_cond_destroy(&b->cv);
     }
     free(b->slots);
-    free(b->b_tok); free(b->b_pos); free(b->b_seq); free(b->b_want);
+    free(b->b_tok); free(b->b_pos); free(b->b_seq); free(b->b_want); free(b->b_hid);
+    free(b->hidden); free(b->emb);
     free(b->row_slot);
     free(b->logits);
     free(b);

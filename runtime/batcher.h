@@ -39,6 +39,7 @@
 
 #include "engine.h"
 #include "generate.h"
+#include "model.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -73,6 +74,12 @@ typedef struct lamina_batcher_result {
     double   gen_s;         /* first token sampled -> finish */
     const lamina_token *tokens;
     int32_t  n_tokens;
+    /* embedding requests (lamina_batcher_request.embed) that read their
+     * whole prompt (status 0, stop_reason LAMINA_STOP_LENGTH): the pooled
+     * final hidden state after the output norm, n_embd floats, not
+     * normalised; valid only during the done callback.  NULL otherwise. */
+    const float *embedding;
+    int32_t  n_embd;
     char     msg[256];      /* on failure or timeout: what happened */
 } lamina_batcher_result;
 
@@ -95,6 +102,12 @@ typedef struct lamina_batcher_request {
     const char *stop[LAMINA_MAX_STOP];  /* copied; NULL/empty ignored */
     int      n_stop;
     double   deadline;              /* lamina_batcher_now() seconds; 0: none */
+    int32_t  embed;                 /* 0: generate.  LAMINA_POOL_LAST or
+                                       LAMINA_POOL_MEAN (model.h): read the
+                                       prompt only, in the same steps as the
+                                       other sequences, and return its pooled
+                                       hidden state (result.embedding); no
+                                       sampling, no text, no logits */
     lamina_batcher_text_fn  text;   /* may be NULL */
     lamina_batcher_token_fn token;  /* may be NULL */
     lamina_batcher_done_fn  done;   /* may be NULL */

@@ -16,6 +16,7 @@ int cmd_backends(const cli_globals *g, int argc, char **argv);
 int cmd_plugin_check(const cli_globals *g, int argc, char **argv);
 int cmd_run(const cli_globals *g, int argc, char **argv);
 int cmd_bench(const cli_globals *g, int argc, char **argv);
+int cmd_embed(const cli_globals *g, int argc, char **argv);
 int cmd_serve(const cli_globals *g, int argc, char **argv);   /* when built with libmicrohttpd */
 
 /* A model ready to run: runtime (plugins probed), model, tokenizer,

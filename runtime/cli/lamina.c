@@ -28,6 +28,7 @@ static void usage(FILE *fp)
           "  backends [--json]        list plugins, devices, versions, self-test results\n"
           "  plugin-check PATH.so     conformance report for one plugin file\n"
           "  bench [MODEL]            prompt and generation speed per backend\n"
+          "  embed [MODEL] TEXT...    embedding vectors, one JSON line per text\n"
 #ifdef LAMINA_HAVE_SERVER
           "  serve [--listen H:P]     HTTP service: Ollama and OpenAI APIs, /metrics\n"
 #endif
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "backends") == 0)     return cmd_backends(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "plugin-check") == 0) return cmd_plugin_check(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "bench") == 0)        return cmd_bench(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "embed") == 0)        return cmd_embed(&g, sub_argc, sub_argv);
 #ifdef LAMINA_HAVE_SERVER
     if (strcmp(cmd, "serve") == 0)        return cmd_serve(&g, sub_argc, sub_argv);
 #else

@@ -151,6 +151,11 @@ bad:
     return -1;
 }
 
+int srv_parse_options(json_t *opts, srv_gen_opts *o, char *err, size_t es)
+{
+    return parse_options(opts, o, err, es);
+}
+
 /* Top-level fields both endpoints share; refuses what cannot be done. */
 static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_opts *o, char *err, size_t es)
 {

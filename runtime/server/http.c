@@ -53,10 +53,13 @@ static const route routes[] = {
     { "GET",  "/api/ps",              0, SRV_OLLAMA, 0, 0, srv_api_ps },
     { "POST", "/api/generate",        0, SRV_OLLAMA, 1, 0, srv_api_generate },
     { "POST", "/api/chat",            0, SRV_OLLAMA, 1, 0, srv_api_chat },
+    { "POST", "/api/embed",           0, SRV_OLLAMA, 1, 0, srv_api_embed },
+    { "POST", "/api/embeddings",      0, SRV_OLLAMA, 1, 0, srv_api_embeddings },
     { "GET",  "/v1/models",           0, SRV_OPENAI, 0, 0, srv_oai_models },
     { "GET",  "/v1/models/",          1, SRV_OPENAI, 0, 0, srv_oai_model },
     { "POST", "/v1/chat/completions", 0, SRV_OPENAI, 1, 0, srv_oai_chat },
     { "POST", "/v1/completions",      0, SRV_OPENAI, 1, 0, srv_oai_completions },
+    { "POST", "/v1/embeddings",       0, SRV_OPENAI, 1, 0, srv_oai_embeddings },
     { "GET",  "/metrics",             0, SRV_PLAIN,  0, 0, srv_metrics_handler },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])

@@ -257,6 +257,9 @@ int  srv_model_error(srv_call *c, int http, const char *err);
 /* Shared request parsing (api_ollama.c): stop strings (a string or an
  * array of at most LAMINA_MAX_STOP strings) into o. */
 int  srv_parse_stop(json_t *v, const char *field, srv_gen_opts *o, char *err, size_t err_size);
+/* Ollama's "options" object (NULL or null: none) into o; the message
+ * names the option. */
+int  srv_parse_options(json_t *opts, srv_gen_opts *o, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------ */
 /* HTTP (http.c)                                                      */
@@ -306,6 +309,10 @@ int  srv_oai_models(srv_call *c);
 int  srv_oai_model(srv_call *c);
 int  srv_oai_chat(srv_call *c);
 int  srv_oai_completions(srv_call *c);
+/* api_embed.c: POST /api/embed, /api/embeddings, /v1/embeddings */
+int  srv_api_embed(srv_call *c);
+int  srv_api_embeddings(srv_call *c);
+int  srv_oai_embeddings(srv_call *c);
 int  srv_metrics_handler(srv_call *c);
 
 /* ------------------------------------------------------------------ */

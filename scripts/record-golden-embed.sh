@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# record-golden-embed.sh - record llama.cpp's embeddings of a few varied
+# texts into tests/golden/gemma3-270m-embed.json (compared with lamina's by
+# tests/engine/embed.sh: cosine similarity per vector).  Two recordings of
+# the same texts: "cases" (llama.cpp's default configuration) and
+# "precise.cases" (f32 KV cache, no flash attention).
+#
+# llama.cpp's embeddings API: context params embeddings=true, pooling_type
+# LAST (what llama.cpp and Ollama use for a decoder model whose file has no
+# <arch>.pooling_type, like Gemma 3 270M), one llama_decode per text,
+# llama_get_embeddings_seq: the final hidden state after output_norm at the
+# last position, not normalised.  Default configuration otherwise (f16 KV
+# cache, flash attention auto, CPU).
+#
+# The dump tool (scripts/peer/dump_logits.c, mode embed) is compiled into a
+# temporary directory against the peer's libllama (scripts/peer-build.sh
+# must have built it: .peer/build/bin/libllama.so); .peer/bin is left
+# alone.
+#
+# Environment:
+#   LAMINA_MODEL     GGUF to use (default: Gemma 3 270M Q4_K_M where setup.sh puts it)
+#   LAMINA_PEER_DIR  the peer directory (default .peer)
+#   LAMINA_GOLDEN_THREADS  threads for the dump (default 2)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PEER_DIR=${LAMINA_PEER_DIR:-$ROOT/.peer}
+case $PEER_DIR in /*) ;; *) PEER_DIR=$ROOT/$PEER_DIR ;; esac
+OUT=$ROOT/tests/golden/gemma3-270m-embed.json
+THREADS=${LAMINA_GOLDEN_THREADS:-2}
+MODEL=${LAMINA_MODEL:-${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf}
+[ -f "$MODEL" ] || { echo "record-golden-embed: model not found: $MODEL (run ./setup.sh)" >&2; exit 1; }
+
+SDIST=$(ls "$PEER_DIR"/llama_cpp_python-*.tar.gz 2>/dev/null | head -n1 || true)
+[ -n "$SDIST" ] || { echo "record-golden-embed: no llama-cpp-python sdist in $PEER_DIR (run scripts/peer-build.sh)" >&2; exit 1; }
+LCP_VERSION=$(basename "$SDIST" .tar.gz); LCP_VERSION=${LCP_VERSION#llama_cpp_python-}
+LLAMA_SRC=$PEER_DIR/llama_cpp_python-$LCP_VERSION/vendor/llama.cpp
+LIBDIR=$PEER_DIR/build/bin
+[ -e "$LIBDIR/libllama.so" ] || { echo "record-golden-embed: $LIBDIR/libllama.so missing (run scripts/peer-build.sh)" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+gcc -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
+    -I"$LLAMA_SRC/include" -I"$LLAMA_SRC/ggml/include" \
+    "$ROOT/scripts/peer/dump_logits.c" -o "$WORK/dump_logits" \
+    -L"$LIBDIR" -lllama -lggml -lggml-base -lm -Wl,-rpath,"$LIBDIR"
+
+# ---- the texts (hex, one per line) ---------------------------------------
+python3 - "$WORK/texts.hex" <<'EOF'
+import sys
+TEXTS = [
+    "Hello world",
+    "The capital of France is Paris.",
+    "Why is the sky blue? Rayleigh scattering of sunlight by the molecules of the air.",
+    "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)\n",
+    "Le chat dort sur le canapé pendant que la pluie tombe.",
+    "東京は日本の首都です。",
+    "1 2 3 4 5 6 7 8 9 10",
+    ("The history of the printing press is a story of slow change followed by sudden revolution. "
+     "For centuries, books in Europe were copied by hand, usually by monks working in quiet rooms, "
+     "and a single volume could take months to finish. When Johannes Gutenberg combined movable metal "
+     "type with an oil-based ink and a screw press around 1440, the cost of making books fell sharply."),
+]
+with open(sys.argv[1], "w") as f:
+    for t in TEXTS:
+        f.write(t.encode("utf-8").hex() + "\n")
+EOF
+
+"$WORK/dump_logits" embed "$MODEL" "$WORK/texts.hex" --threads "$THREADS" --pooling last > "$WORK/embed.json"
+# the same in llama.cpp's most precise configuration (f32 KV cache, no
+# flash attention): llama.cpp's own default and precise vectors differ by
+# cosines of 0.997 to 0.9996 on these texts, so the tight comparison
+# (lamina with an f32 KV cache) is against this one
+"$WORK/dump_logits" embed "$MODEL" "$WORK/texts.hex" --threads "$THREADS" --pooling last \
+    --flash-attn off --kv-type f32 > "$WORK/precise.json"
+
+# ---- provenance ------------------------------------------------------------
+python3 - "$WORK/embed.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" "$PEER_DIR/peer-version.txt" \
+    "$ROOT/tests/golden/gemma3-270m-logits.json" <<'EOF'
+import sys, os, json, hashlib, datetime, platform
+raw, precise, out, model, sdist, lcp, verfile, logits_golden = sys.argv[1:9]
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+ver = {}
+if os.path.exists(verfile):
+    for line in open(verfile):
+        k, _, v = line.strip().partition("=")
+        ver[k] = v
+sdist_sha = sha256(sdist)
+commit, commit_date = ver.get("llama_cpp_commit"), ver.get("llama_cpp_commit_date")
+if (not commit or commit == "unknown") and os.path.exists(logits_golden):
+    # the sdist carries no git metadata: the logits golden file recorded from
+    # the same sdist names its commit
+    p = json.load(open(logits_golden)).get("provenance", {})
+    if p.get("sdist_sha256") == sdist_sha:
+        commit, commit_date = p.get("llama_cpp_commit"), p.get("llama_cpp_commit_date")
+d = json.load(open(raw))
+prov = {
+    "generator": "scripts/record-golden-embed.sh",
+    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "model_file": os.path.basename(model),
+    "model_sha256": sha256(model),
+    "model_size_bytes": os.path.getsize(model),
+    "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % lcp,
+    "llama_cpp_commit": commit or "unknown",
+    "llama_cpp_commit_date": commit_date or "unknown",
+    "sdist_sha256": sdist_sha,
+    "build": ("scripts/peer/dump_logits (lamina) mode embed, linked to libllama built by scripts/peer-build.sh: "
+              "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),
+    "host": "%s %s" % (platform.system(), platform.machine()),
+}
+res = {"provenance": prov}
+res.update(d)
+pd = json.load(open(precise))
+res["precise"] = {"settings": pd["settings"], "cases": pd["cases"]}
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(res, f, indent=1, ensure_ascii=False)
+    f.write("\n")
+os.replace(tmp, out)
+print("wrote %s: %d texts, n_embd %d" % (out, len(d["cases"]), d["tool"]["n_embd"]))
+EOF
