@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -830,4 +831,13 @@ void lamina_batcher_free(lamina_batcher *b)
     free(b->row_slot);
     free(b->logits);
     free(b);
+}
+
+void lamina_vec_normalise(float *v, int32_t d)
+{
+    double ss = 0;
+    for (int32_t i = 0; i < d; i++) ss += (double)v[i] * v[i];
+    if (ss <= 0) return;
+    const double k = 1.0 / sqrt(ss);
+    for (int32_t i = 0; i < d; i++) v[i] = (float)(v[i] * k);
 }

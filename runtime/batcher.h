@@ -173,4 +173,8 @@ void lamina_batcher_wake(lamina_batcher *b);
 
 void lamina_batcher_stats_get(lamina_batcher *b, lamina_batcher_stats *st);
 
+/* L2-normalise the first d values of v in place, as Ollama returns
+ * embeddings (a zero vector stays zero). */
+void lamina_vec_normalise(float *v, int32_t d);
+
 #endif

@@ -56,15 +56,6 @@ static void on_done(void *ctx, const lamina_batcher_result *r)
     }
 }
 
-static void normalise(float *v, int32_t d)
-{
-    double ss = 0;
-    for (int32_t i = 0; i < d; i++) ss += (double)v[i] * v[i];
-    if (ss <= 0) return;
-    double k = 1.0 / sqrt(ss);
-    for (int32_t i = 0; i < d; i++) v[i] = (float)(v[i] * k);
-}
-
 static void print_vec(const float *v, int32_t d, char sep)
 {
     for (int32_t i = 0; i < d; i++) {
@@ -215,8 +206,8 @@ int cmd_embed(const cli_globals *g, int argc, char **argv)
     if (!strcmp(format, "json")) printf("{\"model\":\"%s\",\"embeddings\":[", model ? model : cm.cfg.model_default);
     for (int i = 0; i < n; i++) {
         float *v = out.v + (size_t)i * (size_t)E;
-        if (normalize) normalise(v, E);
-        if (d < E && normalize) normalise(v, d);
+        if (normalize) lamina_vec_normalise(v, E);
+        if (d < E && normalize) lamina_vec_normalise(v, d);
         if (!strcmp(format, "jsonl")) {
             printf("{\"index\":%d,\"tokens\":%zu,\"embedding\":[", i, ntok[i]);
             print_vec(v, d, ',');

@@ -227,16 +227,6 @@ static int model_pooling(const srv_model *m, char *err, size_t es)
     }
 }
 
-/* L2-normalise the first d values of v in place (a zero vector stays zero). */
-static void normalise(float *v, int32_t d)
-{
-    double ss = 0;
-    for (int32_t i = 0; i < d; i++) ss += (double)v[i] * v[i];
-    if (ss <= 0) return;
-    double k = 1.0 / sqrt(ss);
-    for (int32_t i = 0; i < d; i++) v[i] = (float)(v[i] * k);
-}
-
 static json_t *float_list(const float *v, int32_t d)
 {
     json_t *a = json_array();
@@ -451,8 +441,8 @@ static int ollama_embed(srv_call *c, int legacy)
         int32_t d = dims > 0 && dims < E ? (int32_t)dims : E;
         for (size_t i = 0; i < n; i++) {
             float *v = vec + i * (size_t)E;
-            normalise(v, E);
-            if (d < E) normalise(v, d);
+            lamina_vec_normalise(v, E);
+            if (d < E) lamina_vec_normalise(v, d);
             json_array_append_new(all, float_list(v, d));
         }
         j = json_pack("{s:s, s:o}", "model", m->name, "embeddings", all);
@@ -595,8 +585,8 @@ int srv_oai_embeddings(srv_call *c)
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
         float *v = vec + i * (size_t)E;
-        normalise(v, E);
-        if (d < E) normalise(v, d);
+        lamina_vec_normalise(v, E);
+        if (d < E) lamina_vec_normalise(v, d);
         json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
                                               "embedding", b64 ? float_b64(v, d) : float_list(v, d)));
     }
