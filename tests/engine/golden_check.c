@@ -60,14 +60,15 @@
  * recorded), for slow devices such as lavapipe.
  *
  * usage: golden_check [--tight [--min-greedy-prompts N] [--greedy-prompts N]]
- *                     [--positions N] [--perturb WHAT] GOLDEN.json MODEL.gguf
+ *                     [--prompts N] [--positions N] [--perturb WHAT] GOLDEN.json MODEL.gguf
  *                     BACKEND[,BACKEND...]|ref [GPU_LAYERS]
+ * --prompts N: the first N recorded prompts only (default: all).
  * --positions N: logits compared at the last N positions of each prompt
  * only (default: all).  --greedy-prompts N: the tight path decodes
  * greedily on the first N prompts recorded for it only (default: all);
  * it never teacher-forces (the fast path does).  Both exist for the
  * scalar reference on the default model, which takes about a second a
- * step under the sanitizers.
+ * step under the sanitizers, and for lavapipe.
  * Several backends (in that order, with GPU_LAYERS: all, or N on the
  * first non-cpu one) check a split plan.  Prints TAP.
  */
@@ -165,6 +166,7 @@ typedef struct pooled { double sq, spread_sq, n; int full_greedy, greedy_done; }
 
 /* How much of each prompt a run checks (command-line options). */
 typedef struct scope {
+    int prompts;          /* the first N prompts (0: all) */
     int positions;        /* logits at the last N prompt positions (0: all) */
     int greedy_prompts;   /* tight: free-running greedy on the first N prompts recorded with all gaps wide
                              (-1: all) */
@@ -347,7 +349,7 @@ int main(int argc, char **argv)
     const limits *L = &FAST;
     const char *perturb_what = NULL;
     int min_greedy_prompts = 0;
-    scope sc = { 0, -1 };
+    scope sc = { 0, 0, -1 };
     int ai = 1;
     for (; ai < argc && strncmp(argv[ai], "--", 2) == 0; ai++) {
         if (strcmp(argv[ai], "--tight") == 0) L = &TIGHT;
@@ -355,12 +357,13 @@ int main(int argc, char **argv)
         else if (strcmp(argv[ai], "--min-greedy-prompts") == 0 && ai + 1 < argc) min_greedy_prompts = atoi(argv[++ai]);
         else if (strcmp(argv[ai], "--greedy-prompts") == 0 && ai + 1 < argc) sc.greedy_prompts = atoi(argv[++ai]);
         else if (strcmp(argv[ai], "--positions") == 0 && ai + 1 < argc) sc.positions = atoi(argv[++ai]);
+        else if (strcmp(argv[ai], "--prompts") == 0 && ai + 1 < argc) sc.prompts = atoi(argv[++ai]);
         else { fprintf(stderr, "golden_check: unknown option %s\n", argv[ai]); return 2; }
     }
     argc -= ai - 1;
     argv += ai - 1;
     if (argc < 4) {
-        fprintf(stderr, "usage: golden_check [--tight [--min-greedy-prompts N] [--greedy-prompts N]] [--positions N] "
+        fprintf(stderr, "usage: golden_check [--tight [--min-greedy-prompts N] [--greedy-prompts N]] [--prompts N] [--positions N] "
                         "[--perturb rope-base|window|softcap] GOLDEN.json MODEL.gguf "
                         "BACKEND[,BACKEND...]|ref [GPU_LAYERS]\n");
         return 2;
@@ -435,7 +438,7 @@ int main(int argc, char **argv)
         if (k > max_n) max_n = k;
         if (k + g > max_len) max_len = k + g;
     }
-    p.n_ctx = max_len > 512 ? max_len : 512; p.n_seq = 1; p.n_batch = p.n_ctx;
+    p.n_ctx = max_len > 512 ? max_len : 512; p.n_seq = 1; p.n_batch = max_len;
     p.n_outputs = max_n < 256 ? max_n : 256;
     if (max_n > p.n_outputs) { printf("not ok 1 - a prompt of %d tokens: more than 256 logit rows\n1..1\n", max_n); return 1; }
     p.kv_f32 = L == &TIGHT;
@@ -451,6 +454,7 @@ int main(int argc, char **argv)
     float *logits = malloc((size_t)p.n_outputs * V * sizeof(float));
     float *last = malloc((size_t)V * sizeof(float));
     size_t np = json_array_size(prompts);
+    if (sc.prompts > 0 && (size_t)sc.prompts < np) np = (size_t)sc.prompts;
     pooled pool = { 0, 0, 0, 0, 0 };
     int n_greedy_prompts = 0;
     for (size_t pi = 0; pi < np; pi++) {

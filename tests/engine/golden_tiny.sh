@@ -4,8 +4,8 @@
 # file scripts/record-golden.sh ran llama.cpp on), compared with
 # tests/golden/tiny-ARCH-logits.json on the tight path (the core reference
 # with an f32 KV cache against llama.cpp's precise configuration) and the
-# fast one (the cpu plugin as it runs by default against llama.cpp's
-# default).
+# fast one (the cpu plugin as it runs by default, and with its scalar
+# kernels, against llama.cpp's default).
 . "$top_srcdir/tests/engine/common.sh"
 for arch in llama qwen2 gemma3; do
   G="$S/tests/golden/tiny-$arch-logits.json"
@@ -19,5 +19,7 @@ for arch in llama qwen2 gemma3; do
     "if the generator changed on purpose, record again with scripts/record-golden.sh"
   golden_run "$arch: tight: core reference matches llama.cpp (precise)" --tight "$G" "$f" ref
   golden_run "$arch: fast: cpu plugin matches llama.cpp (default)" "$G" "$f" cpu
+  # the portable kernels too (the default is the widest this CPU has)
+  LAMINA_CPU_ISA=scalar golden_run "$arch: fast: cpu plugin, scalar kernels, matches llama.cpp (default)" "$G" "$f" cpu
 done
 done_testing
