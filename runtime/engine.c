@@ -260,7 +260,8 @@ static int part_run(lamina_engine *e, part_state *ps, int32_t T, int32_t O,
  *     row's largest value) leaves room only for a differently rounded
  *     scale product.
  *   - output head: the backend runs the whole head (all V rows: the shape
- *     is what matters) on min(VERIFY_TOKENS, n_outputs) hidden states;
+ *     is what matters) on one hidden state (a matrix-vector product: over
+ *     262144 rows a matrix-matrix one takes lavapipe minutes);
  *     the reference computes only VERIFY_HEAD_ROWS of its rows, spread
  *     evenly over 0..V-1 plus the last VERIFY_HEAD_LAST rows, each as
  *     dot(dequantized row, rms_norm(x) * norm weight) in double, so the
