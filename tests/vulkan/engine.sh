@@ -46,9 +46,11 @@ else not_ok "vulkan and cpu answers differ"; diag "vulkan: $(cat "$TMP/vk.out")"
 # 3. against llama.cpp: all layers on vulkan, then 9 on vulkan + 9 on cpu
 for spec in "vulkan all" "vulkan,cpu 9"; do
   set -- $spec
-  # lavapipe runs ~2 tokens/s, slower under the sanitizers: the first 4
-  # prompts, logits at their last 4 positions, 4 greedy steps (of 40)
-  LAMINA_GOLDEN_STEPS=4 "$B/tests/engine/golden_check" --prompts 4 --positions 4 "$S/tests/golden/gemma3-270m-logits.json" "$DEFAULT_MODEL" "$1" "$2" >"$TMP/g" 2>&1; rc=$?
+  # lavapipe: 0.3-2 tokens/s depending on the CPU (no AVX-512: the slow
+  # end): the first 2 prompts, logits at their last 2 positions, 2 greedy
+  # steps (of 40); the tight check on the generated models below covers
+  # every position and step
+  LAMINA_GOLDEN_STEPS=2 "$B/tests/engine/golden_check" --prompts 2 --positions 2 "$S/tests/golden/gemma3-270m-logits.json" "$DEFAULT_MODEL" "$1" "$2" >"$TMP/g" 2>&1; rc=$?
   sed 's/^\(not \)\{0,1\}ok [0-9]* - /# /' "$TMP/g" | grep -v '^1\.\.'
   if [ $rc -eq 0 ]; then ok "$1 (gpu_layers $2) matches llama.cpp on the default model"
   else not_ok "$1 (gpu_layers $2) matches llama.cpp"; grep '^not ok' "$TMP/g" | sed 's/^/# /'; fi
