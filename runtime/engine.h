@@ -32,7 +32,8 @@ typedef struct lamina_engine_params {
     int64_t reserve_bytes;  /* device memory to leave free */
     int32_t kv_f32;         /* 1: F32 KV cache (default F16) */
     int32_t verify_layer;   /* 1: the model check: on every backend, the
-                               first layer of each layer kind, the embedding
+                               first layer of each layer kind (not on host
+                               memory backends), the embedding
                                and the output head it holds run against the
                                reference; a stage that disagrees moves to
                                another backend (engine.c) */
