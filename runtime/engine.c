@@ -940,6 +940,19 @@ oom:
     return rc;
 }
 
+/* n floats at `off` in the last part's scratch into dst (what: for the
+ * error message). */
+static int download_last(lamina_engine *e, uint64_t off, float *dst, uint64_t n, const char *what,
+                         char *err, size_t err_size)
+{
+    part_state *last = &e->parts[e->n_parts - 1];
+    char e2[512] = "";
+    int rc = last->be->iface->buffer_download(last->be->inst, last->mem.scratch, off, dst, n * sizeof(float),
+                                               e2, sizeof e2);
+    if (rc < 0) ERR("%s: reading %s: %s", last->be->label, what, e2);
+    return rc;
+}
+
 static int decode(lamina_engine *e, const lamina_batch *b, const int8_t *want_hidden,
                   float *logits, float *hidden, int32_t *n_hidden, char *err, size_t err_size)
 {
@@ -1000,21 +1013,15 @@ static int decode(lamina_engine *e, const lamina_batch *b, const int8_t *want_hi
     }
     e->n_hid = 0;
     if (H > 0) {
-        part_state *last = &e->parts[e->n_parts - 1];
-        char e2[512] = "";
-        int rc = last->be->iface->buffer_download(last->be->inst, last->mem.scratch, last->mem.cur,
-                                                   hidden, (uint64_t)H * (uint64_t)hp->n_embd * sizeof(float),
-                                                   e2, sizeof e2);
-        if (rc < 0) { ERR("%s: reading hidden states: %s", last->be->label, e2); return rc; }
+        int rc = download_last(e, e->parts[e->n_parts - 1].mem.cur, hidden,
+                               (uint64_t)H * (uint64_t)hp->n_embd, "hidden states", err, err_size);
+        if (rc < 0) return rc;
         if (n_hidden) *n_hidden = H;
     }
     if (O > 0) {
-        part_state *last = &e->parts[e->n_parts - 1];
-        char e2[512] = "";
-        int rc = last->be->iface->buffer_download(last->be->inst, last->mem.scratch, last->mem.logits,
-                                                   logits, (uint64_t)O * (uint64_t)hp->n_vocab * sizeof(float),
-                                                   e2, sizeof e2);
-        if (rc < 0) { ERR("%s: reading logits: %s", last->be->label, e2); return rc; }
+        int rc = download_last(e, e->parts[e->n_parts - 1].mem.logits, logits,
+                               (uint64_t)O * (uint64_t)hp->n_vocab, "logits", err, err_size);
+        if (rc < 0) return rc;
         if (hp->final_softcap > 0) {
             const float c = hp->final_softcap;
             for (uint64_t i = 0; i < (uint64_t)O * (uint64_t)hp->n_vocab; i++)
