@@ -168,7 +168,7 @@ int cpu_dequant_supported(uint32_t type)
     case LAMINA_TYPE_Q4_0: case LAMINA_TYPE_Q4_1: case LAMINA_TYPE_Q5_0:
     case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_Q4_K:
     case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
-    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:   /* through runtime/quant.c */
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:   /* through runtime/ops/quant.c */
     case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
         return 1;
     default:

@@ -1,5 +1,5 @@
 /*
- * test_gguf.c - TAP tests of the GGUF reader (runtime/gguf.c).
+ * test_gguf.c - TAP tests of the GGUF reader (runtime/ops/gguf.c).
  *
  *  1. A GGUF file built here byte by byte (every value type, arrays of
  *     each, six tensors of five types): every getter, conversion and error

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Bitwise agreement of runtime/quant.c with the `gguf` Python package.
+"""Bitwise agreement of runtime/ops/quant.c with the `gguf` Python package.
 
 - dequantization: random blocks (scale fields forced to finite fp16 values)
   of every type gguf.quants can dequantize, ours vs theirs, bit for bit;

@@ -1,5 +1,5 @@
 /*
- * quant_test - runtime/quant.c: type traits, row sizes, return codes,
+ * quant_test - runtime/ops/quant.c: type traits, row sizes, return codes,
  * hand-decoded blocks, the q8_1 / q8_K quantizers (which the gguf package
  * lacks), zero/constant/NaN rows for every type, f16/bf16 rounding.
  * Prints TAP.

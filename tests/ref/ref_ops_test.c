@@ -1,5 +1,5 @@
 /*
- * ref_ops_test - the reference ops (runtime/ref_ops.c) on tiny cases whose
+ * ref_ops_test - the reference ops (runtime/ops/ref_ops.c) on tiny cases whose
  * answers are worked out by hand in the comments, the validation messages,
  * and the reference backend interface.  Prints TAP.
  */

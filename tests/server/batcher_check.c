@@ -1,5 +1,5 @@
 /*
- * batcher_check.c - the continuous-batching scheduler (runtime/batcher.c)
+ * batcher_check.c - the continuous-batching scheduler (runtime/engine/batcher.c)
  * on a tiny generated model:
  *   - requests decoded together, with prompts read in small chunks, give
  *     exactly the text and tokens of each generated alone

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Generate runtime/tok_unicode.h: code point ranges of the Unicode general
+"""Generate runtime/text/tok_unicode.h: code point ranges of the Unicode general
 categories L* (letters) and N* (numbers), used by the BPE pre-tokenizers
 (\\p{L}, \\p{N}).  Run from the repository root:
 
-    python3 tests/tok/gen_unicode.py > runtime/tok_unicode.h
+    python3 tests/tok/gen_unicode.py > runtime/text/tok_unicode.h
 
 The table reflects the Unicode version of the Python that ran it (named in
 the output)."""
