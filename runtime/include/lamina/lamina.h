@@ -21,7 +21,7 @@ extern "C" {
 #define LAMINA_VERSION_STRING "0.1.0"
 
 /* ======================================================================== */
-/* Configuration (runtime/config.c)                                         */
+/* Configuration (runtime/host/config.c)                                        */
 
 #define LAMINA_MAX_BACKENDS 16
 #define LAMINA_MAX_PATHS    16
@@ -125,7 +125,7 @@ const lamina_backend_config *lamina_config_backend(const lamina_config *cfg, con
 
 /* ======================================================================== */
 /* Runtime: discovery, isolated probe, rules, self-test, selection          */
-/* (runtime/registry.c)                                                     */
+/* (runtime/host/registry.c)                                                    */
 
 typedef struct lamina_runtime lamina_runtime;
 

@@ -6,7 +6,7 @@
  * ne[0] / block_size consecutive blocks.  Half-precision scales are IEEE
  * binary16 stored as uint16_t.
  *
- * The functions declared at the end are implemented in runtime/quant.c.
+ * The functions declared at the end are implemented in runtime/ops/quant.c.
  * They are the reference (scalar, unoptimised) conversions: the core uses
  * them as the oracle, and in-tree plugins may compile quant.c into
  * themselves.
@@ -196,7 +196,7 @@ static inline void lamina_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc,
     }
 }
 
-/* ---- reference conversions (runtime/quant.c) ---- */
+/* ---- reference conversions (runtime/ops/quant.c) ---- */
 
 /* Convert one row of n elements of `type` at `src` to floats in `dst`.
  * Returns 0, or LAMINA_ENOTSUP for a type without a dequantizer, or
