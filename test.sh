@@ -16,6 +16,10 @@ export LAMINA_REQUIRE_MODEL=${LAMINA_REQUIRE_MODEL:-1} LAMINA_REQUIRE_CLIENTS=${
 if [ "$LAMINA_REQUIRE_MODEL" = 1 ]; then ./setup.sh --no-build || { echo "0 passed, 1 failed"; exit 1; }
 else ./setup.sh --deps-only || { echo "0 passed, 1 failed"; exit 1; }; fi
 export PATH="$ROOT/.venv/bin:$PATH"
+# llama.cpp's tokenizer suite and chat templates, the specification of the
+# tokenizer and template tests (fetched, never committed)
+if LAMINA_LLAMA_TESTDATA=$(scripts/fetch-testdata.sh); then export LAMINA_LLAMA_TESTDATA
+elif [ "$LAMINA_REQUIRE_CLIENTS" = 1 ]; then echo "0 passed, 1 failed"; exit 1; fi
 [ -x configure ] || autoreconf -fi >/dev/null || exit 1
 B=$ROOT/build-check
 rm -rf "$B"; mkdir -p "$B"; cd "$B"

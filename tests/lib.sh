@@ -16,3 +16,17 @@ done_testing() { echo "1..$_t"; [ $_fail -eq 0 ]; }
 B=${LAMINA_TEST_BUILD:-${top_builddir:-.}}
 S=${top_srcdir:-.}
 LAMINA="$B/runtime/lamina"
+# llama_testdata: llama.cpp's tokenizer suite and chat templates
+# (scripts/fetch-testdata.sh; test.sh exports LAMINA_LLAMA_TESTDATA).  Sets
+# LLAMA_TESTDATA to its models directory, or, when it cannot be had, ends
+# the test: skipped, or failed under LAMINA_REQUIRE_CLIENTS=1.
+llama_testdata() {
+    LLAMA_TESTDATA=${LAMINA_LLAMA_TESTDATA:-}
+    if [ -z "$LLAMA_TESTDATA" ] || [ ! -d "$LLAMA_TESTDATA" ]; then
+        LLAMA_TESTDATA=$("$S/scripts/fetch-testdata.sh" 2>/dev/null) || LLAMA_TESTDATA=
+    fi
+    [ -n "$LLAMA_TESTDATA" ] && return 0
+    if [ "${LAMINA_REQUIRE_CLIENTS:-0}" = 1 ]; then not_ok "llama.cpp test data (scripts/fetch-testdata.sh)"
+    else skip "llama.cpp test data unavailable (scripts/fetch-testdata.sh needs PyPI once)"; fi
+    done_testing; exit $?
+}
