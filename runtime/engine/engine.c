@@ -127,14 +127,9 @@ static int collect_tensors(const lamina_model *m, const lamina_plan_part *pt,
 #define ADD(t) do { if ((t) && n < max) out[n++] = (t); } while (0)
     if (pt->input) ADD(m->tok_embd);
     if (pt->output) { ADD(m->output_norm); ADD(m->output); }
-    if (pt->last >= pt->first) ADD(m->rope_freqs);
-    for (int il = pt->first; il <= pt->last; il++) {
-        const lamina_layer_weights *w = &m->layers[il];
-        ADD(w->attn_norm); ADD(w->wq); ADD(w->wk); ADD(w->wv); ADD(w->wo);
-        ADD(w->bq); ADD(w->bk); ADD(w->bv); ADD(w->q_norm); ADD(w->k_norm);
-        ADD(w->post_attn_norm); ADD(w->ffn_norm); ADD(w->ffn_gate); ADD(w->ffn_up);
-        ADD(w->ffn_down); ADD(w->post_ffw_norm);
-    }
+    if (pt->last >= pt->first) { ADD(m->rope_freqs); ADD(m->rope_long); ADD(m->rope_short); }
+    for (int il = pt->first; il <= pt->last; il++)
+        for (int s = 0; s < LW_COUNT; s++) ADD(m->layers[il].slot[s]);
 #undef ADD
     return n;
 }
@@ -292,28 +287,20 @@ static int part_run(lamina_engine *e, part_state *ps, int32_t T, int32_t O,
 
 /* What makes one layer's nodes differ from another's, weights aside. */
 typedef struct layer_sig {
-    int32_t window;                 /* attention window, 0 = global */
-    float rope_base, rope_scale;
-    struct { uint32_t type; int64_t ne0, ne1; } w[16];   /* type ~0u: absent */
+    lamina_layer_hp hp;             /* window, rope base and scale */
+    struct { uint32_t type; int64_t ne0, ne1; } w[LW_COUNT];   /* type ~0u: absent */
 } layer_sig;
 
 static void layer_signature(const lamina_model *m, int il, layer_sig *sg)
 {
-    const lamina_hparams *hp = &m->hp;
     const lamina_layer_weights *lw = &m->layers[il];
-    const lamina_gguf_tensor *t[16] = { lw->attn_norm, lw->wq, lw->wk, lw->wv, lw->bq, lw->bk, lw->bv,
-                                        lw->wo, lw->q_norm, lw->k_norm, lw->post_attn_norm, lw->ffn_norm,
-                                        lw->ffn_gate, lw->ffn_up, lw->ffn_down, lw->post_ffw_norm };
-    const int swa = hp->is_swa[il];
     memset(sg, 0, sizeof *sg);                  /* padding too: compared with memcmp */
-    /* as lamina_graph_layer chooses them */
-    sg->window = swa ? hp->n_swa : 0;
-    sg->rope_base = swa ? hp->rope_base_swa : hp->rope_base;
-    sg->rope_scale = (swa && hp->arch == LAMINA_ARCH_GEMMA3) ? 1.0f : hp->rope_scale;
-    for (int i = 0; i < 16; i++) {
-        sg->w[i].type = t[i] ? t[i]->type : ~0u;
-        sg->w[i].ne0 = t[i] ? t[i]->ne[0] : 0;
-        sg->w[i].ne1 = t[i] ? t[i]->ne[1] : 0;
+    sg->hp = m->hp.layer[il];
+    for (int i = 0; i < LW_COUNT; i++) {
+        const lamina_gguf_tensor *t = lw->slot[i];
+        sg->w[i].type = t ? t->type : ~0u;
+        sg->w[i].ne0 = t ? t->ne[0] : 0;
+        sg->w[i].ne1 = t ? t->ne[1] : 0;
     }
 }
 
@@ -466,11 +453,11 @@ static int check_layer(lamina_engine *e, part_state *ps, int il, int nt, char *w
             int same = 0;
             for (int j = ps->plan.first; j <= ps->plan.last; j++) same += e->kind_of[j] == e->kind_of[il];
             char attn[64];
-            if (hp->is_swa[il] && hp->n_swa > 0) snprintf(attn, sizeof attn, "sliding-window %d", hp->n_swa);
+            if (hp->layer[il].window > 0) snprintf(attn, sizeof attn, "sliding-window %d", hp->layer[il].window);
             else snprintf(attn, sizeof attn, "global");
             snprintf(why, why_size, "layer %d (%s attention, rope base %g; %d layer%s of this kind here) "
                      "with the model's weights differs from the reference: max error %.2e > tolerance %.1e",
-                     il, attn, hp->is_swa[il] ? hp->rope_base_swa : hp->rope_base, same, same == 1 ? "" : "s",
+                     il, attn, hp->layer[il].rope_base, same, same == 1 ? "" : "s",
                      rel, VERIFY_TOL);
             rc = LAMINA_EREJECTED;
         }

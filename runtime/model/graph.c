@@ -1,16 +1,8 @@
 /*
- * graph.c - the forward pass of the supported architectures as lamina
- * nodes.  One function per stage: input (embedding), one transformer layer,
- * output (final norm and head).  Shapes use the ABI's [ne0, ne1, ne2]
- * notation; T is the number of tokens in the batch.
- *
- * Llama / Qwen2 layer (pre-norm):
- *   h   = x + Wo . attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x))
- *   out = h + Wdown . (silu(Wgate n(h)) * Wup n(h))
- * Gemma 3 layer (pre- and post-norm, QK norm, GELU):
- *   h   = x + n_post(Wo . attn(rope(n_q(Wq n(x))), rope(n_k(Wk n(x))), Wv n(x)))
- *   out = h + n_post2(Wdown . (gelu(Wgate n(h)) * Wup n(h)))
- * where n() is RMS norm times its weight.
+ * graph.c - the forward pass as lamina nodes: the input (embedding) and
+ * output (final norm and head) stages, and the steps (graph.h) the family
+ * builders in runtime/model/arch/ make a layer of.  Shapes use the ABI's
+ * [ne0, ne1, ne2] notation; T is the number of tokens in the batch.
  */
 #include "config.h"
 
@@ -18,7 +10,8 @@
 #include <string.h>
 
 #include "lamina/quant.h"
-#include "engine_impl.h"
+#include "arch.h"
+#include "graph.h"
 
 /* A contiguous tensor [ne0, ne1, ne2] at `off` in `buf`. */
 static lamina_tensor ten(lamina_buffer *buf, uint64_t off, uint32_t type,
@@ -129,106 +122,168 @@ int lamina_graph_input(node_list *nl, const graph_ctx *g)
     return 0;
 }
 
-int lamina_graph_layer(node_list *nl, const graph_ctx *g, int il)
+/* A row range [row0, row0 + rows) of weight w: a view of a fused weight
+ * (rows of every type are whole blocks, so the range is contiguous). */
+static lamina_tensor wrows(const graph_ctx *g, const lamina_gguf_tensor *w, int64_t row0, int64_t rows)
 {
-    const lamina_model *m = g->m;
-    const lamina_hparams *hp = &m->hp;
-    const lamina_layer_weights *w = &m->layers[il];
+    lamina_tensor t = wten(g, w);
+    t.offset += (uint64_t)row0 * t.nb[1];
+    t.ne[1] = rows;
+    t.nb[2] = t.nb[3] = t.nb[1] * (uint64_t)rows;
+    return t;
+}
+
+void lamina_layer_acts(layer_acts *a, const graph_ctx *g)
+{
+    const lamina_hparams *hp = &g->m->hp;
     const stage_mem *mem = g->mem;
     lamina_buffer *s = mem->scratch;
     const int32_t T = g->n_tokens;
     const int64_t E = hp->n_embd, D = hp->head_dim, Dv = hp->head_dim_v;
     const int64_t Hq = hp->n_head, Hkv = hp->n_head_kv, F = hp->n_ff;
-    const int64_t R = (int64_t)g->p->n_seq * g->p->n_ctx;     /* cache rows */
-    const int swa = hp->is_swa[il];
-    lamina_node *n;
+    a->x    = ten(s, mem->x,   LAMINA_TYPE_F32, E, T, 1);
+    a->cur  = ten(s, mem->cur, LAMINA_TYPE_F32, E, T, 1);
+    a->q    = ten(s, mem->q,   LAMINA_TYPE_F32, Hq * D, T, 1);
+    a->k    = ten(s, mem->k,   LAMINA_TYPE_F32, Hkv * D, T, 1);
+    a->v    = ten(s, mem->v,   LAMINA_TYPE_F32, Hkv * Dv, T, 1);
+    a->q3   = ten(s, mem->q,   LAMINA_TYPE_F32, D, Hq, T);
+    a->k3   = ten(s, mem->k,   LAMINA_TYPE_F32, D, Hkv, T);
+    a->att  = ten(s, mem->att, LAMINA_TYPE_F32, Hq * Dv, T, 1);
+    a->gate = ten(s, mem->g,   LAMINA_TYPE_F32, F, T, 1);
+    a->up   = ten(s, mem->u,   LAMINA_TYPE_F32, F, T, 1);
+}
+
+int lamina_g_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_tensor src,
+                  const lamina_gguf_tensor *w)
+{
+    lamina_tensor wt;
+    if (w) wt = wten(g, w);
+    return rms_norm(nl, dst, src, w ? &wt : NULL, g->m->hp.eps);
+}
+
+int lamina_g_add(node_list *nl, lamina_tensor dst, lamina_tensor src)
+{
+    return binary(nl, LAMINA_OP_ADD, dst, dst, src);
+}
+
+int lamina_g_qkv(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    const lamina_hparams *hp = &g->m->hp;
+    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
     int rc;
-
-    lamina_tensor x   = ten(s, mem->x,   LAMINA_TYPE_F32, E, T, 1);
-    lamina_tensor cur = ten(s, mem->cur, LAMINA_TYPE_F32, E, T, 1);
-    lamina_tensor q   = ten(s, mem->q,   LAMINA_TYPE_F32, Hq * D, T, 1);
-    lamina_tensor k   = ten(s, mem->k,   LAMINA_TYPE_F32, Hkv * D, T, 1);
-    lamina_tensor v   = ten(s, mem->v,   LAMINA_TYPE_F32, Hkv * Dv, T, 1);
-    lamina_tensor q3  = ten(s, mem->q,   LAMINA_TYPE_F32, D, Hq, T);   /* per head */
-    lamina_tensor k3  = ten(s, mem->k,   LAMINA_TYPE_F32, D, Hkv, T);
-    lamina_tensor att = ten(s, mem->att, LAMINA_TYPE_F32, Hq * Dv, T, 1);
-    lamina_tensor gt  = ten(s, mem->g,   LAMINA_TYPE_F32, F, T, 1);
-    lamina_tensor up  = ten(s, mem->u,   LAMINA_TYPE_F32, F, T, 1);
-    lamina_tensor pos = ten(s, mem->pos, LAMINA_TYPE_I32, T, 1, 1);
-    lamina_tensor rows = ten(s, mem->rows, LAMINA_TYPE_I32, T, 1, 1);
-    lamina_tensor info = ten(s, mem->info, LAMINA_TYPE_I32, 2, T, 1);
-    lamina_tensor kc  = ten(mem->kv, mem->k_off[il], mem->kv_type, Hkv * D, R, 1);
-    lamina_tensor vc  = ten(mem->kv, mem->v_off[il], mem->kv_type, Hkv * Dv, R, 1);
-
-    /* 1. cur = n(x) */
-    lamina_tensor wn = wten(g, w->attn_norm);
-    if ((rc = rms_norm(nl, cur, x, &wn, hp->eps)) < 0) return rc;
-    /* 2. q, k, v = W cur (+ b) */
-    if ((rc = mul_mat(nl, q, wten(g, w->wq), cur)) < 0) return rc;
-    if ((rc = mul_mat(nl, k, wten(g, w->wk), cur)) < 0) return rc;
-    if ((rc = mul_mat(nl, v, wten(g, w->wv), cur)) < 0) return rc;
-    if (w->bq && (rc = binary(nl, LAMINA_OP_ADD, q, q, wten(g, w->bq))) < 0) return rc;
-    if (w->bk && (rc = binary(nl, LAMINA_OP_ADD, k, k, wten(g, w->bk))) < 0) return rc;
-    if (w->bv && (rc = binary(nl, LAMINA_OP_ADD, v, v, wten(g, w->bv))) < 0) return rc;
-    /* 3. QK norm per head (Gemma 3) */
-    if (w->q_norm) {
-        lamina_tensor qn = wten(g, w->q_norm);
-        if ((rc = rms_norm(nl, q3, q3, &qn, hp->eps)) < 0) return rc;
+    if (w->wqkv) {                      /* rows: q, then k, then v */
+        if ((rc = mul_mat(nl, a->q, wrows(g, w->wqkv, 0, Dq), a->cur)) < 0) return rc;
+        if ((rc = mul_mat(nl, a->k, wrows(g, w->wqkv, Dq, Dk), a->cur)) < 0) return rc;
+        if ((rc = mul_mat(nl, a->v, wrows(g, w->wqkv, Dq + Dk, Dv), a->cur)) < 0) return rc;
+    } else {
+        if ((rc = mul_mat(nl, a->q, wten(g, w->wq), a->cur)) < 0) return rc;
+        if ((rc = mul_mat(nl, a->k, wten(g, w->wk), a->cur)) < 0) return rc;
+        if ((rc = mul_mat(nl, a->v, wten(g, w->wv), a->cur)) < 0) return rc;
     }
-    if (w->k_norm) {
-        lamina_tensor kn = wten(g, w->k_norm);
-        if ((rc = rms_norm(nl, k3, k3, &kn, hp->eps)) < 0) return rc;
+    if (w->bqkv) {                      /* a vector: its "rows" are elements */
+        weight_ref r = g->weight(g->weight_ctx, w->bqkv);
+        lamina_tensor bq = ten(r.buf, r.offset, LAMINA_TYPE_F32, Dq, 1, 1);
+        lamina_tensor bk = ten(r.buf, r.offset + (uint64_t)Dq * sizeof(float), LAMINA_TYPE_F32, Dk, 1, 1);
+        lamina_tensor bv = ten(r.buf, r.offset + (uint64_t)(Dq + Dk) * sizeof(float), LAMINA_TYPE_F32, Dv, 1, 1);
+        if ((rc = binary(nl, LAMINA_OP_ADD, a->q, a->q, bq)) < 0) return rc;
+        if ((rc = binary(nl, LAMINA_OP_ADD, a->k, a->k, bk)) < 0) return rc;
+        return binary(nl, LAMINA_OP_ADD, a->v, a->v, bv);
     }
-    /* 4. rotary position embedding on q and k, per the layer kind */
-    float base = swa ? hp->rope_base_swa : hp->rope_base;
-    float scale = (swa && hp->arch == LAMINA_ARCH_GEMMA3) ? 1.0f : hp->rope_scale;
-    lamina_tensor *qk[2] = { &q3, &k3 };
+    if (w->bq && (rc = binary(nl, LAMINA_OP_ADD, a->q, a->q, wten(g, w->bq))) < 0) return rc;
+    if (w->bk && (rc = binary(nl, LAMINA_OP_ADD, a->k, a->k, wten(g, w->bk))) < 0) return rc;
+    if (w->bv && (rc = binary(nl, LAMINA_OP_ADD, a->v, a->v, wten(g, w->bv))) < 0) return rc;
+    return 0;
+}
+
+int lamina_g_qk_norm(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    int rc;
+    if (w->q_norm && (rc = lamina_g_norm(nl, g, a->q3, a->q3, w->q_norm)) < 0) return rc;
+    if (w->k_norm && (rc = lamina_g_norm(nl, g, a->k3, a->k3, w->k_norm)) < 0) return rc;
+    return 0;
+}
+
+int lamina_g_rope(node_list *nl, const graph_ctx *g, const layer_acts *a, int il)
+{
+    const lamina_hparams *hp = &g->m->hp;
+    const lamina_gguf_tensor *ff = lamina_model_rope_factors(g->m, g->p->n_ctx);
+    lamina_tensor pos = ten(g->mem->scratch, g->mem->pos, LAMINA_TYPE_I32, g->n_tokens, 1, 1);
+    const lamina_tensor *qk[2] = { &a->q3, &a->k3 };
+    lamina_node *n;
     for (int i = 0; i < 2; i++) {
         PUSH(LAMINA_OP_ROPE);
         n->dst = *qk[i];
         n->src[0] = *qk[i];
         n->src[1] = pos;
         n->n_src = 2;
-        if (m->rope_freqs) { n->src[2] = wten(g, m->rope_freqs); n->n_src = 3; }
+        if (ff) { n->src[2] = wten(g, ff); n->n_src = 3; }
         n->ip[0] = hp->rope_mode;
         n->ip[1] = hp->n_rot;
-        n->fp[0] = base;
-        n->fp[1] = scale;
+        n->fp[0] = hp->layer[il].rope_base;
+        n->fp[1] = hp->layer[il].rope_scale;
     }
-    /* 5. write k and v into this layer's cache rows */
+    return 0;
+}
+
+int lamina_g_attention(node_list *nl, const graph_ctx *g, const layer_acts *a, int il)
+{
+    const lamina_hparams *hp = &g->m->hp;
+    const stage_mem *mem = g->mem;
+    lamina_buffer *s = mem->scratch;
+    const int32_t T = g->n_tokens;
+    const int64_t R = (int64_t)g->p->n_seq * g->p->n_ctx;     /* cache rows */
+    const int64_t Hkv = hp->n_head_kv;
+    lamina_tensor rows = ten(s, mem->rows, LAMINA_TYPE_I32, T, 1, 1);
+    lamina_tensor info = ten(s, mem->info, LAMINA_TYPE_I32, 2, T, 1);
+    lamina_tensor kc = ten(mem->kv, mem->k_off[il], mem->kv_type, Hkv * hp->head_dim, R, 1);
+    lamina_tensor vc = ten(mem->kv, mem->v_off[il], mem->kv_type, Hkv * hp->head_dim_v, R, 1);
+    lamina_node *n;
+    /* 1. k and v into this layer's cache rows */
     PUSH(LAMINA_OP_SET_ROWS);
-    n->dst = kc; n->src[0] = k; n->src[1] = rows; n->n_src = 2;
+    n->dst = kc; n->src[0] = a->k; n->src[1] = rows; n->n_src = 2;
     PUSH(LAMINA_OP_SET_ROWS);
-    n->dst = vc; n->src[0] = v; n->src[1] = rows; n->n_src = 2;
-    /* 6. att = softmax(scale q.k^T, causal [+ window]) v */
+    n->dst = vc; n->src[0] = a->v; n->src[1] = rows; n->n_src = 2;
+    /* 2. att = softmax(scale q.k^T [soft-capped], causal [+ window]) v */
     PUSH(LAMINA_OP_ATTENTION);
-    n->dst = att;
-    n->src[0] = q3; n->src[1] = kc; n->src[2] = vc; n->src[3] = info;
+    n->dst = a->att;
+    n->src[0] = a->q3; n->src[1] = kc; n->src[2] = vc; n->src[3] = info;
     n->n_src = 4;
-    n->ip[0] = swa ? hp->n_swa : 0;
+    n->ip[0] = hp->layer[il].window;
     n->fp[0] = hp->attn_scale;
     n->fp[1] = hp->attn_softcap;
-    /* 7. cur = Wo att [-> post norm]; x += cur */
-    if ((rc = mul_mat(nl, cur, wten(g, w->wo), att)) < 0) return rc;
-    if (w->post_attn_norm) {
-        lamina_tensor pn = wten(g, w->post_attn_norm);
-        if ((rc = rms_norm(nl, cur, cur, &pn, hp->eps)) < 0) return rc;
-    }
-    if ((rc = binary(nl, LAMINA_OP_ADD, x, x, cur)) < 0) return rc;
-    /* 8. feed-forward: cur = Wdown (act(Wgate n(x)) * Wup n(x)) [-> post norm]; x += cur */
-    lamina_tensor fn = wten(g, w->ffn_norm);
-    if ((rc = rms_norm(nl, cur, x, &fn, hp->eps)) < 0) return rc;
-    if ((rc = mul_mat(nl, gt, wten(g, w->ffn_gate), cur)) < 0) return rc;
-    if ((rc = mul_mat(nl, up, wten(g, w->ffn_up), cur)) < 0) return rc;
+    return 0;
+}
+
+int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    int rc;
+    if ((rc = mul_mat(nl, a->cur, wten(g, w->wo), a->att)) < 0) return rc;
+    if (w->bo) return binary(nl, LAMINA_OP_ADD, a->cur, a->cur, wten(g, w->bo));
+    return 0;
+}
+
+int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    const int64_t F = g->m->hp.n_ff;
+    lamina_node *n;
+    int rc;
+    /* 1. gate, up = Wgate cur, Wup cur (fused: gate rows, then up rows) */
+    lamina_tensor wg = w->ffn_gate_up ? wrows(g, w->ffn_gate_up, 0, F) : wten(g, w->ffn_gate);
+    lamina_tensor wu = w->ffn_gate_up ? wrows(g, w->ffn_gate_up, F, F) : wten(g, w->ffn_up);
+    if ((rc = mul_mat(nl, a->gate, wg, a->cur)) < 0) return rc;
+    if ((rc = mul_mat(nl, a->up, wu, a->cur)) < 0) return rc;
+    /* 2. gate = act(gate) * up */
     PUSH(LAMINA_OP_GLU);
-    n->dst = gt; n->src[0] = gt; n->src[1] = up; n->n_src = 2;
-    n->ip[0] = hp->act;
-    if ((rc = mul_mat(nl, cur, wten(g, w->ffn_down), gt)) < 0) return rc;
-    if (w->post_ffw_norm) {
-        lamina_tensor pn = wten(g, w->post_ffw_norm);
-        if ((rc = rms_norm(nl, cur, cur, &pn, hp->eps)) < 0) return rc;
-    }
-    return binary(nl, LAMINA_OP_ADD, x, x, cur);
+    n->dst = a->gate; n->src[0] = a->gate; n->src[1] = a->up; n->n_src = 2;
+    n->ip[0] = g->m->hp.act;
+    /* 3. cur = Wdown gate */
+    return mul_mat(nl, a->cur, wten(g, w->ffn_down), a->gate);
+}
+
+int lamina_graph_layer(node_list *nl, const graph_ctx *g, int il)
+{
+    return g->m->arch->build_layer(nl, g, il);
 }
 
 int lamina_graph_output(node_list *nl, const graph_ctx *g)

@@ -1,9 +1,8 @@
 /*
- * model.c - hyperparameters and weight binding for the supported
- * architectures.  Everything comes from GGUF metadata; the only per-family
- * knowledge here is what each architecture's published design fixes and
- * its files do not record (Gemma 3's window pattern, its local RoPE base,
- * its embedding scale).
+ * model.c - hyperparameters and weight binding, driven by the architecture
+ * table (arch.c).  Everything comes from GGUF metadata and the table row;
+ * every tensor of the file must be one the row names, and every tensor the
+ * row requires must be there, with its shape.
  */
 #include "config.h"
 
@@ -13,16 +12,19 @@
 #include <string.h>
 
 #include "lamina/quant.h"
+#include "lamina/plugin.h"
+#include "arch.h"
 #include "model.h"
 
 #define ERR(...) do { if (err) snprintf(err, err_size, __VA_ARGS__); } while (0)
 
-typedef struct loader {
+typedef struct lamina_arch_loader {
     lamina_model *m;
     const char *path;
     const char *arch;
     char *err;
     size_t err_size;
+    uint8_t *bound;             /* per file tensor: bound to a slot */
 } loader;
 
 /* Read "<arch>.<suffix>" as u32. required: missing is an error. */
@@ -76,16 +78,87 @@ static int hp_f32(loader *L, const char *suffix, int required, float def, float 
     return 0;
 }
 
-/* Find a tensor and check its type is known and its shape is [ne0, ne1]
- * (ne1 = 0: a vector of ne0). */
-static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
-                int64_t ne0, int64_t ne1, int required)
+/* The dimensions a slot's shape is made of. */
+enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB };
+
+typedef struct slot_def {
+    const char *name;           /* after "blk.N." for layer slots */
+    uint8_t ne0, ne1;           /* D_*; ne1 D_1: a vector */
+    uint8_t f32;                /* must be F32 (norms, biases, rope factors) */
+} slot_def;
+
+/* In lamina_layer_slot order. */
+static const slot_def layer_slots[LW_COUNT] = {
+    [LW_ATTN_NORM]      = { "attn_norm.weight",           D_E,    D_1,   1 },
+    [LW_Q]              = { "attn_q.weight",              D_E,    D_Q,   0 },
+    [LW_K]              = { "attn_k.weight",              D_E,    D_K,   0 },
+    [LW_V]              = { "attn_v.weight",              D_E,    D_V,   0 },
+    [LW_QKV]            = { "attn_qkv.weight",            D_E,    D_QKV, 0 },
+    [LW_BQ]             = { "attn_q.bias",                D_Q,    D_1,   1 },
+    [LW_BK]             = { "attn_k.bias",                D_K,    D_1,   1 },
+    [LW_BV]             = { "attn_v.bias",                D_V,    D_1,   1 },
+    [LW_BQKV]           = { "attn_qkv.bias",              D_QKV,  D_1,   1 },
+    [LW_O]              = { "attn_output.weight",         D_O,    D_E,   0 },
+    [LW_BO]             = { "attn_output.bias",           D_E,    D_1,   1 },
+    [LW_Q_NORM]         = { "attn_q_norm.weight",         D_HEAD, D_1,   1 },
+    [LW_K_NORM]         = { "attn_k_norm.weight",         D_HEAD, D_1,   1 },
+    [LW_POST_ATTN_NORM] = { "post_attention_norm.weight", D_E,    D_1,   1 },
+    [LW_FFN_NORM]       = { "ffn_norm.weight",            D_E,    D_1,   1 },
+    [LW_GATE]           = { "ffn_gate.weight",            D_E,    D_F,   0 },
+    [LW_UP]             = { "ffn_up.weight",              D_E,    D_F,   0 },
+    [LW_GATE_UP]        = { "ffn_up.weight",              D_E,    D_2F,  0 },
+    [LW_DOWN]           = { "ffn_down.weight",            D_F,    D_E,   0 },
+    [LW_POST_FFW_NORM]  = { "post_ffw_norm.weight",       D_E,    D_1,   1 },
+};
+
+static const slot_def model_slots[LG_COUNT] = {
+    [LG_TOK_EMBD]    = { "token_embd.weight",         D_E,    D_VOCAB, 0 },
+    [LG_OUTPUT_NORM] = { "output_norm.weight",        D_E,    D_1,     1 },
+    [LG_OUTPUT]      = { "output.weight",             D_E,    D_VOCAB, 0 },
+    [LG_ROPE_FREQS]  = { "rope_freqs.weight",         D_ROT2, D_1,     1 },
+    [LG_ROPE_LONG]   = { "rope_factors_long.weight",  D_ROT2, D_1,     1 },
+    [LG_ROPE_SHORT]  = { "rope_factors_short.weight", D_ROT2, D_1,     1 },
+};
+
+/* A fused slot and the separate ones it stands for. */
+static const struct { int fused; uint64_t parts; } fusions[] = {
+    { LW_QKV,  LW(LW_Q) | LW(LW_K) | LW(LW_V) },
+    { LW_BQKV, LW(LW_BQ) | LW(LW_BK) | LW(LW_BV) },
+};
+
+static int64_t dim(const lamina_hparams *hp, int d)
 {
+    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    switch (d) {
+    case D_E:     return hp->n_embd;
+    case D_HEAD:  return hp->head_dim;
+    case D_Q:     return Dq;
+    case D_K:     return Dk;
+    case D_V:     return Dv;
+    case D_QKV:   return Dq + Dk + Dv;
+    case D_O:     return (int64_t)hp->n_head * hp->head_dim_v;
+    case D_F:     return hp->n_ff;
+    case D_2F:    return 2 * (int64_t)hp->n_ff;
+    case D_ROT2:  return hp->n_rot / 2;
+    case D_VOCAB: return hp->n_vocab;
+    default:      return 1;
+    }
+}
+
+/* Find a tensor by name; check its type is known, its shape is [ne0, ne1]
+ * (ne1 = 1: a vector of ne0) and, for norms and biases, that it is F32. */
+static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
+                const slot_def *d, int required)
+{
+    const lamina_hparams *hp = &L->m->hp;
     const lamina_gguf_tensor *t = lamina_gguf_tensor_find(L->m->gguf, name);
+    const int64_t ne0 = dim(hp, d->ne0), ne1 = dim(hp, d->ne1);
     *out = NULL;
     if (!t) {
         if (!required) return 0;
-        snprintf(L->err, L->err_size, "%s: missing tensor '%s'", L->path, name);
+        snprintf(L->err, L->err_size, "%s: missing tensor '%s' (architecture %s)", L->path, name, L->arch);
         return LAMINA_EFORMAT;
     }
     const lamina_type_traits *tr = lamina_type_get(t->type);
@@ -93,15 +166,19 @@ static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
         snprintf(L->err, L->err_size, "%s: tensor '%s' has unsupported type %u", L->path, name, t->type);
         return LAMINA_ENOTSUP;
     }
-    int64_t want1 = ne1 ? ne1 : 1;
-    uint32_t want_dims = ne1 ? 2 : 1;
-    if (t->ne[0] != ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1 ||
-        (t->n_dims != want_dims && !(want_dims == 2 && t->n_dims == 1 && want1 == 1))) {
+    uint32_t want_dims = d->ne1 == D_1 ? 1 : 2;
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1 ||
+        (t->n_dims != want_dims && !(want_dims == 2 && t->n_dims == 1 && ne1 == 1))) {
         snprintf(L->err, L->err_size,
                  "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
                  L->path, name, (long long)t->ne[0], (long long)t->ne[1],
-                 (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)want1);
+                 (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1);
         return LAMINA_EFORMAT;
+    }
+    if (d->f32 && t->type != LAMINA_TYPE_F32) {
+        snprintf(L->err, L->err_size, "%s: tensor '%s' must be f32 (norm weights, biases and rope "
+                 "factors), not %s", L->path, name, tr->name);
+        return LAMINA_ENOTSUP;
     }
     if (!tr->is_quantized && t->type != LAMINA_TYPE_F32 && t->type != LAMINA_TYPE_F16 &&
         t->type != LAMINA_TYPE_BF16) {
@@ -109,30 +186,64 @@ static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
                  L->path, name, tr->name);
         return LAMINA_ENOTSUP;
     }
+    for (int64_t i = 0; i < lamina_gguf_n_tensors(L->m->gguf); i++)
+        if (lamina_gguf_tensor_at(L->m->gguf, i) == t) L->bound[i] = 1;
     *out = t;
     return 0;
 }
 
-static int bind_layer(loader *L, int il, const char *suffix, const lamina_gguf_tensor **out,
-                      int64_t ne0, int64_t ne1, int required)
+static int key_u32(loader *L, const char *suffix, int required, uint32_t def, int32_t *out)
 {
-    char name[128];
-    snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
-    return bind(L, out, name, ne0, ne1, required);
+    return hp_u32(L, suffix, required, def, out);
 }
 
-static int read_hparams(loader *L)
+int lamina_arch_key_f32(lamina_arch_loader *L, const char *suffix, float def, float *out)
+{
+    return hp_f32(L, suffix, 0, def, out);
+}
+
+int lamina_arch_key_u32(lamina_arch_loader *L, const char *suffix, uint32_t def, int32_t *out)
+{
+    return hp_u32(L, suffix, 0, def, out);
+}
+
+/* Which layers have a sliding window: <arch>.attention.sliding_window_pattern
+ * as one bool per layer or as a count n (of every n layers the last is
+ * global), else the row's count. */
+static int swa_layers(loader *L, const lamina_arch_info *a, uint8_t *is_swa)
+{
+    lamina_hparams *hp = &L->m->hp;
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", L->arch);
+    uint32_t et; uint64_t n; const void *d;
+    if (lamina_gguf_get_arr(L->m->gguf, key, &et, &n, &d, NULL, 0) == 0) {
+        if (et != LAMINA_GGUF_BOOL || n != (uint64_t)hp->n_layer) {
+            snprintf(L->err, L->err_size, "%s: metadata key '%s' is an array of %llu, not one bool per "
+                     "layer (%d)", L->path, key, (unsigned long long)n, hp->n_layer);
+            return LAMINA_EFORMAT;
+        }
+        for (int il = 0; il < hp->n_layer; il++) is_swa[il] = ((const uint8_t *)d)[il] != 0;
+        return 0;
+    }
+    int32_t pattern = 0;
+    int rc = hp_u32(L, "attention.sliding_window_pattern", 0, (uint32_t)a->swa_pattern, &pattern);
+    if (rc < 0) return rc;
+    for (int il = 0; il < hp->n_layer; il++)
+        is_swa[il] = pattern == 0 || (il % pattern) < pattern - 1;
+    return 0;
+}
+
+static int read_hparams(loader *L, const lamina_arch_info *a)
 {
     lamina_model *m = L->m;
     lamina_hparams *hp = &m->hp;
     int rc;
-    uint32_t n_head_kv = 0;
 
-    if ((rc = hp_u32(L, "context_length", 1, 0, &hp->n_ctx_train)) < 0) return rc;
-    if ((rc = hp_u32(L, "embedding_length", 1, 0, &hp->n_embd)) < 0) return rc;
-    if ((rc = hp_u32(L, "block_count", 1, 0, &hp->n_layer)) < 0) return rc;
-    if ((rc = hp_u32(L, "feed_forward_length", 1, 0, &hp->n_ff)) < 0) return rc;
-    if ((rc = hp_u32(L, "attention.head_count", 1, 0, &hp->n_head)) < 0) return rc;
+    if ((rc = key_u32(L, "context_length", 1, 0, &hp->n_ctx_train)) < 0) return rc;
+    if ((rc = key_u32(L, "embedding_length", 1, 0, &hp->n_embd)) < 0) return rc;
+    if ((rc = key_u32(L, "block_count", 1, 0, &hp->n_layer)) < 0) return rc;
+    if ((rc = key_u32(L, "feed_forward_length", 1, 0, &hp->n_ff)) < 0) return rc;
+    if ((rc = key_u32(L, "attention.head_count", 1, 0, &hp->n_head)) < 0) return rc;
     if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_ff <= 0) {
         snprintf(L->err, L->err_size, "%s: metadata gives a zero dimension (embedding %d, blocks %d, heads %d, ffn %d)",
                  L->path, hp->n_embd, hp->n_layer, hp->n_head, hp->n_ff);
@@ -143,21 +254,20 @@ static int read_hparams(loader *L)
                  L->path, L->arch, hp->n_layer, LAMINA_MAX_LAYERS);
         return LAMINA_ENOTSUP;
     }
-    if ((rc = hp_u32(L, "attention.head_count_kv", 0, (uint32_t)hp->n_head, &hp->n_head_kv)) < 0) return rc;
-    (void)n_head_kv;
+    if ((rc = key_u32(L, "attention.head_count_kv", 0, (uint32_t)hp->n_head, &hp->n_head_kv)) < 0) return rc;
     if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0) {
         snprintf(L->err, L->err_size, "%s: %s.attention.head_count_kv = %d does not divide head_count %d",
                  L->path, L->arch, hp->n_head_kv, hp->n_head);
         return LAMINA_EFORMAT;
     }
     int32_t def_hd = hp->n_embd / hp->n_head;
-    if ((rc = hp_u32(L, "attention.key_length", 0, (uint32_t)def_hd, &hp->head_dim)) < 0) return rc;
-    if ((rc = hp_u32(L, "attention.value_length", 0, (uint32_t)hp->head_dim, &hp->head_dim_v)) < 0) return rc;
+    if ((rc = key_u32(L, "attention.key_length", 0, (uint32_t)def_hd, &hp->head_dim)) < 0) return rc;
+    if ((rc = key_u32(L, "attention.value_length", 0, (uint32_t)hp->head_dim, &hp->head_dim_v)) < 0) return rc;
     if (hp->head_dim <= 0 || hp->head_dim % 2 || hp->head_dim_v <= 0) {
         snprintf(L->err, L->err_size, "%s: bad head size %d/%d", L->path, hp->head_dim, hp->head_dim_v);
         return LAMINA_EFORMAT;
     }
-    if ((rc = hp_u32(L, "rope.dimension_count", 0, (uint32_t)hp->head_dim, &hp->n_rot)) < 0) return rc;
+    if ((rc = key_u32(L, "rope.dimension_count", 0, (uint32_t)hp->head_dim, &hp->n_rot)) < 0) return rc;
     if (hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2) {
         snprintf(L->err, L->err_size, "%s: %s.rope.dimension_count = %d is not an even number <= head size %d",
                  L->path, L->arch, hp->n_rot, hp->head_dim);
@@ -165,138 +275,150 @@ static int read_hparams(loader *L)
     }
     if ((rc = hp_f32(L, "attention.layer_norm_rms_epsilon", 1, 0, &hp->eps)) < 0) return rc;
     if ((rc = hp_f32(L, "rope.freq_base", 0, 10000.0f, &hp->rope_base)) < 0) return rc;
-    hp->rope_base_swa = hp->rope_base;
-    hp->rope_scale = 1.0f;
+    if ((rc = key_u32(L, "rope.scaling.original_context_length", 0, (uint32_t)hp->n_ctx_train,
+                      &hp->n_ctx_orig)) < 0) return rc;
+
+    /* RoPE scaling: a linear position scale 1/factor; LongRoPE's and Llama
+     * 3's frequency divisors come as tensors (lamina_model_rope_factors);
+     * YaRN's interpolation ramp is not implemented. */
+    float factor = 0, attn_factor = 1;
+    if ((rc = hp_f32(L, "rope.scaling.factor", 0, 0.0f, &factor)) < 0) return rc;
+    if ((rc = hp_f32(L, "rope.scaling.attn_factor", 0, 1.0f, &attn_factor)) < 0) return rc;
+    hp->rope_scale = factor > 0 ? 1.0f / factor : 1.0f;
     {
         char key[160];
         const char *s; size_t len;
         snprintf(key, sizeof key, "%s.rope.scaling.type", L->arch);
         if (lamina_gguf_get_str(m->gguf, key, &s, &len, NULL, 0) == 0) {
-            float factor = 1.0f;
-            if ((rc = hp_f32(L, "rope.scaling.factor", 0, 1.0f, &factor)) < 0) return rc;
-            if (len == 6 && memcmp(s, "linear", 6) == 0) {
-                if (factor > 0) hp->rope_scale = 1.0f / factor;
-            } else if (!(len == 4 && memcmp(s, "none", 4) == 0) &&
-                       !(len == 4 && memcmp(s, "yarn", 4) == 0 && factor <= 1.0f)) {
-                snprintf(L->err, L->err_size, "%s: %s = '%.*s' is not supported (linear and none are)",
-                         L->path, key, (int)len, s);
+            int known = (len == 6 && !memcmp(s, "linear", 6)) || (len == 4 && !memcmp(s, "none", 4)) ||
+                        (len == 8 && !memcmp(s, "longrope", 8));
+            if (len == 4 && !memcmp(s, "yarn", 4) && hp->rope_scale >= 1.0f) known = 1;
+            if (!known) {
+                snprintf(L->err, L->err_size, "%s: %s = '%.*s'%s is not supported (linear, longrope and "
+                         "none are)", L->path, key, (int)len, s,
+                         len == 4 && !memcmp(s, "yarn", 4) ? " with a factor above 1" : "");
                 return LAMINA_ENOTSUP;
             }
+            if (len == 4 && !memcmp(s, "none", 4)) hp->rope_scale = 1.0f;
         }
     }
-    if ((rc = hp_u32(L, "attention.sliding_window", 0, 0, &hp->n_swa)) < 0) return rc;
 
-    /* vocabulary size: the token list, else <arch>.vocab_size, else the
-     * embedding's row count */
+    /* vocabulary size: the token list, else <arch>.vocab_size */
     uint32_t et; uint64_t nv = 0; const void *d;
     if (lamina_gguf_get_arr(m->gguf, "tokenizer.ggml.tokens", &et, &nv, &d, NULL, 0) == 0 && nv > 0) {
         if (nv > INT32_MAX) { snprintf(L->err, L->err_size, "%s: vocabulary too large", L->path); return LAMINA_EFORMAT; }
         hp->n_vocab = (int32_t)nv;
     } else {
         int32_t v = 0;
-        if ((rc = hp_u32(L, "vocab_size", 0, 0, &v)) < 0) return rc;
+        if ((rc = key_u32(L, "vocab_size", 0, 0, &v)) < 0) return rc;
         hp->n_vocab = v;
     }
 
     /* embeddings: how the file says to pool (absent in decoder models) */
-    if ((rc = hp_u32(L, "pooling_type", 0, 0x7fffffffu, &hp->pooling)) < 0) return rc;
+    if ((rc = key_u32(L, "pooling_type", 0, 0x7fffffffu, &hp->pooling)) < 0) return rc;
     if (hp->pooling == 0x7fffffff) hp->pooling = LAMINA_POOL_UNSPECIFIED;
     else if (hp->pooling > LAMINA_POOL_RANK) {
         snprintf(L->err, L->err_size, "%s: metadata key '%s.pooling_type' = %d is not a pooling type (0..4)",
                  L->path, L->arch, hp->pooling);
         return LAMINA_EFORMAT;
     }
-    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-    hp->embd_scale = 1.0f;
-    hp->act = LAMINA_ACT_SILU;
-    hp->rope_mode = LAMINA_ROPE_NORM;
 
-    switch (hp->arch) {
-    case LAMINA_ARCH_LLAMA:
-        break;
-    case LAMINA_ARCH_QWEN2:
-        hp->rope_mode = LAMINA_ROPE_NEOX;
-        break;
-    case LAMINA_ARCH_GEMMA3: {
-        hp->rope_mode = LAMINA_ROPE_NEOX;
-        hp->act = LAMINA_ACT_GELU_TANH;
-        hp->embd_scale = sqrtf((float)hp->n_embd);
-        /* Gemma 3: five sliding-window layers then one global layer; the
-         * local layers use RoPE base 10000, the global ones the file's. */
-        hp->rope_base_swa = 10000.0f;
-        for (int il = 0; il < hp->n_layer; il++)
-            hp->is_swa[il] = hp->n_swa > 0 && (il % 6) < 5;
-        /* The 27B model scales queries by 1/sqrt(n_embd / n_head); the
-         * other sizes by 1/sqrt(head size). */
-        if (hp->n_layer == 62 && hp->n_embd == 5376)
-            hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
-        float cap = 0;
-        if (hp_f32(L, "final_logit_softcapping", 0, 0.0f, &cap) == 0) hp->final_softcap = cap;
-        if (hp_f32(L, "attn_logit_softcapping", 0, 0.0f, &cap) == 0) hp->attn_softcap = cap;
-        break;
+    /* the row's design */
+    hp->rope_mode = a->rope_mode;
+    hp->act = a->act;
+    hp->attn_scale = attn_factor * attn_factor / sqrtf((float)hp->head_dim);
+    hp->embd_scale = (a->flags & LAMINA_ARCH_F_EMBD_SCALE) ? sqrtf((float)hp->n_embd) : 1.0f;
+    if (a->flags & LAMINA_ARCH_F_ATTN_SOFTCAP)
+        if ((rc = hp_f32(L, "attn_logit_softcapping", 0, a->attn_softcap, &hp->attn_softcap)) < 0) return rc;
+    if (a->flags & LAMINA_ARCH_F_FINAL_SOFTCAP)
+        if ((rc = hp_f32(L, "final_logit_softcapping", 0, a->final_softcap, &hp->final_softcap)) < 0) return rc;
+    if (hp->attn_softcap < 0 || hp->final_softcap < 0) {
+        snprintf(L->err, L->err_size, "%s: a negative logit soft-cap", L->path);
+        return LAMINA_EFORMAT;
     }
+
+    /* per layer: window and rope */
+    uint8_t is_swa[LAMINA_MAX_LAYERS] = { 0 };
+    float base_swa = hp->rope_base;
+    if (a->swa_pattern > 0) {
+        if ((rc = key_u32(L, "attention.sliding_window", 0, (uint32_t)a->swa_window, &hp->n_swa)) < 0) return rc;
+        if (hp->n_swa > 0 && (rc = swa_layers(L, a, is_swa)) < 0) return rc;
+        if ((rc = hp_f32(L, "rope.freq_base_swa", 0, a->rope_base_swa > 0 ? a->rope_base_swa : hp->rope_base,
+                         &base_swa)) < 0) return rc;
     }
+    for (int il = 0; il < hp->n_layer; il++) {
+        lamina_layer_hp *l = &hp->layer[il];
+        int swa = is_swa[il] && hp->n_swa > 0;
+        l->window = swa ? hp->n_swa : 0;
+        l->rope_base = swa ? base_swa : hp->rope_base;
+        l->rope_scale = swa && !a->rope_scale_swa ? 1.0f : hp->rope_scale;
+    }
+    if (a->hparams && (rc = a->hparams(L, hp)) < 0) return rc;
     return 0;
 }
 
-static int bind_weights(loader *L)
+static int bind_weights(loader *L, const lamina_arch_info *a)
 {
     lamina_model *m = L->m;
     const lamina_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, V = hp->n_vocab, F = hp->n_ff;
-    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const int64_t Do = (int64_t)hp->n_head * hp->head_dim_v;
+    const int64_t nt = lamina_gguf_n_tensors(m->gguf);
+    const lamina_gguf_tensor *g[LG_COUNT] = { 0 };
     int rc;
 
-    if ((rc = bind(L, &m->tok_embd, "token_embd.weight", E, V, 1)) < 0) return rc;
-    if ((rc = bind(L, &m->output_norm, "output_norm.weight", E, 0, 1)) < 0) return rc;
-    if ((rc = bind(L, &m->output, "output.weight", E, V, 0)) < 0) return rc;
-    if (!m->output) m->output = m->tok_embd;               /* tied */
-    if ((rc = bind(L, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 0, 0)) < 0) return rc;
-    if (m->rope_freqs && m->rope_freqs->type != LAMINA_TYPE_F32) {
-        snprintf(L->err, L->err_size, "%s: tensor 'rope_freqs.weight' must be f32", L->path);
+    L->bound = calloc((size_t)nt + 1, 1);
+    if (!L->bound) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
+    for (int s = 0; s < LG_COUNT; s++) {
+        if (!((a->model_required | a->model_optional) & LG(s))) continue;
+        if ((rc = bind(L, &g[s], model_slots[s].name, &model_slots[s], (a->model_required & LG(s)) != 0)) < 0)
+            return rc;
+    }
+    m->tok_embd = g[LG_TOK_EMBD];
+    m->output_norm = g[LG_OUTPUT_NORM];
+    m->output = g[LG_OUTPUT] ? g[LG_OUTPUT] : m->tok_embd;          /* tied */
+    m->rope_freqs = g[LG_ROPE_FREQS];
+    m->rope_long = g[LG_ROPE_LONG];
+    m->rope_short = g[LG_ROPE_SHORT];
+    if (!m->rope_long != !m->rope_short) {
+        snprintf(L->err, L->err_size, "%s: tensor '%s' without '%s' (LongRoPE needs both)", L->path,
+                 m->rope_long ? "rope_factors_long.weight" : "rope_factors_short.weight",
+                 m->rope_long ? "rope_factors_short.weight" : "rope_factors_long.weight");
         return LAMINA_EFORMAT;
     }
 
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
-    int gemma = hp->arch == LAMINA_ARCH_GEMMA3;
-    int qwen = hp->arch == LAMINA_ARCH_QWEN2;
     for (int il = 0; il < hp->n_layer; il++) {
         lamina_layer_weights *w = &m->layers[il];
-        if ((rc = bind_layer(L, il, "attn_norm.weight", &w->attn_norm, E, 0, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_q.weight", &w->wq, E, Dq, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_k.weight", &w->wk, E, Dk, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_v.weight", &w->wv, E, Dv, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_output.weight", &w->wo, Do, E, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_q.bias", &w->bq, Dq, 0, qwen)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_k.bias", &w->bk, Dk, 0, qwen)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_v.bias", &w->bv, Dv, 0, qwen)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_q_norm.weight", &w->q_norm, hp->head_dim, 0, gemma)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "attn_k_norm.weight", &w->k_norm, hp->head_dim, 0, gemma)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "post_attention_norm.weight", &w->post_attn_norm, E, 0, gemma)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "ffn_norm.weight", &w->ffn_norm, E, 0, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "ffn_gate.weight", &w->ffn_gate, E, F, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "ffn_up.weight", &w->ffn_up, E, F, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "ffn_down.weight", &w->ffn_down, F, E, 1)) < 0) return rc;
-        if ((rc = bind_layer(L, il, "post_ffw_norm.weight", &w->post_ffw_norm, E, 0, gemma)) < 0) return rc;
-        const lamina_gguf_tensor *vecs[] = { w->attn_norm, w->ffn_norm, w->q_norm, w->k_norm,
-                                             w->post_attn_norm, w->post_ffw_norm, w->bq, w->bk, w->bv };
-        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) {
-            if (vecs[i] && vecs[i]->type != LAMINA_TYPE_F32) {
-                snprintf(L->err, L->err_size, "%s: tensor '%s' must be f32 (norm weights and biases)",
-                         L->path, vecs[i]->name);
-                return LAMINA_ENOTSUP;
-            }
+        uint64_t need = a->layer_required;
+        char name[128];
+        /* fused tensors first: present, they stand for their parts */
+        for (size_t f = 0; f < sizeof fusions / sizeof fusions[0]; f++) {
+            int s = fusions[f].fused;
+            if (!(a->layer_optional & LW(s))) continue;
+            snprintf(name, sizeof name, "blk.%d.%s", il, layer_slots[s].name);
+            if ((rc = bind(L, &w->slot[s], name, &layer_slots[s], 0)) < 0) return rc;
+            if (w->slot[s]) need &= ~fusions[f].parts;
+        }
+        for (int s = 0; s < LW_COUNT; s++) {
+            if (w->slot[s]) continue;
+            uint64_t allowed = a->layer_required | a->layer_optional;
+            for (size_t f = 0; f < sizeof fusions / sizeof fusions[0]; f++)
+                if (w->slot[fusions[f].fused]) allowed &= ~fusions[f].parts;
+            if (!(allowed & LW(s))) continue;
+            snprintf(name, sizeof name, "blk.%d.%s", il, layer_slots[s].name);
+            if ((rc = bind(L, &w->slot[s], name, &layer_slots[s], (need & LW(s)) != 0)) < 0) return rc;
         }
     }
-    if (m->output_norm->type != LAMINA_TYPE_F32) {
-        snprintf(L->err, L->err_size, "%s: tensor 'output_norm.weight' must be f32", L->path);
+
+    /* a tensor no slot of this architecture takes is an error, not noise */
+    for (int64_t i = 0; i < nt; i++) {
+        if (L->bound[i]) continue;
+        snprintf(L->err, L->err_size, "%s: tensor '%s' is not part of architecture '%s' (a newer "
+                 "variant of it, or a different architecture under its name)", L->path,
+                 lamina_gguf_tensor_at(m->gguf, i)->name, L->arch);
         return LAMINA_ENOTSUP;
     }
-    for (int64_t i = 0; i < lamina_gguf_n_tensors(m->gguf); i++)
+    for (int64_t i = 0; i < nt; i++)
         m->weight_bytes += lamina_gguf_tensor_at(m->gguf, i)->size;
     return 0;
 }
@@ -320,11 +442,11 @@ int lamina_model_load(const char *path, lamina_model **out, char *err, size_t er
     if (len >= sizeof m->hp.arch_name) len = sizeof m->hp.arch_name - 1;
     memcpy(m->hp.arch_name, s, len);
     m->hp.arch_name[len] = 0;
-    if (strcmp(m->hp.arch_name, "llama") == 0)       m->hp.arch = LAMINA_ARCH_LLAMA;
-    else if (strcmp(m->hp.arch_name, "qwen2") == 0)  m->hp.arch = LAMINA_ARCH_QWEN2;
-    else if (strcmp(m->hp.arch_name, "gemma3") == 0) m->hp.arch = LAMINA_ARCH_GEMMA3;
-    else {
-        ERR("%s: unknown architecture '%s' (supported: llama, qwen2, gemma3)", path, m->hp.arch_name);
+    m->arch = lamina_arch_find(m->hp.arch_name);
+    if (!m->arch) {
+        char known[256];
+        lamina_arch_list(known, sizeof known);
+        ERR("%s: unknown architecture '%s' (supported: %s)", path, m->hp.arch_name, known);
         rc = LAMINA_ENOTSUP;
         goto fail;
     }
@@ -334,13 +456,15 @@ int lamina_model_load(const char *path, lamina_model **out, char *err, size_t er
         memcpy(m->hp.name, s, len);
         m->hp.name[len] = 0;
     }
-    if ((rc = read_hparams(&L)) < 0) goto fail;
+    if ((rc = read_hparams(&L, m->arch)) < 0) goto fail;
     if (m->hp.n_vocab <= 0) {
         ERR("%s: no vocabulary: 'tokenizer.ggml.tokens' is missing or empty", path);
         rc = LAMINA_EFORMAT;
         goto fail;
     }
-    if ((rc = bind_weights(&L)) < 0) goto fail;
+    rc = bind_weights(&L, m->arch);
+    free(L.bound);
+    if (rc < 0) goto fail;
     *out = m;
     return 0;
 fail:
@@ -356,6 +480,13 @@ void lamina_model_free(lamina_model *m)
     free(m);
 }
 
+const lamina_gguf_tensor *lamina_model_rope_factors(const lamina_model *m, int32_t n_ctx)
+{
+    if (m->rope_freqs) return m->rope_freqs;
+    if (m->rope_long && n_ctx > m->hp.n_ctx_orig) return m->rope_long;
+    return m->rope_short;
+}
+
 static uint64_t tsize(const lamina_gguf_tensor *t) { return t ? t->size : 0; }
 
 uint64_t lamina_model_layer_bytes(const lamina_model *m, int il)
@@ -363,9 +494,7 @@ uint64_t lamina_model_layer_bytes(const lamina_model *m, int il)
     if (il < 0) return tsize(m->tok_embd);
     if (il >= m->hp.n_layer)
         return tsize(m->output_norm) + tsize(m->output);
-    const lamina_layer_weights *w = &m->layers[il];
-    return tsize(w->attn_norm) + tsize(w->wq) + tsize(w->wk) + tsize(w->wv) + tsize(w->wo) +
-           tsize(w->bq) + tsize(w->bk) + tsize(w->bv) + tsize(w->q_norm) + tsize(w->k_norm) +
-           tsize(w->post_attn_norm) + tsize(w->ffn_norm) + tsize(w->ffn_gate) + tsize(w->ffn_up) +
-           tsize(w->ffn_down) + tsize(w->post_ffw_norm);
+    uint64_t n = 0;
+    for (int s = 0; s < LW_COUNT; s++) n += tsize(m->layers[il].slot[s]);
+    return n;
 }

@@ -11,20 +11,24 @@
 
 #include "gguf.h"
 
-typedef enum lamina_arch {
-    LAMINA_ARCH_LLAMA  = 0,   /* Llama 2/3.x */
-    LAMINA_ARCH_QWEN2  = 1,   /* Llama layout + q/k/v biases, NEOX rope */
-    LAMINA_ARCH_GEMMA3 = 2    /* Gemma 3: post-norms, QK norm, GELU, SWA */
-} lamina_arch;
-
 #define LAMINA_MAX_LAYERS 256
 
+struct lamina_arch_info;            /* arch.h: one row of the architecture table */
+
+/* What differs between the layers of one model. */
+typedef struct lamina_layer_hp {
+    int32_t  window;            /* sliding attention window, 0 = global */
+    float    rope_base;
+    float    rope_scale;        /* linear position scale (1 = none) */
+} lamina_layer_hp;
+
 typedef struct lamina_hparams {
-    lamina_arch arch;
     char     arch_name[32];     /* general.architecture */
     char     name[128];         /* general.name, "" if absent */
     int32_t  n_vocab;
     int32_t  n_ctx_train;
+    int32_t  n_ctx_orig;        /* context the rope was trained for
+                                   (rope.scaling.original_context_length) */
     int32_t  n_embd;
     int32_t  n_layer;
     int32_t  n_head;
@@ -34,13 +38,13 @@ typedef struct lamina_hparams {
     int32_t  n_ff;
     int32_t  n_rot;             /* rotated dims per head */
     int32_t  rope_mode;         /* LAMINA_ROPE_NORM / NEOX */
-    float    rope_base;         /* global layers */
-    float    rope_base_swa;     /* sliding-window layers */
+    float    rope_base;         /* <arch>.rope.freq_base (global layers) */
     float    rope_scale;        /* linear position scale (1 = none) */
     float    eps;               /* RMS norm epsilon */
     int32_t  n_swa;             /* sliding window size, 0 = none */
-    uint8_t  is_swa[LAMINA_MAX_LAYERS];
-    float    attn_scale;        /* multiplies q.k */
+    lamina_layer_hp layer[LAMINA_MAX_LAYERS];
+    float    attn_scale;        /* multiplies q.k (with the rope's attention
+                                   factor squared folded in) */
     float    embd_scale;        /* multiplies the token embedding (1 = none) */
     float    attn_softcap;      /* 0 = none */
     float    final_softcap;     /* 0 = none */
@@ -59,26 +63,50 @@ enum {
     LAMINA_POOL_RANK = 4
 };
 
-typedef struct lamina_layer_weights {
-    const lamina_gguf_tensor *attn_norm;      /* [E] */
-    const lamina_gguf_tensor *wq, *wk, *wv;   /* [E, Hq*D], [E, Hkv*D], [E, Hkv*Dv] */
-    const lamina_gguf_tensor *bq, *bk, *bv;   /* biases (qwen2), else NULL */
-    const lamina_gguf_tensor *wo;             /* [Hq*Dv, E] */
-    const lamina_gguf_tensor *q_norm, *k_norm;/* [D] (gemma3), else NULL */
-    const lamina_gguf_tensor *post_attn_norm; /* [E] (gemma3), else NULL */
-    const lamina_gguf_tensor *ffn_norm;       /* [E] */
-    const lamina_gguf_tensor *ffn_gate, *ffn_up; /* [E, F] */
-    const lamina_gguf_tensor *ffn_down;       /* [F, E] */
-    const lamina_gguf_tensor *post_ffw_norm;  /* [E] (gemma3), else NULL */
+/* The weights a layer can have, as llama.cpp's converter names them
+ * ("blk.N.<name>").  Which ones an architecture requires or allows is its
+ * row in the architecture table (arch.c); the names and shapes are in
+ * lamina_layer_slots[] (model.c), in this order. */
+enum lamina_layer_slot {
+    LW_ATTN_NORM, LW_Q, LW_K, LW_V, LW_QKV, LW_BQ, LW_BK, LW_BV, LW_BQKV,
+    LW_O, LW_BO, LW_Q_NORM, LW_K_NORM, LW_POST_ATTN_NORM,
+    LW_FFN_NORM, LW_GATE, LW_UP, LW_GATE_UP, LW_DOWN, LW_POST_FFW_NORM,
+    LW_COUNT
+};
+#define LW(slot) (UINT64_C(1) << (slot))
+
+typedef union lamina_layer_weights {
+    struct {                                    /* E embedding, F ffn, Dq/Dk/Dv/Do
+                                                   heads x head size */
+        const lamina_gguf_tensor *attn_norm;      /* [E] */
+        const lamina_gguf_tensor *wq, *wk, *wv;   /* [E, Dq], [E, Dk], [E, Dv] */
+        const lamina_gguf_tensor *wqkv;           /* [E, Dq+Dk+Dv] fused (phi3) */
+        const lamina_gguf_tensor *bq, *bk, *bv;   /* biases [Dq], [Dk], [Dv] (qwen2) */
+        const lamina_gguf_tensor *bqkv;           /* [Dq+Dk+Dv] fused bias */
+        const lamina_gguf_tensor *wo;             /* [Do, E] */
+        const lamina_gguf_tensor *bo;             /* [E] */
+        const lamina_gguf_tensor *q_norm, *k_norm;/* [D] per head (gemma3, qwen3) */
+        const lamina_gguf_tensor *post_attn_norm; /* [E] (gemma) */
+        const lamina_gguf_tensor *ffn_norm;       /* [E] */
+        const lamina_gguf_tensor *ffn_gate, *ffn_up; /* [E, F] */
+        const lamina_gguf_tensor *ffn_gate_up;    /* [E, 2F]: gate rows, then up (phi3) */
+        const lamina_gguf_tensor *ffn_down;       /* [F, E] */
+        const lamina_gguf_tensor *post_ffw_norm;  /* [E] (gemma) */
+    };
+    const lamina_gguf_tensor *slot[LW_COUNT];     /* the same, by lamina_layer_slot */
 } lamina_layer_weights;
 
 typedef struct lamina_model {
     lamina_gguf *gguf;                      /* owned */
+    const struct lamina_arch_info *arch;    /* its row of the table */
     lamina_hparams hp;
     const lamina_gguf_tensor *tok_embd;     /* [E, V] */
     const lamina_gguf_tensor *output_norm;  /* [E] */
     const lamina_gguf_tensor *output;       /* [E, V]; == tok_embd when tied */
-    const lamina_gguf_tensor *rope_freqs;   /* [n_rot/2] or NULL */
+    const lamina_gguf_tensor *rope_freqs;   /* [n_rot/2] frequency divisors
+                                               (Llama 3 rope scaling), or NULL */
+    const lamina_gguf_tensor *rope_long, *rope_short;   /* [n_rot/2] LongRoPE
+                                               divisors (phi3), or NULL */
     lamina_layer_weights *layers;           /* n_layer, owned */
     uint64_t weight_bytes;                  /* sum of all tensor sizes */
 } lamina_model;
@@ -90,6 +118,11 @@ typedef struct lamina_model {
  * *out owned by the caller (lamina_model_free). */
 int  lamina_model_load(const char *path, lamina_model **out, char *err, size_t err_size);
 void lamina_model_free(lamina_model *m);
+
+/* The factors phi3's LongRoPE uses for a context of n_ctx tokens per
+ * sequence: the long ones past the trained original context, else the
+ * short ones; rope_freqs when the file has one; NULL when neither. */
+const lamina_gguf_tensor *lamina_model_rope_factors(const lamina_model *m, int32_t n_ctx);
 
 /* Bytes of the weights layer `il` reads (il == -1: input embedding,
  * il == n_layer: output norm + head). */

@@ -146,12 +146,21 @@ static lamina_be *open_ref(lamina_be *be, char *err, size_t es)
 static int perturb(lamina_hparams *hp, const char *what)
 {
     if (strcmp(what, "rope-base") == 0) {
-        if (hp->rope_base_swa == hp->rope_base) return -1;
-        printf("# perturbed: sliding-window layers' RoPE base %g -> %g\n", hp->rope_base_swa, hp->rope_base);
-        hp->rope_base_swa = hp->rope_base;
+        int n = 0;
+        float local = 0;
+        for (int il = 0; il < hp->n_layer; il++)
+            if (hp->layer[il].window > 0 && hp->layer[il].rope_base != hp->rope_base) {
+                local = hp->layer[il].rope_base;
+                hp->layer[il].rope_base = hp->rope_base;
+                n++;
+            }
+        if (n == 0) return -1;
+        printf("# perturbed: sliding-window layers' RoPE base %g -> %g (%d layers)\n", local, hp->rope_base, n);
     } else if (strcmp(what, "window") == 0) {
         if (hp->n_swa <= 4) return -1;
         printf("# perturbed: sliding window %d -> 4\n", hp->n_swa);
+        for (int il = 0; il < hp->n_layer; il++)
+            if (hp->layer[il].window > 0) hp->layer[il].window = 4;
         hp->n_swa = 4;
     } else if (strcmp(what, "softcap") == 0) {
         printf("# perturbed: final logit soft-cap %g -> 10\n", hp->final_softcap);

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const int V = m->hp.n_vocab, L = m->hp.n_layer;
-    ok(V > 512 && L == 6 && m->hp.is_swa[0] && !m->hp.is_swa[L - 1],
+    ok(V > 512 && L == 6 && m->hp.layer[0].window > 0 && m->hp.layer[L - 1].window == 0,
        "tiny gemma3: vocabulary %d > 512, layers 0-%d sliding-window, layer %d global", V, L - 2, L - 1);
     void *dl_cpu = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
     lamina_plugin_entry_fn entry = dl_cpu ? (lamina_plugin_entry_fn)dlsym(dl_cpu, LAMINA_PLUGIN_ENTRY_NAME) : NULL;

@@ -1,0 +1,88 @@
+/*
+ * arch.c - the architecture table.  One row per architecture: its tensors
+ * (model.h's lamina_layer_slot names them), the defaults its files may
+ * leave out, and the family builder that runs it (runtime/model/arch/).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lamina/plugin.h"
+#include "arch.h"
+
+/* every decoder layer */
+#define DECODER (LW(LW_ATTN_NORM) | LW(LW_Q) | LW(LW_K) | LW(LW_V) | LW(LW_O) | \
+                 LW(LW_FFN_NORM) | LW(LW_DOWN))
+#define GATED   (LW(LW_GATE) | LW(LW_UP))
+#define BIASES  (LW(LW_BQ) | LW(LW_BK) | LW(LW_BV))
+#define QK_NORM (LW(LW_Q_NORM) | LW(LW_K_NORM))
+#define POST    (LW(LW_POST_ATTN_NORM) | LW(LW_POST_FFW_NORM))
+#define MODEL   (LG(LG_TOK_EMBD) | LG(LG_OUTPUT_NORM))
+#define ROPE_T  (LG(LG_ROPE_FREQS) | LG(LG_ROPE_LONG) | LG(LG_ROPE_SHORT))
+
+static const lamina_arch_info archs[] = {
+    /* Llama 2/3.x (rope_freqs: Llama 3 scaling), Mistral, SmolLM2,
+     * DeepSeek-R1-Distill-Llama */
+    { .name = "llama", .family = "llama", .build_layer = lamina_build_llama_layer,
+      .layer_required = DECODER | GATED,
+      .layer_optional = LW(LW_QKV) | BIASES | LW(LW_BQKV) | LW(LW_BO),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | ROPE_T,
+      .rope_mode = LAMINA_ROPE_NORM, .act = LAMINA_ACT_SILU },
+    /* Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen: q/k/v biases */
+    { .name = "qwen2", .family = "llama", .build_layer = lamina_build_llama_layer,
+      .layer_required = DECODER | GATED | BIASES,
+      .layer_optional = LW(LW_QKV) | LW(LW_BQKV),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+    /* Qwen3: RMS norm of each query and key head */
+    { .name = "qwen3", .family = "llama", .build_layer = lamina_build_llama_layer,
+      .layer_required = DECODER | GATED | QK_NORM,
+      .layer_optional = LW(LW_QKV),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+    /* Phi-3, Phi-3.5, Phi-4: fused gate/up, usually fused q/k/v; LongRoPE */
+    { .name = "phi3", .family = "llama", .build_layer = lamina_build_llama_layer,
+      .layer_required = DECODER | LW(LW_GATE_UP),
+      .layer_optional = LW(LW_QKV) | LW(LW_BQKV) | BIASES | LW(LW_BO),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | ROPE_T,
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+    /* Gemma 2: post-norms, GELU, soft-capped attention and logits, every
+     * other layer windowed */
+    { .name = "gemma2", .family = "gemma", .build_layer = lamina_build_gemma_layer,
+      .layer_required = DECODER | GATED | POST,
+      .layer_optional = LW(LW_QKV),
+      .model_required = MODEL, .model_optional = 0,
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_GELU_TANH,
+      .flags = LAMINA_ARCH_F_EMBD_SCALE | LAMINA_ARCH_F_ATTN_SOFTCAP | LAMINA_ARCH_F_FINAL_SOFTCAP,
+      .swa_pattern = 2, .swa_window = 4096, .rope_base_swa = 0, .rope_scale_swa = 1,
+      .attn_softcap = 50.0f, .final_softcap = 30.0f, .hparams = lamina_gemma_hparams },
+    /* Gemma 3: Gemma 2 with QK norm instead of soft-capping; five windowed
+     * layers (local RoPE base 10000) then one global */
+    { .name = "gemma3", .family = "gemma", .build_layer = lamina_build_gemma_layer,
+      .layer_required = DECODER | GATED | POST | QK_NORM,
+      .layer_optional = LW(LW_QKV),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_GELU_TANH,
+      .flags = LAMINA_ARCH_F_EMBD_SCALE | LAMINA_ARCH_F_FINAL_SOFTCAP,
+      .swa_pattern = 6, .swa_window = 0, .rope_base_swa = 10000.0f, .rope_scale_swa = 0,
+      .attn_softcap = 0, .final_softcap = 0, .hparams = lamina_gemma_hparams },
+};
+
+const lamina_arch_info *lamina_arch_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i].name, name) == 0) return &archs[i];
+    return NULL;
+}
+
+void lamina_arch_list(char *out, size_t size)
+{
+    size_t at = 0;
+    if (size) out[0] = 0;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0] && at < size; i++) {
+        int n = snprintf(out + at, size - at, "%s%s", i ? ", " : "", archs[i].name);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}

@@ -1,0 +1,44 @@
+/*
+ * graph.h - the steps the family builders (runtime/model/arch/) compose a
+ * layer from, as lamina nodes (graph.c).  Shapes use the ABI's
+ * [ne0, ne1, ne2] notation; T is the number of tokens in the batch; E the
+ * embedding, F the FFN width, Hq/Hkv heads of head size D (values Dv).
+ * Every step returns 0 or LAMINA_ENOMEM.
+ * Internal to liblamina.
+ */
+#ifndef LAMINA_GRAPH_H
+#define LAMINA_GRAPH_H
+
+#include "engine_impl.h"
+
+/* The activations of one layer, in the stage's scratch. */
+typedef struct layer_acts {
+    lamina_tensor x;            /* [E, T] the residual stream */
+    lamina_tensor cur;          /* [E, T] */
+    lamina_tensor q, k, v;      /* [Hq*D, T], [Hkv*D, T], [Hkv*Dv, T] */
+    lamina_tensor q3, k3;       /* the same q, k as [D, H, T] */
+    lamina_tensor att;          /* [Hq*Dv, T] */
+    lamina_tensor gate, up;     /* [F, T] */
+} layer_acts;
+
+void lamina_layer_acts(layer_acts *a, const graph_ctx *g);
+
+/* dst = rms_norm(src) * w (w NULL: no weight), over rows of ne0 */
+int lamina_g_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_tensor src,
+                  const lamina_gguf_tensor *w);
+/* dst += src */
+int lamina_g_add(node_list *nl, lamina_tensor dst, lamina_tensor src);
+/* q, k, v = W cur (+ b): separate or fused weights and biases */
+int lamina_g_qkv(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+/* per-head RMS norm of q and k (QK norm) */
+int lamina_g_qk_norm(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+/* rotary position embedding of q and k as layer il's rope says */
+int lamina_g_rope(node_list *nl, const graph_ctx *g, const layer_acts *a, int il);
+/* k, v into layer il's cache rows; att = softmax(scale q.k, causal [+ window]) v */
+int lamina_g_attention(node_list *nl, const graph_ctx *g, const layer_acts *a, int il);
+/* cur = Wo att (+ bo) */
+int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+/* cur = Wdown (act(Wgate cur) * Wup cur), gate and up separate or fused */
+int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+
+#endif
