@@ -223,6 +223,18 @@ int lamina_g_rope(node_list *nl, const graph_ctx *g, const layer_acts *a, int il
         n->fp[0] = hp->layer[il].rope_base;
         n->fp[1] = hp->layer[il].rope_scale;
     }
+    /* LongRoPE's attention factor a multiplies the rotated dims of q and k
+     * (not the ones past n_rot): q.k gets a^2 on those, so q's rotated
+     * dims are scaled by a^2 (a strided view: n_rot of each head). */
+    if (hp->rope_attn_factor != 1.0f) {
+        lamina_tensor qr = a->q3;
+        qr.ne[0] = hp->n_rot;
+        PUSH(LAMINA_OP_SCALE);
+        n->dst = qr;
+        n->src[0] = qr;
+        n->n_src = 1;
+        n->fp[0] = hp->rope_attn_factor * hp->rope_attn_factor;
+    }
     return 0;
 }
 

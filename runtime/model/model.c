@@ -326,7 +326,8 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     /* the row's design */
     hp->rope_mode = a->rope_mode;
     hp->act = a->act;
-    hp->attn_scale = attn_factor * attn_factor / sqrtf((float)hp->head_dim);
+    hp->rope_attn_factor = attn_factor;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = (a->flags & LAMINA_ARCH_F_EMBD_SCALE) ? sqrtf((float)hp->n_embd) : 1.0f;
     if (a->flags & LAMINA_ARCH_F_ATTN_SOFTCAP)
         if ((rc = hp_f32(L, "attn_logit_softcapping", 0, a->attn_softcap, &hp->attn_softcap)) < 0) return rc;

@@ -43,8 +43,9 @@ typedef struct lamina_hparams {
     float    eps;               /* RMS norm epsilon */
     int32_t  n_swa;             /* sliding window size, 0 = none */
     lamina_layer_hp layer[LAMINA_MAX_LAYERS];
-    float    attn_scale;        /* multiplies q.k (with the rope's attention
-                                   factor squared folded in) */
+    float    rope_attn_factor;  /* multiplies the rotated dims of q and k
+                                   (rope.scaling.attn_factor; 1 = none) */
+    float    attn_scale;        /* multiplies q.k */
     float    embd_scale;        /* multiplies the token embedding (1 = none) */
     float    attn_softcap;      /* 0 = none */
     float    final_softcap;     /* 0 = none */

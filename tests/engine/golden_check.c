@@ -379,11 +379,20 @@ int main(int argc, char **argv)
     }
     char err[1024] = "";
     json_error_t je;
+    lamina_runtime *rt = NULL;
+    lamina_be *bes[LAMINA_MAX_BACKENDS], ref_be;
+    int n_bes = 0, failed = 0;
+    lamina_model *m = NULL;
+    lamina_tokenizer *tok = NULL;
+    lamina_engine *e = NULL;
+    float *logits = NULL, *last = NULL;
+    memset(&ref_be, 0, sizeof ref_be);
     json_t *root = json_load_file(argv[1], 0, &je);
     if (!root) { printf("not ok 1 - %s:%d: %s\n1..1\n", argv[1], je.line, je.text); return 1; }
     json_t *prompts = json_object_get(L == &TIGHT ? json_object_get(root, "precise") : root, "prompts");
     if (!json_is_array(prompts)) {
         printf("not ok 1 - %s: no '%sprompts' array\n1..1\n", argv[1], L == &TIGHT ? "precise." : "");
+        json_decref(root);
         return 1;
     }
     printf("# tolerance %s\n", L->name);
@@ -399,13 +408,10 @@ int main(int argc, char **argv)
     lamina_runtime_options ro;
     memset(&ro, 0, sizeof ro);
     ro.struct_size = sizeof ro;
-    lamina_runtime *rt;
-    if (lamina_runtime_open(&ro, &rt, err, sizeof err) < 0) { printf("not ok 1 - runtime: %s\n1..1\n", err); return 1; }
-    lamina_be *bes[LAMINA_MAX_BACKENDS], ref_be;
-    int n_bes = 0;
+    if (lamina_runtime_open(&ro, &rt, err, sizeof err) < 0) { printf("not ok 1 - runtime: %s\n1..1\n", err); failed = 1; goto out; }
     if (strcmp(argv[3], "ref") == 0) {
         if (open_ref(&ref_be, err, sizeof err)) bes[n_bes++] = &ref_be;
-        else { printf("not ok 1 - reference backend: %s\n1..1\n", err); return 1; }
+        else { printf("not ok 1 - reference backend: %s\n1..1\n", err); failed = 1; goto out; }
     } else {
         char names[256];
         snprintf(names, sizeof names, "%s", argv[3]);
@@ -418,20 +424,19 @@ int main(int argc, char **argv)
                 if (lamina_runtime_open_backend(rt, i, &be, err, sizeof err) < 0) printf("# %s\n", err);
                 break;
             }
-            if (!be) { printf("not ok 1 - backend '%s' is not eligible here %s\n1..1\n", nm, err); return 1; }
+            if (!be) { printf("not ok 1 - backend '%s' is not eligible here %s\n1..1\n", nm, err); failed = 1; goto out; }
             bes[n_bes++] = be;
         }
     }
     for (int i = 0; i < n_bes; i++) printf("# backend %s\n", bes[i]->label);
 
-    lamina_model *m;
-    if (lamina_model_load(argv[2], &m, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); return 1; }
+    if (lamina_model_load(argv[2], &m, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); failed = 1; goto out; }
     if (perturb_what && perturb(&m->hp, perturb_what) < 0) {
         printf("not ok 1 - --perturb %s: unknown, or this model has nothing to perturb there\n1..1\n", perturb_what);
-        return 1;
+        failed = 1;
+        goto out;
     }
-    lamina_tokenizer *tok;
-    if (lamina_tokenizer_load(m->gguf, &tok, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); return 1; }
+    if (lamina_tokenizer_load(m->gguf, &tok, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); failed = 1; goto out; }
     const int V = m->hp.n_vocab;
 
     lamina_engine_params p;
@@ -449,19 +454,18 @@ int main(int argc, char **argv)
     }
     p.n_ctx = max_len > 512 ? max_len : 512; p.n_seq = 1; p.n_batch = max_len;
     p.n_outputs = max_n < 256 ? max_n : 256;
-    if (max_n > p.n_outputs) { printf("not ok 1 - a prompt of %d tokens: more than 256 logit rows\n1..1\n", max_n); return 1; }
+    if (max_n > p.n_outputs) { printf("not ok 1 - a prompt of %d tokens: more than 256 logit rows\n1..1\n", max_n); failed = 1; goto out; }
     p.kv_f32 = L == &TIGHT;
     if (argc > 4) p.gpu_layers = strcmp(argv[4], "all") == 0 ? -2 : atoi(argv[4]);
-    lamina_engine *e;
-    if (lamina_engine_create(m, bes, n_bes, &p, &e, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); return 1; }
+    if (lamina_engine_create(m, bes, n_bes, &p, &e, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); failed = 1; goto out; }
     {
         char plan[2048];
         lamina_engine_describe_plan(e, plan, sizeof plan);
         for (char *l = strtok(plan, "\n"); l; l = strtok(NULL, "\n")) printf("# plan: %s\n", l);
     }
 
-    float *logits = malloc((size_t)p.n_outputs * V * sizeof(float));
-    float *last = malloc((size_t)V * sizeof(float));
+    logits = malloc((size_t)p.n_outputs * V * sizeof(float));
+    last = malloc((size_t)V * sizeof(float));
     size_t np = json_array_size(prompts);
     if (sc.prompts > 0 && (size_t)sc.prompts < np) np = (size_t)sc.prompts;
     pooled pool = { 0, 0, 0, 0, 0 };
@@ -486,16 +490,18 @@ int main(int argc, char **argv)
         ok(n_greedy_prompts >= min_greedy_prompts && pool.full_greedy == n_greedy_prompts,
            "free-running greedy agreed for all >= %zu recorded steps on %d of the %d prompts recorded with all gaps "
            "wide (at least %d wanted)", L->min_greedy, pool.full_greedy, n_greedy_prompts, min_greedy_prompts);
+out:
     free(logits);
     free(last);
-    lamina_engine_free(e);
-    lamina_tokenizer_free(tok);
-    lamina_model_free(m);
+    if (e) lamina_engine_free(e);
+    if (tok) lamina_tokenizer_free(tok);
+    if (m) lamina_model_free(m);
     for (int i = 0; i < n_bes; i++) {
         if (bes[i] == &ref_be) ref_be.iface->close(ref_be.inst);
         else lamina_be_close(bes[i]);
     }
-    lamina_runtime_close(rt);
+    if (rt) lamina_runtime_close(rt);
     json_decref(root);
+    if (failed) return 1;
     return done_testing();
 }

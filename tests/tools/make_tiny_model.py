@@ -17,12 +17,12 @@ GGUF files for the chosen architecture, with tiny dimensions:
           pre "qwen2" and no BOS added (as Qwen2.5 files have).
 
 --type picks the type of every matrix (norm vectors are always f32):
-  f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k, or
+  f32 f16 bf16 q8_0 q4_0 q5_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs, or
   mixed   per-tensor types like a real Q4_K_M (gemma3: the types of the
           Gemma 3 270M Q4_K_M file; llama: q4_k / q5_k / q6_k / q8_0 mix).
-f16/bf16/q8_0/q4_0/q5_0 are quantized with gguf.quants; q4_k/q5_k/q6_k
-with the quantizers below (gguf.quants only dequantizes those), each
-checked against gguf.quants.dequantize before writing.
+f16/bf16/q8_0/q4_0/q5_0 are quantized with gguf.quants; the k-quants and
+iq4_nl/iq4_xs with the quantizers below (gguf.quants only dequantizes
+those), each checked against gguf.quants.dequantize before writing.
 
 Weights are normal random numbers (matrices std 0.5/sqrt(fan_in),
 embeddings std 0.05, norm weights 1 + N(0, 0.05)), so activations stay
@@ -59,11 +59,13 @@ except ImportError as exc:  # the tests turn this into a TAP skip
 TYPES = {
     "f32": QT.F32, "f16": QT.F16, "bf16": QT.BF16, "q8_0": QT.Q8_0,
     "q4_0": QT.Q4_0, "q5_0": QT.Q5_0, "q4_k": QT.Q4_K, "q5_k": QT.Q5_K,
-    "q6_k": QT.Q6_K,
+    "q6_k": QT.Q6_K, "q2_k": QT.Q2_K, "q3_k": QT.Q3_K, "iq4_nl": QT.IQ4_NL,
+    "iq4_xs": QT.IQ4_XS,
 }
 # general.file_type (llama_ftype numbering)
 FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7, "q5_0": 8, "q4_k": 14,
-             "q5_k": 16, "q6_k": 18, "bf16": 32, "mixed": 15}
+             "q5_k": 16, "q6_k": 18, "bf16": 32, "mixed": 15,
+             "q2_k": 10, "q3_k": 12, "iq4_nl": 25, "iq4_xs": 30}
 
 N_VOCAB = 512
 
@@ -206,14 +208,14 @@ def _f16(x):
     return x.astype(np.float16)
 
 
-def _check(qbytes, qtype, want, x):
+def _check(qbytes, qtype, want, x, bound=0.25):
     """The bytes must decode (gguf.quants) to our reconstruction."""
     got = gguf.quants.dequantize(qbytes, qtype).reshape(want.shape)
     tol = 1e-5 * max(1.0, float(np.abs(want).max()))
     if not np.allclose(got, want, atol=tol, rtol=1e-5):
         raise AssertionError(f"{qtype.name} packing disagrees with gguf.quants.dequantize")
     err = float(np.abs(got - x).max())
-    if err > 0.25 * float(np.abs(x).max()) + 1e-6:
+    if err > bound * float(np.abs(x).max()) + 1e-6:
         raise AssertionError(f"{qtype.name} quantization error {err} too large")
 
 
@@ -298,6 +300,154 @@ def quant_q6_k(x):
     return out
 
 
+def _signed_absmax(x):
+    """Per row of x (..., n): the value of largest magnitude, with its sign."""
+    i = np.abs(x).argmax(-1)
+    return np.take_along_axis(x, i[..., None], -1)[..., 0]
+
+
+def _q_bits(q, nbits):
+    """Pack 256 values per block (..., 256) of nbits (2) the q2_K/q3_K way:
+    element 128c + 32s + l into bits nbits*s of byte 32c + l."""
+    q4 = q.reshape(q.shape[0], 2, 4, 32).astype(np.uint8)   # c, s, l
+    out = np.zeros((q.shape[0], 2, 32), np.uint8)
+    for k in range(4):
+        out |= q4[:, :, k, :] << (nbits * k)
+    return out.reshape(q.shape[0], 64)
+
+
+def quant_q2_k(x):
+    """x ~ d*sc_j*q - dmin*m_j over 16 sub-blocks of 16, q 0..3, sc/m 0..15
+    (plain min/max per sub-block)."""
+    nb = x.size // 256
+    xs = x.reshape(nb, 16, 16)
+    lo = np.minimum(xs.min(-1), 0.0)
+    step = (xs.max(-1) - lo) / 3
+    off = -lo
+    d = _f16(step.max(-1) / 15)
+    dmin = _f16(off.max(-1) / 15)
+    df = d.astype(np.float32)[:, None]
+    dmf = dmin.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.where(df > 0, np.clip(np.rint(step / df), 0, 15), 0).astype(np.uint8)
+        m = np.where(dmf > 0, np.clip(np.rint(off / dmf), 0, 15), 0).astype(np.uint8)
+        es = (df * sc)[..., None]
+        eo = (dmf * m)[..., None]
+        q = np.where(es > 0, np.clip(np.rint((xs + eo) / es), 0, 3), 0).astype(np.uint8)
+    recon = es * q - eo
+    out = np.concatenate([sc | (m << 4), _q_bits(q.reshape(nb, 256), 2),
+                          d.view(np.uint8).reshape(nb, 2), dmin.view(np.uint8).reshape(nb, 2)], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.Q2_K, recon.reshape(x.shape), x, bound=0.5)
+    return out
+
+
+def quant_q3_k(x):
+    """x ~ d*sc_j*q over 16 sub-blocks of 16, q -4..3, sc -32..31: each
+    sub-block's value of largest magnitude maps to q = -4, the largest
+    sub-block scale to sc = -32."""
+    nb = x.size // 256
+    xs = x.reshape(nb, 16, 16)
+    step = _signed_absmax(xs) / -4                 # (nb, 16)
+    d = _f16(_signed_absmax(step) / -32)
+    df = d.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.where(df != 0, np.clip(np.rint(step / df), -32, 31), 0).astype(np.int8)
+        es = (df * sc)[..., None]
+        q = np.where(es != 0, np.clip(np.rint(xs / es), -4, 3), 0).astype(np.int8)
+    recon = es * q
+    u = (q + 4).astype(np.uint8).reshape(nb, 256)
+    qs = _q_bits(u & 3, 2)
+    hm = np.zeros((nb, 32), np.uint8)
+    for e32 in range(8):                           # bit e/32 of hmask[e % 32]
+        hm |= (u[:, 32 * e32:32 * e32 + 32] >> 2) << e32
+    s6 = (sc.astype(np.int16) + 32).astype(np.uint8)   # 0..63
+    sc12 = np.zeros((nb, 12), np.uint8)
+    sc12[:, 0:8] = (s6[:, 0:8] & 0xF) | ((s6[:, 8:16] & 0xF) << 4)
+    for k in range(16):
+        sc12[:, 8 + k % 4] |= (s6[:, k] >> 4) << (2 * (k // 4))
+    out = np.concatenate([hm, qs, sc12, d.view(np.uint8).reshape(nb, 2)], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.Q3_K, recon.reshape(x.shape), x, bound=0.35)
+    return out
+
+
+IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                      np.float32)
+_IQ4_MID = (IQ4_VALUES[1:] + IQ4_VALUES[:-1]) / 2
+
+
+def _iq4_index(v):
+    """Nearest codebook index (the lower one on a tie)."""
+    return np.searchsorted(_IQ4_MID, np.nan_to_num(v), side="left").astype(np.uint8)
+
+
+def _iq4_fit(xs):
+    """xs (..., 32) ~ s * v[q]: candidate scales map each row's value of
+    largest magnitude near either end of the codebook, each refined by
+    least squares; the least squared error wins (as runtime/ops/quant.c)."""
+    v0 = _signed_absmax(xs)
+    best_s = np.zeros(v0.shape, np.float32)
+    best_e = np.full(v0.shape, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for end in (-127.0, 113.0):
+            for t in range(-12, 13):
+                s0 = v0 / (end + 0.5 * t)
+                w = IQ4_VALUES[_iq4_index(xs / s0[..., None])]
+                s = (w * xs).sum(-1) / (w * w).sum(-1)
+                e = ((s[..., None] * w - xs) ** 2).sum(-1)
+                better = (e < best_e) & (v0 != 0)
+                best_s = np.where(better, s, best_s)
+                best_e = np.where(better, e, best_e)
+    return best_s
+
+
+def _iq4_pack(idx):
+    """(..., 32) indices -> (..., 16) bytes: element l low nibble, l+16 high."""
+    return idx[..., :16] | (idx[..., 16:] << 4)
+
+
+def quant_iq4_nl(x):
+    nb = x.size // 32
+    xs = x.reshape(nb, 32)
+    d = _f16(_iq4_fit(xs))
+    df = d.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        idx = np.where(df != 0, _iq4_index(xs / df), 8).astype(np.uint8)
+    recon = df * IQ4_VALUES[idx]
+    out = np.concatenate([d.view(np.uint8).reshape(nb, 2), _iq4_pack(idx)], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.IQ4_NL, recon.reshape(x.shape), x)
+    return out
+
+
+def quant_iq4_xs(x):
+    nb = x.size // 256
+    xs = x.reshape(nb, 8, 32)
+    s = _iq4_fit(xs)                               # (nb, 8)
+    d = _f16(_signed_absmax(s) / -32)
+    df = d.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ls = np.where(df != 0, np.clip(np.rint(s / df), -32, 31), 0).astype(np.int16)
+        dl = (df * ls)[..., None]
+        idx = np.where(dl != 0, _iq4_index(xs / dl), 8).astype(np.uint8)
+    recon = dl * IQ4_VALUES[idx]
+    u = (ls + 32).astype(np.uint16)                # 0..63
+    scales_h = np.zeros(nb, np.uint16)
+    for j in range(8):
+        scales_h |= (u[:, j] >> 4) << (2 * j)
+    scales_l = ((u[:, 0::2] & 0xF) | ((u[:, 1::2] & 0xF) << 4)).astype(np.uint8)
+    out = np.concatenate([d.view(np.uint8).reshape(nb, 2), scales_h.view(np.uint8).reshape(nb, 2),
+                          scales_l, _iq4_pack(idx).reshape(nb, 128)], axis=1)
+    out = out.reshape(x.shape[0], -1)
+    _check(out, QT.IQ4_XS, recon.reshape(x.shape), x)
+    return out
+
+
+QUANTIZERS = {QT.Q2_K: quant_q2_k, QT.Q3_K: quant_q3_k, QT.IQ4_NL: quant_iq4_nl,
+              QT.IQ4_XS: quant_iq4_xs}
+
+
 def encode(x, qt):
     """x: float32 (rows, ne0).  Returns the array handed to the writer and
     its raw dtype (None when numpy's dtype says it)."""
@@ -311,46 +461,100 @@ def encode(x, qt):
         return quant_q5_k(x), qt
     if qt == QT.Q6_K:
         return quant_q6_k(x), qt
+    if qt in QUANTIZERS:
+        return QUANTIZERS[qt](x), qt
     return gguf.quants.quantize(x, qt), qt
 
 
 # ------------------------------------------------------------------- model
 
+# Shapes per architecture (GGUF ne order: [input, output]).  Besides the
+# three originals: qwen3 and gemma2 have heads x head size != n_embd, as
+# their real files do; phi3 fuses q/k/v and gate/up and rotates 3/4 of each
+# head (Phi-4-mini); llama3 is a "llama" file with Llama 3's rope_freqs.
+SHAPES = {
+    #          E    F   H  HKV   D
+    "llama":  (256, 512, 4, 2,  64),
+    "llama3": (256, 512, 4, 2,  64),
+    "qwen2":  (256, 512, 4, 2,  64),
+    "qwen3":  (256, 512, 4, 2, 128),
+    "gemma3": (256, 512, 4, 1,  64),
+    "gemma2": (256, 512, 4, 2, 128),
+    "phi3":   (256, 512, 4, 2,  64),
+}
+GGUF_ARCH = {"llama3": "llama"}       # the general.architecture written
+GEMMA = ("gemma2", "gemma3")
+SPM = ("gemma3", "gemma2")            # SentencePiece vocabularies; the rest BPE
+TIED = ("gemma3", "gemma2", "qwen2", "qwen3")
+PHI3_ROT = 48                         # rotated dims per head (of 64)
+
+
+def llama3_rope_freqs(D, base):
+    """Llama 3.1's frequency divisors (factor 8, low 1, high 4, original
+    context 8192) for head size D."""
+    factor, low, high, orig = 8.0, 1.0, 4.0, 8192
+    out = []
+    for i in range(0, D, 2):
+        freq = 1.0 / base ** (i / D)
+        wavelen = 2 * np.pi / freq
+        if wavelen < orig / high:
+            out.append(1.0)
+        elif wavelen > orig / low:
+            out.append(factor)
+        else:
+            smooth = (orig / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 def tensor_plan(arch, n_layer, tname):
     """[(name, ne (GGUF order), kind, type)] in file order."""
-    E, F, V, D = 256, 512, N_VOCAB, 64
-    H, HKV = 4, (1 if arch == "gemma3" else 2)
+    E, F, H, HKV, D = SHAPES[arch]
+    V = N_VOCAB
     mixed = tname == "mixed"
     base = None if mixed else TYPES[tname]
+    gemma = arch in GEMMA
 
-    def pick(gemma, llama):
-        return base if base is not None else (gemma if arch == "gemma3" else llama)
+    def pick(g, l):
+        return base if base is not None else (g if gemma else l)
 
     plan = [("token_embd.weight", [E, V], "embd", pick(QT.Q8_0, QT.Q4_K))]
+    if arch == "phi3":
+        plan.append(("rope_factors_long.weight", [PHI3_ROT // 2], "rope_long", QT.F32))
+        plan.append(("rope_factors_short.weight", [PHI3_ROT // 2], "rope_short", QT.F32))
+    if arch == "llama3":
+        plan.append(("rope_freqs.weight", [D // 2], "rope_llama3", QT.F32))
     for i in range(n_layer):
         p = f"blk.{i}."
         even = i % 2 == 0
         plan.append((p + "attn_norm.weight", [E], "norm", QT.F32))
-        plan.append((p + "attn_q.weight", [E, H * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
-        plan.append((p + "attn_k.weight", [E, HKV * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
-        plan.append((p + "attn_v.weight", [E, HKV * D], "mat", pick(QT.Q8_0, QT.Q6_K if even else QT.Q8_0)))
+        if arch == "phi3":
+            plan.append((p + "attn_qkv.weight", [E, (H + 2 * HKV) * D], "mat", pick(None, QT.Q5_K)))
+        else:
+            plan.append((p + "attn_q.weight", [E, H * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
+            plan.append((p + "attn_k.weight", [E, HKV * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
+            plan.append((p + "attn_v.weight", [E, HKV * D], "mat", pick(QT.Q8_0, QT.Q6_K if even else QT.Q8_0)))
         if arch == "qwen2":
             plan.append((p + "attn_q.bias", [H * D], "bias", QT.F32))
             plan.append((p + "attn_k.bias", [HKV * D], "bias", QT.F32))
             plan.append((p + "attn_v.bias", [HKV * D], "bias", QT.F32))
         plan.append((p + "attn_output.weight", [H * D, E], "mat", pick(QT.Q4_K, QT.Q4_K)))
-        if arch == "gemma3":
+        if arch in ("gemma3", "qwen3"):
             plan.append((p + "attn_q_norm.weight", [D], "norm", QT.F32))
             plan.append((p + "attn_k_norm.weight", [D], "norm", QT.F32))
+        if gemma:
             plan.append((p + "post_attention_norm.weight", [E], "norm", QT.F32))
         plan.append((p + "ffn_norm.weight", [E], "norm", QT.F32))
-        plan.append((p + "ffn_gate.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
-        plan.append((p + "ffn_up.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
+        if arch == "phi3":
+            plan.append((p + "ffn_up.weight", [E, 2 * F], "mat", pick(None, QT.Q4_K)))
+        else:
+            plan.append((p + "ffn_gate.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
+            plan.append((p + "ffn_up.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
         plan.append((p + "ffn_down.weight", [F, E], "mat", pick(QT.Q6_K, QT.Q6_K if even else QT.Q5_K)))
-        if arch == "gemma3":
+        if gemma:
             plan.append((p + "post_ffw_norm.weight", [E], "norm", QT.F32))
     plan.append(("output_norm.weight", [E], "norm", QT.F32))
-    if arch == "llama":
+    if arch not in TIED:
         plan.append(("output.weight", [E, V], "mat", pick(None, QT.Q6_K)))
     return plan
 
@@ -358,29 +562,57 @@ def tensor_plan(arch, n_layer, tname):
 def metadata(arch, tname, n_layer):
     """[(key, GGUFValueType, value, array element type or None)] after
     general.architecture (which the writer adds first)."""
+    E, F, H, HKV, D = SHAPES[arch]
     kv = [
         ("general.type", VT.STRING, "model", None),
-        ("general.name", VT.STRING, f"lamina tiny {arch} {tname}", None),
+        # (llama.cpp sets token attributes by the model name: a name with
+        # "phi3" in it must have Phi-3's "</s>", which this vocabulary has not)
+        ("general.name", VT.STRING, f"lamina tiny {arch.replace('phi3', 'phi-iii')} {tname}", None),
         ("general.file_type", VT.UINT32, FILE_TYPE[tname], None),
         ("general.quantization_version", VT.UINT32, 2, None),
     ]
-    a = arch
+    a = GGUF_ARCH.get(arch, arch)
     kv += [
-        (f"{a}.context_length", VT.UINT32, 512, None),
-        (f"{a}.embedding_length", VT.UINT32, 256, None),
+        (f"{a}.context_length", VT.UINT32, 131072 if arch == "phi3" else 512, None),
+        (f"{a}.embedding_length", VT.UINT32, E, None),
         (f"{a}.block_count", VT.UINT32, n_layer, None),
-        (f"{a}.feed_forward_length", VT.UINT32, 512, None),
-        (f"{a}.attention.head_count", VT.UINT32, 4, None),
+        (f"{a}.feed_forward_length", VT.UINT32, F, None),
+        (f"{a}.attention.head_count", VT.UINT32, H, None),
     ]
-    if arch == "gemma3":
+    if arch in GEMMA:
         kv += [
-            (f"{a}.attention.head_count_kv", VT.UINT32, 1, None),
-            (f"{a}.attention.key_length", VT.UINT32, 64, None),
-            (f"{a}.attention.value_length", VT.UINT32, 64, None),
+            (f"{a}.attention.head_count_kv", VT.UINT32, HKV, None),
+            (f"{a}.attention.key_length", VT.UINT32, D, None),
+            (f"{a}.attention.value_length", VT.UINT32, D, None),
             (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32, 1e-6, None),
-            (f"{a}.rope.freq_base", VT.FLOAT32, 1000000.0, None),
+            (f"{a}.rope.freq_base", VT.FLOAT32, 1000000.0 if arch == "gemma3" else 10000.0, None),
             (f"{a}.attention.sliding_window", VT.UINT32, 8, None),
         ]
+        if arch == "gemma2":
+            kv += [
+                (f"{a}.attn_logit_softcapping", VT.FLOAT32, 50.0, None),
+                (f"{a}.final_logit_softcapping", VT.FLOAT32, 30.0, None),
+            ]
+    else:
+        kv += [(f"{a}.attention.head_count_kv", VT.UINT32, HKV, None)]
+        if arch == "qwen3":
+            kv += [(f"{a}.attention.key_length", VT.UINT32, D, None),
+                   (f"{a}.attention.value_length", VT.UINT32, D, None)]
+        kv += [
+            (f"{a}.rope.dimension_count", VT.UINT32, PHI3_ROT if arch == "phi3" else D, None),
+            (f"{a}.rope.freq_base", VT.FLOAT32,
+             1000000.0 if arch in ("qwen2", "qwen3") else 10000.0 if arch == "phi3" else 500000.0, None),
+            (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32,
+             1e-6 if arch in ("qwen2", "qwen3") else 1e-5, None),
+        ]
+        if arch == "phi3":
+            # LongRoPE as the 128k models have it: short and long factors,
+            # the original context, and the attention factor
+            kv += [(f"{a}.rope.scaling.original_context_length", VT.UINT32, 4096, None),
+                   (f"{a}.rope.scaling.attn_factor", VT.FLOAT32, 1.1902380714238083, None)]
+        if arch in ("llama", "llama3"):
+            kv += [(f"{a}.vocab_size", VT.UINT32, N_VOCAB, None)]
+    if arch in SPM:
         tokens, scores, types = spm_vocab()
         kv += [
             ("tokenizer.ggml.model", VT.STRING, "llama", None),
@@ -397,24 +629,17 @@ def metadata(arch, tname, n_layer):
             ("tokenizer.ggml.add_space_prefix", VT.BOOL, False, None),
         ]
     else:
-        kv += [
-            (f"{a}.attention.head_count_kv", VT.UINT32, 2, None),
-            (f"{a}.rope.dimension_count", VT.UINT32, 64, None),
-            (f"{a}.rope.freq_base", VT.FLOAT32, 1000000.0 if arch == "qwen2" else 500000.0, None),
-            (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32, 1e-6 if arch == "qwen2" else 1e-5, None),
-        ]
-        if arch == "llama":
-            kv += [(f"{a}.vocab_size", VT.UINT32, N_VOCAB, None)]
+        no_bos = arch in ("qwen2", "qwen3")
         tokens, types, merges = bpe_vocab()
         kv += [
             ("tokenizer.ggml.model", VT.STRING, "gpt2", None),
-            ("tokenizer.ggml.pre", VT.STRING, "qwen2" if arch == "qwen2" else "llama-bpe", None),
+            ("tokenizer.ggml.pre", VT.STRING, "qwen2" if no_bos else "llama-bpe", None),
             ("tokenizer.ggml.tokens", VT.ARRAY, tokens, VT.STRING),
             ("tokenizer.ggml.token_type", VT.ARRAY, types, VT.INT32),
             ("tokenizer.ggml.merges", VT.ARRAY, merges, VT.STRING),
             ("tokenizer.ggml.bos_token_id", VT.UINT32, tokens.index("<|begin_of_text|>"), None),
             ("tokenizer.ggml.eos_token_id", VT.UINT32, tokens.index("<|end_of_text|>"), None),
-            ("tokenizer.ggml.add_bos_token", VT.BOOL, arch != "qwen2", None),
+            ("tokenizer.ggml.add_bos_token", VT.BOOL, not no_bos, None),
         ]
     return kv
 
@@ -423,6 +648,12 @@ def weights(rng, ne, kind):
     shape = tuple(reversed(ne))                   # numpy (rows, ne0)
     if kind == "norm":
         return (1.0 + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "rope_llama3":
+        return llama3_rope_freqs(2 * ne[0], 500000.0)
+    if kind == "rope_short":                      # LongRoPE divisors, rising
+        return np.linspace(1.0, 2.5, ne[0]).astype(np.float32) + 0.05 * rng.random(ne[0]).astype(np.float32)
+    if kind == "rope_long":
+        return np.linspace(1.0, 40.0, ne[0]).astype(np.float32)
     if kind == "bias":
         return (0.1 * rng.standard_normal(shape)).astype(np.float32)
     if kind == "embd":
@@ -442,11 +673,11 @@ def manifest_value(vt, v, sub):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=["gemma3", "llama", "qwen2"], default="gemma3")
+    ap.add_argument("--arch", choices=list(SHAPES), default="gemma3")
     ap.add_argument("--type", dest="tname", choices=list(TYPES) + ["mixed"], default="mixed")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=None,
-                    help="number of blocks (default: gemma3 6, llama 2)")
+                    help="number of blocks (default: gemma3 6, the others 4)")
     ap.add_argument("--out", required=True, help="GGUF file to write")
     ap.add_argument("--manifest", help="also write a JSON manifest here")
     args = ap.parse_args(argv)
@@ -455,8 +686,8 @@ def main(argv=None):
         ap.error("--layers must be in 1..64")
 
     rng = np.random.default_rng(args.seed)
-    w = gguf.GGUFWriter(args.out, args.arch)
-    kvs = [("general.architecture", VT.STRING, args.arch, None)]
+    w = gguf.GGUFWriter(args.out, GGUF_ARCH.get(args.arch, args.arch))
+    kvs = [("general.architecture", VT.STRING, GGUF_ARCH.get(args.arch, args.arch), None)]
     for key, vt, val, sub in metadata(args.arch, args.tname, n_layer):
         w.add_key_value(key, val, vt, sub_type=sub)
         kvs.append((key, vt, val, sub))
