@@ -1,10 +1,14 @@
 /*
- * tokenizer.c - SentencePiece-style and byte-level BPE tokenizers.
+ * tokenizer.c - SentencePiece-style, BPE and WordPiece tokenizers.
  *
  * Layout of a tokenizer: all token texts in one blob (text_off[i] ..
  * text_off[i+1]), the decoded piece of every token in a second blob, an
  * open-addressing hash from text to id, and for BPE a hash from merge line
  * ("left right") to rank.  Encoding never mutates the tokenizer.
+ *
+ * BPE pre-tokenizers are data: pretok_rules[] says, for each enum
+ * lamina_pretok, which splitting passes run and how words are merged, and
+ * pretok_names[] maps the names found in tokenizer.ggml.pre to them.
  */
 #include "config.h"
 
@@ -18,9 +22,12 @@
 #include "lamina/plugin.h"
 #include "tok_unicode.h"
 
+struct pretok_rules;
+
 struct lamina_tokenizer {
     int kind;
     int pretok;
+    const struct pretok_rules *rules; /* BPE: pretok_rules[pretok]; NULL otherwise */
     int32_t n_vocab;
     char *text;               /* all token texts, concatenated */
     size_t *text_off;         /* [n_vocab + 1] */
@@ -42,8 +49,11 @@ struct lamina_tokenizer {
     size_t n_special_lens;
     uint8_t special_first[256]; /* 1 if some special token starts with this byte */
     lamina_token byte_tok[256]; /* SPM byte fallback */
-    lamina_token bos, eos, eot, eom, unk, pad;
+    lamina_token hex_tok[256];  /* "<0xNN>" tokens (raw-UTF-8 BPE fallback), or NONE */
+    size_t max_token_len;     /* longest token text in bytes (WPM matching) */
+    lamina_token bos, eos, eot, eom, unk, pad, sep;
     int add_bos, add_eos, add_space_prefix;
+    int wpm_lower, wpm_strip_accents;
     char *arch;
     char *chat_template;
 };
@@ -277,9 +287,16 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Unicode classes for the pre-tokenizers                                   */
+/* Unicode properties                                                       */
 
-enum { CLS_OTHER = 0, CLS_LETTER = 1, CLS_NUMBER = 2, CLS_SPACE = 3 };
+/* A code point's flags: its category group (TOK_CAT_*) in the low bits,
+ * F_SPACE for Unicode White_Space. */
+#define F_SPACE 0x10u
+#define F_CAT(f) ((f) & 0x0Fu)
+#define IS_WS(f) (((f) & F_SPACE) != 0)
+#define IS_L(f) (F_CAT(f) == TOK_CAT_LETTER)
+#define IS_N(f) (F_CAT(f) == TOK_CAT_NUMBER)
+#define IS_M(f) (F_CAT(f) == TOK_CAT_MARK)
 
 static int cp_is_space(uint32_t c)
 {
@@ -289,30 +306,473 @@ static int cp_is_space(uint32_t c)
            c == 0x205F || c == 0x3000;
 }
 
-static int cp_class(uint32_t c)
+static uint8_t cp_flags(uint32_t c)
 {
+    /* An invalid byte counts as U+FFFD (a symbol), which is what llama.cpp
+     * puts in its place; the byte itself is kept. */
     if (c & CP_INVALID)
-        return CLS_OTHER;
-    if (cp_is_space(c))
-        return CLS_SPACE;
-    if (c < 0x80) {
-        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-            return CLS_LETTER;
-        if (c >= '0' && c <= '9')
-            return CLS_NUMBER;
-        return CLS_OTHER;
-    }
-    size_t lo = 0, hi = TOK_N_CP_RANGES;
+        return TOK_CAT_SYMBOL;
+    uint8_t ws = cp_is_space(c) ? F_SPACE : 0;
+    size_t lo = 0, hi = TOK_N_CAT_RANGES;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (c < tok_cp_ranges[mid].first)
+        if (c < tok_cat_ranges[mid].first)
             hi = mid;
-        else if (c > tok_cp_ranges[mid].last)
+        else if (c > tok_cat_ranges[mid].last)
             lo = mid + 1;
         else
-            return tok_cp_ranges[mid].cls;
+            return (uint8_t)(tok_cat_ranges[mid].cat | ws);
     }
-    return CLS_OTHER;
+    return (uint8_t)(TOK_CAT_UNDEF | ws);
+}
+
+/* Simple lowercase mapping. */
+static uint32_t cp_lower(uint32_t c)
+{
+    size_t lo = 0, hi = TOK_N_LOWER;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tok_lower[mid].cp)
+            hi = mid;
+        else if (c > tok_lower[mid].cp)
+            lo = mid + 1;
+        else
+            return tok_lower[mid].to;
+    }
+    return c;
+}
+
+/* First code point of c's canonical decomposition (c itself if none). */
+static uint32_t cp_nfd_base(uint32_t c)
+{
+    size_t lo = 0, hi = TOK_N_NFD_BASE;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tok_nfd_base[mid].first)
+            hi = mid;
+        else if (c > tok_nfd_base[mid].last)
+            lo = mid + 1;
+        else
+            return tok_nfd_base[mid].to;
+    }
+    return c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* BPE pre-tokenizers                                                       */
+
+/* Code point sets of the regex-like passes.  Where the original
+ * expressions are matched by llama.cpp, non-ASCII white space stands for
+ * itself in no set (it is only \s), and invalid bytes count as U+FFFD. */
+enum cpset {
+    SET_NUMBER,         /* \p{N} */
+    SET_LETTER,         /* \p{L} */
+    SET_PUNCT,          /* \p{P} */
+    SET_PUNCT_SYM,      /* [\p{P}$+<=>^~|] */
+    SET_PUNCT_SYM_TICK, /* [\p{P}$+<=>^~|`] */
+    SET_CR_LF,          /* [\r\n] */
+    SET_ASCII_DIGIT,    /* [0-9] */
+    SET_CJK,            /* DeepSeek's CJK class: U+0800..U+9FA5, U+AC00..U+D7FF */
+    SET_DSLLM_LETTER,   /* DeepSeek LLM's explicit letter list (tok_dsllm_letters) */
+    SET_DSLLM_PUNCT     /* DeepSeek LLM's punctuation class: ASCII !../, :..~; U+FF01..FF0F,
+                         * U+FF1A..FF5E (full width), U+2018..201F (quotes), U+3000..3002 */
+};
+
+static int in_set(int set, uint32_t c, uint8_t f)
+{
+    if (IS_WS(f) && c >= 0x80)
+        return 0;
+    switch (set) {
+    case SET_NUMBER:
+        return IS_N(f);
+    case SET_LETTER:
+        return IS_L(f);
+    case SET_PUNCT:
+        return F_CAT(f) == TOK_CAT_PUNCT;
+    case SET_PUNCT_SYM:
+    case SET_PUNCT_SYM_TICK:
+        if (F_CAT(f) == TOK_CAT_PUNCT)
+            return 1;
+        if (c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' || c == '~' ||
+            c == '|')
+            return 1;
+        return set == SET_PUNCT_SYM_TICK && c == '`';
+    case SET_CR_LF:
+        return c == '\r' || c == '\n';
+    case SET_ASCII_DIGIT:
+        return c >= '0' && c <= '9';
+    case SET_CJK:
+        return (c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF);
+    case SET_DSLLM_LETTER: {
+        size_t lo = 0, hi = TOK_N_DSLLM_LETTERS;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (c < tok_dsllm_letters[mid].first)
+                hi = mid;
+            else if (c > tok_dsllm_letters[mid].last)
+                lo = mid + 1;
+            else
+                return 1;
+        }
+        return 0;
+    }
+    case SET_DSLLM_PUNCT:
+        return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x7E) ||
+               (c >= 0xFF01 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF5E) ||
+               (c >= 0x2018 && c <= 0x201F) || (c >= 0x3000 && c <= 0x3002);
+    default:
+        return 0;
+    }
+}
+
+/* Kinds of splitting pass.  The first four are whole expressions, written
+ * by hand (see enum lamina_pretok); the others are single patterns whose
+ * matches and the text between them both become pieces. */
+enum pass_kind {
+    PASS_GPT2,          /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    PASS_LLAMA3,        /* (?i:'s|..)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+                         * \s*[\r\n]+|\s+(?!\S)|\s+ */
+    PASS_QWEN2,         /* as PASS_LLAMA3 with \p{N} */
+    PASS_QWEN35,        /* as PASS_QWEN2 with [\p{L}\p{M}]+ and [^\s\p{L}\p{M}\p{N}]+ */
+    PASS_RUN,           /* [set]+ */
+    PASS_SPACE_RUN,     /* \s?[set]+ */
+    PASS_ONE,           /* [set] */
+    PASS_THREE,         /* [set][set][set] */
+    PASS_TRAILING_SPACE,/* \s+$ (white space ending the piece) */
+    PASS_NEWLINE_RUNS   /* [^\n]+|[\n]+ */
+};
+
+struct pass {
+    uint8_t kind;       /* enum pass_kind */
+    uint8_t set;        /* enum cpset, for the single-pattern kinds */
+};
+
+/* How words are merged (struct pretok_rules.flags). */
+#define RULE_WHOLE_WORDS    1u  /* a word that is a token is taken as is */
+#define RULE_RAW_UTF8       2u  /* no byte mapping; spaces as U+2581; fallback <0xNN> */
+#define RULE_WHOLE_NEWLINES 4u  /* a run of newlines that is a token is taken as is */
+
+#define MAX_PASSES 6
+struct pretok_rules {
+    uint8_t n_passes;
+    unsigned flags;
+    struct pass passes[MAX_PASSES];
+};
+
+/* The rules of each pre-tokenizer, by enum lamina_pretok. */
+static const struct pretok_rules pretok_rules[] = {
+    [LAMINA_PRETOK_GPT2] = {1, 0, {{PASS_GPT2, 0}}},
+    [LAMINA_PRETOK_LLAMA3] = {1, RULE_WHOLE_WORDS, {{PASS_LLAMA3, 0}}},
+    [LAMINA_PRETOK_QWEN2] = {1, 0, {{PASS_QWEN2, 0}}},
+    [LAMINA_PRETOK_QWEN35] = {1, 0, {{PASS_QWEN35, 0}}},
+    [LAMINA_PRETOK_DBRX] = {1, 0, {{PASS_LLAMA3, 0}}},
+    [LAMINA_PRETOK_DEFAULT] = {4, 0, {{PASS_RUN, SET_PUNCT_SYM}, {PASS_GPT2, 0},
+                                      {PASS_RUN, SET_NUMBER}, {PASS_THREE, SET_ASCII_DIGIT}}},
+    [LAMINA_PRETOK_FALCON] = {3, 0, {{PASS_RUN, SET_PUNCT_SYM_TICK}, {PASS_GPT2, 0},
+                                     {PASS_THREE, SET_ASCII_DIGIT}}},
+    [LAMINA_PRETOK_STARCODER] = {2, 0, {{PASS_ONE, SET_NUMBER}, {PASS_GPT2, 0}}},
+    [LAMINA_PRETOK_DEEPSEEK_LLM] = {6, 0, {{PASS_ONE, SET_CR_LF},
+                                           {PASS_SPACE_RUN, SET_DSLLM_LETTER},
+                                           {PASS_SPACE_RUN, SET_DSLLM_PUNCT},
+                                           {PASS_TRAILING_SPACE, 0},
+                                           {PASS_RUN, SET_CJK},
+                                           {PASS_RUN, SET_NUMBER}}},
+    [LAMINA_PRETOK_DEEPSEEK_CODER] = {5, 0, {{PASS_ONE, SET_CR_LF},
+                                             {PASS_SPACE_RUN, SET_LETTER},
+                                             {PASS_SPACE_RUN, SET_PUNCT},
+                                             {PASS_RUN, SET_CJK},
+                                             {PASS_ONE, SET_NUMBER}}},
+    [LAMINA_PRETOK_GEMMA4] = {1, RULE_RAW_UTF8 | RULE_WHOLE_NEWLINES, {{PASS_NEWLINE_RUNS, 0}}},
+};
+#define N_PRETOK_RULES (sizeof(pretok_rules) / sizeof(pretok_rules[0]))
+
+static const struct pretok_rules *rules_of(int pretok)
+{
+    if (pretok <= LAMINA_PRETOK_NONE || (size_t)pretok >= N_PRETOK_RULES ||
+        pretok_rules[pretok].n_passes == 0)
+        return NULL;
+    return &pretok_rules[pretok];
+}
+
+/* BOS default of a pre-tokenizer name (struct pretok_name.bos). */
+enum { BOS_KEY = 0, BOS_DEFAULT_ON = 1, BOS_ALWAYS = 2 };
+
+/* tokenizer.ggml.pre names, as llama.cpp reads them.  bos: BOS_KEY when
+ * tokenizer.ggml.add_bos_token alone decides (default off), BOS_DEFAULT_ON
+ * when it defaults to on, BOS_ALWAYS when BOS is added whatever it says. */
+static const struct pretok_name {
+    const char *name;
+    uint8_t pretok;
+    uint8_t bos;
+} pretok_names[] = {
+    {"default", LAMINA_PRETOK_DEFAULT, BOS_KEY},
+    {"llama3", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"llama-v3", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"llama-bpe", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"falcon3", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"falcon-h1", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"pixtral", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"midm-2.0", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"lfm2", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"jina-v5-nano", LAMINA_PRETOK_LLAMA3, BOS_DEFAULT_ON},
+    {"dbrx", LAMINA_PRETOK_DBRX, BOS_KEY},
+    {"smaug-bpe", LAMINA_PRETOK_DBRX, BOS_KEY},
+    {"qwen2", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"deepseek-r1-qwen", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"kormo", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"f2llmv2", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"megrez", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"stablelm2", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"hunyuan", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"solar-open", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"grok-2", LAMINA_PRETOK_QWEN2, BOS_KEY},
+    {"qwen35", LAMINA_PRETOK_QWEN35, BOS_KEY},
+    {"gpt-2", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"gpt2", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"phi-2", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"jina-es", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"jina-de", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"gigachat", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"a.x-4.0", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"mellum", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"mpt", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"olmo", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"jais", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"trillion", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"granite-docling", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"exaone4", LAMINA_PRETOK_GPT2, BOS_KEY},
+    {"starcoder", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"refact", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"command-r", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"smollm", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"codeshell", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"exaone", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"minerva-7b", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"mellum2", LAMINA_PRETOK_STARCODER, BOS_KEY},
+    {"falcon", LAMINA_PRETOK_FALCON, BOS_KEY},
+    {"deepseek-llm", LAMINA_PRETOK_DEEPSEEK_LLM, BOS_KEY},
+    {"deepseek-coder", LAMINA_PRETOK_DEEPSEEK_CODER, BOS_KEY},
+    {"gemma4", LAMINA_PRETOK_GEMMA4, BOS_ALWAYS},
+    {"granite-embed-multi-311m", LAMINA_PRETOK_GEMMA4, BOS_ALWAYS},
+};
+#define N_PRETOK_NAMES (sizeof(pretok_names) / sizeof(pretok_names[0]))
+
+static const struct pretok_name *pretok_find_name(const char *name)
+{
+    for (size_t i = 0; i < N_PRETOK_NAMES; i++)
+        if (!strcmp(name, pretok_names[i].name))
+            return &pretok_names[i];
+    return NULL;
+}
+
+/* ---- the hand-written passes: length in code points of the piece that
+ * starts at cps[i], within a piece of n code points (f: their flags) ---- */
+
+#define IS_NL(x) ((x) == '\r' || (x) == '\n')
+
+/* 's|'t|'re|'ve|'m|'ll|'d, case-insensitive or not; 0 if none */
+static size_t contraction_len(const uint32_t *cps, size_t i, size_t n, int any_case)
+{
+    if (cps[i] != '\'' || i + 1 >= n)
+        return 0;
+    uint32_t a = cps[i + 1];
+    if (any_case && a >= 'A' && a <= 'Z')
+        a += 32;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return 2;
+    if (i + 2 >= n)
+        return 0;
+    uint32_t b = cps[i + 2];
+    if (any_case && b >= 'A' && b <= 'Z')
+        b += 32;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        return 3;
+    return 0;
+}
+
+/* \s+(?!\S)|\s+ at a white space code point: a run followed by more text
+ * leaves its last one to the next piece. */
+static size_t space_run_len(const uint8_t *f, size_t i, size_t n)
+{
+    size_t e = i;
+    while (e < n && IS_WS(f[e]))
+        e++;
+    if (e < n && e - i >= 2)
+        return e - 1 - i;
+    return e > i ? e - i : 1;
+}
+
+/* GPT-2 class of a code point: white space, letter, number, other. */
+static int gpt2_class(uint8_t f)
+{
+    return IS_WS(f) ? 3 : IS_L(f) ? 1 : IS_N(f) ? 2 : 0;
+}
+
+static size_t split_gpt2(const uint32_t *cps, const uint8_t *f, size_t i, size_t n)
+{
+    size_t k = contraction_len(cps, i, n, 0);
+    if (k)
+        return k;
+    /*  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+ */
+    size_t j = (cps[i] == ' ' && i + 1 < n && !IS_WS(f[i + 1])) ? i + 1 : i;
+    int cls = gpt2_class(f[j]);
+    if (cls != 3) {
+        size_t e = j + 1;
+        while (e < n && gpt2_class(f[e]) == cls)
+            e++;
+        return e - i;
+    }
+    return space_run_len(f, i, n);
+}
+
+/* LLAMA3 (max_digits 3), QWEN2 (1) and QWEN35 (1, marks: with_marks). */
+static size_t split_llama3(const uint32_t *cps, const uint8_t *f, size_t i, size_t n,
+                           size_t max_digits, int with_marks)
+{
+    uint32_t c = cps[i];
+#define WORDCH(x) (IS_L(x) || (with_marks && IS_M(x)))
+#define OTHER(x) (!IS_WS(x) && !IS_L(x) && !IS_N(x) && !(with_marks && IS_M(x)))
+    size_t k = contraction_len(cps, i, n, 1);
+    if (k)
+        return k;
+    /* [^\r\n\p{L}\p{N}]?\p{L}+   (QWEN35: [\p{L}\p{M}]+) */
+    if (WORDCH(f[i]) || (!IS_NL(c) && !IS_N(f[i]) && i + 1 < n && WORDCH(f[i + 1]))) {
+        size_t e = i + 1;
+        while (e < n && WORDCH(f[e]))
+            e++;
+        return e - i;
+    }
+    /* \p{N}{1,3} or \p{N} */
+    if (IS_N(f[i])) {
+        size_t e = i + 1;
+        while (e < n && e - i < max_digits && IS_N(f[e]))
+            e++;
+        return e - i;
+    }
+    /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    size_t j = (c == ' ' && i + 1 < n && OTHER(f[i + 1])) ? i + 1 : i;
+    if (OTHER(f[j])) {
+        size_t e = j + 1;
+        while (e < n && OTHER(f[e]))
+            e++;
+        while (e < n && IS_NL(cps[e]))
+            e++;
+        return e - i;
+    }
+    /* \s*[\r\n]+ : up to the last newline of the white space run */
+    size_t e = i, last_nl = n;
+    while (e < n && IS_WS(f[e])) {
+        if (IS_NL(cps[e]))
+            last_nl = e;
+        e++;
+    }
+    if (last_nl != n)
+        return last_nl + 1 - i;
+    return space_run_len(f, i, n);
+#undef WORDCH
+#undef OTHER
+}
+
+/* ---- the single-pattern passes ---- */
+
+/* End of the match of p starting exactly at cps[i], or 0 if none there. */
+static size_t pattern_at(const struct pass *p, const uint32_t *cps, const uint8_t *f, size_t i,
+                         size_t n)
+{
+    size_t e;
+    switch (p->kind) {
+    case PASS_RUN:
+        if (!in_set(p->set, cps[i], f[i]))
+            return 0;
+        e = i + 1;
+        break;
+    case PASS_SPACE_RUN:
+        if (IS_WS(f[i]) && i + 1 < n && in_set(p->set, cps[i + 1], f[i + 1]))
+            e = i + 2;
+        else if (in_set(p->set, cps[i], f[i]))
+            e = i + 1;
+        else
+            return 0;
+        break;
+    case PASS_ONE:
+        return in_set(p->set, cps[i], f[i]) ? i + 1 : 0;
+    case PASS_THREE:
+        if (i + 3 > n)
+            return 0;
+        for (size_t k = i; k < i + 3; k++)
+            if (!in_set(p->set, cps[k], f[k]))
+                return 0;
+        return i + 3;
+    default:
+        return 0;
+    }
+    while (e < n && in_set(p->set, cps[e], f[e]))
+        e++;
+    return e;
+}
+
+/* Length of the piece starting at cps[i] (i < n): a match of the pass
+ * there, else the text up to the next match (or the end). */
+static size_t split_next(const struct pass *p, const uint32_t *cps, const uint8_t *f, size_t i,
+                         size_t n)
+{
+    switch (p->kind) {
+    case PASS_GPT2:
+        return split_gpt2(cps, f, i, n);
+    case PASS_LLAMA3:
+        return split_llama3(cps, f, i, n, 3, 0);
+    case PASS_QWEN2:
+        return split_llama3(cps, f, i, n, 1, 0);
+    case PASS_QWEN35:
+        return split_llama3(cps, f, i, n, 1, 1);
+    case PASS_NEWLINE_RUNS: {
+        int nl = cps[i] == '\n';
+        size_t e = i + 1;
+        while (e < n && (cps[e] == '\n') == nl)
+            e++;
+        return e - i;
+    }
+    case PASS_TRAILING_SPACE: {
+        size_t t = n;
+        while (t > i && IS_WS(f[t - 1]))
+            t--;
+        return t > i ? t - i : n - i;
+    }
+    default:
+        for (size_t k = i; k < n; k++) {
+            size_t e = pattern_at(p, cps, f, k, n);
+            if (e)
+                return k > i ? k - i : e - i;
+        }
+        return n - i;
+    }
+}
+
+/* Run all passes of r over cps[0..nc) (flags f): the words' end offsets
+ * (in code points) into bnd[0..*nb), using tmp as scratch; both hold nc. */
+static void split_words(const struct pretok_rules *r, const uint32_t *cps, const uint8_t *f,
+                        size_t nc, size_t *bnd, size_t *tmp, size_t *nb)
+{
+    size_t n = 0;
+    *nb = 0;
+    if (nc == 0)
+        return;
+    bnd[n++] = nc;
+    for (size_t ps = 0; ps < r->n_passes; ps++) {
+        const struct pass *p = &r->passes[ps];
+        size_t m = 0, start = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t end = bnd[k];
+            for (size_t i = start; i < end;) {
+                i += split_next(p, cps + start, f + start, i - start, end - start);
+                tmp[m++] = i;
+            }
+            start = end;
+        }
+        memcpy(bnd, tmp, m * sizeof(*bnd));
+        n = m;
+    }
+    *nb = n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -382,7 +842,7 @@ static int build_piece(const lamina_tokenizer *t, int32_t id, struct bytebuf *b,
     }
     if (ty != LAMINA_TOKTYPE_NORMAL)
         return 0; /* unused and unknown types render as nothing */
-    if (t->kind == LAMINA_TOKENIZER_SPM) {
+    if (t->kind != LAMINA_TOKENIZER_BPE || (t->rules->flags & RULE_RAW_UTF8)) {
         /* '▁' (E2 96 81) -> ' ' */
         size_t i = 0;
         while (i < n) {
@@ -458,20 +918,21 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
     if (out == NULL || spec == NULL)
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: NULL argument");
     *out = NULL;
-    if (spec->kind != LAMINA_TOKENIZER_SPM && spec->kind != LAMINA_TOKENIZER_BPE)
+    if (spec->kind != LAMINA_TOKENIZER_SPM && spec->kind != LAMINA_TOKENIZER_BPE &&
+        spec->kind != LAMINA_TOKENIZER_WPM)
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: unknown kind %d", spec->kind);
     if (spec->n_vocab <= 0 || spec->tokens == NULL)
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: empty vocabulary");
-    if (spec->kind == LAMINA_TOKENIZER_BPE &&
-        (spec->pretok < LAMINA_PRETOK_GPT2 || spec->pretok > LAMINA_PRETOK_QWEN2))
+    if (spec->kind == LAMINA_TOKENIZER_BPE && rules_of(spec->pretok) == NULL)
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: BPE needs a pre-tokenizer (got %d)",
                     spec->pretok);
     if (spec->n_merges < 0 || (spec->n_merges > 0 && spec->merges == NULL))
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: bad merge list");
     {
-        const lamina_token ids[6] = {spec->bos, spec->eos, spec->eot, spec->eom, spec->unk, spec->pad};
-        static const char *const names[6] = {"bos", "eos", "eot", "eom", "unk", "pad"};
-        for (int i = 0; i < 6; i++)
+        const lamina_token ids[7] = {spec->bos, spec->eos, spec->eot, spec->eom,
+                                     spec->unk, spec->pad, spec->sep};
+        static const char *const names[7] = {"bos", "eos", "eot", "eom", "unk", "pad", "sep"};
+        for (int i = 0; i < 7; i++)
             if (!check_id(ids[i], spec->n_vocab))
                 return fail(err, err_size, LAMINA_EINVAL,
                             "tokenizer: %s token id %d outside vocabulary of %d", names[i],
@@ -484,6 +945,7 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         goto oom;
     t->kind = spec->kind;
     t->pretok = spec->kind == LAMINA_TOKENIZER_BPE ? spec->pretok : LAMINA_PRETOK_NONE;
+    t->rules = spec->kind == LAMINA_TOKENIZER_BPE ? rules_of(spec->pretok) : NULL;
     t->n_vocab = spec->n_vocab;
     t->bos = spec->bos;
     t->eos = spec->eos;
@@ -491,9 +953,18 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
     t->eom = spec->eom;
     t->unk = spec->unk;
     t->pad = spec->pad;
-    t->add_bos = spec->add_bos && spec->bos != LAMINA_TOKEN_NONE;
-    t->add_eos = spec->add_eos && spec->eos != LAMINA_TOKEN_NONE;
+    t->sep = spec->kind == LAMINA_TOKENIZER_WPM ? spec->sep : LAMINA_TOKEN_NONE;
+    if (spec->kind == LAMINA_TOKENIZER_WPM) {
+        /* WordPiece always frames the text: [CLS] ... [SEP] */
+        t->add_bos = spec->bos != LAMINA_TOKEN_NONE;
+        t->add_eos = 0;
+    } else {
+        t->add_bos = spec->add_bos && spec->bos != LAMINA_TOKEN_NONE;
+        t->add_eos = spec->add_eos && spec->eos != LAMINA_TOKEN_NONE;
+    }
     t->add_space_prefix = spec->kind == LAMINA_TOKENIZER_SPM && spec->add_space_prefix;
+    t->wpm_lower = !spec->wpm_keep_case;
+    t->wpm_strip_accents = !spec->wpm_keep_accents;
 
     /* Step 1: token texts into one blob. */
     size_t total = 0;
@@ -521,6 +992,8 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         if (l)
             memcpy(t->text + total, spec->tokens[i], l);
         total += l;
+        if (l > t->max_token_len)
+            t->max_token_len = l;
         t->scores[i] = spec->scores ? spec->scores[i] : 0.0f;
         int ty = spec->types ? spec->types[i] : LAMINA_TOKTYPE_NORMAL;
         if (ty < LAMINA_TOKTYPE_NORMAL || ty > LAMINA_TOKTYPE_BYTE)
@@ -644,11 +1117,13 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         t->n_special_lens = nl;
     }
 
-    /* Step 6: byte fallback table (SPM): "<0xNN>", else the byte itself, else unk. */
+    /* Step 6: byte fallback tables: "<0xNN>" (raw-UTF-8 BPE); for SPM that,
+     * else the byte itself, else unk. */
     for (unsigned b = 0; b < 256; b++) {
         char buf[7];
         snprintf(buf, sizeof(buf), "<0x%02X>", b);
         lamina_token id = vocab_find(t, buf, 6);
+        t->hex_tok[b] = id;
         if (id == LAMINA_TOKEN_NONE) {
             char c = (char)b;
             id = vocab_find(t, &c, 1);
@@ -745,24 +1220,36 @@ static int get_opt_str(const lamina_gguf *g, const char *key, char **out, char *
     return 0;
 }
 
-static int pretok_from_name(const char *pre, int *out)
+/* tokenizer.ggml.model values: the algorithm, and the pre-tokenizer name a
+ * model implies whatever tokenizer.ggml.pre says (NULL: that key's). */
+static const struct tok_model {
+    const char *name;
+    int kind;
+    const char *pre;
+} tok_models[] = {
+    {"llama", LAMINA_TOKENIZER_SPM, NULL},
+    {"gpt2", LAMINA_TOKENIZER_BPE, NULL},
+    {"gemma4", LAMINA_TOKENIZER_BPE, "gemma4"},
+    {"bert", LAMINA_TOKENIZER_WPM, NULL},
+};
+#define N_TOK_MODELS (sizeof(tok_models) / sizeof(tok_models[0]))
+
+/* "a, b, c" from the names of a table into buf (cut short if it must). */
+static const char *join_names(char *buf, size_t size, const char *(*name_at)(size_t), size_t n)
 {
-    static const struct {
-        const char *name;
-        int pretok;
-    } table[] = {
-        {"llama-bpe", LAMINA_PRETOK_LLAMA3}, {"llama3", LAMINA_PRETOK_LLAMA3},
-        {"llama-v3", LAMINA_PRETOK_LLAMA3},  {"smaug-bpe", LAMINA_PRETOK_LLAMA3},
-        {"qwen2", LAMINA_PRETOK_QWEN2},      {"gpt-2", LAMINA_PRETOK_GPT2},
-        {"gpt2", LAMINA_PRETOK_GPT2},        {"default", LAMINA_PRETOK_GPT2},
-    };
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (!strcmp(pre, table[i].name)) {
-            *out = table[i].pretok;
-            return 0;
-        }
-    return -1;
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && used + 1 < size; i++) {
+        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", name_at(i));
+        if (w < 0)
+            break;
+        used += (size_t)w < size - used ? (size_t)w : size - used - 1;
+    }
+    return buf;
 }
+
+static const char *pretok_name_at(size_t i) { return pretok_names[i].name; }
+static const char *tok_model_at(size_t i) { return tok_models[i].name; }
 
 int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *err, size_t err_size)
 {
@@ -782,7 +1269,7 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
     *out = NULL;
     memset(&sp, 0, sizeof(sp));
 
-    /* Step 1: which algorithm. */
+    /* Step 1: which algorithm, and for BPE which pre-tokenizer. */
     if ((rc = get_opt_str(g, "tokenizer.ggml.model", &model, err, err_size)) != 0)
         goto str_fail;
     if (model == NULL) {
@@ -792,21 +1279,29 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
     }
     if ((rc = get_opt_str(g, "tokenizer.ggml.pre", &pre, err, err_size)) != 0)
         goto str_fail;
-    if (!strcmp(model, "llama")) {
-        sp.kind = LAMINA_TOKENIZER_SPM;
-    } else if (!strcmp(model, "gpt2")) {
-        sp.kind = LAMINA_TOKENIZER_BPE;
-        if (pretok_from_name(pre ? pre : "default", &sp.pretok) != 0) {
+    const struct tok_model *tm = NULL;
+    for (size_t i = 0; i < N_TOK_MODELS && tm == NULL; i++)
+        if (!strcmp(model, tok_models[i].name))
+            tm = &tok_models[i];
+    if (tm == NULL) {
+        char known[256];
+        rc = fail(err, err_size, LAMINA_ENOTSUP, "%s: tokenizer model '%s' not supported (known: %s)",
+                  lamina_gguf_path(g), model,
+                  join_names(known, sizeof(known), tok_model_at, N_TOK_MODELS));
+        goto done;
+    }
+    sp.kind = tm->kind;
+    const struct pretok_name *pn = NULL;
+    if (sp.kind == LAMINA_TOKENIZER_BPE) {
+        const char *pre_name = tm->pre ? tm->pre : pre ? pre : "default";
+        if ((pn = pretok_find_name(pre_name)) == NULL) {
+            char known[2048];
             rc = fail(err, err_size, LAMINA_ENOTSUP,
-                      "%s: BPE pre-tokenizer '%s' not supported (known: llama-bpe, llama3, "
-                      "qwen2, gpt-2)", lamina_gguf_path(g), pre);
+                      "%s: BPE pre-tokenizer '%s' not supported (known: %s)", lamina_gguf_path(g),
+                      pre_name, join_names(known, sizeof(known), pretok_name_at, N_PRETOK_NAMES));
             goto done;
         }
-    } else {
-        rc = fail(err, err_size, LAMINA_ENOTSUP,
-                  "%s: tokenizer model '%s' not supported (known: llama, gpt2)",
-                  lamina_gguf_path(g), model);
-        goto done;
+        sp.pretok = pn->pretok;
     }
 
     /* Step 2: the vocabulary. */
@@ -904,24 +1399,51 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
     }
 
     /* Step 4: special ids and flags.  Defaults as llama.cpp: SPM adds BOS
-     * and a space prefix unless told otherwise. */
+     * and a space prefix unless told otherwise; BPE adds BOS as its
+     * pre-tokenizer name says; WordPiece frames the text in [CLS] [SEP] and
+     * has BERT's ids for them and [UNK] when the keys are absent. */
     if ((rc = get_opt_id(g, "tokenizer.ggml.bos_token_id", &sp.bos, err, err_size)) ||
         (rc = get_opt_id(g, "tokenizer.ggml.eos_token_id", &sp.eos, err, err_size)) ||
         (rc = get_opt_id(g, "tokenizer.ggml.eot_token_id", &sp.eot, err, err_size)) ||
         (rc = get_opt_id(g, "tokenizer.ggml.eom_token_id", &sp.eom, err, err_size)) ||
         (rc = get_opt_id(g, "tokenizer.ggml.unknown_token_id", &sp.unk, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.padding_token_id", &sp.pad, err, err_size)))
+        (rc = get_opt_id(g, "tokenizer.ggml.padding_token_id", &sp.pad, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.seperator_token_id", &sp.sep, err, err_size)))
         goto done;
-    lamina_token *ids[6] = {&sp.bos, &sp.eos, &sp.eot, &sp.eom, &sp.unk, &sp.pad};
-    for (int i = 0; i < 6; i++)
+    if (sp.kind == LAMINA_TOKENIZER_WPM) {
+        if (lamina_gguf_find(g, "tokenizer.ggml.bos_token_id") < 0)
+            sp.bos = 101;
+        if (lamina_gguf_find(g, "tokenizer.ggml.unknown_token_id") < 0)
+            sp.unk = 100;
+        if (lamina_gguf_find(g, "tokenizer.ggml.seperator_token_id") < 0)
+            sp.sep = 102;
+    }
+    lamina_token *ids[7] = {&sp.bos, &sp.eos, &sp.eot, &sp.eom, &sp.unk, &sp.pad, &sp.sep};
+    for (int i = 0; i < 7; i++)
         if (*ids[i] >= sp.n_vocab)
             *ids[i] = LAMINA_TOKEN_NONE; /* as llama.cpp: ids past the vocabulary are ignored */
     int spm = sp.kind == LAMINA_TOKENIZER_SPM;
-    if ((rc = get_opt_bool(g, "tokenizer.ggml.add_bos_token", spm, &sp.add_bos, err, err_size)) ||
+    int bos_default = spm || (pn != NULL && pn->bos != BOS_KEY);
+    if ((rc = get_opt_bool(g, "tokenizer.ggml.add_bos_token", bos_default, &sp.add_bos, err,
+                           err_size)) ||
         (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", 0, &sp.add_eos, err, err_size)) ||
         (rc = get_opt_bool(g, "tokenizer.ggml.add_space_prefix", spm, &sp.add_space_prefix, err,
                            err_size)))
         goto done;
+    if (pn != NULL && pn->bos == BOS_ALWAYS)
+        sp.add_bos = 1;
+    if (sp.kind == LAMINA_TOKENIZER_WPM) {
+        /* BertNormalizer: lowercase (default on); strip accents (default:
+         * as lowercase) */
+        int lower, strip;
+        if ((rc = get_opt_bool(g, "tokenizer.ggml.normalizer.lowercase", 1, &lower, err,
+                               err_size)) ||
+            (rc = get_opt_bool(g, "tokenizer.ggml.normalizer.strip_accents", lower, &strip, err,
+                               err_size)))
+            goto done;
+        sp.wpm_keep_case = !lower;
+        sp.wpm_keep_accents = !strip;
+    }
 
     if ((rc = get_opt_str(g, "general.architecture", &arch, err, err_size)) != 0 ||
         (rc = get_opt_str(g, "tokenizer.chat_template", &tmpl, err, err_size)) != 0)
@@ -1065,8 +1587,11 @@ struct work {
     size_t n_heap, cap_heap;
     struct bytebuf buf;   /* working text */
     struct bytebuf key;   /* scratch */
+    struct bytebuf esc;   /* fragment with spaces escaped (raw-UTF-8 BPE) */
     uint32_t *cps;        /* pre-tokenizer code points */
     size_t *cpo;          /* their byte offsets, [n + 1] */
+    uint8_t *cpf;         /* their flags (cp_flags) */
+    size_t *bnd, *bnd_tmp;/* word ends, in code points */
     size_t cap_cps;
 };
 
@@ -1076,8 +1601,12 @@ static void work_free(struct work *w)
     free(w->heap);
     free(w->buf.p);
     free(w->key.p);
+    free(w->esc.p);
     free(w->cps);
     free(w->cpo);
+    free(w->cpf);
+    free(w->bnd);
+    free(w->bnd_tmp);
 }
 
 /* a is popped before b */
@@ -1261,121 +1790,74 @@ static int spm_encode_raw(const lamina_tokenizer *t, struct work *w, const char 
 /* ------------------------------------------------------------------------ */
 /* byte-level BPE                                                           */
 
-static uint32_t ascii_lower(uint32_t c)
+/* Code points of s[0..n) and their flags into w (cps, cpf; cpo: byte
+ * offsets, [nc + 1]); the word bound scratch sized to match.  Returns the
+ * count in *nc.  LAMINA_ENOMEM. */
+static int decode_cps(struct work *w, const char *s, size_t n, size_t *nc_out)
 {
-    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-}
-
-/* Length in code points of the pre-token starting at cps[i] (n total). */
-static size_t pretok_next(int kind, const uint32_t *cps, size_t i, size_t n)
-{
-    uint32_t c = cps[i];
-    int cls = cp_class(c);
-#define CLS(k) cp_class(cps[k])
-#define IS_NL(x) ((x) == '\r' || (x) == '\n')
-
-    if (kind == LAMINA_PRETOK_GPT2) {
-        /* 's|'t|'re|'ve|'m|'ll|'d */
-        if (c == '\'' && i + 1 < n) {
-            uint32_t a = cps[i + 1];
-            if (a == 's' || a == 't' || a == 'm' || a == 'd')
-                return 2;
-            if (i + 2 < n) {
-                uint32_t b = cps[i + 2];
-                if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
-                    return 3;
-            }
-        }
-        /*  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+ */
-        size_t j = i;
-        if (c == ' ' && i + 1 < n && CLS(i + 1) != CLS_SPACE)
-            j = i + 1;
-        int k = CLS(j);
-        if (j < n && k != CLS_SPACE) {
-            size_t e = j + 1;
-            while (e < n && CLS(e) == k)
-                e++;
-            return e - i;
-        }
-    } else {
-        /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
-        if (c == '\'' && i + 1 < n) {
-            uint32_t a = ascii_lower(cps[i + 1]);
-            if (a == 's' || a == 't' || a == 'm' || a == 'd')
-                return 2;
-            if (i + 2 < n) {
-                uint32_t b = ascii_lower(cps[i + 2]);
-                if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
-                    return 3;
-            }
-        }
-        /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-        if (cls == CLS_LETTER ||
-            (!IS_NL(c) && cls != CLS_NUMBER && i + 1 < n && CLS(i + 1) == CLS_LETTER)) {
-            size_t e = i + 1;
-            while (e < n && CLS(e) == CLS_LETTER)
-                e++;
-            return e - i;
-        }
-        /* \p{N}{1,3}  (qwen2: \p{N}) */
-        if (cls == CLS_NUMBER) {
-            size_t maxd = kind == LAMINA_PRETOK_QWEN2 ? 1 : 3, e = i + 1;
-            while (e < n && e - i < maxd && CLS(e) == CLS_NUMBER)
-                e++;
-            return e - i;
-        }
-        /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
-        {
-            size_t j = (c == ' ' && i + 1 < n && CLS(i + 1) == CLS_OTHER) ? i + 1 : i;
-            if (CLS(j) == CLS_OTHER) {
-                size_t e = j + 1;
-                while (e < n && CLS(e) == CLS_OTHER)
-                    e++;
-                while (e < n && IS_NL(cps[e]))
-                    e++;
-                return e - i;
-            }
-        }
-        /* \s*[\r\n]+ : up to the last newline of the whitespace run */
-        if (cls == CLS_SPACE) {
-            size_t e = i, last_nl = n;
-            while (e < n && CLS(e) == CLS_SPACE) {
-                if (IS_NL(cps[e]))
-                    last_nl = e;
-                e++;
-            }
-            if (last_nl != n)
-                return last_nl + 1 - i;
-        }
+    if (n + 1 > w->cap_cps) {
+        uint32_t *nc = realloc(w->cps, (n + 1) * sizeof(uint32_t));
+        if (!nc)
+            return LAMINA_ENOMEM;
+        w->cps = nc;
+        size_t *no = realloc(w->cpo, (n + 1) * sizeof(size_t));
+        if (!no)
+            return LAMINA_ENOMEM;
+        w->cpo = no;
+        uint8_t *nf = realloc(w->cpf, n + 1);
+        if (!nf)
+            return LAMINA_ENOMEM;
+        w->cpf = nf;
+        size_t *nb = realloc(w->bnd, (n + 1) * sizeof(size_t));
+        if (!nb)
+            return LAMINA_ENOMEM;
+        w->bnd = nb;
+        size_t *nt = realloc(w->bnd_tmp, (n + 1) * sizeof(size_t));
+        if (!nt)
+            return LAMINA_ENOMEM;
+        w->bnd_tmp = nt;
+        w->cap_cps = n + 1;
     }
-    /* \s+(?!\S) | \s+ */
-    if (cls == CLS_SPACE) {
-        size_t e = i;
-        while (e < n && CLS(e) == CLS_SPACE)
-            e++;
-        if (e < n && e - i >= 2)
-            return e - 1 - i; /* leave the last one to the next word */
-        return e - i;
+    size_t nc = 0, p = 0;
+    while (p < n) {
+        w->cpo[nc] = p;
+        p += utf8_decode((const unsigned char *)s + p, n - p, &w->cps[nc]);
+        w->cpf[nc] = cp_flags(w->cps[nc]);
+        nc++;
     }
-#undef CLS
-#undef IS_NL
-    return 1;
+    w->cpo[nc] = n;
+    *nc_out = nc;
+    return 0;
 }
 
 static int bpe_encode_word(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
                            struct tokvec *out)
 {
     int rc;
-    /* Step 1: bytes -> the code points standing for them. */
+    const unsigned flags = t->rules->flags;
+    const int raw = (flags & RULE_RAW_UTF8) != 0;
+    /* Step 1: the text to merge: bytes mapped to the code points standing
+     * for them, or (raw UTF-8 vocabularies) the bytes themselves. */
     w->buf.n = 0;
-    for (size_t i = 0; i < n; i++) {
-        char u[4];
-        size_t l = cp_to_utf8(byte_to_cp((unsigned char)s[i]), u);
-        if (bb_add(&w->buf, u, l))
+    if (raw) {
+        if (bb_add(&w->buf, s, n))
             return LAMINA_ENOMEM;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            char u[4];
+            size_t l = cp_to_utf8(byte_to_cp((unsigned char)s[i]), u);
+            if (bb_add(&w->buf, u, l))
+                return LAMINA_ENOMEM;
+        }
     }
-    /* Step 2: llama3 takes a whole word that is a token as is. */
-    if (t->pretok == LAMINA_PRETOK_LLAMA3) {
+    /* Step 2: a whole word that is a token, taken as is where the rules say. */
+    int whole = (flags & RULE_WHOLE_WORDS) != 0;
+    if (!whole && (flags & RULE_WHOLE_NEWLINES) && n > 0) {
+        whole = 1;
+        for (size_t i = 0; i < n && whole; i++)
+            whole = s[i] == '\n';
+    }
+    if (whole) {
         lamina_token id = vocab_find(t, w->buf.p, w->buf.n);
         if (id != LAMINA_TOKEN_NONE)
             return tv_push(out, id);
@@ -1383,7 +1865,9 @@ static int bpe_encode_word(const lamina_tokenizer *t, struct work *w, const char
     /* Step 3: characters, merged by rank. */
     if ((rc = make_syms(w, 0, w->buf.n)) || (rc = merge_loop(t, w, 1)))
         return rc;
-    /* Step 4: emit; unknown pieces byte by byte where those exist. */
+    /* Step 4: emit; unknown pieces byte by byte where those exist ("<0xNN>"
+     * tokens for raw UTF-8; else, as llama.cpp, each byte of the mapped
+     * text looked up alone). */
     for (int32_t i = 0; i != -1 && w->n_syms > 0; i = w->syms[i].next) {
         const struct sym *sy = &w->syms[i];
         lamina_token id = vocab_find(t, w->buf.p + sy->off, sy->n);
@@ -1393,7 +1877,8 @@ static int bpe_encode_word(const lamina_tokenizer *t, struct work *w, const char
             continue;
         }
         for (size_t k = 0; k < sy->n; k++) {
-            lamina_token b = vocab_find(t, w->buf.p + sy->off + k, 1);
+            lamina_token b = raw ? t->hex_tok[(unsigned char)w->buf.p[sy->off + k]]
+                                 : vocab_find(t, w->buf.p + sy->off + k, 1);
             if (b != LAMINA_TOKEN_NONE && tv_push(out, b))
                 return LAMINA_ENOMEM;
         }
@@ -1404,65 +1889,147 @@ static int bpe_encode_word(const lamina_tokenizer *t, struct work *w, const char
 static int bpe_encode_raw(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
                           struct tokvec *out)
 {
-    /* Step 1: code points of the fragment. */
-    if (n + 1 > w->cap_cps) {
-        uint32_t *nc = realloc(w->cps, (n + 1) * sizeof(uint32_t));
-        if (!nc)
-            return LAMINA_ENOMEM;
-        w->cps = nc;
-        size_t *no = realloc(w->cpo, (n + 1) * sizeof(size_t));
-        if (!no)
-            return LAMINA_ENOMEM;
-        w->cpo = no;
-        w->cap_cps = n + 1;
+    int rc;
+    /* Step 1: raw UTF-8 vocabularies write spaces as U+2581. */
+    if (t->rules->flags & RULE_RAW_UTF8) {
+        w->esc.n = 0;
+        for (size_t i = 0; i < n; i++) {
+            rc = s[i] == ' ' ? bb_add(&w->esc, "\xE2\x96\x81", 3) : bb_add(&w->esc, s + i, 1);
+            if (rc)
+                return LAMINA_ENOMEM;
+        }
+        s = w->esc.p;
+        n = w->esc.n;
     }
-    size_t nc = 0, p = 0;
-    while (p < n) {
-        w->cpo[nc] = p;
-        p += utf8_decode((const unsigned char *)s + p, n - p, &w->cps[nc]);
-        nc++;
-    }
-    w->cpo[nc] = n;
-    /* Step 2: pre-tokens, each merged separately. */
-    size_t i = 0;
-    while (i < nc) {
-        size_t k = pretok_next(t->pretok, w->cps, i, nc);
-        int rc = bpe_encode_word(t, w, s + w->cpo[i], w->cpo[i + k] - w->cpo[i], out);
+    /* Step 2: code points, then the words of the pre-tokenizer's passes. */
+    size_t nc, nb;
+    if ((rc = decode_cps(w, s, n, &nc)))
+        return rc;
+    split_words(t->rules, w->cps, w->cpf, nc, w->bnd, w->bnd_tmp, &nb);
+    /* Step 3: each word merged separately. */
+    size_t from = 0;
+    for (size_t k = 0; k < nb; k++) {
+        size_t to = w->bnd[k];
+        rc = bpe_encode_word(t, w, s + w->cpo[from], w->cpo[to] - w->cpo[from], out);
         if (rc)
             return rc;
-        i += k;
+        from = to;
     }
     return 0;
 }
 
-int lamina_tokenizer_pretok_split(int kind, const char *s, size_t n, size_t *bounds, size_t max_bounds,
-                            size_t *n_bounds)
+int lamina_tokenizer_pretok_split(int kind, const char *s, size_t n, size_t *bounds,
+                                  size_t max_bounds, size_t *n_bounds)
 {
-    uint32_t *cps = malloc((n + 1) * sizeof(uint32_t));
-    size_t *cpo = malloc((n + 1) * sizeof(size_t));
-    if (!cps || !cpo) {
-        free(cps);
-        free(cpo);
+    const struct pretok_rules *r = rules_of(kind);
+    if (r == NULL)
+        return LAMINA_EINVAL;
+    struct work w;
+    memset(&w, 0, sizeof(w));
+    size_t nc, nb;
+    if (decode_cps(&w, s, n, &nc)) {
+        work_free(&w);
         return LAMINA_ENOMEM;
     }
-    size_t nc = 0, p = 0;
-    while (p < n) {
-        cpo[nc] = p;
-        p += utf8_decode((const unsigned char *)s + p, n - p, &cps[nc]);
-        nc++;
-    }
-    cpo[nc] = n;
-    size_t i = 0, nb = 0;
-    while (i < nc) {
-        i += pretok_next(kind, cps, i, nc);
-        if (nb < max_bounds)
-            bounds[nb] = cpo[i];
-        nb++;
-    }
+    split_words(r, w.cps, w.cpf, nc, w.bnd, w.bnd_tmp, &nb);
+    for (size_t i = 0; i < nb && i < max_bounds; i++)
+        bounds[i] = w.cpo[w.bnd[i]];
     *n_bounds = nb;
-    free(cps);
-    free(cpo);
+    work_free(&w);
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* WordPiece                                                                */
+
+/* CJK ideographs that BERT's normalizer sets apart as words of their own
+ * (as the tokenizers library has them, Extension C starting at U+2B920). */
+static int is_cjk_ideograph(uint32_t c)
+{
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+/* One word, written with its leading U+2581 (word-start tokens carry it,
+ * continuations do not): longest tokens first, left to right; if some
+ * position matches nothing the whole word is unk. */
+static int wpm_word(const lamina_tokenizer *t, const char *s, size_t n, struct tokvec *out)
+{
+    size_t mark = out->n;
+    for (size_t i = 0; i < n;) {
+        size_t l = n - i < t->max_token_len ? n - i : t->max_token_len;
+        lamina_token id = LAMINA_TOKEN_NONE;
+        for (; l > 0; l--)
+            if ((id = vocab_find(t, s + i, l)) != LAMINA_TOKEN_NONE)
+                break;
+        if (id == LAMINA_TOKEN_NONE) {
+            out->n = mark;
+            break;
+        }
+        if (tv_push(out, id))
+            return LAMINA_ENOMEM;
+        i += l;
+    }
+    if (out->n == mark && t->unk != LAMINA_TOKEN_NONE)
+        return tv_push(out, t->unk);
+    return 0;
+}
+
+/* Words are collected in w->buf after the U+2581 that marks a word start. */
+#define WPM_START "\xE2\x96\x81"
+#define WPM_START_LEN 3
+
+/* Tokenize the word collected so far, if any, and start a new one. */
+static int wpm_end_word(const lamina_tokenizer *t, struct work *w, struct tokvec *out)
+{
+    int rc = 0;
+    if (w->buf.n > WPM_START_LEN)
+        rc = wpm_word(t, w->buf.p, w->buf.n, out);
+    w->buf.n = WPM_START_LEN;
+    return rc;
+}
+
+static int wpm_encode_raw(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
+                          struct tokvec *out)
+{
+    int rc;
+    w->buf.n = 0;
+    if (bb_add(&w->buf, WPM_START, WPM_START_LEN))
+        return LAMINA_ENOMEM;
+    /* Normalize (accents, case); split at white space and around
+     * punctuation, ASCII symbols and CJK ideographs; tokenize each word. */
+    for (size_t p = 0; p < n;) {
+        uint32_t c;
+        p += utf8_decode((const unsigned char *)s + p, n - p, &c);
+        if (c & CP_INVALID)
+            continue; /* as U+FFFD: dropped */
+        if (t->wpm_strip_accents)
+            c = cp_nfd_base(c);
+        uint8_t f = cp_flags(c);
+        if (IS_WS(f)) {
+            if ((rc = wpm_end_word(t, w, out)))
+                return rc;
+            continue;
+        }
+        int cat = F_CAT(f);
+        if (c == 0 || c == 0xFFFD || cat == TOK_CAT_CONTROL)
+            continue;
+        if (t->wpm_strip_accents && cat == TOK_CAT_MARK)
+            continue;
+        char u[4];
+        size_t l = cp_to_utf8(t->wpm_lower ? cp_lower(c) : c, u);
+        if (cat == TOK_CAT_PUNCT || (c < 0x7F && cat == TOK_CAT_SYMBOL) || is_cjk_ideograph(c)) {
+            /* a word of its own */
+            if ((rc = wpm_end_word(t, w, out)) || (rc = bb_add(&w->buf, u, l)) ||
+                (rc = wpm_end_word(t, w, out)))
+                return rc;
+        } else if (bb_add(&w->buf, u, l)) {
+            return LAMINA_ENOMEM;
+        }
+    }
+    return wpm_end_word(t, w, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1501,14 +2068,18 @@ int lamina_tokenizer_encode(const lamina_tokenizer *t, const char *text, size_t 
             rc = spm_encode_raw(t, &w, text + fr->off, fr->len,
                                 t->add_space_prefix && prev_special, &tv);
             prev_special = 0;
+        } else if (t->kind == LAMINA_TOKENIZER_WPM) {
+            rc = wpm_encode_raw(t, &w, text + fr->off, fr->len, &tv);
         } else {
             rc = bpe_encode_raw(t, &w, text + fr->off, fr->len, &tv);
         }
         if (rc)
             goto oom;
     }
-    /* Step 4: EOS. */
+    /* Step 4: EOS (WordPiece: SEP). */
     if (add_special && t->add_eos && (rc = tv_push(&tv, t->eos)))
+        goto oom;
+    if (add_special && t->sep != LAMINA_TOKEN_NONE && (rc = tv_push(&tv, t->sep)))
         goto oom;
 
     *out = tv.v;

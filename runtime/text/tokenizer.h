@@ -1,13 +1,17 @@
 /*
  * tokenizer.h - text <-> token ids for the model families lamina runs.
  *
- * Two algorithms, chosen by the GGUF key tokenizer.ggml.model:
- *   "llama" - SentencePiece-style: spaces escaped as U+2581, optional space
- *             prefix, score-driven bigram merges, byte fallback <0xNN>.
- *   "gpt2"  - byte-level BPE: bytes mapped to printable code points, a
- *             pre-tokenizer chosen by tokenizer.ggml.pre ("llama-bpe" /
- *             "llama3", "qwen2", "gpt-2"/"default"), merges by rank.
- * Both first split out special tokens from the raw text (control and
+ * Three algorithms, chosen by the GGUF key tokenizer.ggml.model:
+ *   "llama"  - SentencePiece-style: spaces escaped as U+2581, optional space
+ *              prefix, score-driven bigram merges, byte fallback <0xNN>.
+ *   "gpt2"   - BPE: the text split into words by a pre-tokenizer chosen by
+ *              tokenizer.ggml.pre (see enum lamina_pretok), bytes mapped to
+ *              printable code points, merges by rank.
+ *   "gemma4" - BPE on raw UTF-8: spaces escaped as U+2581, words are runs
+ *              of newlines / of other text, byte fallback <0xNN>.
+ *   "bert"   - WordPiece: lowercased, accents stripped, split at spaces and
+ *              punctuation, each word greedily into the longest tokens.
+ * All first split out special tokens from the raw text (control and
  * unknown tokens only when parsing specials is on; user-defined tokens
  * always), longest first, as llama.cpp does, so that ids match it exactly.
  *
@@ -40,15 +44,32 @@ enum lamina_token_type {
 
 enum lamina_tokenizer_kind {
     LAMINA_TOKENIZER_SPM = 1,   /* tokenizer.ggml.model = "llama" */
-    LAMINA_TOKENIZER_BPE = 2    /* tokenizer.ggml.model = "gpt2" */
+    LAMINA_TOKENIZER_BPE = 2,   /* tokenizer.ggml.model = "gpt2", "gemma4" */
+    LAMINA_TOKENIZER_WPM = 3    /* tokenizer.ggml.model = "bert" (WordPiece) */
 };
 
-/* BPE pre-tokenizers (the regex each implements, written by hand). */
+/* BPE pre-tokenizers: how text is split into words before merging, and
+ * how the words are merged.  Each runs one or more passes, every pass
+ * splitting the pieces of the one before (written by hand after the
+ * regular expressions named here; \p{..} are Unicode categories). */
 enum lamina_pretok {
-    LAMINA_PRETOK_NONE = 0,     /* SPM: none */
+    LAMINA_PRETOK_NONE = 0,     /* SPM, WPM: none */
     LAMINA_PRETOK_GPT2 = 1,     /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-    LAMINA_PRETOK_LLAMA3 = 2,   /* (?i:'s|..)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-    LAMINA_PRETOK_QWEN2 = 3     /* as LLAMA3 but single digits: \p{N} */
+    LAMINA_PRETOK_LLAMA3 = 2,   /* (?i:'s|..)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+;
+                                 * a word that is a token is taken whole */
+    LAMINA_PRETOK_QWEN2 = 3,    /* as LLAMA3 but single digits: \p{N}; always merged */
+    LAMINA_PRETOK_QWEN35 = 4,   /* as QWEN2 with marks: [^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+ and
+                                 * ' ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*' */
+    LAMINA_PRETOK_DBRX = 5,     /* LLAMA3's split, always merged */
+    LAMINA_PRETOK_DEFAULT = 6,  /* [\p{P}$+<=>^~|]+, then GPT2, then \p{N}+, then [0-9]{3} */
+    LAMINA_PRETOK_FALCON = 7,   /* [\p{P}$+<=>^~|`]+, then GPT2, then [0-9]{3} */
+    LAMINA_PRETOK_STARCODER = 8,/* \p{N} (each digit alone), then GPT2 */
+    LAMINA_PRETOK_DEEPSEEK_LLM = 9,   /* [\r\n], \s?<letters>+, \s?<punctuation>+, \s+$,
+                                       * <CJK>+, \p{N}+ (explicit code point lists) */
+    LAMINA_PRETOK_DEEPSEEK_CODER = 10,/* [\r\n], \s?\p{L}+, \s?\p{P}+, <CJK>+, \p{N} */
+    LAMINA_PRETOK_GEMMA4 = 11   /* [^\n]+|[\n]+ on raw UTF-8 with spaces as U+2581 (no byte
+                                 * mapping; byte fallback <0xNN>); a newline run that is a
+                                 * token is taken whole */
 };
 
 /*
@@ -58,7 +79,7 @@ enum lamina_pretok {
  */
 typedef struct lamina_tokenizer_spec {
     int kind;                       /* enum lamina_tokenizer_kind */
-    int pretok;                     /* enum lamina_pretok (BPE only) */
+    int pretok;                     /* enum lamina_pretok (BPE only, not NONE) */
     int32_t n_vocab;                /* > 0 */
     const char *const *tokens;      /* [n_vocab] token texts */
     const size_t *token_lens;       /* [n_vocab] byte lengths; NULL: strlen */
@@ -67,8 +88,12 @@ typedef struct lamina_tokenizer_spec {
     int32_t n_merges;               /* BPE: number of merges */
     const char *const *merges;      /* [n_merges] "left right", rank = index */
     lamina_token bos, eos, eot, eom, unk, pad;  /* LAMINA_TOKEN_NONE when absent */
-    int add_bos, add_eos;           /* added when tokenizing with ADD_SPECIAL */
+    lamina_token sep;               /* WPM: ends the text with ADD_SPECIAL ([SEP]); NONE: absent */
+    int add_bos, add_eos;           /* added when tokenizing with ADD_SPECIAL (SPM, BPE;
+                                     * WPM always adds bos and sep) */
     int add_space_prefix;           /* SPM: prefix ' ' to raw text after a special/at start */
+    int wpm_keep_case;              /* WPM: 0 lowercases (BERT's default) */
+    int wpm_keep_accents;           /* WPM: 0 strips accents (BERT's default) */
     const char *arch;               /* general.architecture, or NULL */
     const char *chat_template;      /* tokenizer.chat_template, or NULL */
 } lamina_tokenizer_spec;
@@ -81,7 +106,8 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
 /* Build from the tokenizer.* keys of an open GGUF file.  Nothing is
  * borrowed from g: the GGUF may be closed afterwards.  *out owned by the
  * caller.  LAMINA_EFORMAT when a key is missing or malformed,
- * LAMINA_ENOTSUP for an unknown tokenizer model or pre-tokenizer. */
+ * LAMINA_ENOTSUP for an unknown tokenizer model or pre-tokenizer (the
+ * message names it and lists the known ones). */
 int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *err, size_t err_size);
 
 void lamina_tokenizer_free(lamina_tokenizer *t);
@@ -170,8 +196,9 @@ size_t lamina_utf8_stream_flush(lamina_utf8_stream *s, char *out);
 
 /* The BPE pre-tokenizer alone (for tests and diagnostics): byte offsets
  * where each pre-token of s[0..n) ends, for pre-tokenizer kind (enum
- * lamina_pretok, not NONE).  At most max_bounds are written; *n_bounds
- * gets the total.  LAMINA_ENOMEM. */
+ * lamina_pretok, not NONE), all its passes applied (but not GEMMA4's
+ * escaping of spaces).  At most max_bounds are written; *n_bounds gets
+ * the total.  LAMINA_EINVAL for an unknown kind, LAMINA_ENOMEM. */
 int lamina_tokenizer_pretok_split(int kind, const char *s, size_t n, size_t *bounds,
                                   size_t max_bounds, size_t *n_bounds);
 
