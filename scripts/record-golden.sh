@@ -202,7 +202,7 @@ dump() {
 dump "$MODEL" "$WORK/prompts.hex" "$WORK/logits"
 
 # ---- the generated models of every architecture that runs ------------------
-TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 gemma2 gemma3 phi3}
+TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3}
 for arch in $TINY_ARCHS; do
     "$PY" "$ROOT/tests/tools/make_tiny_model.py" --arch "$arch" --type mixed --seed 1 --out "$WORK/tiny-$arch.gguf"
     dump "$WORK/tiny-$arch.gguf" "$WORK/tiny-prompts.hex" "$WORK/tiny-$arch"

@@ -12,7 +12,12 @@
 #include "kernels.h"
 #include "threadpool.h"
 
+#ifdef LAMINA_CPU_AS_ABI_1_0
+/* tests: the same kernels declared as a plugin built for ABI 1.0 */
+#define CPU_PLUGIN_NAME    "cpu10"
+#else
 #define CPU_PLUGIN_NAME    "cpu"
+#endif
 #define CPU_PLUGIN_VERSION "0.1.0"
 #define CPU_ALIGN 64
 

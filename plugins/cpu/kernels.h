@@ -10,8 +10,9 @@
  *
  * Quantized MUL_MAT never dequantizes a weight matrix: the activations X
  * are rounded once per node to 8-bit blocks (cpu_block_q8x for the types
- * with 32-element blocks, lamina_block_q8_K for the K-quants) and each
- * weight block is multiplied with them in integers.
+ * with 32-element blocks, iq4_nl included; lamina_block_q8_K for the
+ * K-quants q2_K..q6_K and iq4_xs) and each weight block is multiplied with
+ * them in integers.
  */
 #ifndef LAMINA_CPU_KERNELS_H
 #define LAMINA_CPU_KERNELS_H

@@ -169,6 +169,7 @@ int cpu_dequant_supported(uint32_t type)
     case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_Q4_K:
     case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
     case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:   /* through runtime/ops/quant.c */
+    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS:
     case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
         return 1;
     default:
@@ -202,9 +203,13 @@ int cpu_dequant_row(uint32_t type, float *dst, const void *src, int64_t K)
     case LAMINA_TYPE_Q6_K: deq_q6_K(dst, src, K / QKK); return 0;
     case LAMINA_TYPE_Q2_K:
     case LAMINA_TYPE_Q3_K:
+    case LAMINA_TYPE_IQ4_NL:
+    case LAMINA_TYPE_IQ4_XS:
     case LAMINA_TYPE_Q8_1:
     case LAMINA_TYPE_Q8_K:
-        /* rare in models: the reference dequantizer compiled into the plugin */
+        /* GET_ROWS only (a few rows a token; MUL_MAT of these types has its
+         * own kernels below): the reference dequantizer compiled into the
+         * plugin */
         return lamina_dequantize_row(type, src, dst, K) == 0 ? 0 : -1;
     default: return -1;
     }
@@ -219,9 +224,10 @@ int cpu_act_format_of(uint32_t wtype)
     case LAMINA_TYPE_F32: case LAMINA_TYPE_F16: case LAMINA_TYPE_BF16:
         return CPU_ACT_F32;
     case LAMINA_TYPE_Q4_0: case LAMINA_TYPE_Q4_1: case LAMINA_TYPE_Q5_0:
-    case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0:
+    case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_IQ4_NL:
         return CPU_ACT_Q8X;
-    case LAMINA_TYPE_Q4_K: case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q4_K:
+    case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K: case LAMINA_TYPE_IQ4_XS:
         return CPU_ACT_Q8K;
     default:
         return CPU_ACT_NONE;
@@ -533,6 +539,133 @@ static void dot_q6_K(float *out, int64_t K, const void *w, const void *x, size_t
     for (int c = 0; c < nc; c++) out[c] = acc[c];
 }
 
+/* q2_K / q3_K against q8_K, sub-blocks of 16 (one bsum each):
+ *   q2_K: dx * (d * sum_j sc_j * sum(q*xq) - dmin * sum_j m_j * bsum_j)
+ *   q3_K: dx * d * sum_j sc_j * sum(q*xq), q = u - 4 with u in 0..7, so
+ *         sum(q*xq) = sum(u*xq) - 4 * bsum_j
+ * Each weight super-block is unpacked once (u[e] for element e) for all
+ * columns. */
+static void q2k_unpack(uint8_t *q, const lamina_block_q2_K *x)
+{
+    for (int e = 0; e < QKK; e++)
+        q[e] = (uint8_t)((x->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+}
+
+static void dot_q2_K(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q2_K *wb = w;
+    uint8_t q[QKK];
+    float acc[CPU_DOT_MAX_COLS] = {0};
+    for (int64_t b = 0; b < K / QKK; b++) {
+        q2k_unpack(q, &wb[b]);
+        const float d = h2f(wb[b].d), dmin = h2f(wb[b].dmin);
+        for (int c = 0; c < nc; c++) {
+            const lamina_block_q8_K *xb = COL(x, c, xs, lamina_block_q8_K) + b;
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
+                sumi += (wb[b].scales[j] & 15) * s;
+                summ += (wb[b].scales[j] >> 4) * xb->bsums[j];
+            }
+            acc[c] += xb->d * (d * (float)sumi - dmin * (float)summ);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = acc[c];
+}
+
+static void q3k_unpack(uint8_t *u, const lamina_block_q3_K *x)
+{
+    for (int e = 0; e < QKK; e++) {
+        const int lo = (x->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+        const int hi = (x->hmask[e % 32] >> (e / 32)) & 1;
+        u[e] = (uint8_t)(lo | hi << 2);
+    }
+}
+
+static void dot_q3_K(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_q3_K *wb = w;
+    uint8_t u[QKK];
+    int8_t sc[16];
+    float acc[CPU_DOT_MAX_COLS] = {0};
+    for (int64_t b = 0; b < K / QKK; b++) {
+        q3k_unpack(u, &wb[b]);
+        lamina_get_scales_q3k(wb[b].scales, sc);
+        const float d = h2f(wb[b].d);
+        for (int c = 0; c < nc; c++) {
+            const lamina_block_q8_K *xb = COL(x, c, xs, lamina_block_q8_K) + b;
+            int sumi = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += u[16 * j + l] * xb->qs[16 * j + l];
+                sumi += sc[j] * (s - 4 * xb->bsums[j]);
+            }
+            acc[c] += xb->d * d * (float)sumi;
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = acc[c];
+}
+
+/* iq4_nl / iq4_xs: codebook values v[q] (int8) times 8-bit activations.
+ *   iq4_nl against q8x: sum over blocks dw * dx * sum(v[q] * xq)
+ *   iq4_xs against q8_K: dx * d * sum_j ls_j * sum(v[q] * xq) over the
+ *   eight sub-blocks of 32 (ls_j the signed 6-bit scales) */
+static const int8_t iq4_values[16] = LAMINA_IQ4NL_VALUES;
+
+/* 32 codebook values of one iq4 block or sub-block, in element order. */
+static inline void iq4_unpack32(int8_t *v, const uint8_t *qs)
+{
+    for (int l = 0; l < 16; l++) {
+        v[l]      = iq4_values[qs[l] & 15];
+        v[l + 16] = iq4_values[qs[l] >> 4];
+    }
+}
+
+static void dot_iq4_nl(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_iq4_nl *wb = w;
+    int8_t v[QK];
+    float acc[CPU_DOT_MAX_COLS] = {0};
+    for (int64_t b = 0; b < K / QK; b++) {
+        iq4_unpack32(v, wb[b].qs);
+        const float dw = h2f(wb[b].d);
+        for (int c = 0; c < nc; c++) {
+            const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x) + b;
+            int isum = 0;
+            for (int i = 0; i < QK; i++) isum += v[i] * xb->qs[i];
+            acc[c] += dw * xb->d * (float)isum;
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = acc[c];
+}
+
+static void dot_iq4_xs(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    const lamina_block_iq4_xs *wb = w;
+    int8_t v[QKK];
+    int ls[8];
+    float acc[CPU_DOT_MAX_COLS] = {0};
+    for (int64_t b = 0; b < K / QKK; b++) {
+        for (int j = 0; j < 8; j++) {
+            iq4_unpack32(v + 32 * j, wb[b].qs + 16 * j);
+            ls[j] = lamina_get_scale_iq4xs(&wb[b], j);
+        }
+        const float d = h2f(wb[b].d);
+        for (int c = 0; c < nc; c++) {
+            const lamina_block_q8_K *xb = COL(x, c, xs, lamina_block_q8_K) + b;
+            int sumi = 0;
+            for (int j = 0; j < 8; j++) {
+                int s = 0;
+                for (int l = 0; l < 32; l++) s += v[32 * j + l] * xb->qs[32 * j + l];
+                sumi += ls[j] * s;
+            }
+            acc[c] += xb->d * d * (float)sumi;
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = acc[c];
+}
+
 /* ------------------------------------------------------------------ */
 /* Attention helpers                                                    */
 
@@ -595,6 +728,10 @@ const cpu_kernels cpu_kernels_scalar = {
         [LAMINA_TYPE_Q4_K] = dot_q4_K,
         [LAMINA_TYPE_Q5_K] = dot_q5_K,
         [LAMINA_TYPE_Q6_K] = dot_q6_K,
+        [LAMINA_TYPE_Q2_K] = dot_q2_K,
+        [LAMINA_TYPE_Q3_K] = dot_q3_K,
+        [LAMINA_TYPE_IQ4_NL] = dot_iq4_nl,
+        [LAMINA_TYPE_IQ4_XS] = dot_iq4_xs,
     },
     .act = {
         [LAMINA_TYPE_F32]  = CPU_ACT_F32, [LAMINA_TYPE_F16]  = CPU_ACT_F32,
@@ -602,7 +739,9 @@ const cpu_kernels cpu_kernels_scalar = {
         [LAMINA_TYPE_Q4_1] = CPU_ACT_Q8X, [LAMINA_TYPE_Q5_0] = CPU_ACT_Q8X,
         [LAMINA_TYPE_Q5_1] = CPU_ACT_Q8X, [LAMINA_TYPE_Q8_0] = CPU_ACT_Q8X,
         [LAMINA_TYPE_Q4_K] = CPU_ACT_Q8K, [LAMINA_TYPE_Q5_K] = CPU_ACT_Q8K,
-        [LAMINA_TYPE_Q6_K] = CPU_ACT_Q8K,
+        [LAMINA_TYPE_Q6_K] = CPU_ACT_Q8K, [LAMINA_TYPE_Q2_K] = CPU_ACT_Q8K,
+        [LAMINA_TYPE_Q3_K] = CPU_ACT_Q8K, [LAMINA_TYPE_IQ4_NL] = CPU_ACT_Q8X,
+        [LAMINA_TYPE_IQ4_XS] = CPU_ACT_Q8K,
     },
     .dot_f32 = sdot_f32,
     .dot_f16 = sdot_f16,

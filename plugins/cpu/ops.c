@@ -24,7 +24,8 @@ uint32_t cpu_type_block(uint32_t type)
         return 32;
     case LAMINA_TYPE_Q4_K: case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
         return 256;
-    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K: {
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
+    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: {
         const lamina_type_traits *tr = lamina_type_get(type);
         return tr ? tr->block_size : 0;
     }
@@ -46,7 +47,8 @@ uint32_t cpu_type_size(uint32_t type)
     case LAMINA_TYPE_Q4_K: return sizeof(lamina_block_q4_K);
     case LAMINA_TYPE_Q5_K: return sizeof(lamina_block_q5_K);
     case LAMINA_TYPE_Q6_K: return sizeof(lamina_block_q6_K);
-    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K: {
+    case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
+    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: {
         const lamina_type_traits *tr = lamina_type_get(type);
         return tr ? tr->type_size : 0;
     }
@@ -59,10 +61,6 @@ uint32_t cpu_type_size(uint32_t type)
 
 #define WHY(...) do { if (why && why_size) snprintf(why, why_size, __VA_ARGS__); return 0; } while (0)
 
-static const char *const op_names[LAMINA_OP_COUNT] = {
-    "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale",
-    "rope", "set_rows", "attention", "glu", "copy"
-};
 
 /* Largest extent accepted in one dimension (keeps products in int64). */
 #define CPU_MAX_NE ((int64_t)1 << 40)
@@ -109,7 +107,7 @@ static inline uint8_t *row_ptr(const lamina_tensor *t, int64_t r)
 int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
 {
     if (n->op == LAMINA_OP_NONE || n->op >= LAMINA_OP_COUNT) WHY("unknown op %u", n->op);
-    const char *on = op_names[n->op];
+    const char *on = lamina_op_name(n->op);
     if (n->n_src > LAMINA_MAX_SRC) WHY("%s: n_src %u", on, n->n_src);
     if (!tensor_ok(&n->dst)) WHY("%s: dst has a bad type or shape", on);
     for (uint32_t i = 0; i < n->n_src; i++)
@@ -213,6 +211,46 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
             WHY("copy: src type %u", s0->type);
         if ((d->type != LAMINA_TYPE_F32 && d->type != LAMINA_TYPE_F16) || !same_shape(s0, d))
             WHY("copy: dst type/shape");
+        return 1;
+    case LAMINA_OP_TOPK:
+        if (n->n_src != 1) WHY("topk: needs 1 source");
+        if (s0->type != LAMINA_TYPE_F32 || s0->ne[2] != 1 || s0->ne[3] != 1) WHY("topk: X must be F32 [N, T]");
+        if (n->ip[0] < 1 || n->ip[0] > s0->ne[0]) WHY("topk: k %d", n->ip[0]);
+        if (d->type != LAMINA_TYPE_I32 || d->ne[0] != n->ip[0] || d->ne[1] != s0->ne[1] || d->ne[2] != 1 ||
+            d->ne[3] != 1)
+            WHY("topk: dst must be I32 [k, T]");
+        return 1;
+    case LAMINA_OP_MOE_WEIGHTS:
+        if (n->n_src != 2) WHY("moe_weights: needs 2 sources");
+        if (s0->type != LAMINA_TYPE_F32 || s0->ne[2] != 1 || s0->ne[3] != 1) WHY("moe_weights: logits");
+        if (s1->type != LAMINA_TYPE_I32 || s1->ne[1] != s0->ne[1] || s1->ne[0] > s0->ne[0] || s1->ne[2] != 1 ||
+            s1->ne[3] != 1)
+            WHY("moe_weights: ids must be I32 [k, T]");
+        if (!f32dst || !same_shape(d, s1)) WHY("moe_weights: dst must be F32 [k, T]");
+        if (n->ip[0] != 0 && n->ip[0] != 1) WHY("moe_weights: ip[0] %d", n->ip[0]);
+        return 1;
+    case LAMINA_OP_MUL_MAT_ID: {
+        if (n->n_src != 3) WHY("mul_mat_id: needs 3 sources");
+        if (!cpu_kernels_scalar.dot[s0->type]) WHY("mul_mat_id: weight type %u", s0->type);
+        if (s0->ne[3] != 1) WHY("mul_mat_id: W must be 3-D");
+        const int64_t k = s2->ne[0], T = s2->ne[1];
+        if (s2->type != LAMINA_TYPE_I32 || s2->ne[2] != 1 || s2->ne[3] != 1) WHY("mul_mat_id: ids must be I32 [k, T]");
+        if (s1->type != LAMINA_TYPE_F32 || s1->ne[0] != s0->ne[0] || (s1->ne[1] != 1 && s1->ne[1] != k) ||
+            s1->ne[2] != T || s1->ne[3] != 1)
+            WHY("mul_mat_id: A must be F32 [K, 1 or k, T]");
+        if (cpu_act_row_size(cpu_act_format_of(s0->type), s0->ne[0]) == 0) WHY("mul_mat_id: K");
+        if (!f32dst || d->ne[0] != s0->ne[1] || d->ne[1] != k || d->ne[2] != T || d->ne[3] != 1)
+            WHY("mul_mat_id: dst must be F32 [N, k, T]");
+        return 1;
+    }
+    case LAMINA_OP_MOE_SUM:
+        if (n->n_src != 2) WHY("moe_sum: needs 2 sources");
+        if (s0->type != LAMINA_TYPE_F32 || s0->ne[3] != 1) WHY("moe_sum: Y must be F32 [E, k, T]");
+        if (s1->type != LAMINA_TYPE_F32 || s1->ne[0] != s0->ne[1] || s1->ne[1] != s0->ne[2] || s1->ne[2] != 1 ||
+            s1->ne[3] != 1)
+            WHY("moe_sum: weights must be F32 [k, T]");
+        if (!f32dst || d->ne[0] != s0->ne[0] || d->ne[1] != s0->ne[2] || d->ne[2] != 1 || d->ne[3] != 1)
+            WHY("moe_sum: dst must be F32 [E, T]");
         return 1;
     default:
         WHY("unknown op %u", n->op);
@@ -629,6 +667,157 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
 }
 
 /* ------------------------------------------------------------------ */
+/* Mixture of experts                                                   */
+
+static inline const uint8_t *at2(const lamina_tensor *t, int64_t i1, int64_t i2)
+{
+    return cpu_tensor_data(t) + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2];
+}
+
+/* TOPK: dst[j, t] = the j-th largest of column t (ties: lower index) */
+static void run_topk(const lamina_node *n)
+{
+    const lamina_tensor *X = &n->src[0], *d = &n->dst;
+    const int64_t N = X->ne[0], T = X->ne[1], k = n->ip[0];
+    for (int64_t t = 0; t < T; t++) {
+        const float *x = (const float *)at2(X, t, 0);
+        int32_t *out = (int32_t *)at2(d, t, 0);
+        /* insertion into the k best so far, kept sorted */
+        int64_t have = 0;
+        for (int64_t i = 0; i < N; i++) {
+            const float v = x[i];
+            if (isnan(v)) continue;
+            int64_t p = have < k ? have : k;
+            while (p > 0 && v > x[out[p - 1]]) p--;
+            if (p >= k) continue;
+            for (int64_t q = (have < k ? have : k - 1); q > p; q--) out[q] = out[q - 1];
+            out[p] = (int32_t)i;
+            if (have < k) have++;
+        }
+        /* NaNs last, lowest index first */
+        for (int64_t i = 0; i < N && have < k; i++)
+            if (isnan(x[i])) out[have++] = (int32_t)i;
+    }
+}
+
+static int run_moe_weights(const lamina_node *n, char *err, size_t err_size)
+{
+    const lamina_tensor *X = &n->src[0], *ids = &n->src[1], *d = &n->dst;
+    const int64_t N = X->ne[0], T = X->ne[1], k = ids->ne[0];
+    for (int64_t t = 0; t < T; t++) {
+        const float *x = (const float *)at2(X, t, 0);
+        const int32_t *id = (const int32_t *)at2(ids, t, 0);
+        float *out = (float *)at2(d, t, 0);
+        for (int64_t j = 0; j < k; j++)
+            if (id[j] < 0 || id[j] >= N) {
+                if (err && err_size) snprintf(err, err_size, "moe_weights: id %d out of range [0, %lld)", id[j], (long long)N);
+                return LAMINA_EINVAL;
+            }
+        /* softmax over the selected or over all, the maximum subtracted */
+        float mx = -INFINITY;
+        double sum = 0.0;
+        if (n->ip[0]) {
+            for (int64_t j = 0; j < k; j++) mx = fmaxf(mx, x[id[j]]);
+            for (int64_t j = 0; j < k; j++) sum += exp((double)x[id[j]] - mx);
+        } else {
+            for (int64_t i = 0; i < N; i++) mx = fmaxf(mx, x[i]);
+            for (int64_t i = 0; i < N; i++) sum += exp((double)x[i] - mx);
+        }
+        for (int64_t j = 0; j < k; j++) out[j] = (float)(exp((double)x[id[j]] - mx) / sum);
+    }
+    return 0;
+}
+
+static void run_moe_sum(const lamina_node *n)
+{
+    const lamina_tensor *Y = &n->src[0], *W = &n->src[1], *d = &n->dst;
+    const int64_t E = Y->ne[0], k = Y->ne[1], T = Y->ne[2];
+    for (int64_t t = 0; t < T; t++) {
+        const float *w = (const float *)at2(W, t, 0);
+        float *out = (float *)at2(d, t, 0);
+        for (int64_t e = 0; e < E; e++) out[e] = 0.0f;
+        for (int64_t j = 0; j < k; j++) {
+            const float *y = (const float *)at2(Y, j, t);
+            for (int64_t e = 0; e < E; e++) out[e] += w[j] * y[e];
+        }
+    }
+}
+
+/* MUL_MAT_ID: for each expert, one matmul over the (token, slot) columns
+ * that chose it, through the MUL_MAT kernels */
+static int run_mul_mat_id(lamina_backend *be, const lamina_node *n, char *err, size_t err_size)
+{
+    const lamina_tensor *W = &n->src[0], *A = &n->src[1], *ids = &n->src[2], *d = &n->dst;
+    const int64_t X = W->ne[2], k = ids->ne[0], T = ids->ne[1], cols = k * T;
+    const float **xcol = malloc((size_t)cols * sizeof *xcol);
+    float **dcol = malloc((size_t)cols * sizeof *dcol);
+    if (!xcol || !dcol) {
+        free(xcol);
+        free(dcol);
+        if (err && err_size) snprintf(err, err_size, "mul_mat_id: out of memory");
+        return LAMINA_ENOMEM;
+    }
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < k; j++) {
+            const int32_t e = ((const int32_t *)at2(ids, t, 0))[j];
+            if (e < 0 || e >= X) {
+                free(xcol);
+                free(dcol);
+                if (err && err_size) snprintf(err, err_size, "mul_mat_id: expert %d out of range [0, %lld)", e, (long long)X);
+                return LAMINA_EINVAL;
+            }
+        }
+    int rc = 0;
+    for (int64_t e = 0; e < X && rc == 0; e++) {
+        /* 1. the columns that chose expert e */
+        int64_t M = 0;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < k; j++)
+                if (((const int32_t *)at2(ids, t, 0))[j] == e) {
+                    xcol[M] = (const float *)at2(A, A->ne[1] == 1 ? 0 : j, t);
+                    dcol[M] = (float *)at2(d, j, t);
+                    M++;
+                }
+        if (M == 0) continue;
+        /* 2. dst columns = W_e . X columns */
+        lamina_node sub = *n;
+        sub.src[0].offset += (uint64_t)e * W->nb[2];
+        sub.src[0].ne[2] = 1;
+        mm_ctx c;
+        memset(&c, 0, sizeof c);
+        c.be = be;
+        c.n = &sub;
+        c.dot = be->k.dot[W->type];
+        c.cols = be->k.cols[W->type] ? be->k.cols[W->type] : CPU_DOT_COLS;
+        c.fmt = be->k.act[W->type];
+        c.K = W->ne[0];
+        c.N = W->ne[1];
+        c.M = M;
+        c.arow = (cpu_act_row_size(c.fmt, c.K) + 63) & ~(size_t)63;
+        if (cpu_scratch_reserve(be, (size_t)M * c.arow) != 0) {
+            if (err && err_size) snprintf(err, err_size, "mul_mat_id: out of memory for activations");
+            rc = LAMINA_ENOMEM;
+            break;
+        }
+        c.act = be->scratch;
+        c.xcol = xcol;
+        c.dcol = dcol;
+        const int nth = be->n_threads;
+        cpu_pool_run(be->pool, task_mm_quant, &c, M * c.K >= 65536 ? nth : 1);
+        const int64_t target = (int64_t)nth * (M == 1 ? 16 : 4);
+        int64_t chunk = (c.N + target - 1) / target;
+        if (chunk < 4) chunk = 4;
+        c.chunk = chunk;
+        c.n_chunks = (c.N + chunk - 1) / chunk;
+        atomic_init(&c.next, 0);
+        cpu_pool_run(be->pool, task_mm, &c, (double)c.N * (double)M * (double)c.K >= 262144.0 ? nth : 1);
+    }
+    free(xcol);
+    free(dcol);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Dispatch                                                             */
 
 #define FAIL(code, ...) do { if (err && err_size) snprintf(err, err_size, __VA_ARGS__); return (code); } while (0)
@@ -708,6 +897,16 @@ int cpu_node_run(lamina_backend *be, const lamina_node *n, char *err, size_t err
         cpu_pool_run(be->pool, task_attention, &ac, nth);
         return 0;
     }
+    case LAMINA_OP_TOPK:
+        run_topk(n);
+        return 0;
+    case LAMINA_OP_MOE_WEIGHTS:
+        return run_moe_weights(n, err, err_size);
+    case LAMINA_OP_MUL_MAT_ID:
+        return run_mul_mat_id(be, n, err, err_size);
+    case LAMINA_OP_MOE_SUM:
+        run_moe_sum(n);
+        return 0;
     default:
         FAIL(LAMINA_ENOTSUP, "op %u not supported", n->op);
     }

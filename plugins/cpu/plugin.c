@@ -114,9 +114,15 @@ static int cpu_probe(const lamina_host *host, const lamina_probe_sink *sink,
 
 static const lamina_plugin_desc cpu_desc = {
     .abi_major = LAMINA_PLUGIN_ABI_MAJOR,
+#ifdef LAMINA_CPU_AS_ABI_1_0
+    .abi_minor = 0,
+    .struct_size = sizeof(lamina_plugin_desc),
+    .flags = 0,                                 /* reserved in 1.0 */
+#else
     .abi_minor = LAMINA_PLUGIN_ABI_MINOR,
     .struct_size = sizeof(lamina_plugin_desc),
-    .flags = 0,
+    .flags = LAMINA_PLUGIN_F_HOST_MEMORY,
+#endif
     .name = CPU_PLUGIN_NAME,
     .version = CPU_PLUGIN_VERSION,
     .description = "CPU backend: scalar, AVX2 and AVX-512 VNNI kernels, chosen at run time",

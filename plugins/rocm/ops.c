@@ -24,10 +24,6 @@ const char *const gpu_kernel_names[GK_COUNT] = {
     [GK_ATTENTION] = "k_attention",
 };
 
-static const char *const op_names[LAMINA_OP_COUNT] = {
-    "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale",
-    "rope", "set_rows", "attention", "glu", "copy"
-};
 
 /* Elements and bytes per block of the types the kernels read (deq1). */
 static int type_info(uint32_t t, uint32_t *block, uint32_t *bytes)
@@ -177,7 +173,7 @@ static int check_node(const lamina_backend *be, const lamina_node *n, why *w)
 {
     if (n->op == LAMINA_OP_NONE || n->op >= LAMINA_OP_COUNT)
         return no(w, "op %u not supported", n->op);
-    const char *on = op_names[n->op];
+    const char *on = lamina_op_name(n->op);
     if (n->n_src > LAMINA_MAX_SRC)
         return no(w, "%s: n_src %u", on, n->n_src);
     if (!tensor_ok(&n->dst))

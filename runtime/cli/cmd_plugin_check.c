@@ -19,14 +19,6 @@ static void log_to_stderr(void *ctx, int level, const char *msg)
         fprintf(stderr, "lamina: %s: %s\n", level == LAMINA_LOG_ERROR ? "error" : "warning", msg);
 }
 
-static const char *op_name(uint32_t op)
-{
-    static const char *const names[] = {
-        "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale", "rope",
-        "set_rows", "attention", "glu", "copy"
-    };
-    return op < sizeof(names) / sizeof(names[0]) ? names[op] : "op?";
-}
 
 static const char *type_name(uint32_t t)
 {
@@ -45,6 +37,8 @@ static const char *type_name(uint32_t t)
     case LAMINA_TYPE_Q5_K: return "q5_K";
     case LAMINA_TYPE_Q6_K: return "q6_K";
     case LAMINA_TYPE_Q8_K: return "q8_K";
+    case LAMINA_TYPE_IQ4_NL: return "iq4_nl";
+    case LAMINA_TYPE_IQ4_XS: return "iq4_xs";
     case LAMINA_TYPE_I32: return "i32";
     case LAMINA_TYPE_BF16: return "bf16";
     default: return "type?";
@@ -154,7 +148,7 @@ int cmd_plugin_check(const cli_globals *g, int argc, char **argv)
             for (int c = 0; c < d->n_cases; c++) {
                 const lamina_case_report *r = &d->cases[c];
                 printf("    %s %-9s %-5s err %.3e tol %.3e %8.3f ms  %s%s%s\n",
-                       case_status(r->status), op_name(r->op), type_name(r->type), r->max_err,
+                       case_status(r->status), lamina_op_name(r->op), type_name(r->type), r->max_err,
                        r->tol, r->ms, r->name, r->msg[0] ? ": " : "", r->msg);
             }
             if (d->selftest_run)

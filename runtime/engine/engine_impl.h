@@ -13,6 +13,7 @@ typedef struct stage_mem {
     lamina_buffer *scratch;     /* activations and per-batch inputs */
     uint64_t x, cur, q, k, v, att, g, u, xo, logits;       /* F32 areas */
     uint64_t ids, pos, rows, info, outs, houts;             /* I32 areas */
+    uint64_t moe_logits, moe_w, moe_y, moe_ids;             /* experts (0: dense) */
     lamina_buffer *kv;          /* KV cache of this backend's layers */
     uint64_t k_off[LAMINA_MAX_LAYERS], v_off[LAMINA_MAX_LAYERS];
     uint32_t kv_type;
@@ -74,7 +75,12 @@ int lamina_plan_build(const lamina_model *m, lamina_be *const *bes, int n_bes,
                       const lamina_engine_params *p, const uint32_t *deny, lamina_plan_part *parts,
                       char *notes, size_t notes_size, char *err, size_t err_size);
 
-/* 1 when the backend is a host (CPU) device. */
+/* 1 when the backend is a host (CPU) device: its plugin declares
+ * LAMINA_PLUGIN_F_HOST_MEMORY (a 1.0 plugin: its device type is "cpu"). */
 int lamina_be_is_host(const lamina_be *be);
+/* The ABI minor the backend's plugin was built for. */
+uint32_t lamina_be_abi_minor(const lamina_be *be);
+/* supports_op, and never an op newer than the plugin's minor. */
+int lamina_be_supports(const lamina_be *be, const lamina_node *n);
 
 #endif

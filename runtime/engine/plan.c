@@ -26,9 +26,23 @@
  * lavapipe (a Vulkan device of type "cpu") included. */
 int lamina_be_is_host(const lamina_be *be)
 {
-    if (be->slot && be->slot->plugin)
-        return strcmp(be->slot->plugin->name, "cpu") == 0;
-    return strncmp(be->label, "cpu", 3) == 0 || strncmp(be->label, "ref", 3) == 0;
+    if (!be->slot || !be->slot->plugin) return 1;        /* the core's reference */
+    if (be->slot->plugin->flags & LAMINA_PLUGIN_F_HOST_MEMORY) return 1;
+    /* a 1.0 plugin says so by its device type */
+    const char *type = be->slot->device ? be->slot->device->info.type : NULL;
+    return be->slot->plugin->abi_minor == 0 && type && strcmp(type, "cpu") == 0;
+}
+
+uint32_t lamina_be_abi_minor(const lamina_be *be)
+{
+    if (!be->slot || !be->slot->plugin) return LAMINA_PLUGIN_ABI_MINOR;
+    return be->slot->plugin->abi_minor;
+}
+
+int lamina_be_supports(const lamina_be *be, const lamina_node *n)
+{
+    if (LAMINA_OP_MIN_MINOR(n->op) > lamina_be_abi_minor(be)) return 0;
+    return be->iface->supports_op(be->inst, n);
 }
 
 static weight_ref null_weight(void *ctx, const lamina_gguf_tensor *t)
@@ -38,12 +52,6 @@ static weight_ref null_weight(void *ctx, const lamina_gguf_tensor *t)
     return r;
 }
 
-static const char *op_name(uint32_t op)
-{
-    static const char *names[] = { "none", "get_rows", "mul_mat", "rms_norm", "add", "mul",
-                                   "scale", "rope", "set_rows", "attention", "glu", "copy" };
-    return op < sizeof names / sizeof names[0] ? names[op] : "op?";
-}
 
 static const char *type_name(uint32_t t)
 {
@@ -72,19 +80,24 @@ static int stage_supported(lamina_be *be, const lamina_model *m, const lamina_en
     }
     int ok = 1;
     for (int i = 0; i < nl.n && ok; i++) {
-        if (!be->iface->supports_op(be->inst, &nl.v[i])) {
+        if (!lamina_be_supports(be, &nl.v[i])) {
             const lamina_node *n = &nl.v[i];
             uint32_t t = n->n_src > 0 ? n->src[0].type : n->dst.type;
             if (n->op == LAMINA_OP_SET_ROWS) t = n->dst.type;
-            if (il < 0)
+            if (LAMINA_OP_MIN_MINOR(n->op) > lamina_be_abi_minor(be))
+                snprintf(why, why_size, "%s needs %s, an ABI %u.%u op; the plugin was built for %u.%u",
+                         il < 0 ? "the embedding" : il >= m->hp.n_layer ? "the output head" : "a layer",
+                         lamina_op_name(n->op), LAMINA_PLUGIN_ABI_MAJOR, LAMINA_OP_MIN_MINOR(n->op),
+                         LAMINA_PLUGIN_ABI_MAJOR, lamina_be_abi_minor(be));
+            else if (il < 0)
                 snprintf(why, why_size, "the embedding needs %s on %s, which it does not support",
-                         op_name(n->op), type_name(t));
+                         lamina_op_name(n->op), type_name(t));
             else if (il >= m->hp.n_layer)
                 snprintf(why, why_size, "the output head needs %s on %s, which it does not support",
-                         op_name(n->op), type_name(t));
+                         lamina_op_name(n->op), type_name(t));
             else
                 snprintf(why, why_size, "layer %d needs %s on %s, which it does not support",
-                         il, op_name(n->op), type_name(t));
+                         il, lamina_op_name(n->op), type_name(t));
             ok = 0;
         }
     }

@@ -262,6 +262,7 @@ static int record(stream *st, json_t *o)
         p->abi_major = (uint32_t)json_integer_value(json_object_get(v, "abi_major"));
         p->abi_minor = (uint32_t)json_integer_value(json_object_get(v, "abi_minor"));
         p->desc_size = (uint32_t)json_integer_value(json_object_get(v, "desc_size"));
+        p->flags = (uint32_t)json_integer_value(json_object_get(v, "flags"));
         json_t *a = json_object_get(v, "built_against"), *e;
         size_t i;
         if (json_is_array(a)) {

@@ -248,7 +248,7 @@ static void selftest_device(const lamina_host *host, const lamina_plugin_desc *d
         json_object_set_new(o, "message", jstr(msg));
         goto out;
     }
-    rc = lamina_selftest_run(be_if, be, on_case, &cs, &sum, err, sizeof(err));
+    rc = lamina_selftest_run_minor(be_if, be, desc->abi_minor, on_case, &cs, &sum, err, sizeof(err));
     json_object_set_new(o, "run", json_true());
     if (rc != 0) {
         json_object_set_new(o, "passed", json_false());
@@ -405,6 +405,7 @@ int main(int argc, char **argv)
     json_object_set_new(pj, "abi_major", json_integer(desc->abi_major));
     json_object_set_new(pj, "abi_minor", json_integer(desc->abi_minor));
     json_object_set_new(pj, "desc_size", json_integer(desc->struct_size));
+    json_object_set_new(pj, "flags", json_integer(desc->abi_minor >= 1 ? desc->flags : 0));
     json_t *ba = json_array();
     for (int i = 0; desc->built_against != NULL && i < 16 &&
                     desc->built_against[i].name != NULL; i++) {

@@ -294,6 +294,7 @@ json_t *lamina_report_plugin_json(const lamina_plugin_report *p)
     SET(o, "abi_major", json_integer(p->abi_major));
     SET(o, "abi_minor", json_integer(p->abi_minor));
     SET(o, "desc_size", json_integer(p->desc_size));
+    SET(o, "flags", json_integer(p->flags));
     SET(o, "status", json_string(lamina_report_status_name(p->status)));
     SET(o, "reason", jstr(p->reason));
     SET(o, "failure", jstr(p->failure));
@@ -472,6 +473,7 @@ int lamina_report_plugin_parse(const json_t *j, lamina_plugin_report *p, char *e
     GI(j, "abi_major", 0, UINT32_MAX, p->abi_major);
     GI(j, "abi_minor", 0, UINT32_MAX, p->abi_minor);
     GI(j, "desc_size", 0, UINT32_MAX, p->desc_size);
+    GI(j, "flags", 0, UINT32_MAX, p->flags);
     char status[32];
     if ((rc = get_str(j, "status", status, sizeof(status), NULL, err, err_size)) < 0) return rc;
     p->status = status_from_name(status);

@@ -84,10 +84,6 @@
 #define ST_MAX_N 3
 #define TAIL_BYTES 32
 
-static const char *const op_names[LAMINA_OP_COUNT] = {
-    "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale", "rope",
-    "set_rows", "attention", "glu", "copy",
-};
 
 static const char *tname(uint32_t type)
 {
@@ -336,6 +332,9 @@ static void weight_block(prng *r, uint32_t type, uint8_t *b)
     case LAMINA_TYPE_Q4_K: put_half(b, u / 945.0f); put_half(b + 2, u2 / 126.0f); break;
     case LAMINA_TYPE_Q5_K: put_half(b, u / 1953.0f); put_half(b + 2, u2 / 126.0f); break;
     case LAMINA_TYPE_Q6_K: put_half(b + 208, u / 4096.0f); break;
+    /* codebook values up to 127; iq4_xs sub-block scales up to 32 */
+    case LAMINA_TYPE_IQ4_NL: put_half(b, sg * u / 127.0f); break;
+    case LAMINA_TYPE_IQ4_XS: put_half(b, sg * u / 4064.0f); break;
     case LAMINA_TYPE_Q8_K: {
         lamina_block_q8_K q;
         memcpy(&q, b, sizeof q);
@@ -364,11 +363,12 @@ static void fill_weights(st_case *c, int idx)
         fill_uniform(c, idx, -1.0f, 1.0f);
         return;
     }
-    for (int64_t i1 = 0; i1 < s->t.ne[1]; i1++) {
-        uint8_t *row = row_host(s, s->init, i1, 0, 0);
-        for (int64_t b = 0; b < s->t.ne[0] / t->block_size; b++)
-            weight_block(&c->rng, s->t.type, row + b * t->type_size);
-    }
+    for (int64_t i2 = 0; i2 < s->t.ne[2]; i2++)
+        for (int64_t i1 = 0; i1 < s->t.ne[1]; i1++) {
+            uint8_t *row = row_host(s, s->init, i1, i2, 0);
+            for (int64_t b = 0; b < s->t.ne[0] / t->block_size; b++)
+                weight_block(&c->rng, s->t.type, row + b * t->type_size);
+        }
 }
 
 /* An i32 tensor [ne0, ne1] from vals in ne order. */
@@ -476,9 +476,9 @@ static void report(st_run *R, const st_case *c, lamina_selftest_result *res)
         R->first_rc = R->stop ? LAMINA_EDEVLOST : LAMINA_EREJECTED;
         if (res->status == LAMINA_SELFTEST_FAIL && res->msg[0] == '\0')
             set_err(R->err, R->err_size, "op %s type %s: max error %.1e > tolerance %.1e (case %s)",
-                    op_names[c->op], tname(c->type), res->max_err, res->tol, c->name);
+                    lamina_op_name(c->op), tname(c->type), res->max_err, res->tol, c->name);
         else
-            set_err(R->err, R->err_size, "op %s type %s: %s (case %s)", op_names[c->op],
+            set_err(R->err, R->err_size, "op %s type %s: %s (case %s)", lamina_op_name(c->op),
                     tname(c->type), res->msg, c->name);
     }
     if (R->cb)
@@ -487,6 +487,11 @@ static void report(st_run *R, const st_case *c, lamina_selftest_result *res)
 
 static double load_value(uint32_t type, const uint8_t *p)
 {
+    if (type == LAMINA_TYPE_I32) {
+        int32_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
     if (type == LAMINA_TYPE_F16) {
         uint16_t h;
         memcpy(&h, p, sizeof h);
@@ -603,13 +608,13 @@ static int run_case(st_run *R, st_case *c)
         if (!I->supports_op(R->be, &nodes[n])) {
             res.status = LAMINA_SELFTEST_UNSUPPORTED;
             snprintf(res.msg, sizeof res.msg, "declined by supports_op (node %d, %s)", n,
-                     op_names[nodes[n].op]);
+                     lamina_op_name(nodes[n].op));
             goto report;
         }
     }
 
     /* step 4: run on the backend */
-    lamina_graph g = { sizeof(lamina_graph), (uint32_t)c->nn, nodes };
+    lamina_graph g = { sizeof(lamina_graph), (uint32_t)c->nn, nodes, sizeof(lamina_node), 0 };
     msg[0] = '\0';
     double t0 = now_ms();
     int r = I->graph_compute(R->be, &g, msg, sizeof msg);
@@ -724,7 +729,7 @@ static const uint32_t weight_types[] = {
     LAMINA_TYPE_Q4_0, LAMINA_TYPE_Q4_1, LAMINA_TYPE_Q5_0, LAMINA_TYPE_Q5_1,
     LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q8_1,
     LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K, LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K,
-    LAMINA_TYPE_Q6_K, LAMINA_TYPE_Q8_K,
+    LAMINA_TYPE_Q6_K, LAMINA_TYPE_Q8_K, LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS,
 };
 #define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
@@ -893,7 +898,7 @@ static void cases_binary(st_iter *it, uint32_t op)
             if (op == LAMINA_OP_GLU && v[i].bcast)
                 continue;
             case_init(&c, it->seed++, op, LAMINA_TYPE_F32, tol, "%s%s f32 [%lld,%lld,%lld,%lld]%s%s%s",
-                      op_names[op], op == LAMINA_OP_GLU ? (act ? " gelu_tanh" : " silu") : "",
+                      lamina_op_name(op), op == LAMINA_OP_GLU ? (act ? " gelu_tanh" : " silu") : "",
                       (long long)v[i].ne[0], (long long)v[i].ne[1], (long long)v[i].ne[2],
                       (long long)v[i].ne[3], v[i].bcast ? " broadcast" : "",
                       v[i].inplace ? " in-place" : "", v[i].strided ? " strided" : "");
@@ -1088,6 +1093,71 @@ static void cases_attention(st_iter *it)
 }
 
 /* Few-node graphs: a node reading what an earlier node wrote. */
+/* Mixture of experts (ABI 1.1): routing and the expert matmul. */
+static void cases_moe(st_iter *it)
+{
+    st_case c;
+    /* TOPK: k of 8 and a full sort of 8, a column with ties */
+    static const int ks[] = { 2, 8 };
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        case_init(&c, it->seed++, LAMINA_OP_TOPK, LAMINA_TYPE_F32, TOL_EXACT, "topk f32 N=8 T=5 k=%d", ks[i]);
+        int x = ct_add(&c, LAMINA_TYPE_F32, 8, 5, 1, 1, i ? 12 : 0, 0, A_USE);
+        int d = ct_add(&c, LAMINA_TYPE_I32, ks[i], 5, 1, 1, 0, 4, A_USE);
+        fill_uniform(&c, x, -3, 3);
+        if (!c.oom) {               /* column 4: 1, 2, 2, 0, 2, ... (ties: lower index first) */
+            static const float tie[8] = { 1, 2, 2, 0, 2, -1, -2, 0.5f };
+            memcpy(row_host(&c.ts[x], c.ts[x].init, 4, 0, 0), tie, sizeof tie);
+        }
+        lamina_node *n = add_node(&c, LAMINA_OP_TOPK, d, x, -1, -1, -1);
+        n->ip[0] = ks[i];
+        if (go(it, &c)) return;
+    }
+    /* MOE_WEIGHTS: over the selected and over all */
+    for (int norm = 0; norm <= 1; norm++) {
+        case_init(&c, it->seed++, LAMINA_OP_MOE_WEIGHTS, LAMINA_TYPE_F32, TOL_RMS_NORM,
+                  "moe_weights f32 N=8 k=3 T=4 %s", norm ? "selected" : "all");
+        int x = ct_add(&c, LAMINA_TYPE_F32, 8, 4, 1, 1, 0, 0, A_USE);
+        int ids = ct_add(&c, LAMINA_TYPE_I32, 3, 4, 1, 1, 8, 0, A_USE);
+        int d = ct_add(&c, LAMINA_TYPE_F32, 3, 4, 1, 1, 0, 0, A_USE);
+        fill_uniform(&c, x, -4, 4);
+        fill_i32(&c, ids, (const int32_t[]){ 0, 7, 3, 5, 1, 2, 6, 4, 0, 2, 3, 1 });
+        lamina_node *n = add_node(&c, LAMINA_OP_MOE_WEIGHTS, d, x, ids, -1, -1);
+        n->ip[0] = norm;
+        if (go(it, &c)) return;
+    }
+    /* MUL_MAT_ID: 4 experts, 2 per token, one input column per token or one
+     * per slot, on a float, an 8-bit and a k-quant weight type */
+    static const uint32_t types[] = { LAMINA_TYPE_F32, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q4_K };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        for (int per_slot = 0; per_slot <= 1; per_slot++) {
+            const uint32_t T = types[ti];
+            const int64_t K = 256, N = 33, X = 4, k = 2, Tn = 3;
+            case_init(&c, it->seed++, LAMINA_OP_MUL_MAT_ID, T, mm_tol(T, 0),
+                      "mul_mat_id %s K=%lld N=%lld experts=%lld k=%lld T=%lld%s", tname(T), (long long)K,
+                      (long long)N, (long long)X, (long long)k, (long long)Tn, per_slot ? " per-slot input" : "");
+            int w = ct_add_ex(&c, T, K, N, X, 1, 0, 64, 0, W_USE);
+            int a = ct_add(&c, LAMINA_TYPE_F32, K, per_slot ? k : 1, Tn, 1, per_slot ? 0 : 16, 0, A_USE);
+            int ids = ct_add(&c, LAMINA_TYPE_I32, k, Tn, 1, 1, 0, 0, A_USE);
+            int d = ct_add(&c, LAMINA_TYPE_F32, N, k, Tn, 1, 0, 0, A_USE);
+            fill_weights(&c, w);
+            fill_uniform(&c, a, -1, 1);
+            fill_i32(&c, ids, (const int32_t[]){ 3, 0, 1, 3, 2, 1 });
+            mm_floor(&c, w, a);
+            add_node(&c, LAMINA_OP_MUL_MAT_ID, d, w, a, ids, -1);
+            if (go(it, &c)) return;
+        }
+    }
+    /* MOE_SUM */
+    case_init(&c, it->seed++, LAMINA_OP_MOE_SUM, LAMINA_TYPE_F32, TOL_RMS_NORM, "moe_sum f32 E=37 k=3 T=4");
+    int y = ct_add(&c, LAMINA_TYPE_F32, 37, 3, 4, 1, 4, 8, A_USE);
+    int w = ct_add(&c, LAMINA_TYPE_F32, 3, 4, 1, 1, 0, 0, A_USE);
+    int d = ct_add(&c, LAMINA_TYPE_F32, 37, 4, 1, 1, 0, 0, A_USE);
+    fill_uniform(&c, y, -1, 1);
+    fill_uniform(&c, w, 0, 1);
+    add_node(&c, LAMINA_OP_MOE_SUM, d, y, w, -1, -1);
+    go(it, &c);
+}
+
 static void cases_graphs(st_iter *it)
 {
     st_case c;
@@ -1179,7 +1249,7 @@ static double measure_gflops(st_run *R)
         n.src[1].buffer = bufs[x];
         if (!I->supports_op(R->be, &n))
             goto next;
-        lamina_graph g = { sizeof(lamina_graph), 1, &n };
+        lamina_graph g = { sizeof(lamina_graph), 1, &n, sizeof(lamina_node), 0 };
         /* the first run warms up; when it alone spends the budget it counts */
         double t0 = now_ms();
         if (I->graph_compute(R->be, &g, msg, sizeof msg) != 0)
@@ -1215,6 +1285,14 @@ int lamina_selftest_run(const lamina_backend_iface *iface, lamina_backend *be,
                         lamina_selftest_cb cb, void *cb_ctx,
                         lamina_selftest_summary *summary,
                         char *err, size_t err_size)
+{
+    return lamina_selftest_run_minor(iface, be, LAMINA_PLUGIN_ABI_MINOR, cb, cb_ctx, summary, err, err_size);
+}
+
+int lamina_selftest_run_minor(const lamina_backend_iface *iface, lamina_backend *be, uint32_t abi_minor,
+                              lamina_selftest_cb cb, void *cb_ctx,
+                              lamina_selftest_summary *summary,
+                              char *err, size_t err_size)
 {
     if (summary)
         memset(summary, 0, sizeof *summary);
@@ -1264,6 +1342,8 @@ int lamina_selftest_run(const lamina_backend_iface *iface, lamina_backend *be,
     cases_attention(&it);
     cases_binary(&it, LAMINA_OP_GLU);
     cases_copy(&it);
+    if (abi_minor >= 1)             /* a 1.0 plugin is never given 1.1 ops */
+        cases_moe(&it);
     cases_graphs(&it);
 
     if (it.rc == 0 && !R.stop)

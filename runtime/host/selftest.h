@@ -49,5 +49,11 @@ int lamina_selftest_run(const lamina_backend_iface *iface, lamina_backend *be,
                         lamina_selftest_cb cb, void *cb_ctx,
                         lamina_selftest_summary *summary,
                         char *err, size_t err_size);
+/* The same for a plugin built for ABI 1.abi_minor: no case of an op newer
+ * than that (lamina_selftest_run: the host's minor). */
+int lamina_selftest_run_minor(const lamina_backend_iface *iface, lamina_backend *be, uint32_t abi_minor,
+                              lamina_selftest_cb cb, void *cb_ctx,
+                              lamina_selftest_summary *summary,
+                              char *err, size_t err_size);
 
 #endif

@@ -41,6 +41,14 @@ static const lamina_arch_info archs[] = {
       .layer_optional = LW(LW_QKV),
       .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
       .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+    /* Qwen3 mixture of experts (Qwen3-30B-A3B): softmax router, top-k
+     * experts renormalized, no shared expert */
+    { .name = "qwen3moe", .family = "llama", .build_layer = lamina_build_llama_moe_layer,
+      .layer_required = (DECODER & ~LW(LW_DOWN)) | QK_NORM | LW(LW_GATE_INP) | LW(LW_GATE_EXPS) |
+                        LW(LW_UP_EXPS) | LW(LW_DOWN_EXPS),
+      .layer_optional = LW(LW_QKV),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU, .flags = LAMINA_ARCH_F_MOE },
     /* Phi-3, Phi-3.5, Phi-4: fused gate/up, usually fused q/k/v; LongRoPE */
     { .name = "phi3", .family = "llama", .build_layer = lamina_build_llama_layer,
       .layer_required = DECODER | LW(LW_GATE_UP),

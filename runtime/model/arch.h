@@ -70,6 +70,8 @@ enum {
     LAMINA_ARCH_F_EMBD_SCALE   = 1u << 0,   /* token embeddings times sqrt(n_embd) */
     LAMINA_ARCH_F_ATTN_SOFTCAP = 1u << 1,   /* reads attn_logit_softcapping */
     LAMINA_ARCH_F_FINAL_SOFTCAP= 1u << 2,   /* reads final_logit_softcapping */
+    LAMINA_ARCH_F_MOE          = 1u << 3,   /* reads expert_count, expert_used_count,
+                                               expert_feed_forward_length */
 };
 
 /* The row for `name`, or NULL. */
@@ -79,6 +81,7 @@ void lamina_arch_list(char *out, size_t size);
 
 /* The family builders (runtime/model/arch/). */
 int lamina_build_llama_layer(struct node_list *nl, const struct graph_ctx *g, int il);
+int lamina_build_llama_moe_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_build_gemma_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_gemma_hparams(lamina_arch_loader *L, lamina_hparams *hp);
 

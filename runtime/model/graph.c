@@ -293,6 +293,54 @@ int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const l
     return mul_mat(nl, a->cur, wten(g, w->ffn_down), a->gate);
 }
 
+int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    const lamina_hparams *hp = &g->m->hp;
+    const stage_mem *mem = g->mem;
+    lamina_buffer *s = mem->scratch;
+    const int32_t T = g->n_tokens;
+    const int64_t E = hp->n_embd, X = hp->n_expert, k = hp->n_expert_used, Fe = hp->n_ff_exp;
+    lamina_tensor logits = ten(s, mem->moe_logits, LAMINA_TYPE_F32, X, T, 1);
+    lamina_tensor ids = ten(s, mem->moe_ids, LAMINA_TYPE_I32, k, T, 1);
+    lamina_tensor wts = ten(s, mem->moe_w, LAMINA_TYPE_F32, k, T, 1);
+    lamina_tensor gate = ten(s, mem->g, LAMINA_TYPE_F32, Fe, k, T);
+    lamina_tensor up = ten(s, mem->u, LAMINA_TYPE_F32, Fe, k, T);
+    lamina_tensor y = ten(s, mem->moe_y, LAMINA_TYPE_F32, E, k, T);
+    lamina_tensor in = ten(s, mem->cur, LAMINA_TYPE_F32, E, 1, T);    /* cur, one column per token */
+    lamina_node *n;
+    int rc;
+    /* 1. router: logits = Wr cur; the k best experts; their weights
+     *    (softmax over the chosen, as llama.cpp's normalized top-k) */
+    if ((rc = mul_mat(nl, logits, wten(g, w->ffn_gate_inp), a->cur)) < 0) return rc;
+    PUSH(LAMINA_OP_TOPK);
+    n->dst = ids; n->src[0] = logits; n->n_src = 1;
+    n->ip[0] = (int32_t)k;
+    PUSH(LAMINA_OP_MOE_WEIGHTS);
+    n->dst = wts; n->src[0] = logits; n->src[1] = ids; n->n_src = 2;
+    n->ip[0] = 1;
+    /* 2. each chosen expert's gate and up, act(gate) * up */
+    const lamina_gguf_tensor *we[3] = { w->ffn_gate_exps, w->ffn_up_exps, w->ffn_down_exps };
+    lamina_tensor wx[3];
+    for (int i = 0; i < 3; i++) {
+        weight_ref r = g->weight(g->weight_ctx, we[i]);
+        wx[i] = ten(r.buf, r.offset, we[i]->type, we[i]->ne[0], we[i]->ne[1], we[i]->ne[2]);
+    }
+    const lamina_tensor gu[2] = { gate, up };
+    for (int i = 0; i < 2; i++) {
+        PUSH(LAMINA_OP_MUL_MAT_ID);
+        n->dst = gu[i]; n->src[0] = wx[i]; n->src[1] = in; n->src[2] = ids; n->n_src = 3;
+    }
+    PUSH(LAMINA_OP_GLU);
+    n->dst = gate; n->src[0] = gate; n->src[1] = up; n->n_src = 2;
+    n->ip[0] = hp->act;
+    /* 3. each expert's down projection of its own slot; cur = the weighted sum */
+    PUSH(LAMINA_OP_MUL_MAT_ID);
+    n->dst = y; n->src[0] = wx[2]; n->src[1] = gate; n->src[2] = ids; n->n_src = 3;
+    PUSH(LAMINA_OP_MOE_SUM);
+    n->dst = a->cur; n->src[0] = y; n->src[1] = wts; n->n_src = 2;
+    return 0;
+}
+
 int lamina_graph_layer(node_list *nl, const graph_ctx *g, int il)
 {
     return g->m->arch->build_layer(nl, g, il);
@@ -353,8 +401,17 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
     mem->k    = take(&at, (uint64_t)hp->n_head_kv * hp->head_dim * T * f);
     mem->v    = take(&at, (uint64_t)hp->n_head_kv * hp->head_dim_v * T * f);
     mem->att  = take(&at, (uint64_t)hp->n_head * hp->head_dim_v * T * f);
-    mem->g    = take(&at, (uint64_t)hp->n_ff * T * f);
-    mem->u    = take(&at, (uint64_t)hp->n_ff * T * f);
+    /* the FFN's gate and up: the dense width, or every used expert's */
+    const uint64_t ffw = (uint64_t)hp->n_ff > (uint64_t)hp->n_ff_exp * (uint64_t)hp->n_expert_used ?
+                         (uint64_t)hp->n_ff : (uint64_t)hp->n_ff_exp * (uint64_t)hp->n_expert_used;
+    mem->g    = take(&at, ffw * T * f);
+    mem->u    = take(&at, ffw * T * f);
+    if (hp->n_expert > 0) {
+        mem->moe_logits = take(&at, (uint64_t)hp->n_expert * T * f);
+        mem->moe_ids    = take(&at, (uint64_t)hp->n_expert_used * T * 4);
+        mem->moe_w      = take(&at, (uint64_t)hp->n_expert_used * T * f);
+        mem->moe_y      = take(&at, (uint64_t)hp->n_embd * hp->n_expert_used * T * f);
+    }
     mem->xo   = take(&at, (uint64_t)hp->n_embd * O * f);
     mem->logits = with_output ? take(&at, (uint64_t)hp->n_vocab * O * f) : 0;
     mem->ids  = take(&at, T * 4);

@@ -79,12 +79,13 @@ static int hp_f32(loader *L, const char *suffix, int required, float def, float 
 }
 
 /* The dimensions a slot's shape is made of. */
-enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB };
+enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE };
 
 typedef struct slot_def {
     const char *name;           /* after "blk.N." for layer slots */
     uint8_t ne0, ne1;           /* D_*; ne1 D_1: a vector */
     uint8_t f32;                /* must be F32 (norms, biases, rope factors) */
+    uint8_t ne2;                /* D_X: one matrix per expert; 0: 2-D */
 } slot_def;
 
 /* In lamina_layer_slot order. */
@@ -109,6 +110,10 @@ static const slot_def layer_slots[LW_COUNT] = {
     [LW_GATE_UP]        = { "ffn_up.weight",              D_E,    D_2F,  0 },
     [LW_DOWN]           = { "ffn_down.weight",            D_F,    D_E,   0 },
     [LW_POST_FFW_NORM]  = { "post_ffw_norm.weight",       D_E,    D_1,   1 },
+    [LW_GATE_INP]       = { "ffn_gate_inp.weight",        D_E,    D_X,   0 },
+    [LW_GATE_EXPS]      = { "ffn_gate_exps.weight",       D_E,    D_FE,  0, D_X },
+    [LW_UP_EXPS]        = { "ffn_up_exps.weight",         D_E,    D_FE,  0, D_X },
+    [LW_DOWN_EXPS]      = { "ffn_down_exps.weight",       D_FE,   D_E,   0, D_X },
 };
 
 static const slot_def model_slots[LG_COUNT] = {
@@ -143,6 +148,8 @@ static int64_t dim(const lamina_hparams *hp, int d)
     case D_2F:    return 2 * (int64_t)hp->n_ff;
     case D_ROT2:  return hp->n_rot / 2;
     case D_VOCAB: return hp->n_vocab;
+    case D_X:     return hp->n_expert;
+    case D_FE:    return hp->n_ff_exp;
     default:      return 1;
     }
 }
@@ -154,7 +161,7 @@ static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
 {
     const lamina_hparams *hp = &L->m->hp;
     const lamina_gguf_tensor *t = lamina_gguf_tensor_find(L->m->gguf, name);
-    const int64_t ne0 = dim(hp, d->ne0), ne1 = dim(hp, d->ne1);
+    const int64_t ne0 = dim(hp, d->ne0), ne1 = dim(hp, d->ne1), ne2 = d->ne2 ? dim(hp, d->ne2) : 1;
     *out = NULL;
     if (!t) {
         if (!required) return 0;
@@ -166,13 +173,13 @@ static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
         snprintf(L->err, L->err_size, "%s: tensor '%s' has unsupported type %u", L->path, name, t->type);
         return LAMINA_ENOTSUP;
     }
-    uint32_t want_dims = d->ne1 == D_1 ? 1 : 2;
-    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1 ||
+    uint32_t want_dims = d->ne2 ? 3 : d->ne1 == D_1 ? 1 : 2;
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1 ||
         (t->n_dims != want_dims && !(want_dims == 2 && t->n_dims == 1 && ne1 == 1))) {
         snprintf(L->err, L->err_size,
-                 "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                 "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
                  L->path, name, (long long)t->ne[0], (long long)t->ne[1],
-                 (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1);
+                 (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1, (long long)ne2);
         return LAMINA_EFORMAT;
     }
     if (d->f32 && t->type != LAMINA_TYPE_F32) {
@@ -336,6 +343,19 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     if (hp->attn_softcap < 0 || hp->final_softcap < 0) {
         snprintf(L->err, L->err_size, "%s: a negative logit soft-cap", L->path);
         return LAMINA_EFORMAT;
+    }
+
+    /* mixture of experts */
+    if (a->flags & LAMINA_ARCH_F_MOE) {
+        if ((rc = key_u32(L, "expert_count", 1, 0, &hp->n_expert)) < 0) return rc;
+        if ((rc = key_u32(L, "expert_used_count", 1, 0, &hp->n_expert_used)) < 0) return rc;
+        if ((rc = key_u32(L, "expert_feed_forward_length", 1, 0, &hp->n_ff_exp)) < 0) return rc;
+        if (hp->n_expert < 1 || hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert || hp->n_ff_exp < 1) {
+            snprintf(L->err, L->err_size, "%s: %s.expert_used_count = %d, expert_count = %d, "
+                     "expert_feed_forward_length = %d: need 1 <= used <= count and a width", L->path, L->arch,
+                     hp->n_expert_used, hp->n_expert, hp->n_ff_exp);
+            return LAMINA_EFORMAT;
+        }
     }
 
     /* per layer: window and rope */

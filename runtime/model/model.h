@@ -50,6 +50,9 @@ typedef struct lamina_hparams {
     float    attn_softcap;      /* 0 = none */
     float    final_softcap;     /* 0 = none */
     int32_t  act;               /* LAMINA_ACT_* for the FFN gate */
+    int32_t  n_expert;          /* mixture of experts: experts per layer (0: dense) */
+    int32_t  n_expert_used;     /* experts each token uses */
+    int32_t  n_ff_exp;          /* an expert's FFN width */
     int32_t  pooling;           /* <arch>.pooling_type (LAMINA_POOL_*), or
                                    LAMINA_POOL_UNSPECIFIED when absent */
 } lamina_hparams;
@@ -72,6 +75,7 @@ enum lamina_layer_slot {
     LW_ATTN_NORM, LW_Q, LW_K, LW_V, LW_QKV, LW_BQ, LW_BK, LW_BV, LW_BQKV,
     LW_O, LW_BO, LW_Q_NORM, LW_K_NORM, LW_POST_ATTN_NORM,
     LW_FFN_NORM, LW_GATE, LW_UP, LW_GATE_UP, LW_DOWN, LW_POST_FFW_NORM,
+    LW_GATE_INP, LW_GATE_EXPS, LW_UP_EXPS, LW_DOWN_EXPS,
     LW_COUNT
 };
 #define LW(slot) (UINT64_C(1) << (slot))
@@ -93,6 +97,9 @@ typedef union lamina_layer_weights {
         const lamina_gguf_tensor *ffn_gate_up;    /* [E, 2F]: gate rows, then up (phi3) */
         const lamina_gguf_tensor *ffn_down;       /* [F, E] */
         const lamina_gguf_tensor *post_ffw_norm;  /* [E] (gemma) */
+        const lamina_gguf_tensor *ffn_gate_inp;   /* [E, X] router (X experts) */
+        const lamina_gguf_tensor *ffn_gate_exps, *ffn_up_exps; /* [E, Fe, X] */
+        const lamina_gguf_tensor *ffn_down_exps;  /* [Fe, E, X] */
     };
     const lamina_gguf_tensor *slot[LW_COUNT];     /* the same, by lamina_layer_slot */
 } lamina_layer_weights;

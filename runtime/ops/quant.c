@@ -36,14 +36,25 @@
  *     identically; only the choice of integers differs), but always a valid
  *     encoding whose error is within half a stored step for every element
  *     inside the representable range.
+ *   - IQ4_NL, IQ4_XS (codebook v of 16 values, LAMINA_IQ4NL_VALUES): a
+ *     search like the K-quants' (fit_iq4() below): each 32-value block
+ *     (iq4_xs: sub-block) gets the best of a few candidate scales, those
+ *     mapping its value of largest magnitude near either end of the
+ *     codebook or onto one of its values, each refined by least squares;
+ *     iq4_xs then rounds the sub-block scales to 6-bit integers against
+ *     one fp16 scale (trying the neighbours of each rounded integer).
+ *     Every element finally takes the codebook entry nearest to it under
+ *     its scale as stored.  Not the GGUF tools' search; any encoding
+ *     decodes the same.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "lamina/quant.h"
 
-/* Byte layouts of the two K-quants that quant.h does not declare. */
+/* Byte layouts of q2_K and q3_K (lamina_block_q2_K / _q3_K in quant.h). */
 #define Q2K_SIZE 84     /* scales[16] qs[64] d dmin */
 #define Q2K_OFF_QS 16
 #define Q2K_OFF_D 80
@@ -52,6 +63,16 @@
 #define Q3K_OFF_QS 32
 #define Q3K_OFF_SCALES 96
 #define Q3K_OFF_D 108
+_Static_assert(sizeof(lamina_block_q2_K) == Q2K_SIZE &&
+               offsetof(lamina_block_q2_K, qs) == Q2K_OFF_QS &&
+               offsetof(lamina_block_q2_K, d) == Q2K_OFF_D &&
+               offsetof(lamina_block_q2_K, dmin) == Q2K_OFF_DMIN, "q2_K offsets");
+_Static_assert(sizeof(lamina_block_q3_K) == Q3K_SIZE &&
+               offsetof(lamina_block_q3_K, qs) == Q3K_OFF_QS &&
+               offsetof(lamina_block_q3_K, scales) == Q3K_OFF_SCALES &&
+               offsetof(lamina_block_q3_K, d) == Q3K_OFF_D, "q3_K offsets");
+
+static const int8_t iq4nl_values[16] = LAMINA_IQ4NL_VALUES;
 
 /* Largest sub-block the K-quant scale search works on. */
 #define QK_MAX_SUB 32
@@ -73,6 +94,8 @@ static const lamina_type_traits type_table[LAMINA_TYPE_COUNT] = {
     [LAMINA_TYPE_Q5_K] = { "q5_K", LAMINA_QK_K, sizeof(lamina_block_q5_K), 1 },
     [LAMINA_TYPE_Q6_K] = { "q6_K", LAMINA_QK_K, sizeof(lamina_block_q6_K), 1 },
     [LAMINA_TYPE_Q8_K] = { "q8_K", LAMINA_QK_K, sizeof(lamina_block_q8_K), 1 },
+    [LAMINA_TYPE_IQ4_NL] = { "iq4_nl", LAMINA_QK4_NL, sizeof(lamina_block_iq4_nl), 1 },
+    [LAMINA_TYPE_IQ4_XS] = { "iq4_xs", LAMINA_QK_K, sizeof(lamina_block_iq4_xs), 1 },
     [LAMINA_TYPE_I32]  = { "i32",  1, 4, 0 },
     [LAMINA_TYPE_BF16] = { "bf16", 1, 2, 0 },
 };
@@ -215,23 +238,13 @@ static void deq_q2_K(float *y, const uint8_t *b)
             }
 }
 
-/* Unpack the sixteen 6-bit q3_K scales (biased by 32). */
-static void q3k_scales(const uint8_t *sc12, int out[16])
-{
-    for (int k = 0; k < 16; k++) {
-        int lo = k < 8 ? (sc12[k] & 0xF) : (sc12[k - 8] >> 4);
-        int hi = (sc12[8 + (k % 4)] >> (2 * (k / 4))) & 3;
-        out[k] = (lo | (hi << 4)) - 32;
-    }
-}
-
 static void deq_q3_K(float *y, const uint8_t *b)
 {
     const uint8_t *hmask = b;
     const uint8_t *qs = b + Q3K_OFF_QS;
     const float d = half_at(b + Q3K_OFF_D);
-    int sc[16];
-    q3k_scales(b + Q3K_OFF_SCALES, sc);
+    int8_t sc[16];
+    lamina_get_scales_q3k(b + Q3K_OFF_SCALES, sc);
     /* low two bits: element 128c + 32s + l from bits 2s of qs[32c + l];
      * high bit: element 32h + l from bit h of hmask[l]; a clear high bit
      * subtracts 4 */
@@ -308,6 +321,28 @@ static void deq_q8_K(float *y, const lamina_block_q8_K *b)
         y[l] = b->d * (float)b->qs[l];
 }
 
+/* 32 codebook values of one iq4 block (or sub-block) times ds: index of
+ * element l in the low nibble of qs[l], of element l + 16 in the high. */
+static void deq_iq4_32(float *y, const uint8_t *qs, float ds)
+{
+    for (int l = 0; l < 16; l++) {
+        y[l]      = ds * (float)iq4nl_values[qs[l] & 0xF];
+        y[l + 16] = ds * (float)iq4nl_values[qs[l] >> 4];
+    }
+}
+
+static void deq_iq4_nl(float *y, const lamina_block_iq4_nl *b)
+{
+    deq_iq4_32(y, b->qs, lamina_fp16_to_fp32(b->d));
+}
+
+static void deq_iq4_xs(float *y, const lamina_block_iq4_xs *b)
+{
+    const float d = lamina_fp16_to_fp32(b->d);
+    for (int j = 0; j < 8; j++)
+        deq_iq4_32(y + 32 * j, b->qs + 16 * j, d * (float)lamina_get_scale_iq4xs(b, j));
+}
+
 int lamina_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
 {
     const lamina_type_traits *t = lamina_type_get(type);
@@ -344,6 +379,7 @@ int lamina_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
             lamina_block_q8_0 q8_0; lamina_block_q8_1 q8_1;
             lamina_block_q4_K q4_K; lamina_block_q5_K q5_K;
             lamina_block_q6_K q6_K; lamina_block_q8_K q8_K;
+            lamina_block_iq4_nl iq4_nl; lamina_block_iq4_xs iq4_xs;
             uint8_t bytes[sizeof(lamina_block_q8_K)];
         } u;
         memcpy(u.bytes, blk, t->type_size);
@@ -360,6 +396,8 @@ int lamina_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
         case LAMINA_TYPE_Q5_K: deq_q5_K(y, &u.q5_K); break;
         case LAMINA_TYPE_Q6_K: deq_q6_K(y, &u.q6_K); break;
         case LAMINA_TYPE_Q8_K: deq_q8_K(y, &u.q8_K); break;
+        case LAMINA_TYPE_IQ4_NL: deq_iq4_nl(y, &u.iq4_nl); break;
+        case LAMINA_TYPE_IQ4_XS: deq_iq4_xs(y, &u.iq4_xs); break;
         default: return LAMINA_ENOTSUP;
         }
     }
@@ -762,6 +800,128 @@ static void q_q6_K(lamina_block_q6_K *b, const float *x)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* IQ4_NL / IQ4_XS: codebook quantization.                                  */
+
+/* Index of the codebook value nearest to v (the lower one on a tie; NaN
+ * gives 0). */
+static int iq4_index(float v)
+{
+    if (!(v > (float)iq4nl_values[0])) return 0;
+    if (v >= (float)iq4nl_values[15]) return 15;
+    int lo = 0, hi = 15;            /* values[lo] <= v < values[hi] */
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < (float)iq4nl_values[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - (float)iq4nl_values[lo] <= (float)iq4nl_values[hi] - v ? lo : hi;
+}
+
+/* Indices of x[0..n) under scale s (every index 8, the value nearest 0,
+ * when s is 0); returns the squared error. */
+static double iq4_assign(const float *x, int n, float s, uint8_t *idx)
+{
+    double err = 0;
+    for (int j = 0; j < n; j++) {
+        idx[j] = (uint8_t)(s != 0.0f ? iq4_index(x[j] / s) : 8);
+        const double e = (double)s * iq4nl_values[idx[j]] - x[j];
+        err += e * e;
+    }
+    return err;
+}
+
+/*
+ * fit_iq4: x[0..n) ~ s * v[q].  Candidates map v0 (the signed value of
+ * largest magnitude) to -127 + t/2 or to 113 + t/2, t = -12..12, i.e.
+ * near either end of the codebook, and onto each of the 16 codebook values
+ * (so data on a scaled codebook grid is found exactly); each candidate's
+ * indices are refitted by least squares s = sum(v x) / sum(v v); least
+ * squared error wins.
+ */
+static float fit_iq4(const float *x, int n)
+{
+    const float v0 = signed_absmax(x, n);
+    if (v0 == 0.0f || !isfinite(v0))
+        return 0.0f;
+    float best_s = v0 / (float)iq4nl_values[0];
+    double best_err = INFINITY;
+    for (int end = 0; end < 3; end++)
+        for (int t = end < 2 ? -12 : 0; t <= (end < 2 ? 12 : 15); t++) {
+            const double target = end == 2 ? (double)iq4nl_values[t]
+                                           : (end ? iq4nl_values[15] : iq4nl_values[0]) + 0.5 * t;
+            const float s0 = (float)(v0 / target);
+            uint8_t idx[QK_MAX_SUB];
+            (void)iq4_assign(x, n, s0, idx);
+            double svx = 0, svv = 0;
+            for (int j = 0; j < n; j++) {
+                svx += (double)iq4nl_values[idx[j]] * x[j];
+                svv += (double)iq4nl_values[idx[j]] * iq4nl_values[idx[j]];
+            }
+            const float s = (float)(svx / svv);
+            double err = 0;
+            for (int j = 0; j < n; j++) {
+                const double e = (double)s * iq4nl_values[idx[j]] - x[j];
+                err += e * e;
+            }
+            if (err < best_err) {
+                best_err = err;
+                best_s = s;
+            }
+        }
+    return best_s;
+}
+
+/* Pack 32 indices: element l in the low nibble of qs[l], l + 16 high. */
+static void iq4_pack(uint8_t *qs, const uint8_t *idx)
+{
+    for (int l = 0; l < 16; l++)
+        qs[l] = (uint8_t)(idx[l] | (idx[l + 16] << 4));
+}
+
+static void q_iq4_nl(lamina_block_iq4_nl *b, const float *x)
+{
+    uint8_t idx[32];
+    b->d = lamina_fp32_to_fp16(fit_iq4(x, 32));
+    (void)iq4_assign(x, 32, lamina_fp16_to_fp32(b->d), idx);
+    iq4_pack(b->qs, idx);
+}
+
+static void q_iq4_xs(lamina_block_iq4_xs *b, const float *x)
+{
+    float s[8];
+    for (int j = 0; j < 8; j++)
+        s[j] = fit_iq4(x + 32 * j, 32);
+    /* the sub-block scale of largest magnitude maps to -32 */
+    const float smax = signed_absmax(s, 8);
+    b->d = lamina_fp32_to_fp16(smax / -32.0f);
+    const float df = lamina_fp16_to_fp32(b->d);
+    b->scales_h = 0;
+    memset(b->scales_l, 0, sizeof b->scales_l);
+    for (int j = 0; j < 8; j++) {
+        /* the rounded integer scale or a neighbour, whichever fits best */
+        int ls = 0;
+        uint8_t idx[32], tmp[32];
+        double best = iq4_assign(x + 32 * j, 32, 0.0f, idx);
+        if (df != 0.0f && isfinite(df)) {
+            const int r = round_clamp(s[j] / df, -32, 31);
+            for (int c = r - 1; c <= r + 1; c++) {
+                if (c < -32 || c > 31 || c == 0) continue;
+                const double e = iq4_assign(x + 32 * j, 32, df * (float)c, tmp);
+                if (e < best) {
+                    best = e;
+                    ls = c;
+                    memcpy(idx, tmp, sizeof idx);
+                }
+            }
+        }
+        const int u = ls + 32;      /* stored biased, 0..63 */
+        b->scales_l[j / 2] |= (uint8_t)((u & 0xF) << (4 * (j % 2)));
+        b->scales_h |= (uint16_t)((u >> 4) << (2 * j));
+        iq4_pack(b->qs + 16 * j, idx);
+    }
+}
+
 int lamina_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
 {
     const lamina_type_traits *t = lamina_type_get(type);
@@ -797,6 +957,7 @@ int lamina_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
             lamina_block_q8_0 q8_0; lamina_block_q8_1 q8_1;
             lamina_block_q4_K q4_K; lamina_block_q5_K q5_K;
             lamina_block_q6_K q6_K; lamina_block_q8_K q8_K;
+            lamina_block_iq4_nl iq4_nl; lamina_block_iq4_xs iq4_xs;
             uint8_t bytes[sizeof(lamina_block_q8_K)];
         } u;
         switch (type) {
@@ -812,6 +973,8 @@ int lamina_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
         case LAMINA_TYPE_Q5_K: q_q5_K(&u.q5_K, x); break;
         case LAMINA_TYPE_Q6_K: q_q6_K(&u.q6_K, x); break;
         case LAMINA_TYPE_Q8_K: q_q8_K(&u.q8_K, x); break;
+        case LAMINA_TYPE_IQ4_NL: q_iq4_nl(&u.iq4_nl, x); break;
+        case LAMINA_TYPE_IQ4_XS: q_iq4_xs(&u.iq4_xs, x); break;
         default: return LAMINA_ENOTSUP;
         }
         memcpy(p + (size_t)i * t->type_size, u.bytes, t->type_size);

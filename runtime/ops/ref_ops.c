@@ -29,10 +29,6 @@
 
 #define SQRT_2_OVER_PI 0.79788456080286535588
 
-static const char *const op_names[LAMINA_OP_COUNT] = {
-    "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale", "rope",
-    "set_rows", "attention", "glu", "copy",
-};
 
 /* What each operand is called in messages. */
 static const char *const roles[LAMINA_OP_COUNT][LAMINA_MAX_SRC] = {
@@ -47,12 +43,12 @@ static const char *const roles[LAMINA_OP_COUNT][LAMINA_MAX_SRC] = {
     [LAMINA_OP_ATTENTION] = { "Q", "K cache", "V cache", "positions" },
     [LAMINA_OP_GLU]       = { "gate", "up" },
     [LAMINA_OP_COPY]      = { "src" },
+    [LAMINA_OP_TOPK]        = { "X" },
+    [LAMINA_OP_MOE_WEIGHTS] = { "logits", "ids" },
+    [LAMINA_OP_MUL_MAT_ID]  = { "W", "A", "ids" },
+    [LAMINA_OP_MOE_SUM]     = { "Y", "weights" },
 };
 
-static const char *op_name(uint32_t op)
-{
-    return op < LAMINA_OP_COUNT ? op_names[op] : "unknown";
-}
 
 static void set_err(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -226,7 +222,7 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
         set_err(err, err_size, "unknown op %u", op);
         return LAMINA_ENOTSUP;
     }
-    const char *opn = op_names[op];
+    const char *opn = lamina_op_name(op);
     const lamina_tensor *d = &node->dst;
     const lamina_tensor *s = node->src;
     const float *fp = node->fp;
@@ -239,7 +235,9 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
     case LAMINA_OP_ROPE:     lo = 2; hi = 3; break;
     case LAMINA_OP_ATTENTION: lo = hi = 4; break;
     case LAMINA_OP_SCALE:
+    case LAMINA_OP_TOPK:
     case LAMINA_OP_COPY:     lo = hi = 1; break;
+    case LAMINA_OP_MUL_MAT_ID: lo = hi = 3; break;
     default:                 lo = hi = 2; break;
     }
     if (lo == hi)
@@ -264,6 +262,9 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
     /* dst type: F32 everywhere except SET_ROWS (F32/F16) and COPY (F32/F16) */
     if (op == LAMINA_OP_SET_ROWS || op == LAMINA_OP_COPY)
         CHECK_TYPE(is_cache_type(d->type), "%s: dst must be f32 or f16, got %s", opn,
+                   type_name(d->type));
+    else if (op == LAMINA_OP_TOPK)
+        CHECK_TYPE(d->type == LAMINA_TYPE_I32, "%s: dst must be i32, got %s", opn,
                    type_name(d->type));
     else
         CHECK_TYPE(d->type == LAMINA_TYPE_F32, "%s: dst must be f32, got %s", opn,
@@ -420,6 +421,59 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
                    s[0].type == LAMINA_TYPE_BF16,
                    "copy: src0 must be f32, f16 or bf16, got %s", type_name(s[0].type));
         CHECK(same_shape(d, &s[0]), "copy: dst shape differs from src0");
+        break;
+
+    case LAMINA_OP_TOPK:
+        CHECK_TYPE(s[0].type == LAMINA_TYPE_F32, "topk: src0 (X) must be f32, got %s",
+                   type_name(s[0].type));
+        CHECK(s[0].ne[2] == 1 && s[0].ne[3] == 1, "topk: src0 (X) must be 2-D [N, T]");
+        CHECK(ip[0] >= 1 && ip[0] <= s[0].ne[0], "topk: k (ip[0]) = %d outside [1, N=%lld]", ip[0],
+              (long long)s[0].ne[0]);
+        CHECK(shape_is(d, ip[0], s[0].ne[1], 1, 1), "topk: dst must be [k=%d, T=%lld]", ip[0],
+              (long long)s[0].ne[1]);
+        break;
+
+    case LAMINA_OP_MOE_WEIGHTS:
+        CHECK_TYPE(s[0].type == LAMINA_TYPE_F32, "moe_weights: src0 (logits) must be f32, got %s",
+                   type_name(s[0].type));
+        CHECK_TYPE(s[1].type == LAMINA_TYPE_I32, "moe_weights: src1 (ids) must be i32, got %s",
+                   type_name(s[1].type));
+        CHECK(shape_is(&s[0], s[0].ne[0], s[0].ne[1], 1, 1), "moe_weights: src0 (logits) must be 2-D [N, T]");
+        CHECK(shape_is(&s[1], s[1].ne[0], s[0].ne[1], 1, 1) && s[1].ne[0] <= s[0].ne[0],
+              "moe_weights: src1 (ids) must be [k <= N, T=%lld]", (long long)s[0].ne[1]);
+        CHECK(same_shape(d, &s[1]), "moe_weights: dst shape differs from src1 (ids)");
+        CHECK(ip[0] == 0 || ip[0] == 1, "moe_weights: ip[0] = %d is neither 0 nor 1", ip[0]);
+        break;
+
+    case LAMINA_OP_MUL_MAT_ID: {
+        CHECK_TYPE(is_weight_type(s[0].type), "mul_mat_id: src0 (W) type %s has no dequantizer",
+                   type_name(s[0].type));
+        CHECK(s[0].ne[3] == 1, "mul_mat_id: src0 (W) must be 3-D [K, N, X]");
+        CHECK_TYPE(s[1].type == LAMINA_TYPE_F32, "mul_mat_id: src1 (A) must be f32, got %s",
+                   type_name(s[1].type));
+        CHECK_TYPE(s[2].type == LAMINA_TYPE_I32, "mul_mat_id: src2 (ids) must be i32, got %s",
+                   type_name(s[2].type));
+        const int64_t k = s[2].ne[0], T = s[2].ne[1];
+        CHECK(shape_is(&s[2], k, T, 1, 1), "mul_mat_id: src2 (ids) must be 2-D [k, T]");
+        CHECK(shape_is(&s[1], s[0].ne[0], 1, T, 1) || shape_is(&s[1], s[0].ne[0], k, T, 1),
+              "mul_mat_id: src1 (A) shape [%lld, %lld, %lld, %lld], expected [K=%lld, 1 or k=%lld, T=%lld]",
+              (long long)s[1].ne[0], (long long)s[1].ne[1], (long long)s[1].ne[2], (long long)s[1].ne[3],
+              (long long)s[0].ne[0], (long long)k, (long long)T);
+        CHECK(shape_is(d, s[0].ne[1], k, T, 1), "mul_mat_id: dst must be [N=%lld, k=%lld, T=%lld]",
+              (long long)s[0].ne[1], (long long)k, (long long)T);
+        break;
+    }
+
+    case LAMINA_OP_MOE_SUM:
+        CHECK_TYPE(s[0].type == LAMINA_TYPE_F32, "moe_sum: src0 (Y) must be f32, got %s",
+                   type_name(s[0].type));
+        CHECK_TYPE(s[1].type == LAMINA_TYPE_F32, "moe_sum: src1 (weights) must be f32, got %s",
+                   type_name(s[1].type));
+        CHECK(s[0].ne[3] == 1, "moe_sum: src0 (Y) must be 3-D [E, k, T]");
+        CHECK(shape_is(&s[1], s[0].ne[1], s[0].ne[2], 1, 1), "moe_sum: src1 (weights) must be [k=%lld, T=%lld]",
+              (long long)s[0].ne[1], (long long)s[0].ne[2]);
+        CHECK(shape_is(d, s[0].ne[0], s[0].ne[2], 1, 1), "moe_sum: dst must be [E=%lld, T=%lld]",
+              (long long)s[0].ne[0], (long long)s[0].ne[2]);
         break;
     }
     return 0;
@@ -661,7 +715,7 @@ static int k_binary(ref_ctx *c, float *out)
     const int act = c->node->ip[0];
     float *b = malloc((size_t)K * sizeof *b);
     if (b == NULL) {
-        set_err(c->err, c->err_size, "%s: out of memory", op_name(op));
+        set_err(c->err, c->err_size, "%s: out of memory", lamina_op_name(op));
         return LAMINA_ENOMEM;
     }
     if (bcast)
@@ -897,6 +951,149 @@ out:
     return rc;
 }
 
+/* TOPK: dst[j, t] = index of the j-th largest X[:, t] (ties: lower index
+ * first); written as i32 straight into dst */
+static int k_topk(ref_ctx *c)
+{
+    const lamina_tensor *X = &c->node->src[0], *d = &c->node->dst;
+    const int64_t N = X->ne[0], T = X->ne[1], k = c->node->ip[0];
+    float *x = malloc((size_t)N * sizeof *x);
+    uint8_t *taken = malloc((size_t)N);
+    if (!x || !taken) {
+        free(x);
+        free(taken);
+        set_err(c->err, c->err_size, "topk: out of memory");
+        return LAMINA_ENOMEM;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        load_row(x, X, c->src[0], t, 0, 0);
+        memset(taken, 0, (size_t)N);
+        for (int64_t j = 0; j < k; j++) {
+            /* step: the largest not taken yet (NaN never wins) */
+            int64_t best = -1;
+            for (int64_t i = 0; i < N; i++)
+                if (!taken[i] && (best < 0 || x[i] > x[best] || (isnan(x[best]) && !isnan(x[i]))))
+                    best = i;
+            taken[best] = 1;
+            int32_t v = (int32_t)best;
+            memcpy(c->dst + d->offset + (uint64_t)t * d->nb[1] + 4 * (uint64_t)j, &v, sizeof v);
+        }
+    }
+    free(x);
+    free(taken);
+    return 0;
+}
+
+/* MOE_WEIGHTS: out[j, t] = exp(X[ids[j,t], t]) / sum over the selected (or
+ * all) of exp(X[i, t]), the maximum subtracted */
+static int k_moe_weights(ref_ctx *c, float *out)
+{
+    const lamina_tensor *X = &c->node->src[0], *ids = &c->node->src[1];
+    const int64_t N = X->ne[0], T = X->ne[1], k = ids->ne[0];
+    const int selected = c->node->ip[0] == 1;
+    float *x = malloc((size_t)N * sizeof *x);
+    if (!x) {
+        set_err(c->err, c->err_size, "moe_weights: out of memory");
+        return LAMINA_ENOMEM;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        load_row(x, X, c->src[0], t, 0, 0);
+        /* step 1: the ids, checked */
+        for (int64_t j = 0; j < k; j++) {
+            int32_t id = i32_at(ids, c->src[1], j, t);
+            if (id < 0 || id >= N) {
+                set_err(c->err, c->err_size, "moe_weights: src1 (ids)[%lld, %lld] = %d out of range [0, %lld)",
+                        (long long)j, (long long)t, id, (long long)N);
+                free(x);
+                return LAMINA_EINVAL;
+            }
+        }
+        /* step 2: maximum and sum over the set */
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t i = 0; i < (selected ? k : N); i++) {
+            float v = selected ? x[i32_at(ids, c->src[1], i, t)] : x[i];
+            if (v > mx) mx = v;
+        }
+        for (int64_t i = 0; i < (selected ? k : N); i++) {
+            float v = selected ? x[i32_at(ids, c->src[1], i, t)] : x[i];
+            sum += exp((double)v - mx);
+        }
+        /* step 3: the selected ones' shares */
+        for (int64_t j = 0; j < k; j++)
+            out[t * k + j] = (float)(exp((double)x[i32_at(ids, c->src[1], j, t)] - mx) / sum);
+    }
+    free(x);
+    return 0;
+}
+
+/* MUL_MAT_ID: out[:, j, t] = W[:, :, ids[j,t]]^T . A[:, j or 0, t] */
+static int k_mul_mat_id(ref_ctx *c, float *out)
+{
+    const lamina_tensor *W = &c->node->src[0], *A = &c->node->src[1], *ids = &c->node->src[2];
+    const int64_t K = W->ne[0], N = W->ne[1], X = W->ne[2], k = ids->ne[0], T = ids->ne[1];
+    float *w = malloc((size_t)K * sizeof *w);
+    float *a = malloc((size_t)K * sizeof *a);
+    if (!w || !a) {
+        free(w);
+        free(a);
+        set_err(c->err, c->err_size, "mul_mat_id: out of memory");
+        return LAMINA_ENOMEM;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t j = 0; j < k; j++) {
+            /* step 1: the expert, checked; the input column */
+            int32_t e = i32_at(ids, c->src[2], j, t);
+            if (e < 0 || e >= X) {
+                set_err(c->err, c->err_size, "mul_mat_id: src2 (ids)[%lld, %lld] = %d out of range [0, %lld)",
+                        (long long)j, (long long)t, e, (long long)X);
+                free(w);
+                free(a);
+                return LAMINA_EINVAL;
+            }
+            load_row(a, A, c->src[1], A->ne[1] == 1 ? 0 : j, t, 0);
+            /* step 2: dot products in double with each row of that expert */
+            for (int64_t n = 0; n < N; n++) {
+                load_row(w, W, c->src[0], n, e, 0);
+                double acc = 0.0;
+                for (int64_t i = 0; i < K; i++) acc += (double)w[i] * (double)a[i];
+                out[(t * k + j) * N + n] = (float)acc;
+            }
+        }
+    }
+    free(w);
+    free(a);
+    return 0;
+}
+
+/* MOE_SUM: out[:, t] = sum_j w[j, t] Y[:, j, t] */
+static int k_moe_sum(ref_ctx *c, float *out)
+{
+    const lamina_tensor *Y = &c->node->src[0], *Wt = &c->node->src[1];
+    const int64_t E = Y->ne[0], k = Y->ne[1], T = Y->ne[2];
+    float *y = malloc((size_t)E * sizeof *y), *w = malloc((size_t)k * sizeof *w);
+    double *acc = malloc((size_t)E * sizeof *acc);
+    if (!y || !w || !acc) {
+        free(y);
+        free(w);
+        free(acc);
+        set_err(c->err, c->err_size, "moe_sum: out of memory");
+        return LAMINA_ENOMEM;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        load_row(w, Wt, c->src[1], t, 0, 0);
+        for (int64_t e = 0; e < E; e++) acc[e] = 0.0;
+        for (int64_t j = 0; j < k; j++) {
+            load_row(y, Y, c->src[0], j, t, 0);
+            for (int64_t e = 0; e < E; e++) acc[e] += (double)w[j] * (double)y[e];
+        }
+        for (int64_t e = 0; e < E; e++) out[t * E + e] = (float)acc[e];
+    }
+    free(y);
+    free(w);
+    free(acc);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 
 int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
@@ -906,21 +1103,21 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
     if (rc)
         return rc;
     if (base == NULL) {
-        set_err(err, err_size, "%s: no base function", op_names[node->op]);
+        set_err(err, err_size, "%s: no base function", lamina_op_name(node->op));
         return LAMINA_EINVAL;
     }
     if (node->dst.buffer == NULL) {
-        set_err(err, err_size, "%s: dst has no buffer", op_names[node->op]);
+        set_err(err, err_size, "%s: dst has no buffer", lamina_op_name(node->op));
         return LAMINA_EINVAL;
     }
     for (uint32_t i = 0; i < node->n_src; i++) {
         if (node->src[i].buffer == NULL) {
-            set_err(err, err_size, "%s: src%u (%s) has no buffer", op_names[node->op], i,
+            set_err(err, err_size, "%s: src%u (%s) has no buffer", lamina_op_name(node->op), i,
                     roles[node->op][i]);
             return LAMINA_EINVAL;
         }
     }
-    const char *opn = op_names[node->op];
+    const char *opn = lamina_op_name(node->op);
     ref_ctx c;
     memset(&c, 0, sizeof c);
     c.node = node;
@@ -963,6 +1160,8 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
 
     if (node->op == LAMINA_OP_SET_ROWS)
         return k_set_rows(&c);
+    if (node->op == LAMINA_OP_TOPK)
+        return k_topk(&c);
 
     /* step 3: compute the dense result */
     const int64_t ne = n_elems(&node->dst);
@@ -982,6 +1181,9 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
     case LAMINA_OP_COPY:      rc = k_unary(&c, out); break;
     case LAMINA_OP_ROPE:      rc = k_rope(&c, out); break;
     case LAMINA_OP_ATTENTION: rc = k_attention(&c, out); break;
+    case LAMINA_OP_MOE_WEIGHTS: rc = k_moe_weights(&c, out); break;
+    case LAMINA_OP_MUL_MAT_ID:  rc = k_mul_mat_id(&c, out); break;
+    case LAMINA_OP_MOE_SUM:     rc = k_moe_sum(&c, out); break;
     default:                  rc = LAMINA_ENOTSUP; break;
     }
 
@@ -1228,7 +1430,7 @@ static int rb_graph_compute(lamina_backend *be, const lamina_graph *graph, char 
     }
     for (uint32_t n = 0; n < graph->n_nodes; n++) {
         const lamina_node *node = &graph->nodes[n];
-        const char *opn = op_name(node->op);
+        const char *opn = lamina_op_name(node->op);
         msg[0] = '\0';
         /* structure first, so that every buffer pointer below is set */
         int rc = validate(node, msg, sizeof msg);

@@ -111,7 +111,7 @@ static int run_graph(lamina_be *be)
             return 1;
         }
     }
-    lamina_graph g = { sizeof(lamina_graph), 6, nodes };
+    lamina_graph g = { sizeof(lamina_graph), 6, nodes, sizeof nodes[0], 0 };
     int rc = f->graph_compute(be->inst, &g, err, sizeof(err));
     if (rc == 0)
         rc = f->buffer_download(be->inst, buf, o_y * 4, out, sizeof(out), err, sizeof(err));

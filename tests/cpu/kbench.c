@@ -3,10 +3,16 @@
  * default model's (Gemma 3 270M Q4_K_M) shapes.  Not a test.
  *
  *   top_builddir=BUILD kbench [threads] [reps] [shape-index]
+ *   top_builddir=BUILD kbench [threads] [reps] deq
  *
  * Honours LAMINA_CPU_ISA like the plugin.  For each shape prints the median
  * time of `reps` runs, GFLOP/s (2*K*N*M / t) and, for M = 1, the weight
  * bytes streamed per second.
+ *
+ * "deq" instead compares, for q2_K, q3_K, iq4_nl, iq4_xs (and q4_K as a
+ * yardstick) at K = N = 2048, the plugin's MUL_MAT on the quantized
+ * weights with dequantize-then-multiply in the same plugin: a two-node
+ * graph GET_ROWS (every weight row to f32) then MUL_MAT on f32 weights.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -46,11 +52,137 @@ static float rndf(void)
     return (float)((rs >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
 }
 
+/* Median wall time of `reps` runs of g (after one warm-up run); *cpu gets
+ * the median process CPU time (all threads), steadier on a shared host. */
+static double time_graph(const lamina_backend_iface *ifc, lamina_backend *be, const lamina_graph *g,
+                         int reps, double *cpu)
+{
+    char err[256];
+    double t[64], tc[64];
+    const int nr = reps < 1 ? 1 : reps < 64 ? reps : 64;
+    if (ifc->graph_compute(be, g, err, sizeof err) != 0) {
+        fprintf(stderr, "compute: %s\n", err);
+        exit(1);
+    }
+    for (int r = 0; r < nr; r++) {
+        const double t0 = now_s(), c0 = cpu_s();
+        ifc->graph_compute(be, g, err, sizeof err);
+        t[r] = now_s() - t0;
+        tc[r] = cpu_s() - c0;
+    }
+    qsort(t, (size_t)nr, sizeof t[0], cmp_d);
+    qsort(tc, (size_t)nr, sizeof tc[0], cmp_d);
+    *cpu = tc[nr / 2];
+    return t[nr / 2];
+}
+
+static lamina_buffer *alloc_or_die(const lamina_backend_iface *ifc, lamina_backend *be, uint64_t n)
+{
+    char err[256];
+    lamina_buffer *b = NULL;
+    if (ifc->buffer_alloc(be, n, LAMINA_BUFFER_ACTIVATIONS, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "alloc: %s\n", err);
+        exit(1);
+    }
+    return b;
+}
+
+static lamina_tensor mat(uint32_t ty, int64_t ne0, int64_t ne1, lamina_buffer *b)
+{
+    const uint64_t rowb = lamina_row_size(ty, ne0);
+    return (lamina_tensor){ ty, 0, { ne0, ne1, 1, 1 },
+        { lamina_type_get(ty)->type_size, rowb, rowb * (uint64_t)ne1, rowb * (uint64_t)ne1 }, b, 0 };
+}
+
+/* In-place quantized MUL_MAT against GET_ROWS + f32 MUL_MAT. */
+static void bench_deq(const lamina_backend_iface *ifc, lamina_backend *be, int reps)
+{
+    static const uint32_t types[] = { LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K, LAMINA_TYPE_IQ4_NL,
+                                      LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_Q4_K };
+    const int64_t K = 2048, N = 2048;
+    static const int64_t Ms[] = { 1, 16 };
+    char err[256];
+    printf("%-7s %5s %5s %3s  %9s %9s %9s  %11s %11s %9s  %7s\n", "type", "K", "N", "M", "quant ms",
+           "cpu ms", "GF/cpu-s", "deq+f32 ms", "cpu ms", "GF/cpu-s", "speedup");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t ty = types[ti];
+        const uint64_t rowb = lamina_row_size(ty, K);
+        uint8_t *w = malloc(rowb * (uint64_t)N);
+        float *tmp = malloc((size_t)K * sizeof(float));
+        for (int64_t r = 0; r < N; r++) {
+            if (r < 64) {
+                for (int64_t k = 0; k < K; k++) tmp[k] = rndf();
+                lamina_quantize_row(ty, tmp, w + rowb * (uint64_t)r, K);
+            } else {
+                memcpy(w + rowb * (uint64_t)r, w + rowb * (uint64_t)(r % 64), rowb);
+            }
+        }
+        lamina_buffer *wb, *ib, *fb;
+        if (ifc->buffer_wrap_host(be, w, rowb * (uint64_t)N, &wb, err, sizeof err) != 0) {
+            fprintf(stderr, "wrap: %s\n", err);
+            exit(1);
+        }
+        int32_t *ids = malloc((size_t)N * sizeof *ids);
+        for (int64_t i = 0; i < N; i++) ids[i] = (int32_t)i;
+        ib = alloc_or_die(ifc, be, (uint64_t)N * 4);
+        ifc->buffer_upload(be, ib, 0, ids, (uint64_t)N * 4, err, sizeof err);
+        fb = alloc_or_die(ifc, be, (uint64_t)(K * N) * 4);
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
+            const int64_t M = Ms[mi];
+            float *x = malloc((size_t)(K * M) * sizeof(float));
+            for (int64_t i = 0; i < K * M; i++) x[i] = rndf();
+            lamina_buffer *xb = alloc_or_die(ifc, be, (uint64_t)(K * M) * 4);
+            lamina_buffer *db = alloc_or_die(ifc, be, (uint64_t)(N * M) * 4);
+            ifc->buffer_upload(be, xb, 0, x, (uint64_t)(K * M) * 4, err, sizeof err);
+            lamina_node q;
+            memset(&q, 0, sizeof q);
+            q.op = LAMINA_OP_MUL_MAT;
+            q.n_src = 2;
+            q.src[0] = mat(ty, K, N, wb);
+            q.src[1] = mat(LAMINA_TYPE_F32, K, M, xb);
+            q.dst = mat(LAMINA_TYPE_F32, N, M, db);
+            lamina_node dq[2];
+            memset(dq, 0, sizeof dq);
+            dq[0].op = LAMINA_OP_GET_ROWS;
+            dq[0].n_src = 2;
+            dq[0].src[0] = q.src[0];
+            dq[0].src[1] = mat(LAMINA_TYPE_I32, N, 1, ib);
+            dq[0].dst = mat(LAMINA_TYPE_F32, K, N, fb);
+            dq[1] = q;
+            dq[1].src[0] = dq[0].dst;
+            if (!ifc->supports_op(be, &q) || !ifc->supports_op(be, &dq[0]) || !ifc->supports_op(be, &dq[1])) {
+                printf("%-7s declined by supports_op\n", lamina_type_get(ty)->name);
+            } else {
+                lamina_graph g1 = { sizeof g1, 1, &q, sizeof q, 0 }, g2 = { sizeof g2, 2, dq, sizeof dq[0], 0 };
+                double c1, c2;
+                const double t1 = time_graph(ifc, be, &g1, reps, &c1);
+                const double t2 = time_graph(ifc, be, &g2, reps, &c2);
+                const double fl = 2.0 * (double)K * (double)N * (double)M;
+                /* speedup in CPU time: what the work costs, whatever else runs */
+                printf("%-7s %5lld %5lld %3lld  %9.3f %9.3f %9.2f  %11.3f %11.3f %9.2f  %6.2fx\n",
+                       lamina_type_get(ty)->name, (long long)K, (long long)N, (long long)M, t1 * 1e3,
+                       c1 * 1e3, fl / c1 * 1e-9, t2 * 1e3, c2 * 1e3, fl / c2 * 1e-9, c2 / c1);
+                fflush(stdout);
+            }
+            ifc->buffer_free(be, xb);
+            ifc->buffer_free(be, db);
+            free(x);
+        }
+        ifc->buffer_free(be, wb);
+        ifc->buffer_free(be, ib);
+        ifc->buffer_free(be, fb);
+        free(ids);
+        free(w);
+        free(tmp);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const int threads = argc > 1 ? atoi(argv[1]) : 0;
     const int reps = argc > 2 ? atoi(argv[2]) : 9;
-    const int only = argc > 3 ? atoi(argv[3]) : -1;
+    const int deq = argc > 3 && strcmp(argv[3], "deq") == 0;
+    const int only = argc > 3 && !deq ? atoi(argv[3]) : -1;
     const char *top = getenv("top_builddir");
     char path[4096], err[256];
     snprintf(path, sizeof path, "%s/plugins/cpu/.libs/cpu.so", top ? top : "..");
@@ -63,6 +195,15 @@ int main(int argc, char **argv)
     lamina_backend *be;
     lamina_backend_params p = { sizeof p, 0, (uint32_t)threads, 0 };
     if (ifc->open(NULL, &p, &be, err, sizeof err) != 0) { fprintf(stderr, "open: %s\n", err); return 1; }
+
+    if (deq) {
+        printf("# isa=%s threads=%d reps=%d (median)\n",
+               getenv("LAMINA_CPU_ISA") ? getenv("LAMINA_CPU_ISA") : "auto", threads, reps);
+        bench_deq(ifc, be, reps);
+        ifc->close(be);
+        dlclose(h);
+        return 0;
+    }
 
     static const struct { uint32_t type; int64_t K, N; const char *what; } shapes[] = {
         { LAMINA_TYPE_Q8_0, 640, 262144, "output (tied token_embd)" },
@@ -112,7 +253,7 @@ int main(int argc, char **argv)
                 { 4, (uint64_t)K * 4, (uint64_t)(K * M) * 4, (uint64_t)(K * M) * 4 }, xb, 0 };
             n.dst = (lamina_tensor){ LAMINA_TYPE_F32, 0, { N, M, 1, 1 },
                 { 4, (uint64_t)N * 4, (uint64_t)(N * M) * 4, (uint64_t)(N * M) * 4 }, db, 0 };
-            lamina_graph g = { sizeof g, 1, &n };
+            lamina_graph g = { sizeof g, 1, &n, sizeof n, 0 };
             double t[64], tc[64];
             const int nr = reps < 64 ? reps : 64;
             if (ifc->graph_compute(be, &g, err, sizeof err) != 0) { fprintf(stderr, "compute: %s\n", err); return 1; }

@@ -172,7 +172,7 @@ static double run_case(lamina_backend *be, lamina_node *node, htensor *srcs, int
     rn.dst = rdst.t;
 
     if (!ifc->supports_op(be, &pn)) { snprintf(msg, msg_size, "supports_op declined"); goto out; }
-    lamina_graph g = { sizeof g, 1, &pn };
+    lamina_graph g = { sizeof g, 1, &pn, sizeof pn, 0 };
     if (ifc->graph_compute(be, &g, err, sizeof err) != 0) { snprintf(msg, msg_size, "backend: %s", err); goto out; }
     if (lamina_ref_node(&rn, ref_base, NULL, err, sizeof err) != 0) { snprintf(msg, msg_size, "ref: %s", err); goto out; }
 
@@ -234,8 +234,8 @@ static void check_case(const beset *bs, const char *tag, const char *name, lamin
 
 static const uint32_t weight_types[] = {
     LAMINA_TYPE_F32, LAMINA_TYPE_F16, LAMINA_TYPE_BF16, LAMINA_TYPE_Q4_0, LAMINA_TYPE_Q4_1,
-    LAMINA_TYPE_Q5_0, LAMINA_TYPE_Q5_1, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K,
-    LAMINA_TYPE_Q6_K
+    LAMINA_TYPE_Q5_0, LAMINA_TYPE_Q5_1, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K,
+    LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K, LAMINA_TYPE_Q6_K, LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS
 };
 #define N_WTYPES (sizeof weight_types / sizeof weight_types[0])
 
@@ -243,9 +243,8 @@ static const uint32_t weight_types[] = {
 
 static void cases_get_rows(const beset *be, const char *tag)
 {
-    static const uint32_t extra[] = { LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K };
-    for (size_t i = 0; i < N_WTYPES + 2; i++) {
-        const uint32_t ty = i < N_WTYPES ? weight_types[i] : extra[i - N_WTYPES];
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        const uint32_t ty = weight_types[i];
         const int64_t K = tblock(ty) == 256 ? 512 : tblock(ty) == 32 ? 96 : 37, R = 29, N = 9;
         htensor s[2] = { ht_new(ty, K, R, 1, 1, 0), ht_new(LAMINA_TYPE_I32, N, 1, 1, 1, 0) };
         htensor d = ht_new(LAMINA_TYPE_F32, K, N, 1, 1, 0);
@@ -451,27 +450,35 @@ static void check_interface(void)
     n.dst.nb[0] = 4; n.dst.nb[1] = 128; n.dst.nb[2] = 128; n.dst.nb[3] = 128;
     n.dst.buffer = b;
     n.src[0] = n.dst;
-    lamina_graph g = { sizeof g, 1, &n };
+    lamina_graph g = { sizeof g, 1, &n, sizeof n, 0 };
     tap(ifc->graph_compute(be, &g, err, sizeof err) == LAMINA_EINVAL, "out-of-bounds tensor refused (%s)", err);
     n.dst.ne[0] = 16; n.src[0].ne[0] = 16;
     tap(ifc->graph_compute(be, &g, err, sizeof err) == 0, "in-bounds scale runs");
     tap(ifc->buffer_upload(be, b, 60, err, 8, err, sizeof err) == LAMINA_ERANGE, "upload past the end refused");
 
-    /* supports_op is honest about types it lacks */
+    /* supports_op is honest about types it lacks (q8_K: an activation
+     * format, never a weight; 16: iq2_xxs, unknown to lamina) */
     lamina_node mm = { .op = LAMINA_OP_MUL_MAT, .n_src = 2 };
-    mm.src[0].type = LAMINA_TYPE_Q2_K;
+    mm.src[0].type = LAMINA_TYPE_Q8_K;
     mm.src[0].ne[0] = 256; mm.src[0].ne[1] = 4; mm.src[0].ne[2] = 1; mm.src[0].ne[3] = 1;
-    mm.src[0].nb[0] = tsize(LAMINA_TYPE_Q2_K);
+    mm.src[0].nb[0] = tsize(LAMINA_TYPE_Q8_K);
     mm.src[1].type = LAMINA_TYPE_F32;
     mm.src[1].ne[0] = 256; mm.src[1].ne[1] = 1; mm.src[1].ne[2] = 1; mm.src[1].ne[3] = 1;
     mm.src[1].nb[0] = 4;
     mm.dst.type = LAMINA_TYPE_F32;
     mm.dst.ne[0] = 4; mm.dst.ne[1] = 1; mm.dst.ne[2] = 1; mm.dst.ne[3] = 1;
     mm.dst.nb[0] = 4;
-    tap(ifc->supports_op(be, &mm) == 0, "supports_op declines mul_mat q2_K");
-    mm.src[0].type = LAMINA_TYPE_Q4_K;
-    mm.src[0].nb[0] = tsize(LAMINA_TYPE_Q4_K);
-    tap(ifc->supports_op(be, &mm) == 1, "supports_op accepts mul_mat q4_K");
+    tap(ifc->supports_op(be, &mm) == 0, "supports_op declines mul_mat q8_K");
+    mm.src[0].type = 16;
+    mm.src[0].nb[0] = 66;
+    tap(ifc->supports_op(be, &mm) == 0, "supports_op declines mul_mat of unknown type 16 (iq2_xxs)");
+    static const uint32_t yes[] = { LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K,
+                                    LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_IQ4_NL };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        mm.src[0].type = yes[i];
+        mm.src[0].nb[0] = tsize(yes[i]);
+        tap(ifc->supports_op(be, &mm) == 1, "supports_op accepts mul_mat %s", lamina_type_get(yes[i])->name);
+    }
     mm.src[1].ne[0] = 255;
     tap(ifc->supports_op(be, &mm) == 0, "supports_op declines mismatched K");
 
@@ -488,7 +495,7 @@ static void check_interface(void)
     gr.src[0] = (lamina_tensor){ LAMINA_TYPE_F32, 0, { 32, 2, 1, 1 }, { 4, 128, 256, 256 }, w, 0 };
     gr.src[1] = (lamina_tensor){ LAMINA_TYPE_I32, 0, { 1, 1, 1, 1 }, { 4, 4, 4, 4 }, ids, 0 };
     gr.dst = (lamina_tensor){ LAMINA_TYPE_F32, 0, { 32, 1, 1, 1 }, { 4, 128, 128, 128 }, o, 0 };
-    lamina_graph g2 = { sizeof g2, 1, &gr };
+    lamina_graph g2 = { sizeof g2, 1, &gr, sizeof gr, 0 };
     float out[32] = {0};
     rc |= ifc->graph_compute(be, &g2, err, sizeof err);
     table[33] = 1234.0f;

@@ -5,8 +5,9 @@
   of every type gguf.quants can dequantize, ours vs theirs, bit for bit;
 - quantization: for the types gguf.quants can quantize (the GGUF reference
   rounding), ours vs theirs byte for byte on several data distributions;
-- K-quants (gguf.quants has no quantizer for them): our blocks decoded by
-  gguf equal our own decoding, and the round-trip error is bounded.
+- K-quants and iq4_nl / iq4_xs (gguf.quants has no quantizer for them):
+  our blocks decoded by gguf equal our own decoding, and the round-trip
+  error is bounded.
 
 Drives tests/ref/quant_tool (built by `make check`) through pipes.  Prints
 TAP.  Skips (with the reason) only when numpy or gguf cannot be imported.
@@ -64,7 +65,7 @@ rng = np.random.default_rng(20240611)
 HALF_FIELDS = {
     QT.Q4_0: [0], QT.Q4_1: [0, 2], QT.Q5_0: [0], QT.Q5_1: [0, 2],
     QT.Q8_0: [0], QT.Q2_K: [80, 82], QT.Q3_K: [108], QT.Q4_K: [0, 2],
-    QT.Q5_K: [0, 2], QT.Q6_K: [208],
+    QT.Q5_K: [0, 2], QT.Q6_K: [208], QT.IQ4_NL: [0], QT.IQ4_XS: [0],
 }
 
 
@@ -102,7 +103,7 @@ def first_diff(a, b):
 
 # ---------------------------------------------------------------- dequantize
 for qtype in [QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0,
-              QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K]:
+              QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.IQ4_NL, QT.IQ4_XS]:
     bsize, _ = gguf.GGML_QUANT_SIZES[qtype]
     nblk = 96 if bsize == 256 else 512
     blocks = random_blocks(qtype, nblk)
@@ -187,8 +188,12 @@ for qtype in [QT.BF16, QT.F16]:
 # Bounds on rms error / rms data for normal data: generous multiples of what
 # a plain per-sub-block min/max encoding achieves.  Catches broken packing or
 # a bad scale search without pinning our particular search.
-KQ_BOUND = {QT.Q2_K: 0.40, QT.Q3_K: 0.22, QT.Q4_K: 0.11, QT.Q5_K: 0.055, QT.Q6_K: 0.028}
-for qtype, bound in KQ_BOUND.items():
+KQ_BOUND = {QT.Q2_K: 0.40, QT.Q3_K: 0.22, QT.Q4_K: 0.11, QT.Q5_K: 0.055, QT.Q6_K: 0.028,
+            QT.IQ4_XS: 0.11}
+# iq4_nl: one fp16 scale per 32 values, so the "scaled" data's tiniest
+# blocks (2^-24) fall below fp16's range; it gets the rms bound only.
+NL_BOUND = {QT.IQ4_NL: 0.11}
+for qtype, bound in list(KQ_BOUND.items()) + list(NL_BOUND.items()):
     for name, x in datasets(N):
         ours_q = tool("quantize", qtype, N, x.tobytes())
         ours_d = np.frombuffer(tool("dequantize", qtype, N, ours_q), dtype=np.float32)
@@ -200,7 +205,7 @@ for qtype, bound in KQ_BOUND.items():
         if name in ("normal", "uniform"):
             rel = float(np.sqrt(np.mean((ours_d - x) ** 2)) / np.sqrt(np.mean(x ** 2)))
             ok(rel < bound, f"quantize {qtype.name} ({name}): rms error {rel:.4f} < {bound}")
-        if name == "scaled":
+        if name == "scaled" and qtype in KQ_BOUND:
             # every 256-block reconstructs within its own scale
             err = np.abs(ours_d - x).reshape(-1, 256).max(axis=1)
             mag = np.abs(x).reshape(-1, 256).max(axis=1)

@@ -16,6 +16,7 @@ static const uint32_t all_types[] = {
     LAMINA_TYPE_F32, LAMINA_TYPE_F16, LAMINA_TYPE_BF16, LAMINA_TYPE_Q4_0, LAMINA_TYPE_Q4_1,
     LAMINA_TYPE_Q5_0, LAMINA_TYPE_Q5_1, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q8_1, LAMINA_TYPE_Q2_K,
     LAMINA_TYPE_Q3_K, LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K, LAMINA_TYPE_Q6_K, LAMINA_TYPE_Q8_K,
+    LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -39,6 +40,7 @@ static void test_traits(void)
         { LAMINA_TYPE_Q2_K, "q2_K", 256, 84, 1 }, { LAMINA_TYPE_Q3_K, "q3_K", 256, 110, 1 },
         { LAMINA_TYPE_Q4_K, "q4_K", 256, 144, 1 }, { LAMINA_TYPE_Q5_K, "q5_K", 256, 176, 1 },
         { LAMINA_TYPE_Q6_K, "q6_K", 256, 210, 1 }, { LAMINA_TYPE_Q8_K, "q8_K", 256, 292, 1 },
+        { LAMINA_TYPE_IQ4_NL, "iq4_nl", 32, 18, 1 }, { LAMINA_TYPE_IQ4_XS, "iq4_xs", 256, 136, 1 },
     };
     int good = 1;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -50,7 +52,7 @@ static void test_traits(void)
                    t ? t->block_size : 0, t ? t->type_size : 0, t ? t->is_quantized : -1);
         }
     }
-    ok(good, "traits of all 16 types (name, block size, bytes, quantized)");
+    ok(good, "traits of all 18 types (name, block size, bytes, quantized)");
     const lamina_type_traits *u4 = lamina_type_get(4), *u99 = lamina_type_get(99);
     ok(u4 && u99 && u4->block_size == 0 && u4->type_size == 0 && u99->block_size == 0,
        "unknown types (4, 99) give block_size 0, type_size 0");
@@ -202,6 +204,31 @@ static void test_known_blocks(void)
     put16(q3 + 108, 0x3C00);
     lamina_dequantize_row(LAMINA_TYPE_Q3_K, q3, y, 256);
     ok(y[0] == -15.0f && y[1] == 0.0f, "q3_K block by hand");
+
+    /* iq4_nl: d = 0.5; qs[0] = 0xF0: element 0 index 0 (-127), element 16
+     * index 15 (113); qs[1] = 0x88: elements 1 and 17 index 8 (1) */
+    lamina_block_iq4_nl n4;
+    memset(&n4, 0, sizeof n4);
+    n4.d = 0x3800;
+    n4.qs[0] = 0xF0;
+    n4.qs[1] = 0x88;
+    lamina_dequantize_row(LAMINA_TYPE_IQ4_NL, &n4, y, 32);
+    ok(y[0] == -63.5f && y[16] == 56.5f && y[1] == 0.5f && y[17] == 0.5f && y[2] == -63.5f,
+       "iq4_nl block by hand (codebook ends and middle)");
+
+    /* iq4_xs: d = 1; sub-block 3 has ls = 29 (low nibble 0xD in the high
+     * nibble of scales_l[1], high bits 1 in bits 6-7 of scales_h) -> -3;
+     * every other sub-block ls = 0 -> -32.  Element 96 = low nibble of
+     * qs[48] = 14 (89), element 112 = its high nibble 1 (-104). */
+    lamina_block_iq4_xs x4;
+    memset(&x4, 0, sizeof x4);
+    x4.d = 0x3C00;
+    x4.scales_l[1] = 0xD0;
+    x4.scales_h = 1u << 6;
+    x4.qs[48] = 0x1E;
+    lamina_dequantize_row(LAMINA_TYPE_IQ4_XS, &x4, y, 256);
+    ok(y[96] == -267.0f && y[112] == 312.0f && y[97] == 381.0f && y[0] == 4064.0f &&
+       y[255] == 4064.0f, "iq4_xs block by hand (6-bit sub-block scales)");
 }
 
 static void test_q8_quantizers(void)
@@ -250,6 +277,58 @@ static void test_q8_quantizers(void)
                 good = 0;
     }
     ok(good, "q8_K: max magnitude -> -128, bsums consistent, error within half a step");
+}
+
+/* Data that lies on the iq4 grid (scale times codebook values) comes back
+ * exactly, and random data within a bounded error. */
+static void test_iq4_quantizers(void)
+{
+    static const int8_t v[16] = LAMINA_IQ4NL_VALUES;
+    float x[512], y[512];
+    uint8_t buf[512];
+    /* iq4_nl: 16 blocks, scale +-2^-k, every block holds index 0 or 15 */
+    for (int b = 0; b < 16; b++) {
+        const float s = (b % 2 ? -1.0f : 1.0f) * ldexpf(1.0f, -(b % 5));
+        for (int l = 0; l < 32; l++) {
+            const uint64_t r = (uint64_t)(frand() * 1e6f + 2e6f);
+            x[32 * b + l] = s * (float)v[l == 3 ? (b % 3 ? 0 : 15) : (int)(r % 16)];
+        }
+    }
+    lamina_quantize_row(LAMINA_TYPE_IQ4_NL, x, buf, 512);
+    lamina_dequantize_row(LAMINA_TYPE_IQ4_NL, buf, y, 512);
+    ok(memcmp(x, y, sizeof x) == 0, "iq4_nl: data on the codebook grid round-trips exactly");
+
+    /* iq4_xs: sub-block scales ls_j * 0.5, ls in -32..31, -32 present */
+    static const int ls[16] = { -32, 5, 31, -7, 1, 0, 17, -20, 3, -32, -1, 30, 9, -9, 2, 12 };
+    for (int j = 0; j < 16; j++)
+        for (int l = 0; l < 32; l++) {
+            const uint64_t r = (uint64_t)(frand() * 1e6f + 2e6f);
+            x[32 * j + l] = 0.5f * (float)ls[j] * (float)v[r % 16];
+        }
+    lamina_quantize_row(LAMINA_TYPE_IQ4_XS, x, buf, 512);
+    lamina_dequantize_row(LAMINA_TYPE_IQ4_XS, buf, y, 512);
+    int same = 1;           /* by value: the zero sub-block may come back as +0 for -0 */
+    for (int i = 0; i < 512 && same; i++)
+        if (x[i] != y[i]) {
+            printf("# iq4_xs element %d: %g decoded as %g\n", i, x[i], y[i]);
+            same = 0;
+        }
+    ok(same, "iq4_xs: data on the scale/codebook grid round-trips exactly");
+
+    /* uniform data: rms error well under a 4-bit linear step */
+    static const uint32_t ty[2] = { LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS };
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < 512; i++) x[i] = frand();
+        lamina_quantize_row(ty[t], x, buf, 512);
+        lamina_dequantize_row(ty[t], buf, y, 512);
+        double se = 0, sx = 0;
+        for (int i = 0; i < 512; i++) {
+            se += (double)(y[i] - x[i]) * (y[i] - x[i]);
+            sx += (double)x[i] * x[i];
+        }
+        ok(sqrt(se / sx) < 0.12, "%s: rms error of uniform data %.4f < 0.12",
+           lamina_type_get(ty[t])->name, sqrt(se / sx));
+    }
 }
 
 static void test_special_rows(void)
@@ -323,6 +402,7 @@ int main(void)
     test_codes();
     test_known_blocks();
     test_q8_quantizers();
+    test_iq4_quantizers();
     test_special_rows();
     test_rounding();
     test_unaligned();

@@ -138,6 +138,27 @@ static void test_mul_mat(void)
     n = N(LAMINA_OP_MUL_MAT, T(LAMINA_TYPE_F32, D2, 2, 1, 1, 1), 2, s2);
     ok(run(&n) == 0 && D2[0] == (float)((double)wd[7] + 2.0 * wd[200]) &&
        D2[1] == (float)((double)wd[256 + 7] + 2.0 * wd[256 + 200]), "mul_mat q4_K selects columns");
+
+    /* the same for q2_K, q3_K, iq4_nl, iq4_xs; and get_rows of row 1 */
+    static const uint32_t more[] = { LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K, LAMINA_TYPE_IQ4_NL,
+                                     LAMINA_TYPE_IQ4_XS };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        const uint32_t ty = more[i];
+        uint8_t qb[2 * 256];
+        float rows[256];
+        int32_t one = 1;
+        lamina_quantize_row(ty, xw, qb, 512);
+        lamina_dequantize_row(ty, qb, wd, 512);
+        s2[0] = T(ty, qb, 256, 2, 1, 1);
+        n = N(LAMINA_OP_MUL_MAT, T(LAMINA_TYPE_F32, D2, 2, 1, 1, 1), 2, s2);
+        ok(run(&n) == 0 && D2[0] == (float)((double)wd[7] + 2.0 * wd[200]) &&
+           D2[1] == (float)((double)wd[256 + 7] + 2.0 * wd[256 + 200]),
+           "mul_mat %s selects columns", lamina_type_get(ty)->name);
+        lamina_tensor s3[2] = { T(ty, qb, 256, 2, 1, 1), T(LAMINA_TYPE_I32, &one, 1, 1, 1, 1) };
+        n = N(LAMINA_OP_GET_ROWS, T(LAMINA_TYPE_F32, rows, 256, 1, 1, 1), 2, s3);
+        ok(run(&n) == 0 && memcmp(rows, wd + 256, sizeof rows) == 0,
+           "get_rows %s: row 1 dequantized", lamina_type_get(ty)->name);
+    }
 }
 
 static void test_norm_and_elementwise(void)
@@ -488,7 +509,7 @@ static void test_backend(void)
     nodes[0] = N(LAMINA_OP_MUL_MAT, dt, 2, s);
     nodes[1] = N(LAMINA_OP_SCALE, dt, 1, &dt);
     nodes[1].fp[0] = 2;
-    lamina_graph g = { sizeof g, 2, nodes };
+    lamina_graph g = { sizeof g, 2, nodes, sizeof nodes[0], 0 };
     ok(I->supports_op(be, &nodes[0]) && I->supports_op(be, &nodes[1]), "supports both nodes");
     ok(I->graph_compute(be, &g, err, sizeof err) == 0 &&
        I->buffer_download(be, db, 8, D, 24, err, sizeof err) == 0 && D[0] == 6 && D[1] == 14 &&
@@ -512,7 +533,7 @@ static void test_backend(void)
     ok(I->graph_compute(be, &g, err, sizeof err) == LAMINA_EINVAL && strstr(err, "another backend"),
        "buffer of another instance: %s", err);
     ok(I->buffer_alloc(be, 0, LAMINA_BUFFER_KV, &hb, err, sizeof err) == 0, "zero-size buffer");
-    lamina_graph empty = { sizeof empty, 0, NULL };
+    lamina_graph empty = { sizeof empty, 0, NULL, sizeof(lamina_node), 0 };
     ok(I->graph_compute(be, &empty, err, sizeof err) == 0, "empty graph");
     I->buffer_free(be, xb);
     /* close releases db, wb and hb; be2 releases ob (ASan checks leaks) */

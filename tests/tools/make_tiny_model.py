@@ -384,21 +384,23 @@ def _iq4_index(v):
 
 def _iq4_fit(xs):
     """xs (..., 32) ~ s * v[q]: candidate scales map each row's value of
-    largest magnitude near either end of the codebook, each refined by
-    least squares; the least squared error wins (as runtime/ops/quant.c)."""
+    largest magnitude near either end of the codebook or onto one of its
+    values, each refined by least squares; the least squared error wins
+    (as runtime/ops/quant.c)."""
     v0 = _signed_absmax(xs)
     best_s = np.zeros(v0.shape, np.float32)
     best_e = np.full(v0.shape, np.inf)
+    targets = [end + 0.5 * t for end in (-127.0, 113.0) for t in range(-12, 13)]
+    targets += [float(v) for v in IQ4_VALUES]
     with np.errstate(divide="ignore", invalid="ignore"):
-        for end in (-127.0, 113.0):
-            for t in range(-12, 13):
-                s0 = v0 / (end + 0.5 * t)
-                w = IQ4_VALUES[_iq4_index(xs / s0[..., None])]
-                s = (w * xs).sum(-1) / (w * w).sum(-1)
-                e = ((s[..., None] * w - xs) ** 2).sum(-1)
-                better = (e < best_e) & (v0 != 0)
-                best_s = np.where(better, s, best_s)
-                best_e = np.where(better, e, best_e)
+        for target in targets:
+            s0 = v0 / target
+            w = IQ4_VALUES[_iq4_index(xs / s0[..., None])]
+            s = (w * xs).sum(-1) / (w * w).sum(-1)
+            e = ((s[..., None] * w - xs) ** 2).sum(-1)
+            better = (e < best_e) & (v0 != 0)
+            best_s = np.where(better, s, best_s)
+            best_e = np.where(better, e, best_e)
     return best_s
 
 
@@ -481,11 +483,14 @@ SHAPES = {
     "gemma3": (256, 512, 4, 1,  64),
     "gemma2": (256, 512, 4, 2, 128),
     "phi3":   (256, 512, 4, 2,  64),
+    "qwen3moe": (256, 512, 4, 2, 128),
 }
+# mixture of experts: experts, used per token, expert FFN width
+MOE = {"qwen3moe": (8, 2, 256)}
 GGUF_ARCH = {"llama3": "llama"}       # the general.architecture written
 GEMMA = ("gemma2", "gemma3")
 SPM = ("gemma3", "gemma2")            # SentencePiece vocabularies; the rest BPE
-TIED = ("gemma3", "gemma2", "qwen2", "qwen3")
+TIED = ("gemma3", "gemma2", "qwen2", "qwen3", "qwen3moe")
 PHI3_ROT = 48                         # rotated dims per head (of 64)
 
 
@@ -539,12 +544,19 @@ def tensor_plan(arch, n_layer, tname):
             plan.append((p + "attn_k.bias", [HKV * D], "bias", QT.F32))
             plan.append((p + "attn_v.bias", [HKV * D], "bias", QT.F32))
         plan.append((p + "attn_output.weight", [H * D, E], "mat", pick(QT.Q4_K, QT.Q4_K)))
-        if arch in ("gemma3", "qwen3"):
+        if arch in ("gemma3", "qwen3", "qwen3moe"):
             plan.append((p + "attn_q_norm.weight", [D], "norm", QT.F32))
             plan.append((p + "attn_k_norm.weight", [D], "norm", QT.F32))
         if gemma:
             plan.append((p + "post_attention_norm.weight", [E], "norm", QT.F32))
         plan.append((p + "ffn_norm.weight", [E], "norm", QT.F32))
+        if arch in MOE:
+            X, _, FE = MOE[arch]
+            plan.append((p + "ffn_gate_inp.weight", [E, X], "mat", QT.F32))
+            plan.append((p + "ffn_gate_exps.weight", [E, FE, X], "mat", pick(None, QT.Q4_K)))
+            plan.append((p + "ffn_up_exps.weight", [E, FE, X], "mat", pick(None, QT.Q4_K)))
+            plan.append((p + "ffn_down_exps.weight", [FE, E, X], "mat", pick(None, QT.Q6_K)))
+            continue
         if arch == "phi3":
             plan.append((p + "ffn_up.weight", [E, 2 * F], "mat", pick(None, QT.Q4_K)))
         else:
@@ -595,15 +607,20 @@ def metadata(arch, tname, n_layer):
             ]
     else:
         kv += [(f"{a}.attention.head_count_kv", VT.UINT32, HKV, None)]
-        if arch == "qwen3":
+        if arch in ("qwen3", "qwen3moe"):
             kv += [(f"{a}.attention.key_length", VT.UINT32, D, None),
                    (f"{a}.attention.value_length", VT.UINT32, D, None)]
+        if arch in MOE:
+            X, K, FE = MOE[arch]
+            kv += [(f"{a}.expert_count", VT.UINT32, X, None),
+                   (f"{a}.expert_used_count", VT.UINT32, K, None),
+                   (f"{a}.expert_feed_forward_length", VT.UINT32, FE, None)]
         kv += [
             (f"{a}.rope.dimension_count", VT.UINT32, PHI3_ROT if arch == "phi3" else D, None),
             (f"{a}.rope.freq_base", VT.FLOAT32,
-             1000000.0 if arch in ("qwen2", "qwen3") else 10000.0 if arch == "phi3" else 500000.0, None),
+             1000000.0 if arch in ("qwen2", "qwen3", "qwen3moe") else 10000.0 if arch == "phi3" else 500000.0, None),
             (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32,
-             1e-6 if arch in ("qwen2", "qwen3") else 1e-5, None),
+             1e-6 if arch in ("qwen2", "qwen3", "qwen3moe") else 1e-5, None),
         ]
         if arch == "phi3":
             # LongRoPE as the 128k models have it: short and long factors,
@@ -629,7 +646,7 @@ def metadata(arch, tname, n_layer):
             ("tokenizer.ggml.add_space_prefix", VT.BOOL, False, None),
         ]
     else:
-        no_bos = arch in ("qwen2", "qwen3")
+        no_bos = arch in ("qwen2", "qwen3", "qwen3moe")
         tokens, types, merges = bpe_vocab()
         kv += [
             ("tokenizer.ggml.model", VT.STRING, "gpt2", None),
@@ -695,7 +712,11 @@ def main(argv=None):
     tensors = []
     for name, ne, kind, qt in tensor_plan(args.arch, n_layer, args.tname):
         x = weights(rng, ne, kind)
-        arr, raw = encode(x, qt)
+        if x.ndim == 3:                     # one matrix per expert: rows of all
+            arr, raw = encode(x.reshape(-1, x.shape[-1]), qt)
+            arr = arr.reshape(x.shape[0], x.shape[1], -1)
+        else:
+            arr, raw = encode(x, qt)
         arr = np.ascontiguousarray(arr)
         w.add_tensor(name, arr, raw_dtype=raw)
         tensors.append({"name": name, "type": int(qt), "ne": ne, "size": int(arr.nbytes),

@@ -67,6 +67,15 @@ for arch in llama llama3 qwen2 qwen3 gemma2 gemma3 phi3; do
   golden_run "$arch: tight: vulkan matches llama.cpp (precise)" --tight "$S/tests/golden/tiny-$arch-logits.json" \
     "$TMP/tiny-$arch.gguf" vulkan all
 done
+# 3c. mixture of experts: the vulkan plugin has no expert ops (ABI 1.1
+#     TOPK ... MOE_SUM), so the layers go to the cpu plugin, with the reason
+"$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch qwen3moe --type mixed --seed 1 --out "$TMP/tiny-qwen3moe.gguf" \
+    >/dev/null 2>&1 || not_ok "qwen3moe: generate the model"
+"$B/tests/engine/golden_check" "$S/tests/golden/tiny-qwen3moe-logits.json" "$TMP/tiny-qwen3moe.gguf" vulkan,cpu all \
+    >"$TMP/moe.out" 2>&1; rc=$?
+check "qwen3moe: vulkan + cpu match llama.cpp (default) (exit $rc)" [ $rc -eq 0 ]
+expect_grep "qwen3moe: vulkan passed over for the expert op" \
+    '^# plan: vulkan:0 .*passed over: layer 0 needs topk' "$TMP/moe.out"
 
 # 4. the device lost after 8 graphs (the model check's 6: four layer kinds, the
 #    embedding and the head; the prompt; 1 token): the rest

@@ -203,6 +203,7 @@ typedef struct lamina_plugin_report {
     char     real_path[4096];  /* the file actually loaded (symlink resolved) */
     uint32_t desc_size;        /* descriptor struct_size */
     int      selftest_skipped; /* probed without self-test (no_selftest) */
+    uint32_t flags;            /* descriptor flags, LAMINA_PLUGIN_F_* */
 } lamina_plugin_report;
 
 typedef struct lamina_runtime_options {

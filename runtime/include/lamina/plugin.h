@@ -22,6 +22,11 @@
  * Interface changelog:
  *   1.0  first version: descriptor, probe sink, device info, backend
  *        interface, ops GET_ROWS .. COPY.
+ *   1.1  mixture-of-experts ops TOPK, MOE_WEIGHTS, MUL_MAT_ID, MOE_SUM (a
+ *        plugin built for 1.0 never receives them: the planner routes
+ *        those layers to a backend that declares them); the descriptor
+ *        flag LAMINA_PLUGIN_F_HOST_MEMORY; lamina_graph.node_size, so that
+ *        later minors can append fields to lamina_node.
  *
  * Conventions:
  *   - Functions return 0 on success or a negative LAMINA_E* code, and on
@@ -43,7 +48,7 @@ extern "C" {
 #endif
 
 #define LAMINA_PLUGIN_ABI_MAJOR     1
-#define LAMINA_PLUGIN_ABI_MINOR     0
+#define LAMINA_PLUGIN_ABI_MINOR     1
 #define LAMINA_PLUGIN_ABI_MIN_MINOR 0
 
 /* The one symbol a plugin exports. */
@@ -107,6 +112,8 @@ enum lamina_dtype {
     LAMINA_TYPE_Q5_K = 13,
     LAMINA_TYPE_Q6_K = 14,
     LAMINA_TYPE_Q8_K = 15,
+    LAMINA_TYPE_IQ4_NL = 20,
+    LAMINA_TYPE_IQ4_XS = 23,
     LAMINA_TYPE_I32  = 26,
     LAMINA_TYPE_BF16 = 30,
     LAMINA_TYPE_COUNT = 40
@@ -265,6 +272,25 @@ typedef struct lamina_tensor {
  *            LAMINA_ACT_GELU_TANH: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  * COPY       src0 [K, ...] F32, F16 or BF16; dst same shape, F32 or F16
  *            dst = convert(src0), row by row (strides may differ).
+ *
+ * Since 1.1 (mixture of experts; a 1.0 plugin is never given these):
+ * TOPK       src0 X F32 [N, T]; ip[0] = k (1 <= k <= N); dst I32 [k, T]:
+ *            the indices of the k largest values of each column, largest
+ *            first (equal values: the lower index first).
+ * MOE_WEIGHTS src0 router logits F32 [N, T]; src1 ids I32 [k, T] (distinct
+ *            per column, < N); ip[0] = 1: normalize over the selected, 0:
+ *            over all N.  dst F32 [k, T]:
+ *              dst[j, t] = exp(X[ids[j,t], t]) / sum_{i in S} exp(X[i, t])
+ *            with S the k selected (ip[0] = 1) or all N, in F32 with the
+ *            maximum subtracted.
+ * MUL_MAT_ID src0 W [K, N, X] any weight type (X experts, each a MUL_MAT
+ *            weight [K, N], nb[2] apart); src1 A F32 [K, M, T] with M = 1
+ *            (every slot reads the same column) or M = k; src2 ids I32
+ *            [k, T] (< X).  dst F32 [N, k, T]:
+ *              dst[:, j, t] = W[:, :, ids[j,t]]^T . A[:, M == 1 ? 0 : j, t]
+ *            (rounding A as MUL_MAT may).
+ * MOE_SUM    src0 Y F32 [E, k, T]; src1 w F32 [k, T]; dst F32 [E, T]:
+ *              dst[:, t] = sum_j w[j, t] * Y[:, j, t]   (j in order)
  */
 enum lamina_op {
     LAMINA_OP_NONE      = 0,
@@ -279,8 +305,28 @@ enum lamina_op {
     LAMINA_OP_ATTENTION = 9,
     LAMINA_OP_GLU       = 10,
     LAMINA_OP_COPY      = 11,
-    LAMINA_OP_COUNT     = 12  /* one past the last op of this minor */
+    /* 1.1 */
+    LAMINA_OP_TOPK        = 12,
+    LAMINA_OP_MOE_WEIGHTS = 13,
+    LAMINA_OP_MUL_MAT_ID  = 14,
+    LAMINA_OP_MOE_SUM     = 15,
+    LAMINA_OP_COUNT       = 16  /* one past the last op of this minor */
 };
+
+/* An op's name for messages ("mul_mat"); "unknown" past this minor's. */
+static inline const char *lamina_op_name(uint32_t op)
+{
+    static const char *const names[LAMINA_OP_COUNT] = {
+        "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale", "rope",
+        "set_rows", "attention", "glu", "copy", "topk", "moe_weights", "mul_mat_id", "moe_sum",
+    };
+    return op < LAMINA_OP_COUNT ? names[op] : "unknown";
+}
+
+/* The minor that added each op: a plugin built for an older minor is
+ * never given the op (it could not know to refuse it). */
+#define LAMINA_OP_COUNT_1_0 12
+#define LAMINA_OP_MIN_MINOR(op) ((op) < LAMINA_OP_COUNT_1_0 ? 0u : 1u)
 
 enum lamina_rope_mode { LAMINA_ROPE_NORM = 0, LAMINA_ROPE_NEOX = 2 };
 enum lamina_act       { LAMINA_ACT_SILU = 0, LAMINA_ACT_GELU_TANH = 1 };
@@ -302,6 +348,13 @@ typedef struct lamina_graph {
     uint32_t n_nodes;
     const lamina_node *nodes;
     /* end of 1.0 */
+    /* Bytes from one node to the next.  A later minor may append fields to
+     * lamina_node; a plugin reads node i at (const char *)nodes + i *
+     * node_size and the fields its own lamina_node has.  The host gives a
+     * plugin built for 1.0 (no node_size) nodes of the 1.0 size. */
+    uint32_t node_size;
+    uint32_t reserved;
+    /* end of 1.1 */
 } lamina_graph;
 
 /* ------------------------------------------------------------------------ */
@@ -379,7 +432,7 @@ typedef struct lamina_plugin_desc {
     uint32_t abi_major;         /* LAMINA_PLUGIN_ABI_MAJOR it was built with */
     uint32_t abi_minor;         /* LAMINA_PLUGIN_ABI_MINOR it was built with */
     uint32_t struct_size;       /* sizeof(lamina_plugin_desc) it was built with */
-    uint32_t flags;             /* reserved, 0 */
+    uint32_t flags;             /* LAMINA_PLUGIN_F_* (1.1; 0 in 1.0) */
     const char *name;           /* [a-z0-9_-]+, unique: "cpu", "vulkan" */
     const char *version;        /* the plugin's own version */
     const char *description;    /* one line */
@@ -404,6 +457,15 @@ typedef struct lamina_plugin_desc {
     const lamina_backend_iface *backend;
     /* end of 1.0 */
 } lamina_plugin_desc;
+
+/* Descriptor flags (1.1). */
+enum lamina_plugin_flags {
+    /* Its buffers are host memory and its devices the host's CPU: the
+     * core hands it the mapped model file in place (buffer_wrap_host) and
+     * plans it as the host.  A 1.0 plugin is taken as one when its devices
+     * report type "cpu". */
+    LAMINA_PLUGIN_F_HOST_MEMORY = 1u << 0
+};
 
 /* The entry symbol's type.  Returns a descriptor with static storage
  * duration, or NULL when the plugin cannot work with this host (it should

@@ -31,6 +31,12 @@ extern "C" {
 #define LAMINA_QK8_0 32
 #define LAMINA_QK_K  256
 #define LAMINA_K_SCALE_SIZE 12
+#define LAMINA_QK4_NL 32
+
+/* The 16 values of the iq4_nl / iq4_xs codebook, index order (an
+ * initializer: `static const int8_t v[16] = LAMINA_IQ4NL_VALUES;`). */
+#define LAMINA_IQ4NL_VALUES \
+    { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 }
 
 /* x[i] = d * (q[i] - 8), q a 4-bit value: low nibbles of qs hold elements
  * 0..15, high nibbles 16..31. */
@@ -78,6 +84,43 @@ typedef struct {
     uint16_t d;
 } lamina_block_q6_K;
 
+/* 16 sub-blocks of 16; scales[j]: low nibble the 4-bit scale sc_j, high
+ * nibble the 4-bit min m_j.  x = d * sc_j * q - dmin * m_j, q 2-bit:
+ * element 128c + 32s + l (c < 2, s < 4, l < 32) is bits 2s..2s+1 of
+ * qs[32c + l]; its sub-block is element / 16. */
+typedef struct {
+    uint8_t  scales[LAMINA_QK_K / 16];
+    uint8_t  qs[LAMINA_QK_K / 4];
+    uint16_t d;
+    uint16_t dmin;
+} lamina_block_q2_K;
+
+/* 16 sub-blocks of 16 with signed 6-bit scales (lamina_get_scales_q3k);
+ * x = d * sc_j * q, q in -4..3: the two low bits of element 128c + 32s + l
+ * are bits 2s..2s+1 of qs[32c + l], and bit (element / 32) of hmask[l]
+ * clear means q = low bits - 4, set means q = low bits. */
+typedef struct {
+    uint8_t  hmask[LAMINA_QK_K / 8];
+    uint8_t  qs[LAMINA_QK_K / 4];
+    uint8_t  scales[LAMINA_K_SCALE_SIZE];
+    uint16_t d;
+} lamina_block_q3_K;
+
+/* Non-linear 4-bit: x[i] = d * v[q[i]], v the LAMINA_IQ4NL_VALUES codebook,
+ * q a 4-bit index laid out as in q4_0 (low nibbles of qs: elements 0..15,
+ * high nibbles: 16..31). */
+typedef struct { uint16_t d; uint8_t qs[LAMINA_QK4_NL / 2]; } lamina_block_iq4_nl;
+
+/* Super-block of 256 in 8 sub-blocks of 32 with 6-bit scales ls_j
+ * (lamina_get_scale_iq4xs): x = d * (ls_j - 32) * v[q], the indices of
+ * sub-block j in qs[16j .. 16j+15] laid out as in iq4_nl. */
+typedef struct {
+    uint16_t d;
+    uint16_t scales_h;      /* bits 2j..2j+1: high two bits of ls_j */
+    uint8_t  scales_l[LAMINA_QK_K / 64];  /* nibble j%2 of byte j/2: low four bits */
+    uint8_t  qs[LAMINA_QK_K / 2];
+} lamina_block_iq4_xs;
+
 /* Intermediate type for K-quant dot products: x = d * qs; bsums[j] is the
  * sum of qs[16j .. 16j+15]. */
 typedef struct {
@@ -96,6 +139,10 @@ _Static_assert(sizeof(lamina_block_q4_K) == 144, "q4_K layout");
 _Static_assert(sizeof(lamina_block_q5_K) == 176, "q5_K layout");
 _Static_assert(sizeof(lamina_block_q6_K) == 210, "q6_K layout");
 _Static_assert(sizeof(lamina_block_q8_K) == 292, "q8_K layout");
+_Static_assert(sizeof(lamina_block_q2_K) == 84,  "q2_K layout");
+_Static_assert(sizeof(lamina_block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(lamina_block_iq4_nl) == 18,  "iq4_nl layout");
+_Static_assert(sizeof(lamina_block_iq4_xs) == 136, "iq4_xs layout");
 
 /* Elements per block and bytes per block of a type; {0, 0} when the type
  * is unknown to this build (callers must check). */
@@ -194,6 +241,28 @@ static inline void lamina_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc,
         *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
         *m  = (uint8_t)((q[j + 4] >> 4)  | ((q[j - 0] >> 6) << 4));
     }
+}
+
+/* The sixteen signed scales (-32..31) of a q3_K super-block from its 12
+ * scale bytes: the low four bits of scale k are nibble k/8 of byte k%8,
+ * the high two bits are bits 2(k/4)..2(k/4)+1 of byte 8 + k%4; stored
+ * biased by 32. */
+static inline void lamina_get_scales_q3k(const uint8_t *sc12, int8_t out[16])
+{
+    for (int k = 0; k < 16; k++) {
+        const int lo = (sc12[k % 8] >> (4 * (k / 8))) & 0xF;
+        const int hi = (sc12[8 + k % 4] >> (2 * (k / 4))) & 3;
+        out[k] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+/* The signed scale ls_j - 32 (-32..31) of sub-block j (0..7) of an iq4_xs
+ * super-block. */
+static inline int lamina_get_scale_iq4xs(const lamina_block_iq4_xs *b, int j)
+{
+    const int lo = (b->scales_l[j / 2] >> (4 * (j % 2))) & 0xF;
+    const int hi = (b->scales_h >> (2 * j)) & 3;
+    return (lo | (hi << 4)) - 32;
 }
 
 /* ---- reference conversions (runtime/ops/quant.c) ---- */
