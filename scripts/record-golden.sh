@@ -3,6 +3,8 @@
 #
 # Builds the peer if needed (scripts/peer-build.sh), then writes
 #   tests/golden/gemma3-270m-logits.json     (per-position logits, greedy ids)
+#   tests/golden/gemma3-270m-long-logits.json (the same on one ~700-token
+#                                             prompt, past the 512-token window)
 #   tests/golden/gemma3-270m-tokenizer.json  (tokenize/detokenize cases)
 #   tests/golden/tiny-ARCH-logits.json       (the same for the generated
 #                                             models of tests/tools/make_tiny_model.py
@@ -167,6 +169,57 @@ write("tiny-prompts.hex", [
     ("Every morning the cat would walk to the water and look at the fish. The fish were happy "
      "and the sun was warm. Machine learning models predict the next token from the previous tokens."),
 ])
+# the default model on one prompt longer than its 512-token sliding window
+# (about 700 tokens), so that the windowed layers drop their oldest keys
+long_text = " ".join([
+    "The harbour town woke before the sun, as it always did in the fishing season.",
+    "Mara walked down the stone steps to the quay with a basket of bread and a flask of tea.",
+    "Her father had fished these waters for forty years, and his father before him.",
+    "The boats rocked gently against the wooden posts, their ropes creaking in the cold air.",
+    "Gulls circled overhead, calling to each other as if they were arguing about breakfast.",
+    "On the far side of the bay, the lighthouse blinked its last few signals of the night.",
+    "Mara counted the boats: seven had gone out yesterday, and seven had come back.",
+    "That was a good sign, her father would say, because the sea keeps its own accounts.",
+    "She remembered the winter when only five returned, and the town was silent for weeks.",
+    "The school closed, the market stalls stayed empty, and the church bell rang every evening.",
+    "Since then the harbour master had insisted on radios in every boat, however small.",
+    "Some of the old fishermen grumbled that a radio would scare the fish away.",
+    "Others said that the fish had never listened to anything but the tide.",
+    "Mara liked the radios, because she could hear her father's voice from far out at sea.",
+    "He would describe the colour of the water, the shape of the clouds, and the size of the catch.",
+    "Sometimes he sang old songs that nobody else in the town seemed to remember.",
+    "Today the forecast promised calm water until noon and a strong wind from the west after that.",
+    "The boats would need to be back before the wind turned, or they would have to wait it out.",
+    "At the end of the quay, the fish market was already busy with buyers from the city.",
+    "They came in refrigerated vans and paid in cash, bargaining loudly over every crate.",
+    "Mara's aunt ran a small stall that sold smoked mackerel, pickled herring and fresh crab.",
+    "Her prices were fair, and her smoked fish was famous along the whole length of the coast.",
+    "Tourists in summer would queue for an hour just to buy a paper bag of her mackerel.",
+    "In winter the stall was quieter, and her aunt spent the afternoons mending nets.",
+    "Mara had learned to mend nets when she was seven, sitting on an upturned crate beside her.",
+    "The knots were simple once you understood them, but the work was slow and hard on the hands.",
+    "She preferred mathematics, which she studied in the evenings at the kitchen table.",
+    "Her teacher said she could win a place at the university in the capital if she kept working.",
+    "Mara was not sure she wanted to leave the harbour, the boats and the smell of salt.",
+    "But she also wanted to understand why the tides moved as they did, and how storms were born.",
+    "Her father told her that the sea was the best teacher, but that it never repeated a lesson.",
+    "Her teacher told her that equations were a way of making the sea repeat its lessons on paper.",
+    "Both of them, she thought, were probably right, and both of them were a little stubborn.",
+    "As the sky turned from grey to pale gold, the first engines coughed and started.",
+    "The boats moved out one by one, leaving thin white lines on the dark green water.",
+    "Mara waved to her father, who raised his cap and then turned to watch the channel.",
+    "She sat on the bench by the harbour office and opened her notebook to the page on waves.",
+    "A wave, the book said, carries energy but not water; the water mostly moves in circles.",
+    "She watched a plastic bottle bob up and down near the steps, going nowhere at all.",
+    "The book was right, she decided, and wrote a small note in the margin to remember it.",
+    "By noon the wind had begun to rise, and the flags on the harbour office snapped and fluttered.",
+    "One by one the boats came back, heavy with fish, their crews tired and cheerful.",
+    "Her father's boat was the last to arrive, and Mara held her breath until she saw it.",
+    "He stepped onto the quay, handed her a crate of crabs, and asked what she had learned today.",
+    "Waves carry energy but not water, she said, and he laughed and said he had always known that.",
+    "Then they walked together up the stone steps, toward the kitchen and the warm bread.",
+])
+write("long-prompt.hex", [long_text])
 EOF
 
 # ---- run the peer -------------------------------------------------------
@@ -183,6 +236,7 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 dump() {
     local common=(--threads "$THREADS" --n-ctx 512 --n-batch 512 --top-k 40 --n-probe 256 --n-gen "$N_GEN" --gen-top 8)
+    [ -n "${DUMP_ARGS:-}" ] && read -r -a common <<<"--threads $THREADS $DUMP_ARGS"
     local cfg model out f32=$3-f32.gguf
     for cfg in "default:--flash-attn auto --kv-type f16" "nofa:--flash-attn off --kv-type f16" \
                "precise:--flash-attn off --kv-type f32"; do
@@ -200,6 +254,10 @@ dump() {
     rm -f "$f32"
 }
 dump "$MODEL" "$WORK/prompts.hex" "$WORK/logits"
+# the long prompt: a context and batch of 1024, fewer probe ids (every one
+# of ~700 positions is recorded) and 8 greedy steps
+DUMP_ARGS="--n-ctx 1024 --n-batch 1024 --top-k 40 --n-probe 32 --n-gen 8 --gen-top 8" \
+    dump "$MODEL" "$WORK/long-prompt.hex" "$WORK/long"
 
 # ---- the generated models of every architecture that runs ------------------
 TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3}
@@ -284,7 +342,7 @@ def logits_file(prefix, model_path, made_by=None):
     out.update(load(prefix + "-default.json"))
     out["settings"]["threads_requested"] = int(threads)
     out["settings"]["peer_spread"] = ("per prompt, over the same logits a test compares (each position's "
-        "top-40 ids and the 256 probe ids): max and rms of |flash-attn auto - flash-attn off|, "
+        "top ids and probe ids): max and rms of |flash-attn auto - flash-attn off|, "
         "and the greedy step where the two first disagree (-1: never)")
     other = load(prefix + "-nofa.json")
     for pa, pb in zip(out["prompts"], other["prompts"]):
@@ -306,6 +364,7 @@ def logits_file(prefix, model_path, made_by=None):
     return out
 
 write("gemma3-270m-logits.json", logits_file(os.path.join(work, "logits"), model))
+write("gemma3-270m-long-logits.json", logits_file(os.path.join(work, "long"), model))
 tok = {"provenance": provenance(model)}
 tok.update(load(os.path.join(work, "tok.json")))
 write("gemma3-270m-tokenizer.json", tok)

@@ -12,11 +12,17 @@
 #          golden_check --tight GOLDEN MODEL ref (a few minutes, release);
 #   fast:  the cpu plugin as it runs by default (f16 KV cache, 8-bit
 #          activations) against llama.cpp's default, limits scaled by
-#          llama.cpp's own flash/no-flash spread.
+#          llama.cpp's own flash/no-flash spread; also on one prompt of
+#          ~700 tokens (tests/golden/gemma3-270m-long-logits.json), longer
+#          than the model's 512-token sliding window.
 . "$top_srcdir/tests/engine/common.sh"
 need_model
 G="$S/tests/golden/gemma3-270m-logits.json"
 golden_run "tight: core reference matches llama.cpp (precise) on the default model" \
   --tight --positions 4 --greedy-prompts 2 --min-greedy-prompts 2 "$G" "$DEFAULT_MODEL" ref
 golden_run "fast: cpu plugin matches llama.cpp (default) on the default model" "$G" "$DEFAULT_MODEL" cpu
+# one prompt of ~700 tokens, past the 512-token window of the local layers,
+# prefilled in batches of 256 (every position, 8 greedy steps)
+GL="$S/tests/golden/gemma3-270m-long-logits.json"
+golden_run "fast: cpu plugin matches llama.cpp (default) past the sliding window" "$GL" "$DEFAULT_MODEL" cpu
 done_testing
