@@ -22,6 +22,8 @@ static void run_usage(FILE *fp)
           "  --top-k N  --top-p P  --min-p P  --repeat-penalty R\n"
           "  --seed S            random seed (default [generate] seed; -1 = random)\n"
           "  --stop TEXT         stop when TEXT appears (repeatable, up to 8)\n"
+          "  --format F          structured output: json (any JSON value), @FILE (a JSON\n"
+          "                      schema in FILE) or a schema given inline\n"
           "  --system TEXT       system prompt\n"
           "  --chat              apply the family's chat template even if the model\n"
           "                      carries none (default: only chat-tuned models, i.e. files\n"
@@ -57,6 +59,14 @@ static int emit_both(void *ctx, const char *text, size_t len)
     b->n += len;
     b->s[b->n] = 0;
     return 0;
+}
+
+/* the chat's one-line reasons (a template not used, a fallback) */
+static void chat_log(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    (void)level;
+    fprintf(stderr, "lamina: %s\n", msg);
 }
 
 static char *read_all(FILE *fp)
@@ -142,7 +152,7 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
     int n_pos = 0, raw = 0, chat = 0, quiet = 0, n_ctx = 0;
     const char *system = NULL;
     const char *o_max = NULL, *o_temp = NULL, *o_seed = NULL, *o_topk = NULL, *o_topp = NULL,
-               *o_minp = NULL, *o_rep = NULL;
+               *o_minp = NULL, *o_rep = NULL, *o_format = NULL;
     const char *stops[LAMINA_MAX_STOP];
     int n_stops = 0;
     for (int i = 1; i < argc; i++) {
@@ -156,6 +166,7 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
         else if (!strcmp(a, "--min-p")) slot = &o_minp;
         else if (!strcmp(a, "--repeat-penalty")) slot = &o_rep;
         else if (!strcmp(a, "--system")) slot = &system;
+        else if (!strcmp(a, "--format")) slot = &o_format;
         if (slot) {
             if (i + 1 >= argc) { cli_error("run: %s needs a value", a); return 2; }
             *slot = argv[++i];
@@ -211,15 +222,44 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
     if (o_topk) gp.top_k = atoi(o_topk);
     if (o_seed) gp.seed = (uint64_t)strtoll(o_seed, NULL, 10);
     for (int i = 0; i < n_stops; i++) gp.stop[gp.n_stop++] = stops[i];
+    lamina_grammar *grammar = NULL;
+    if (o_format) {
+        char gerr[512];
+        int grc;
+        if (!strcmp(o_format, "json")) {
+            grc = lamina_grammar_compile(NULL, &grammar, gerr, sizeof gerr);
+        } else if (o_format[0] == '@') {
+            FILE *fp = fopen(o_format + 1, "rb");
+            char *text = fp ? read_all(fp) : NULL;
+            if (fp) fclose(fp);
+            if (!text) { cli_error("run: --format: cannot read %s", o_format + 1); cli_close(&cm); return 2; }
+            grc = lamina_grammar_compile_text(text, strlen(text), &grammar, gerr, sizeof gerr);
+            free(text);
+        } else {
+            grc = lamina_grammar_compile_text(o_format, strlen(o_format), &grammar, gerr, sizeof gerr);
+        }
+        if (grc < 0) { cli_error("run: --format schema: %s", gerr); cli_close(&cm); return 2; }
+        gp.grammar = grammar;
+    }
 
     /* chat-tuned models say so by carrying their template; base models
      * continue the text as given */
-    enum lamina_chat_format fmt = LAMINA_CHAT_UNKNOWN;
-    if (!raw && (chat || lamina_tokenizer_chat_template(cm.tok)))
-        fmt = lamina_chat_format_for(cm.tok);
+    lamina_chat *fmt = NULL;
     lamina_seq seq = { .slot = 0 };
     int ret = 0;
     char err[512];
+    if (!raw && (chat || lamina_tokenizer_chat_template(cm.tok))) {
+        lamina_logger lg = { chat_log, NULL };
+        if (lamina_chat_open(cm.tok, &lg, &fmt, err, sizeof err) < 0) {
+            cli_error("%s", err);
+            ret = 1;
+            goto out;
+        }
+        if (!lamina_chat_available(fmt)) {
+            lamina_chat_close(fmt);
+            fmt = NULL;
+        }
+    }
 
     int interactive = !prompt && isatty(STDIN_FILENO);
     if (!interactive) {
@@ -229,13 +269,13 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
             if (!owned) { cli_error("reading stdin failed"); ret = 1; goto out; }
             prompt = owned;
         }
-        if (fmt != LAMINA_CHAT_UNKNOWN) {
+        if (fmt != NULL) {
             lamina_chat_msg msgs[2];
             size_t nm = 0;
             if (system) msgs[nm++] = (lamina_chat_msg){ "system", system };
             msgs[nm++] = (lamina_chat_msg){ "user", prompt };
             char *text; size_t tl;
-            if (lamina_chat_render(fmt, msgs, nm, 1, &text, &tl, err, sizeof err) < 0) {
+            if (lamina_chat_apply(fmt, msgs, nm, 1, &text, &tl, err, sizeof err) < 0) {
                 cli_error("%s", err);
                 ret = 1;
             } else {
@@ -257,7 +297,8 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
         char *line = NULL;
         size_t lcap = 0;
         fprintf(stderr, "chat with %s (%s template); end with Ctrl-D\n",
-                cm.model->hp.name[0] ? cm.model->hp.name : cm.path, lamina_chat_format_name(fmt));
+                cm.model->hp.name[0] ? cm.model->hp.name : cm.path,
+                fmt ? lamina_chat_describe(fmt) : "no");
         if (system) {
             msgs = malloc(sizeof *msgs * 8);
             cap = 8;
@@ -277,14 +318,14 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
             }
             msgs[nm++] = (lamina_chat_msg){ "user", strdup(line) };
             char *text; size_t tl;
-            if (fmt == LAMINA_CHAT_UNKNOWN) {
+            if (fmt == NULL) {
                 text = strdup(line);
-            } else if (lamina_chat_render(fmt, msgs, nm, 1, &text, &tl, err, sizeof err) < 0) {
+            } else if (lamina_chat_apply(fmt, msgs, nm, 1, &text, &tl, err, sizeof err) < 0) {
                 cli_error("%s", err);
                 break;
             }
             sbuf reply = {0};
-            int rc = answer(&cm, &seq, text, fmt != LAMINA_CHAT_UNKNOWN, &gp, emit_both, &reply, quiet);
+            int rc = answer(&cm, &seq, text, fmt != NULL, &gp, emit_both, &reply, quiet);
             free(text);
             msgs[nm++] = (lamina_chat_msg){ "assistant", reply.s ? reply.s : strdup("") };
             if (rc) { ret = 1; break; }
@@ -295,7 +336,9 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
         fputc('\n', stderr);
     }
 out:
+    lamina_chat_close(fmt);
     lamina_seq_free(&seq);
     cli_close(&cm);
+    lamina_grammar_unref(grammar);
     return ret;
 }

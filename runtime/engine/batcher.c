@@ -41,6 +41,7 @@ typedef struct breq {
     lamina_stop *stop;
     double   deadline, t_submit;
     int32_t  embed;             /* 0 or LAMINA_POOL_LAST / MEAN */
+    lamina_grammar *grammar;    /* structured output, or NULL */
     lamina_batcher_text_fn text;
     lamina_batcher_token_fn token;
     lamina_batcher_done_fn done;
@@ -67,6 +68,7 @@ typedef struct bslot {
     int32_t  n_toks, n_kv, cap;
     lamina_token pending;
     lamina_sampler *smp;
+    lamina_gmatch *gm;          /* structured output state, or NULL */
     lamina_utf8_stream u;
     int32_t  n_cached, n_gen;
     double   t_admit, t_first, t_last;
@@ -90,6 +92,7 @@ struct lamina_batcher {
     int32_t  n_embd;
     int32_t *row_slot;          /* [n_seq]: slot of each logits row */
     float   *logits;            /* [n_seq * n_vocab] */
+    lamina_gvocab *gv;          /* token bytes for grammars, made on first use (driver) */
     /* under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -119,6 +122,7 @@ static void req_free(breq *r)
     if (!r) return;
     free(r->prompt);
     lamina_stop_free(r->stop);
+    lamina_grammar_unref(r->grammar);
     free(r);
 }
 
@@ -285,6 +289,8 @@ static void finish_slot(lamina_batcher *b, bslot *s, int reason, int status, con
 
     lamina_sampler_free(s->smp);
     s->smp = NULL;
+    lamina_gmatch_free(s->gm);
+    s->gm = NULL;
     pthread_mutex_lock(&b->mu);
     s->r = NULL;
     s->state = SLOT_FREE;
@@ -317,6 +323,7 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
         return ERR(LAMINA_EINVAL, "at most %d stop strings", LAMINA_MAX_STOP);
     if (rq->embed != 0 && rq->embed != LAMINA_POOL_LAST && rq->embed != LAMINA_POOL_MEAN)
         return ERR(LAMINA_EINVAL, "embeddings: pooling type %d is not last (3) or mean (1)", rq->embed);
+    if (rq->embed && rq->grammar) return ERR(LAMINA_EINVAL, "embeddings: no output format applies");
     int rc;
     if (!rq->embed) {
         /* The sampler checks its parameters when created; a one-entry
@@ -342,6 +349,7 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
     r->limit = limit;
     r->deadline = rq->deadline;
     r->embed = rq->embed;
+    r->grammar = lamina_grammar_ref(rq->grammar);
     r->t_submit = lamina_batcher_now();
     r->text = rq->text;
     r->token = rq->token;
@@ -450,6 +458,10 @@ static int setup_slot(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     }
     int rc = lamina_sampler_create(&r->sp, b->n_vocab, &s->smp, msg, msg_size);
     if (rc < 0) return rc;
+    if (r->grammar) {
+        if (!b->gv && (rc = lamina_gvocab_create(b->tok, b->n_vocab, &b->gv, msg, msg_size)) < 0) return rc;
+        if ((rc = lamina_gmatch_create(r->grammar, b->gv, &s->gm, msg, msg_size)) < 0) return rc;
+    }
     for (int32_t i = 0; i < r->n_prompt; i++) lamina_sampler_accept(s->smp, r->prompt[i]);
     s->state = SLOT_PREFILL;
     return 0;
@@ -461,7 +473,10 @@ static void sample_row(lamina_batcher *b, int row)
 {
     bslot *s = &b->slots[b->row_slot[row]];
     if (s->r->max_tokens == 0) { s->sample_rc = 0; return; }
-    s->sample_rc = lamina_sampler_sample(s->smp, b->logits + (size_t)row * (size_t)b->n_vocab, &s->sampled);
+    float *lg = b->logits + (size_t)row * (size_t)b->n_vocab;
+    if (s->gm) lamina_gmatch_mask(s->gm, lg);      /* the row is this slot's alone */
+    s->sample_rc = lamina_sampler_sample(s->smp, lg, &s->sampled);
+    if (s->sample_rc == 0 && s->gm && lamina_gmatch_accept(s->gm, s->sampled) < 0) s->sample_rc = 1;
     if (s->sample_rc == 0) lamina_sampler_accept(s->smp, s->sampled);
 }
 
@@ -524,7 +539,12 @@ static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     if (r->max_tokens == 0) return LAMINA_STOP_LENGTH;
     lamina_token t = s->sampled;
     if (s->sample_rc < 0) {
-        snprintf(msg, msg_size, "sampling failed: the logits are all NaN or -inf (a backend computed garbage)");
+        snprintf(msg, msg_size, s->gm ? "sampling failed: no token allowed by the output format has a finite logit"
+                                      : "sampling failed: the logits are all NaN or -inf (a backend computed garbage)");
+        return LAMINA_STOP_ERROR;
+    }
+    if (s->sample_rc > 0) {
+        snprintf(msg, msg_size, "sampling failed: token %d breaks the output format", (int)t);
         return LAMINA_STOP_ERROR;
     }
     double now = lamina_batcher_now();
@@ -552,6 +572,7 @@ static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
         if (out_len && r->text && r->text(r->ctx, out_text, out_len)) return LAMINA_STOP_CANCEL;
         if (stopped) return LAMINA_STOP_STRING;
     }
+    if (s->gm && lamina_gmatch_done(s->gm)) return LAMINA_STOP_EOG;   /* the value is complete */
     if (r->max_tokens > 0 && s->n_gen >= r->max_tokens) return LAMINA_STOP_LENGTH;
     if (s->n_kv >= r->limit) return LAMINA_STOP_CONTEXT;   /* no position left for it */
     if (slot_reserve(s, s->n_toks + 1) < 0) {
@@ -830,6 +851,7 @@ void lamina_batcher_free(lamina_batcher *b)
     free(b->hidden); free(b->emb);
     free(b->row_slot);
     free(b->logits);
+    lamina_gvocab_free(b->gv);
     free(b);
 }
 

@@ -39,6 +39,7 @@
 
 #include "engine.h"
 #include "generate.h"
+#include "grammar.h"
 #include "model.h"
 #include "sampler.h"
 #include "tokenizer.h"
@@ -108,6 +109,12 @@ typedef struct lamina_batcher_request {
                                        other sequences, and return its pooled
                                        hidden state (result.embedding); no
                                        sampling, no text, no logits */
+    lamina_grammar *grammar;        /* NULL: free text.  Else structured
+                                       output: only tokens keeping the text
+                                       a valid prefix are drawn, and the
+                                       request ends (LAMINA_STOP_EOG) when
+                                       the value is complete; referenced
+                                       for the request's life */
     lamina_batcher_text_fn  text;   /* may be NULL */
     lamina_batcher_token_fn token;  /* may be NULL */
     lamina_batcher_done_fn  done;   /* may be NULL */

@@ -127,6 +127,8 @@ int lamina_seq_generate(lamina_engine *e, const lamina_tokenizer *tok, lamina_se
     float *logits = malloc((size_t)V * sizeof *logits);
     lamina_sampler *smp = NULL;
     lamina_stop *stop = NULL;
+    lamina_gvocab *gv = NULL;
+    lamina_gmatch *gm = NULL;
     int rc;
     if (!logits) { ERR("out of memory"); return LAMINA_ENOMEM; }
 
@@ -141,6 +143,9 @@ int lamina_seq_generate(lamina_engine *e, const lamina_tokenizer *tok, lamina_se
     sp.seed = gp->seed;
     if ((rc = lamina_sampler_create(&sp, V, &smp, err, err_size)) < 0) goto out;
     if ((rc = lamina_stop_create(gp->stop, (size_t)gp->n_stop, &stop, err, err_size)) < 0) goto out;
+    if (gp->grammar && ((rc = lamina_gvocab_create(tok, V, &gv, err, err_size)) < 0 ||
+                        (rc = lamina_gmatch_create(gp->grammar, gv, &gm, err, err_size)) < 0))
+        goto out;
 
     /* 1. prompt */
     double t0 = now_s();
@@ -158,8 +163,13 @@ int lamina_seq_generate(lamina_engine *e, const lamina_tokenizer *tok, lamina_se
     for (;;) {
         if (gp->max_tokens >= 0 && st.n_gen >= gp->max_tokens) { st.stop_reason = LAMINA_STOP_LENGTH; break; }
         lamina_token t;
+        if (gm) lamina_gmatch_mask(gm, logits);
         if ((rc = lamina_sampler_sample(smp, logits, &t)) < 0) {
             ERR("sampling failed: the logits are all NaN or -inf (a backend computed garbage)");
+            goto out;
+        }
+        if (gm && (rc = lamina_gmatch_accept(gm, t)) < 0) {
+            ERR("sampling failed: token %d breaks the output format", (int)t);
             goto out;
         }
         lamina_sampler_accept(smp, t);
@@ -179,6 +189,7 @@ int lamina_seq_generate(lamina_engine *e, const lamina_tokenizer *tok, lamina_se
             if (out_len && emit && emit(ctx, out_text, out_len)) { st.stop_reason = LAMINA_STOP_CANCEL; goto done; }
             if (stopped) { st.stop_reason = LAMINA_STOP_STRING; goto done; }
         }
+        if (gm && lamina_gmatch_done(gm)) { st.stop_reason = LAMINA_STOP_EOG; break; }
         if (s->n >= p->n_ctx) { st.stop_reason = LAMINA_STOP_CONTEXT; break; }
         rc = feed(e, s->slot, &t, 1, s->n, logits, err, err_size);
         if ((rc == 0 || rc == LAMINA_EDEVLOST) && seq_push(s, t) < 0) { ERR("out of memory"); rc = LAMINA_ENOMEM; goto out; }
@@ -207,6 +218,8 @@ out:
     if (stats) *stats = st;
     lamina_stop_free(stop);
     lamina_sampler_free(smp);
+    lamina_gmatch_free(gm);
+    lamina_gvocab_free(gv);
     free(logits);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "grammar.h"
 #include "tokenizer.h"
 
 #define LAMINA_MAX_STOP 8
@@ -28,6 +29,9 @@ typedef struct lamina_gen_params {
     int32_t  max_tokens;      /* < 0: until the context is full */
     const char *stop[LAMINA_MAX_STOP];   /* stop strings (borrowed) */
     int      n_stop;
+    const lamina_grammar *grammar;   /* NULL, or structured output (borrowed):
+                                        only tokens keeping the text a valid
+                                        prefix; ends when the value is complete */
 } lamina_gen_params;
 
 /* From the [generate] section of a configuration. */

@@ -26,7 +26,8 @@
  * lavapipe (a Vulkan device of type "cpu") included. */
 int lamina_be_is_host(const lamina_be *be)
 {
-    if (!be->slot || !be->slot->plugin) return 1;        /* the core's reference */
+    if (!be->slot || !be->slot->plugin)     /* opened in-process: the core's reference, tests */
+        return strncmp(be->label, "cpu", 3) == 0 || strncmp(be->label, "ref", 3) == 0;
     if (be->slot->plugin->flags & LAMINA_PLUGIN_F_HOST_MEMORY) return 1;
     /* a 1.0 plugin says so by its device type */
     const char *type = be->slot->device ? be->slot->device->info.type : NULL;

@@ -94,7 +94,8 @@ int srv_parse_stop(json_t *v, const char *field, srv_gen_opts *o, char *err, siz
         snprintf(err, es, "%s: expected a string or an array of strings", field);
         return -1;
     }
-    srv_gen_opts_clear(o);
+    for (int i = 0; i < o->n_stop; i++) free(o->stop[i]);
+    o->n_stop = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_is_array(v) ? json_array_get(v, i) : NULL;
         const char *str = e ? (json_is_string(e) ? json_string_value(e) : NULL) : one[0];
@@ -166,8 +167,13 @@ static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_op
     if (srv_json_duration(b, "keep_alive", &o->keep_alive, err, es) < 0) return -1;
     if (parse_options(json_object_get(b, "options"), o, err, es) < 0) return -1;
     json_t *f = json_object_get(b, "format");
-    if (f && !json_is_null(f) && !(json_is_string(f) && !*json_string_value(f))) {
-        snprintf(err, es, "format: structured output (JSON mode, schemas) is not supported");
+    /* structured output: "json" (any JSON value) or a JSON schema */
+    if (json_is_string(f) && !strcmp(json_string_value(f), "json")) {
+        if (srv_parse_format(NULL, "format", o, err, es) < 0) return -1;
+    } else if (json_is_object(f)) {
+        if (srv_parse_format(f, "format", o, err, es) < 0) return -1;
+    } else if (f && !json_is_null(f) && !(json_is_string(f) && !*json_string_value(f))) {
+        snprintf(err, es, "format: expected \"json\" or a JSON schema object");
         return -1;
     }
     const char *t = NULL;
@@ -387,12 +393,12 @@ int srv_api_generate(srv_call *c)
     if (raw) {
         text = strdup(prompt);
         flags |= LAMINA_TOKENIZE_PARSE_SPECIAL;
-    } else if (m->has_template && m->chat != LAMINA_CHAT_UNKNOWN) {
+    } else if (m->has_template && lamina_chat_available(m->chat)) {
         lamina_chat_msg msgs[2];
         size_t nm = 0;
         if (system && *system) msgs[nm++] = (lamina_chat_msg){ "system", system };
         msgs[nm++] = (lamina_chat_msg){ "user", prompt };
-        if (lamina_chat_render(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+        if (lamina_chat_apply(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
             free(ctx);
             srv_pool_release(c->s, m, o.keep_alive);
             goto bad;
@@ -470,13 +476,13 @@ int srv_api_chat(srv_call *c)
         srv_gen_opts_clear(&o);
         return rc;
     }
-    if (m->chat == LAMINA_CHAT_UNKNOWN) {
+    if (!lamina_chat_available(m->chat)) {
         srv_pool_release(c->s, m, o.keep_alive);
         snprintf(err, sizeof err, "model '%s' has no chat template lamina knows; use /api/generate", m->name);
         goto bad;
     }
     char *text = NULL;
-    if (lamina_chat_render(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+    if (lamina_chat_apply(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }

@@ -109,8 +109,27 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
     json_t *rf = json_object_get(b, "response_format");
     if (rf && !json_is_null(rf)) {
         json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
-        if (!t || !json_is_string(t) || strcmp(json_string_value(t), "text") != 0) {
-            snprintf(err, es, "response_format: only {\"type\": \"text\"} is supported");
+        const char *ts = json_is_string(t) ? json_string_value(t) : "";
+        if (!strcmp(ts, "json_object")) {
+            /* JSON mode: some JSON object */
+            json_t *obj = json_pack("{s:s}", "type", "object");
+            int prc = obj ? srv_parse_format(obj, "response_format", o, err, es) : -1;
+            json_decref(obj);
+            if (prc < 0) return -1;
+        } else if (!strcmp(ts, "json_schema")) {
+            json_t *js = json_object_get(rf, "json_schema");
+            if (!json_is_object(js)) {
+                snprintf(err, es, "response_format.json_schema: expected an object with \"name\" and \"schema\"");
+                return -1;
+            }
+            json_t *sc = json_object_get(js, "schema");
+            if (sc && !json_is_object(sc) && !json_is_boolean(sc)) {
+                snprintf(err, es, "response_format.json_schema.schema: expected a JSON schema object");
+                return -1;
+            }
+            if (srv_parse_format(sc, "response_format", o, err, es) < 0) return -1;
+        } else if (strcmp(ts, "text") != 0) {
+            snprintf(err, es, "response_format: type must be \"text\", \"json_object\" or \"json_schema\"");
             return -1;
         }
     }
@@ -281,12 +300,12 @@ int srv_oai_chat(srv_call *c)
         return srv_model_error(c, http, err);
     }
     char *text = NULL;
-    if (m->chat == LAMINA_CHAT_UNKNOWN) {
+    if (!lamina_chat_available(m->chat)) {
         snprintf(err, sizeof err, "model '%s' has no chat template lamina knows; use /v1/completions", m->name);
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }
-    if (lamina_chat_render(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+    if (lamina_chat_apply(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }

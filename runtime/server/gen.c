@@ -47,6 +47,22 @@ void srv_gen_opts_clear(srv_gen_opts *o)
 {
     for (int i = 0; i < o->n_stop; i++) free(o->stop[i]);
     o->n_stop = 0;
+    lamina_grammar_unref(o->grammar);
+    o->grammar = NULL;
+}
+
+int srv_parse_format(json_t *schema, const char *what, srv_gen_opts *o, char *err, size_t err_size)
+{
+    char e[400];
+    lamina_grammar *g = NULL;
+    int rc = lamina_grammar_compile(schema, &g, e, sizeof e);
+    if (rc < 0) {
+        snprintf(err, err_size, "%s schema: %s", what, e);
+        return -1;
+    }
+    lamina_grammar_unref(o->grammar);
+    o->grammar = g;
+    return 0;
 }
 
 static int grow(char **p, size_t *cap, size_t need)
@@ -175,6 +191,7 @@ int srv_gen_start(srv *s, srv_model *m, const lamina_token *ctx_toks, size_t n_c
     rq.n_ctx = o->num_ctx;
     for (int i = 0; i < o->n_stop; i++) rq.stop[i] = o->stop[i];
     rq.n_stop = o->n_stop;
+    rq.grammar = o->grammar;
     rq.deadline = s->set.request_timeout > 0 ? t_recv + s->set.request_timeout : 0;
     rq.text = on_text;
     rq.token = on_token;

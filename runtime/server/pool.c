@@ -472,6 +472,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* the chat's one-line reasons (a template not used, a fallback), in the log */
+static void chat_log(void *ctx, int level, const char *msg)
+{
+    srv_model *m = ctx;
+    (void)level;
+    m->owner->log(m->owner, "%s: %s", m->name, msg);
+}
+
 static void model_free(srv *s, srv_model *m)
 {
     if (!m) return;
@@ -485,6 +493,7 @@ static void model_free(srv *s, srv_model *m)
     m->b = NULL;
     lamina_engine_free(m->eng);
     for (int i = 0; i < m->n_bes; i++) lamina_be_close(m->bes[i]);
+    lamina_chat_close(m->chat);
     lamina_tokenizer_free(m->tok);
     lamina_model_free(m->model);
     (void)s;
@@ -552,7 +561,9 @@ static int model_load(srv *s, srv_model *m, lamina_model *model, char *err, size
     lamina_batcher_params bp = { .n_chunk = s->set.prompt_chunk, .max_queue = s->set.queue };
     if ((rc = lamina_batcher_create(m->eng, m->tok, &bp, &m->b, err, err_size)) < 0) return rc;
     m->has_template = lamina_tokenizer_chat_template(m->tok) != NULL;
-    m->chat = lamina_chat_format_for(m->tok);
+    m->owner = s;
+    lamina_logger lg = { chat_log, m };
+    if ((rc = lamina_chat_open(m->tok, &lg, &m->chat, err, err_size)) < 0) return rc;
     /* memory actually used */
     const lamina_plan_part *parts;
     int np = lamina_engine_plan(m->eng, &parts);

@@ -31,6 +31,7 @@
 #include "batcher.h"
 #include "chat.h"
 #include "engine.h"
+#include "grammar.h"
 #include "model.h"
 #include "tokenizer.h"
 
@@ -111,7 +112,8 @@ struct srv_model {
     lamina_engine    *eng;
     lamina_batcher   *b;
     char     arch[32], quant[16], params[24], digest[80];   /* of the file */
-    enum lamina_chat_format chat;
+    lamina_chat *chat;            /* the model's template or a built-in format */
+    srv     *owner;               /* whose log the chat's warnings go to */
     int      has_template;        /* the file carries tokenizer.chat_template */
     pthread_t thread;
     int      thread_started;
@@ -159,10 +161,15 @@ typedef struct srv_gen_opts {
     char    *stop[LAMINA_MAX_STOP];  /* owned (free with srv_gen_opts_clear) */
     int      n_stop;
     double   keep_alive;
+    lamina_grammar *grammar;      /* structured output (owned reference), or NULL */
 } srv_gen_opts;
 
 void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s);
 void srv_gen_opts_clear(srv_gen_opts *o);
+/* Structured output: schema NULL means any JSON value.  what names the
+ * field in messages ("format", "response_format"); the message names an
+ * unsupported keyword and its JSON path. */
+int  srv_parse_format(json_t *schema, const char *what, srv_gen_opts *o, char *err, size_t err_size);
 
 struct srv_req {
     pthread_mutex_t mu;

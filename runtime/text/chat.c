@@ -1,13 +1,16 @@
-/* chat.c - chat templates (see chat.h for what each format renders). */
+/* chat.c - chat prompts: a model's own template through the Jinja
+ * interpreter, or a built-in format (see chat.h for what each renders). */
 #include "config.h"
 
 #include "chat.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jinja.h"
 #include "lamina/plugin.h"
 
 static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
@@ -30,6 +33,8 @@ const char *lamina_chat_format_name(enum lamina_chat_format f)
     case LAMINA_CHAT_GEMMA: return "gemma";
     case LAMINA_CHAT_LLAMA3: return "llama3";
     case LAMINA_CHAT_CHATML: return "chatml";
+    case LAMINA_CHAT_MISTRAL: return "mistral";
+    case LAMINA_CHAT_PHI3: return "phi3";
     default: return "unknown";
     }
 }
@@ -38,7 +43,7 @@ enum lamina_chat_format lamina_chat_format_from_name(const char *name)
 {
     if (name == NULL)
         return LAMINA_CHAT_UNKNOWN;
-    for (int f = LAMINA_CHAT_GEMMA; f <= LAMINA_CHAT_CHATML; f++)
+    for (int f = LAMINA_CHAT_GEMMA; f <= LAMINA_CHAT_PHI3; f++)
         if (!strcmp(name, lamina_chat_format_name((enum lamina_chat_format)f)))
             return (enum lamina_chat_format)f;
     return LAMINA_CHAT_UNKNOWN;
@@ -54,6 +59,10 @@ enum lamina_chat_format lamina_chat_format_detect(const char *template_text, con
             return LAMINA_CHAT_LLAMA3;
         if (strstr(template_text, "<|im_start|>"))
             return LAMINA_CHAT_CHATML;
+        if (strstr(template_text, "<|user|>") && strstr(template_text, "<|end|>"))
+            return LAMINA_CHAT_PHI3;
+        if (strstr(template_text, "[INST]"))
+            return LAMINA_CHAT_MISTRAL;
     }
     /* Step 2: the architecture. */
     if (arch != NULL) {
@@ -63,6 +72,8 @@ enum lamina_chat_format lamina_chat_format_detect(const char *template_text, con
             return LAMINA_CHAT_LLAMA3;
         if (!strncmp(arch, "qwen2", 5) || !strncmp(arch, "qwen3", 5))
             return LAMINA_CHAT_CHATML;
+        if (!strcmp(arch, "phi3"))
+            return LAMINA_CHAT_PHI3;
     }
     return LAMINA_CHAT_UNKNOWN;
 }
@@ -81,6 +92,8 @@ enum lamina_chat_format lamina_chat_format_for(const lamina_tokenizer *t)
         {"<start_of_turn>", LAMINA_CHAT_GEMMA},
         {"<|start_header_id|>", LAMINA_CHAT_LLAMA3},
         {"<|im_start|>", LAMINA_CHAT_CHATML},
+        {"[INST]", LAMINA_CHAT_MISTRAL},
+        {"<|user|>", LAMINA_CHAT_PHI3},
     };
     for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
         if (lamina_tokenizer_find(t, marks[i].marker, strlen(marks[i].marker)) != LAMINA_TOKEN_NONE)
@@ -193,6 +206,65 @@ static void render_chatml(struct sbuf *b, const lamina_chat_msg *m, size_t n, in
         sb_str(b, "<|im_start|>assistant\n");
 }
 
+/* After an optional leading system message: user, assistant, user, ...
+ * (formats that have no system turn put the system text into the first
+ * user message). */
+static int check_alternating(const lamina_chat_msg *m, size_t n, const char *fmt, char *err,
+                             size_t err_size)
+{
+    size_t first = (n > 0 && !strcmp(m[0].role, "system")) ? 1 : 0;
+    for (size_t i = first; i < n; i++) {
+        int is_user = !strcmp(m[i].role, "user");
+        int want_user = (i - first) % 2 == 0;
+        if (is_user != want_user || (!want_user && strcmp(m[i].role, "assistant") != 0))
+            return fail(err, err_size, LAMINA_EINVAL,
+                        "chat: %s needs roles alternating user/assistant; message %zu is '%s'",
+                        fmt, i, m[i].role);
+    }
+    return 0;
+}
+
+static void render_mistral(struct sbuf *b, const lamina_chat_msg *m, size_t n)
+{
+    const char *prefix = NULL;
+    size_t first = 0;
+    if (n > 0 && !strcmp(m[0].role, "system")) {
+        prefix = m[0].content;
+        first = 1;
+    }
+    for (size_t i = first; i < n; i++) {
+        if (!strcmp(m[i].role, "user")) {
+            sb_str(b, "[INST] ");
+            if (i == first && prefix != NULL) {
+                sb_str(b, prefix);
+                sb_str(b, "\n\n");
+            }
+            sb_str(b, m[i].content);
+            sb_str(b, " [/INST]");
+        } else {
+            sb_str(b, m[i].content);
+            sb_str(b, "</s>");
+        }
+    }
+}
+
+static void render_phi3(struct sbuf *b, const lamina_chat_msg *m, size_t n, int gen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *r = m[i].role;
+        if ((!strcmp(r, "system") && m[i].content[0]) || !strcmp(r, "user") ||
+            !strcmp(r, "assistant")) {
+            sb_str(b, "<|");
+            sb_str(b, r);
+            sb_str(b, "|>\n");
+            sb_str(b, m[i].content);
+            sb_str(b, "<|end|>\n");
+        }
+    }
+    if (gen)
+        sb_str(b, "<|assistant|>\n");
+}
+
 int lamina_chat_render(enum lamina_chat_format f, const lamina_chat_msg *msgs, size_t n,
                        int add_generation_prompt, char **out, size_t *out_len,
                        char *err, size_t err_size)
@@ -202,31 +274,23 @@ int lamina_chat_render(enum lamina_chat_format f, const lamina_chat_msg *msgs, s
     if (out == NULL || (msgs == NULL && n > 0))
         return fail(err, err_size, LAMINA_EINVAL, "chat: NULL argument");
     *out = NULL;
-    if (f != LAMINA_CHAT_GEMMA && f != LAMINA_CHAT_LLAMA3 && f != LAMINA_CHAT_CHATML)
+    if (f < LAMINA_CHAT_GEMMA || f > LAMINA_CHAT_PHI3)
         return fail(err, err_size, LAMINA_EINVAL, "chat: unknown chat format %d", (int)f);
     /* Step 1: validate the messages. */
     for (size_t i = 0; i < n; i++) {
         if (msgs[i].role == NULL || msgs[i].role[0] == 0 || msgs[i].content == NULL)
             return fail(err, err_size, LAMINA_EINVAL, "chat: message %zu has no role or content", i);
     }
-    if (f == LAMINA_CHAT_GEMMA) {
-        /* After an optional leading system message: user, assistant, user, ... */
-        size_t first = (n > 0 && !strcmp(msgs[0].role, "system")) ? 1 : 0;
-        for (size_t i = first; i < n; i++) {
-            int is_user = !strcmp(msgs[i].role, "user");
-            int want_user = (i - first) % 2 == 0;
-            if (is_user != want_user ||
-                (!want_user && strcmp(msgs[i].role, "assistant") != 0))
-                return fail(err, err_size, LAMINA_EINVAL,
-                            "chat: gemma needs roles alternating user/assistant; message %zu is '%s'",
-                            i, msgs[i].role);
-        }
-    }
+    if ((f == LAMINA_CHAT_GEMMA || f == LAMINA_CHAT_MISTRAL) &&
+        check_alternating(msgs, n, lamina_chat_format_name(f), err, err_size) < 0)
+        return LAMINA_EINVAL;
     /* Step 2: render. */
     sb_add(&b, "", 0);
     switch (f) {
     case LAMINA_CHAT_GEMMA: render_gemma(&b, msgs, n, add_generation_prompt); break;
     case LAMINA_CHAT_LLAMA3: render_llama3(&b, msgs, n, add_generation_prompt); break;
+    case LAMINA_CHAT_MISTRAL: render_mistral(&b, msgs, n); break;
+    case LAMINA_CHAT_PHI3: render_phi3(&b, msgs, n, add_generation_prompt); break;
     default: render_chatml(&b, msgs, n, add_generation_prompt); break;
     }
     if (b.oom) {
@@ -236,5 +300,220 @@ int lamina_chat_render(enum lamina_chat_format f, const lamina_chat_msg *msgs, s
     *out = b.p;
     if (out_len)
         *out_len = b.n;
+    return 0;
+}
+
+/* ---- a model's chat --------------------------------------------------------- */
+
+struct lamina_chat {
+    lamina_jinja *tmpl;     /* NULL: no template, or refused */
+    char *bos, *eos;
+    int cut_bos;
+    enum lamina_chat_format fallback;
+    lamina_logger lg;
+};
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p != NULL) {
+        if (n)
+            memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+int lamina_chat_open_with(const char *template_text, const char *bos, const char *eos,
+                          int cut_bos, enum lamina_chat_format fallback,
+                          const lamina_logger *lg, lamina_chat **out, char *err, size_t err_size)
+{
+    if (out == NULL)
+        return fail(err, err_size, LAMINA_EINVAL, "chat: NULL argument");
+    *out = NULL;
+    lamina_chat *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return fail(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
+    c->bos = dup_n(bos ? bos : "", bos ? strlen(bos) : 0);
+    c->eos = dup_n(eos ? eos : "", eos ? strlen(eos) : 0);
+    if (c->bos == NULL || c->eos == NULL) {
+        lamina_chat_close(c);
+        return fail(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
+    }
+    c->cut_bos = cut_bos;
+    c->fallback = fallback;
+    if (lg != NULL)
+        c->lg = *lg;
+    if (template_text != NULL) {
+        char why[512];
+        int rc = lamina_jinja_parse(template_text, strlen(template_text), &c->tmpl, why,
+                                    sizeof why);
+        if (rc == LAMINA_ENOMEM) {
+            lamina_chat_close(c);
+            return fail(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
+        }
+        if (rc < 0) {
+            if (fallback != LAMINA_CHAT_UNKNOWN)
+                lamina_log(&c->lg, LAMINA_LOG_WARN,
+                           "chat template not used (%s); using the built-in %s format", why,
+                           lamina_chat_format_name(fallback));
+            else
+                lamina_log(&c->lg, LAMINA_LOG_WARN,
+                           "chat template not used (%s) and no built-in format suits the model",
+                           why);
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+int lamina_chat_open(const lamina_tokenizer *t, const lamina_logger *lg, lamina_chat **out,
+                     char *err, size_t err_size)
+{
+    if (t == NULL || out == NULL)
+        return fail(err, err_size, LAMINA_EINVAL, "chat: NULL argument");
+    char *bos = NULL, *eos = NULL;
+    lamina_token ids[2] = {lamina_tokenizer_bos(t), lamina_tokenizer_eos(t)};
+    char **texts[2] = {&bos, &eos};
+    for (int i = 0; i < 2; i++) {
+        size_t len = 0;
+        const char *s = ids[i] != LAMINA_TOKEN_NONE ? lamina_tokenizer_token_text(t, ids[i], &len)
+                                                    : NULL;
+        *texts[i] = dup_n(s ? s : "", s ? len : 0);
+    }
+    int rc;
+    if (bos == NULL || eos == NULL)
+        rc = fail(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
+    else
+        rc = lamina_chat_open_with(lamina_tokenizer_chat_template(t), bos, eos,
+                                   lamina_tokenizer_add_bos(t), lamina_chat_format_for(t), lg, out,
+                                   err, err_size);
+    free(bos);
+    free(eos);
+    return rc;
+}
+
+void lamina_chat_close(lamina_chat *c)
+{
+    if (c == NULL)
+        return;
+    lamina_jinja_free(c->tmpl);
+    free(c->bos);
+    free(c->eos);
+    free(c);
+}
+
+int lamina_chat_available(const lamina_chat *c)
+{
+    return c != NULL && (c->tmpl != NULL || c->fallback != LAMINA_CHAT_UNKNOWN);
+}
+
+int lamina_chat_uses_template(const lamina_chat *c)
+{
+    return c != NULL && c->tmpl != NULL;
+}
+
+enum lamina_chat_format lamina_chat_fallback(const lamina_chat *c)
+{
+    return c ? c->fallback : LAMINA_CHAT_UNKNOWN;
+}
+
+const char *lamina_chat_describe(const lamina_chat *c)
+{
+    if (c != NULL && c->tmpl != NULL)
+        return "model's own";
+    return lamina_chat_format_name(lamina_chat_fallback(c));
+}
+
+/* the context of transformers' apply_chat_template as JSON */
+static char *context_json(const lamina_chat *c, const lamina_chat_msg *msgs, size_t n, int gen,
+                          size_t *len)
+{
+    char *p = NULL;
+    size_t l = 0, cap = 0;
+    int bad = 0;
+    struct sbuf b = {0};
+    sb_str(&b, "{\"messages\": [");
+    for (size_t i = 0; i < n && !bad; i++) {
+        l = 0;
+        sb_str(&b, i ? ", {\"role\": " : "{\"role\": ");
+        bad |= lamina_jinja_json_str(&p, &l, &cap, msgs[i].role, strlen(msgs[i].role)) < 0;
+        sb_add(&b, p ? p : "", l);
+        l = 0;
+        sb_str(&b, ", \"content\": ");
+        bad |= lamina_jinja_json_str(&p, &l, &cap, msgs[i].content, strlen(msgs[i].content)) < 0;
+        sb_add(&b, p ? p : "", l);
+        sb_str(&b, "}");
+    }
+    sb_str(&b, "], \"add_generation_prompt\": ");
+    sb_str(&b, gen ? "true" : "false");
+    sb_str(&b, ", \"tools\": null, \"bos_token\": ");
+    l = 0;
+    bad |= lamina_jinja_json_str(&p, &l, &cap, c->bos, strlen(c->bos)) < 0;
+    sb_add(&b, p ? p : "", l);
+    sb_str(&b, ", \"eos_token\": ");
+    l = 0;
+    bad |= lamina_jinja_json_str(&p, &l, &cap, c->eos, strlen(c->eos)) < 0;
+    sb_add(&b, p ? p : "", l);
+    sb_str(&b, "}");
+    free(p);
+    if (bad || b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.n;
+    return b.p;
+}
+
+int lamina_chat_apply(const lamina_chat *c, const lamina_chat_msg *msgs, size_t n,
+                      int add_generation_prompt, char **out, size_t *out_len,
+                      char *err, size_t err_size)
+{
+    if (out == NULL || (msgs == NULL && n > 0))
+        return fail(err, err_size, LAMINA_EINVAL, "chat: NULL argument");
+    *out = NULL;
+    if (!lamina_chat_available(c))
+        return fail(err, err_size, LAMINA_EINVAL, "chat: the model has no chat template lamina can use");
+    if (c->tmpl == NULL)
+        return lamina_chat_render(c->fallback, msgs, n, add_generation_prompt, out, out_len, err,
+                                  err_size);
+    /* Step 1: validate the messages and build the template's context. */
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].role == NULL || msgs[i].role[0] == 0 || msgs[i].content == NULL)
+            return fail(err, err_size, LAMINA_EINVAL, "chat: message %zu has no role or content", i);
+    }
+    size_t cl = 0;
+    char *ctx = context_json(c, msgs, n, add_generation_prompt, &cl);
+    if (ctx == NULL)
+        return fail(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
+    /* Step 2: render with the template. */
+    char why[512] = "";
+    char *text = NULL;
+    size_t tl = 0;
+    int rc = lamina_jinja_render(c->tmpl, ctx, cl, NULL, NULL, &text, &tl, why, sizeof why);
+    free(ctx);
+    if (rc == LAMINA_ENOMEM)
+        return fail(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
+    if (rc < 0) {
+        /* Step 3: the template refused the conversation; a built-in format may not */
+        if (c->fallback != LAMINA_CHAT_UNKNOWN &&
+            lamina_chat_render(c->fallback, msgs, n, add_generation_prompt, out, out_len, NULL,
+                               0) == 0) {
+            lamina_log(&c->lg, LAMINA_LOG_WARN,
+                       "chat template failed (%s); used the built-in %s format", why,
+                       lamina_chat_format_name(c->fallback));
+            return 0;
+        }
+        return fail(err, err_size, rc, "chat template: %s", why);
+    }
+    /* Step 4: the tokenizer adds BOS itself */
+    size_t bl = strlen(c->bos);
+    if (c->cut_bos && bl > 0 && tl >= bl && !memcmp(text, c->bos, bl)) {
+        memmove(text, text + bl, tl - bl + 1);
+        tl -= bl;
+    }
+    *out = text;
+    if (out_len)
+        *out_len = tl;
     return 0;
 }

@@ -1,0 +1,92 @@
+/*
+ * grammar.h - structured output: a JSON schema (or "any JSON value")
+ * compiled into a byte-level pushdown constraint that says, for the text
+ * generated so far, which tokens may come next and whether the output may
+ * end.
+ *
+ *   lamina_grammar  the compiled schema: immutable, reference counted,
+ *                   shared by every sequence that uses it.
+ *   lamina_gvocab   each token's bytes (lamina_tokenizer_piece), sorted
+ *                   into a trie order once per tokenizer.
+ *   lamina_gmatch   one sequence's state: a small set of parse stacks
+ *                   (one per live anyOf/oneOf alternative).
+ *
+ * Output rules (documented in lamina-serve(1)):
+ *   - properties come in schema order; required ones must appear, optional
+ *     ones may be skipped; additional properties (when allowed) come after
+ *     the declared ones and never repeat a declared name;
+ *   - whitespace (as llama.cpp's JSON grammar): one space, or a newline and
+ *     at most 20 spaces or tabs, before a value, a key, ':', ',' or a
+ *     closing bracket; none after the value ends;
+ *   - numbers: at most 16 integer digits, 16 fraction digits, 2 exponent
+ *     digits; strings: valid UTF-8, no control characters, no \u escapes
+ *     of surrogates; maxLength bounds characters (an escape is one);
+ *   - nesting is at most LAMINA_GRAMMAR_MAX_DEPTH containers and scalars
+ *     deep; a schema whose smallest instance is deeper is refused.
+ * Every state the matcher can reach can still be completed, so a model
+ * sampling only allowed tokens always ends with a complete value (unless
+ * a token limit cuts it off).  When the value is complete and cannot go on,
+ * only end-of-generation tokens are allowed (lamina_gmatch_done).
+ *
+ * Supported keywords: type (incl. lists), properties, required,
+ * additionalProperties, items (schema, false, or an array as tuple),
+ * prefixItems, enum, const, anyOf, oneOf (as anyOf), allOf with one
+ * subschema, nullable, $ref (#, #/$defs/..., #/definitions/...),
+ * minItems, maxItems, minLength, maxLength, format (accepted, any string);
+ * description, title, default, examples, $schema, $id, $comment,
+ * deprecated, readOnly, writeOnly, discriminator, $defs and definitions
+ * are ignored.  Anything else is refused with its keyword and JSON path.
+ * Internal to liblamina.
+ */
+#ifndef LAMINA_GRAMMAR_H
+#define LAMINA_GRAMMAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "tokenizer.h"
+
+#define LAMINA_GRAMMAR_MAX_DEPTH 32
+
+typedef struct lamina_grammar lamina_grammar;
+typedef struct lamina_gvocab lamina_gvocab;
+typedef struct lamina_gmatch lamina_gmatch;
+
+/* Compile a schema; schema NULL: any JSON value.  *out has one reference.
+ * LAMINA_EINVAL with a message such as "keyword 'patternProperties' at
+ * $.properties.x is not supported"; LAMINA_ENOMEM. */
+int  lamina_grammar_compile(json_t *schema, lamina_grammar **out, char *err, size_t err_size);
+/* Same from JSON text. */
+int  lamina_grammar_compile_text(const char *text, size_t len, lamina_grammar **out,
+                                 char *err, size_t err_size);
+lamina_grammar *lamina_grammar_ref(lamina_grammar *g);
+void lamina_grammar_unref(lamina_grammar *g);   /* NULL is a no-op */
+
+/* Token bytes of a tokenizer, for n_vocab logits (ids at or above the
+ * tokenizer's vocabulary are never allowed).  LAMINA_ENOMEM. */
+int  lamina_gvocab_create(const lamina_tokenizer *tok, int32_t n_vocab, lamina_gvocab **out,
+                          char *err, size_t err_size);
+void lamina_gvocab_free(lamina_gvocab *v);
+
+/* A matcher at the start of the output.  v may be NULL (byte feeding
+ * only: lamina_gmatch_feed).  The grammar and vocabulary must outlive it. */
+int  lamina_gmatch_create(const lamina_grammar *g, const lamina_gvocab *v, lamina_gmatch **out,
+                          char *err, size_t err_size);
+void lamina_gmatch_free(lamina_gmatch *m);
+
+/* Set logits[i] = -inf for every token i that may not come next. */
+void lamina_gmatch_mask(lamina_gmatch *m, float *logits);
+/* Advance by a token (its piece).  LAMINA_EINVAL when not allowed (the
+ * state is then unchanged). */
+int  lamina_gmatch_accept(lamina_gmatch *m, lamina_token t);
+/* Advance by bytes.  Returns 0, or LAMINA_EINVAL when they do not keep the
+ * output a valid prefix (the state is then unchanged). */
+int  lamina_gmatch_feed(lamina_gmatch *m, const char *bytes, size_t n);
+/* The output may end here (the value is complete). */
+int  lamina_gmatch_can_end(const lamina_gmatch *m);
+/* The output must end here (complete, and no byte may follow). */
+int  lamina_gmatch_done(const lamina_gmatch *m);
+
+#endif
