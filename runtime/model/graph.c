@@ -293,6 +293,18 @@ int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const l
     return mul_mat(nl, a->cur, wten(g, w->ffn_down), a->gate);
 }
 
+int lamina_g_self_attention(node_list *nl, const graph_ctx *g, const layer_acts *a,
+                            const lamina_layer_weights *w, int il)
+{
+    int rc;
+    if ((rc = lamina_g_norm(nl, g, a->cur, a->x, w->attn_norm)) < 0) return rc;
+    if ((rc = lamina_g_qkv(nl, g, a, w)) < 0) return rc;
+    if ((rc = lamina_g_qk_norm(nl, g, a, w)) < 0) return rc;
+    if ((rc = lamina_g_rope(nl, g, a, il)) < 0) return rc;
+    if ((rc = lamina_g_attention(nl, g, a, il)) < 0) return rc;
+    return lamina_g_attn_out(nl, g, a, w);
+}
+
 int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
 {
     const lamina_hparams *hp = &g->m->hp;

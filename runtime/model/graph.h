@@ -38,6 +38,10 @@ int lamina_g_rope(node_list *nl, const graph_ctx *g, const layer_acts *a, int il
 int lamina_g_attention(node_list *nl, const graph_ctx *g, const layer_acts *a, int il);
 /* cur = Wo att (+ bo) */
 int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+/* The steps above in order: cur = Wo attn(rope(n_q(q)), rope(n_k(k)), v)
+ * with q, k, v = W n(x) (+ b); n_q, n_k where the layer has them */
+int lamina_g_self_attention(node_list *nl, const graph_ctx *g, const layer_acts *a,
+                            const lamina_layer_weights *w, int il);
 /* cur = sum over the k experts the router picks for each token (weights:
  * softmax over the picked) of Wdown_e (act(Wgate_e cur) * Wup_e cur) */
 int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);

@@ -21,12 +21,7 @@ int lamina_build_gemma_layer(node_list *nl, const graph_ctx *g, int il)
     lamina_layer_acts(&a, g);
 
     /* 1. attention, normed after the projection: cur = n_post(Wo attn(n(x))) */
-    if ((rc = lamina_g_norm(nl, g, a.cur, a.x, w->attn_norm)) < 0) return rc;
-    if ((rc = lamina_g_qkv(nl, g, &a, w)) < 0) return rc;
-    if ((rc = lamina_g_qk_norm(nl, g, &a, w)) < 0) return rc;
-    if ((rc = lamina_g_rope(nl, g, &a, il)) < 0) return rc;
-    if ((rc = lamina_g_attention(nl, g, &a, il)) < 0) return rc;
-    if ((rc = lamina_g_attn_out(nl, g, &a, w)) < 0) return rc;
+    if ((rc = lamina_g_self_attention(nl, g, &a, w, il)) < 0) return rc;
     if ((rc = lamina_g_norm(nl, g, a.cur, a.cur, w->post_attn_norm)) < 0) return rc;
     /* 2. x += cur */
     if ((rc = lamina_g_add(nl, a.x, a.cur)) < 0) return rc;

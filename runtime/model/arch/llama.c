@@ -22,12 +22,7 @@ int lamina_build_llama_layer(node_list *nl, const graph_ctx *g, int il)
     lamina_layer_acts(&a, g);
 
     /* 1. attention: cur = n(x); q, k, v; [QK norm]; rope; attend; project */
-    if ((rc = lamina_g_norm(nl, g, a.cur, a.x, w->attn_norm)) < 0) return rc;
-    if ((rc = lamina_g_qkv(nl, g, &a, w)) < 0) return rc;
-    if ((rc = lamina_g_qk_norm(nl, g, &a, w)) < 0) return rc;
-    if ((rc = lamina_g_rope(nl, g, &a, il)) < 0) return rc;
-    if ((rc = lamina_g_attention(nl, g, &a, il)) < 0) return rc;
-    if ((rc = lamina_g_attn_out(nl, g, &a, w)) < 0) return rc;
+    if ((rc = lamina_g_self_attention(nl, g, &a, w, il)) < 0) return rc;
     /* 2. x += cur */
     if ((rc = lamina_g_add(nl, a.x, a.cur)) < 0) return rc;
     /* 3. feed-forward: cur = ffn(n(x)); x += cur */
@@ -45,12 +40,7 @@ int lamina_build_llama_moe_layer(node_list *nl, const graph_ctx *g, int il)
     int rc;
     lamina_layer_acts(&a, g);
 
-    if ((rc = lamina_g_norm(nl, g, a.cur, a.x, w->attn_norm)) < 0) return rc;
-    if ((rc = lamina_g_qkv(nl, g, &a, w)) < 0) return rc;
-    if ((rc = lamina_g_qk_norm(nl, g, &a, w)) < 0) return rc;
-    if ((rc = lamina_g_rope(nl, g, &a, il)) < 0) return rc;
-    if ((rc = lamina_g_attention(nl, g, &a, il)) < 0) return rc;
-    if ((rc = lamina_g_attn_out(nl, g, &a, w)) < 0) return rc;
+    if ((rc = lamina_g_self_attention(nl, g, &a, w, il)) < 0) return rc;
     if ((rc = lamina_g_add(nl, a.x, a.cur)) < 0) return rc;
     if ((rc = lamina_g_norm(nl, g, a.cur, a.x, w->ffn_norm)) < 0) return rc;
     if ((rc = lamina_g_moe_ffn(nl, g, &a, w)) < 0) return rc;
