@@ -85,10 +85,7 @@ static void use_remove(lamina_engine *e, int i)
 /* Index of a model tensor in the file's tensor table. */
 static int64_t tensor_index(const lamina_model *m, const lamina_gguf_tensor *t)
 {
-    int64_t n = lamina_gguf_n_tensors(m->gguf);
-    for (int64_t i = 0; i < n; i++)
-        if (lamina_gguf_tensor_at(m->gguf, i) == t) return i;
-    return -1;
+    return lamina_gguf_tensor_index(m->gguf, t);
 }
 
 static weight_ref part_weight(void *ctx, const lamina_gguf_tensor *t)

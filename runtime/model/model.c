@@ -193,8 +193,7 @@ static int bind(loader *L, const lamina_gguf_tensor **out, const char *name,
                  L->path, name, tr->name);
         return LAMINA_ENOTSUP;
     }
-    for (int64_t i = 0; i < lamina_gguf_n_tensors(L->m->gguf); i++)
-        if (lamina_gguf_tensor_at(L->m->gguf, i) == t) L->bound[i] = 1;
+    L->bound[lamina_gguf_tensor_index(L->m->gguf, t)] = 1;       /* found in this file */
     *out = t;
     return 0;
 }

@@ -882,6 +882,16 @@ const lamina_gguf_tensor *lamina_gguf_tensor_at(const lamina_gguf *g, int64_t i)
     return (i >= 0 && i < g->n_tensors) ? &g->tensors[i] : NULL;
 }
 
+int64_t lamina_gguf_tensor_index(const lamina_gguf *g, const lamina_gguf_tensor *t)
+{
+    if (!g || !t || g->n_tensors <= 0) return -1;
+    /* compared as addresses: t need not point into this table */
+    const uintptr_t a = (uintptr_t)t, lo = (uintptr_t)g->tensors;
+    if (a < lo || a >= lo + (uintptr_t)g->n_tensors * sizeof *g->tensors) return -1;
+    if ((a - lo) % sizeof *g->tensors) return -1;
+    return (int64_t)((a - lo) / sizeof *g->tensors);
+}
+
 const lamina_gguf_tensor *lamina_gguf_tensor_find(const lamina_gguf *g, const char *name)
 {
     if (!g || !name) return NULL;

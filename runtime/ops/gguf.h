@@ -120,6 +120,9 @@ double  lamina_gguf_arr_f64(uint32_t elem_type, const void *data, uint64_t i);
 /* ---- tensors ---- */
 int64_t lamina_gguf_n_tensors(const lamina_gguf *g);
 const lamina_gguf_tensor *lamina_gguf_tensor_at(const lamina_gguf *g, int64_t i); /* NULL out of range; file order */
+/* The index of t in g's table (lamina_gguf_tensor_at(g, i) == t), or -1
+ * when t is not one of g's tensors.  O(1). */
+int64_t lamina_gguf_tensor_index(const lamina_gguf *g, const lamina_gguf_tensor *t);
 const lamina_gguf_tensor *lamina_gguf_tensor_find(const lamina_gguf *g, const char *name); /* NULL absent */
 
 #endif
