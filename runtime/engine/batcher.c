@@ -42,6 +42,7 @@ typedef struct breq {
     double   deadline, t_submit;
     int32_t  embed;             /* 0 or LAMINA_POOL_LAST / MEAN */
     lamina_grammar *grammar;    /* structured output, or NULL */
+    int      render_special;    /* control tokens in the text */
     lamina_batcher_text_fn text;
     lamina_batcher_token_fn token;
     lamina_batcher_done_fn done;
@@ -350,6 +351,7 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
     r->deadline = rq->deadline;
     r->embed = rq->embed;
     r->grammar = lamina_grammar_ref(rq->grammar);
+    r->render_special = rq->render_special;
     r->t_submit = lamina_batcher_now();
     r->text = rq->text;
     r->token = rq->token;
@@ -555,7 +557,7 @@ static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     s->toks[s->n_toks++] = t;                   /* room: reserved n_kv + 1 */
     s->n_gen++;
     size_t plen;
-    const char *piece = lamina_tokenizer_piece(b->tok, t, 0, &plen);
+    const char *piece = lamina_tokenizer_piece(b->tok, t, r->render_special, &plen);
     char buf[520];
     while (plen > 0) {                          /* the piece through the UTF-8 holder and the stop holder */
         size_t take = plen < sizeof buf - 8 ? plen : sizeof buf - 8;

@@ -115,6 +115,10 @@ typedef struct lamina_batcher_request {
                                        request ends (LAMINA_STOP_EOG) when
                                        the value is complete; referenced
                                        for the request's life */
+    int      render_special;        /* control tokens (not end-of-generation
+                                       ones) are given as their text, for
+                                       tool-call markers such as
+                                       [TOOL_CALLS]; else as "" */
     lamina_batcher_text_fn  text;   /* may be NULL */
     lamina_batcher_token_fn token;  /* may be NULL */
     lamina_batcher_done_fn  done;   /* may be NULL */

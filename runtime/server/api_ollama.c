@@ -7,10 +7,13 @@
  * the model for this request), prompt_eval_duration (from getting a
  * sequence slot to the first token), eval_duration (first token to the
  * last); prompt_eval_count is the prompt's tokens, eval_count the tokens
- * generated.  Fields Ollama accepts that lamina cannot honour (format,
- * images, template, suffix, think) are refused with 400 instead of being
- * ignored; options lamina has no use for (num_gpu, num_thread, ...) are
- * ignored as Ollama ignores unknown ones.
+ * generated.  Fields Ollama accepts that lamina cannot honour (images,
+ * template, suffix) are refused with 400 instead of being ignored; options
+ * lamina has no use for (num_gpu, num_thread, ...) are ignored as Ollama
+ * ignores unknown ones.  Chat takes tools (message.tool_calls in the
+ * reply, "tool" messages with tool_name back) and think (message.thinking;
+ * true, false, or a level "low", "medium", "high" given to the template as
+ * reasoning_effort), through api_chat.c.
  */
 #include "config.h"
 
@@ -157,8 +160,29 @@ int srv_parse_options(json_t *opts, srv_gen_opts *o, char *err, size_t es)
     return parse_options(opts, o, err, es);
 }
 
+/* "think": true, false or a level; level gets the level's name. */
+static int parse_think(json_t *b, srv_chat *ch, char *err, size_t es)
+{
+    json_t *th = json_object_get(b, "think");
+    if (!th || json_is_null(th)) return 0;
+    if (json_is_boolean(th)) {
+        ch->think = json_is_true(th);
+        return 0;
+    }
+    const char *lv = json_is_string(th) ? json_string_value(th) : "";
+    if (strcmp(lv, "low") && strcmp(lv, "medium") && strcmp(lv, "high")) {
+        snprintf(err, es, "think: expected true, false, \"low\", \"medium\" or \"high\"");
+        return -1;
+    }
+    ch->think = 1;
+    if (!ch->kwargs) ch->kwargs = json_object();
+    json_object_set_new(ch->kwargs, "reasoning_effort", json_string(lv));
+    return 0;
+}
+
 /* Top-level fields both endpoints share; refuses what cannot be done. */
-static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_opts *o, char *err, size_t es)
+static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_opts *o, srv_chat *ch,
+                        char *err, size_t es)
 {
     json_t *b = c->body;
     if (model_field(c, model, err, es) < 0) return -1;
@@ -179,15 +203,7 @@ static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_op
     const char *t = NULL;
     if (srv_json_str(b, "template", &t, err, es) < 0) return -1;
     if (t && *t) { snprintf(err, es, "template: custom prompt templates are not supported"); return -1; }
-    int think = 0;
-    json_t *th = json_object_get(b, "think");
-    if (th && !json_is_null(th) && srv_json_bool(b, "think", &think, err, es) < 0) return -1;
-    if (think) { snprintf(err, es, "think: this model does not support thinking"); return -1; }
-    json_t *tools = json_object_get(b, "tools");
-    if (tools && !json_is_null(tools) && (!json_is_array(tools) || json_array_size(tools) > 0)) {
-        snprintf(err, es, "tools: tool calling is not supported");
-        return -1;
-    }
+    if (parse_think(b, ch, err, es) < 0) return -1;
     return 0;
 }
 
@@ -218,17 +234,28 @@ static json_t *base(const srv_job *j, int done)
     return json_pack("{s:s, s:s, s:b}", "model", j->model, "created_at", when, "done", done);
 }
 
-static json_t *gen_chunk(srv_job *j, const char *text, size_t len)
+static json_t *gen_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = base(j, 0);
-    json_object_set_new(o, "response", srv_json_text(text, len));
+    json_object_set_new(o, "response", srv_json_text(d->content, d->content_len));
+    if (d->thinking_len) json_object_set_new(o, "thinking", srv_json_text(d->thinking, d->thinking_len));
     return o;
 }
 
-static json_t *gen_end(srv_job *j, const char *text, size_t len)
+static json_t *gen_end(srv_job *j, int whole)
 {
     json_t *o = base(j, 1);
+    const char *text = "", *th = "";
+    size_t len = 0, tl = 0;
+    if (whole && j->reply) {
+        text = lamina_reply_content(j->reply, &len);
+        th = lamina_reply_thinking(j->reply, &tl);
+    } else if (whole && j->r->all) {
+        text = j->r->all;
+        len = j->r->all_n;
+    }
     json_object_set_new(o, "response", srv_json_text(text, len));
+    if (tl) json_object_set_new(o, "thinking", srv_json_text(th, tl));
     json_object_set_new(o, "done_reason", json_string(srv_finish_reason(j->r)));
     if (j->echo_ctx) {
         json_t *ctx = json_array();
@@ -239,32 +266,50 @@ static json_t *gen_end(srv_job *j, const char *text, size_t len)
     return o;
 }
 
-static json_t *gen_final(srv_job *j) { return gen_end(j, "", 0); }
-static json_t *gen_whole(srv_job *j) { return gen_end(j, j->r->all ? j->r->all : "", j->r->all_n); }
+static json_t *gen_final(srv_job *j) { return gen_end(j, 0); }
+static json_t *gen_whole(srv_job *j) { return gen_end(j, 1); }
 
 static json_t *chat_msg(const char *text, size_t len)
 {
     return json_pack("{s:s, s:o}", "role", "assistant", "content", srv_json_text(text, len));
 }
 
-static json_t *chat_chunk(srv_job *j, const char *text, size_t len)
+/* message for a delta: content, thinking and the calls completed in it */
+static json_t *delta_msg(const srv_job *j, const srv_delta *d)
+{
+    json_t *m = chat_msg(d->content, d->content_len);
+    if (d->thinking_len) json_object_set_new(m, "thinking", srv_json_text(d->thinking, d->thinking_len));
+    if (d->n_calls) json_object_set_new(m, "tool_calls", srv_calls_ollama(j, d->first_call, d->n_calls));
+    return m;
+}
+
+static json_t *chat_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = base(j, 0);
-    json_object_set_new(o, "message", chat_msg(text, len));
+    json_object_set_new(o, "message", delta_msg(j, d));
     return o;
 }
 
-static json_t *chat_end(srv_job *j, const char *text, size_t len)
+static json_t *chat_end(srv_job *j, int whole)
 {
     json_t *o = base(j, 1);
-    json_object_set_new(o, "message", chat_msg(text, len));
+    srv_delta d = { .content = "", .thinking = "" };
+    if (whole && j->reply) {
+        d.content = lamina_reply_content(j->reply, &d.content_len);
+        d.thinking = lamina_reply_thinking(j->reply, &d.thinking_len);
+        d.n_calls = lamina_reply_n_calls(j->reply);
+    } else if (whole && j->r->all) {
+        d.content = j->r->all;
+        d.content_len = j->r->all_n;
+    }
+    json_object_set_new(o, "message", delta_msg(j, &d));
     json_object_set_new(o, "done_reason", json_string(srv_finish_reason(j->r)));
     put_timings(o, j);
     return o;
 }
 
-static json_t *chat_final(srv_job *j) { return chat_end(j, "", 0); }
-static json_t *chat_whole(srv_job *j) { return chat_end(j, j->r->all ? j->r->all : "", j->r->all_n); }
+static json_t *chat_final(srv_job *j) { return chat_end(j, 0); }
+static json_t *chat_whole(srv_job *j) { return chat_end(j, 1); }
 
 static const srv_fmt gen_fmt = { 0, gen_chunk, gen_final, NULL, gen_whole };
 static const srv_fmt chat_fmt = { 0, chat_chunk, chat_final, NULL, chat_whole };
@@ -301,6 +346,7 @@ int srv_start_job(srv_call *c, srv_model *m, const lamina_token *ctx, size_t n_c
     srv_req *r;
     if (srv_gen_start(c->s, m, ctx, n_ctx, text, flags, o, c->t_recv, !stream, echo_ctx, &r, &http,
                       err, sizeof err) < 0) {
+        if (tmpl) lamina_reply_free(tmpl->reply);
         srv_pool_release(c->s, m, o->keep_alive);
         if (http == 503) {
             lamina_batcher_stats st = { 0 };
@@ -317,7 +363,11 @@ int srv_start_job(srv_call *c, srv_model *m, const lamina_token *ctx, size_t n_c
     }
     r->load_s = load_s;
     srv_job *j = calloc(1, sizeof *j);
-    if (!j) { srv_req_put(r); return srv_reply_error(c, 500, "out of memory"); }
+    if (!j) {
+        if (tmpl) lamina_reply_free(tmpl->reply);
+        srv_req_put(r);
+        return srv_reply_error(c, 500, "out of memory");
+    }
     if (tmpl) *j = *tmpl;
     j->r = r;
     j->fmt = fmt;
@@ -337,7 +387,9 @@ int srv_api_generate(srv_call *c)
     const char *model, *prompt = "", *system = NULL, *suffix = NULL;
     int stream = 1, raw = 0, rc;
     json_t *b = c->body;
-    if (parse_common(c, &model, &stream, &o, err, sizeof err) < 0 ||
+    srv_chat ch;
+    srv_chat_init(&ch);
+    if (parse_common(c, &model, &stream, &o, &ch, err, sizeof err) < 0 ||
         srv_json_str(b, "prompt", &prompt, err, sizeof err) < 0 ||
         srv_json_str(b, "system", &system, err, sizeof err) < 0 ||
         srv_json_str(b, "suffix", &suffix, err, sizeof err) < 0 ||
@@ -371,6 +423,7 @@ int srv_api_generate(srv_call *c)
     if (srv_pool_acquire(c->s, model, &m, &load_s, &http, err, sizeof err) < 0) {
         free(ctx);
         srv_gen_opts_clear(&o);
+        srv_chat_clear(&ch);
         return srv_model_error(c, http, err);
     }
     for (size_t i = 0; i < n_ctx; i++)
@@ -385,20 +438,26 @@ int srv_api_generate(srv_call *c)
         free(ctx);
         rc = load_only(c, m, &o, 0, load_s);
         srv_gen_opts_clear(&o);
+        srv_chat_clear(&ch);
         return rc;
     }
     /* the prompt text: raw, through the chat template of a chat model, or as is */
     char *text = NULL;
     unsigned flags = LAMINA_TOKENIZE_ADD_SPECIAL;
+    srv_job tmpl = { .echo_ctx = 1 };
+    if ((raw || !m->has_template) && ch.think == 1) {
+        snprintf(err, sizeof err, "think: needs the model's chat template (not raw)");
+        free(ctx);
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
+    }
     if (raw) {
         text = strdup(prompt);
         flags |= LAMINA_TOKENIZE_PARSE_SPECIAL;
     } else if (m->has_template && lamina_chat_available(m->chat)) {
-        lamina_chat_msg msgs[2];
-        size_t nm = 0;
-        if (system && *system) msgs[nm++] = (lamina_chat_msg){ "system", system };
-        msgs[nm++] = (lamina_chat_msg){ "user", prompt };
-        if (lamina_chat_apply(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+        if ((system && *system && srv_chat_add(&ch, 0, "system", system, NULL, NULL, NULL, NULL, err, sizeof err) < 0) ||
+            srv_chat_add(&ch, 1, "user", prompt, NULL, NULL, NULL, NULL, err, sizeof err) < 0 ||
+            srv_chat_prepare(m, &ch, &o, &text, &tmpl.reply, &http, err, sizeof err) < 0) {
             free(ctx);
             srv_pool_release(c->s, m, o.keep_alive);
             goto bad;
@@ -413,14 +472,15 @@ int srv_api_generate(srv_call *c)
     }
     if (!text) { free(ctx); srv_pool_release(c->s, m, o.keep_alive); snprintf(err, sizeof err, "out of memory"); goto bad; }
     if (n_ctx) flags &= ~LAMINA_TOKENIZE_ADD_SPECIAL;   /* the context already starts the sequence */
-    srv_job tmpl = { .echo_ctx = 1 };
     rc = srv_start_job(c, m, ctx, n_ctx, text, flags, &o, stream, &gen_fmt, &tmpl, load_s);
     free(text);
     free(ctx);
     srv_gen_opts_clear(&o);
+    srv_chat_clear(&ch);
     return rc;
 bad:
     srv_gen_opts_clear(&o);
+    srv_chat_clear(&ch);
     return srv_reply_error(c, 400, "%s", err);
 }
 
@@ -433,22 +493,24 @@ int srv_api_chat(srv_call *c)
     srv_gen_opts o;
     srv_gen_opts_defaults(&o, c->s);
     const char *model;
-    int stream = 1, rc;
-    lamina_chat_msg *msgs = NULL;
-    size_t nm = 0;
-    if (parse_common(c, &model, &stream, &o, err, sizeof err) < 0) goto bad;
+    int stream = 1, rc, http = 400;
+    srv_chat ch;
+    srv_chat_init(&ch);
+    if (parse_common(c, &model, &stream, &o, &ch, err, sizeof err) < 0) goto bad;
+    if (srv_chat_tools(&ch, json_object_get(c->body, "tools"), err, sizeof err) < 0) goto bad;
     json_t *mv = json_object_get(c->body, "messages");
+    size_t nm = 0;
     if (mv && !json_is_null(mv)) {
         if (!json_is_array(mv)) { snprintf(err, sizeof err, "messages: expected an array"); goto bad; }
         nm = json_array_size(mv);
-        msgs = calloc(nm + 1, sizeof *msgs);
-        if (!msgs) { snprintf(err, sizeof err, "out of memory"); goto bad; }
         for (size_t i = 0; i < nm; i++) {
             json_t *e = json_array_get(mv, i);
             char fe[300];
-            const char *role = NULL, *content = NULL;
+            const char *role = NULL, *content = NULL, *tool_name = NULL, *thinking = NULL;
             if (!json_is_object(e)) { snprintf(err, sizeof err, "messages[%zu]: expected an object", i); goto bad; }
-            if (srv_json_str(e, "role", &role, fe, sizeof fe) < 0 || srv_json_str(e, "content", &content, fe, sizeof fe) < 0) {
+            if (srv_json_str(e, "role", &role, fe, sizeof fe) < 0 || srv_json_str(e, "content", &content, fe, sizeof fe) < 0 ||
+                srv_json_str(e, "tool_name", &tool_name, fe, sizeof fe) < 0 ||
+                srv_json_str(e, "thinking", &thinking, fe, sizeof fe) < 0) {
                 snprintf(err, sizeof err, "messages[%zu].%s", i, fe);
                 goto bad;
             }
@@ -458,21 +520,22 @@ int srv_api_chat(srv_call *c)
                 goto bad;
             }
             if (has_images(e)) { snprintf(err, sizeof err, "messages[%zu].images: this model does not support images", i); goto bad; }
-            msgs[i] = (lamina_chat_msg){ role, content ? content : "" };
+            if (srv_chat_add(&ch, i, role, content ? content : "", json_object_get(e, "tool_calls"), NULL, tool_name,
+                             thinking, err, sizeof err) < 0)
+                goto bad;
         }
     }
 
     srv_model *m;
     double load_s;
-    int http;
     if (srv_pool_acquire(c->s, model, &m, &load_s, &http, err, sizeof err) < 0) {
-        free(msgs);
+        srv_chat_clear(&ch);
         srv_gen_opts_clear(&o);
         return srv_model_error(c, http, err);
     }
     if (nm == 0) {
-        free(msgs);
         rc = load_only(c, m, &o, 1, load_s);
+        srv_chat_clear(&ch);
         srv_gen_opts_clear(&o);
         return rc;
     }
@@ -482,18 +545,19 @@ int srv_api_chat(srv_call *c)
         goto bad;
     }
     char *text = NULL;
-    if (lamina_chat_apply(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+    srv_job tmpl = { 0 };
+    if (srv_chat_prepare(m, &ch, &o, &text, &tmpl.reply, &http, err, sizeof err) < 0) {
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }
     rc = srv_start_job(c, m, NULL, 0, text, LAMINA_TOKENIZE_ADD_SPECIAL | LAMINA_TOKENIZE_PARSE_SPECIAL, &o,
-                       stream, &chat_fmt, NULL, load_s);
+                       stream, &chat_fmt, &tmpl, load_s);
     free(text);
-    free(msgs);
+    srv_chat_clear(&ch);
     srv_gen_opts_clear(&o);
     return rc;
 bad:
-    free(msgs);
+    srv_chat_clear(&ch);
     srv_gen_opts_clear(&o);
-    return srv_reply_error(c, 400, "%s", err);
+    return srv_reply_error(c, http, "%s", err);
 }

@@ -8,8 +8,13 @@
  * choices.  finish_reason is "stop" (end of turn or a stop string) or
  * "length" (max_tokens or the context).  Besides the standard sampling
  * fields, top_k, min_p and repeat_penalty are accepted as llama.cpp's
- * server does.  Features lamina cannot honour (n > 1, logprobs, tools,
- * response formats other than text, images) are refused with 400.
+ * server does.  Tools with tool_choice ("auto", "none", "required", a
+ * named function) and parallel_tool_calls give message.tool_calls
+ * (streamed as one delta per complete call) and finish_reason
+ * "tool_calls"; a thinking model's reasoning is reasoning_content, never
+ * content (reasoning_effort and chat_template_kwargs reach the template).
+ * Features lamina cannot honour (n > 1, logprobs, images) are refused
+ * with 400.
  */
 #include "config.h"
 
@@ -101,11 +106,6 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
     if (srv_parse_stop(json_object_get(b, "stop"), "stop", o, err, es) < 0) return -1;
     json_t *lp = json_object_get(b, "logprobs");
     if (lp && !json_is_null(lp) && !json_is_false(lp)) { snprintf(err, es, "logprobs: not supported"); return -1; }
-    json_t *tools = json_object_get(b, "tools");
-    if (tools && !json_is_null(tools) && (!json_is_array(tools) || json_array_size(tools) > 0)) {
-        snprintf(err, es, "tools: tool calling is not supported");
-        return -1;
-    }
     json_t *rf = json_object_get(b, "response_format");
     if (rf && !json_is_null(rf)) {
         json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
@@ -151,11 +151,24 @@ static json_t *head(const srv_job *j, const char *object)
                      (json_int_t)j->created, "model", j->model, "system_fingerprint", "lamina-" LAMINA_VERSION_STRING);
 }
 
-static json_t *chat_chunk(srv_job *j, const char *text, size_t len)
+/* "tool_calls" when the reply called tools, else stop/length */
+static const char *finish(const srv_job *j)
+{
+    if (j->reply && lamina_reply_n_calls(j->reply) > 0 && j->r->res.stop_reason != LAMINA_STOP_LENGTH &&
+        j->r->res.stop_reason != LAMINA_STOP_CONTEXT)
+        return "tool_calls";
+    return srv_finish_reason(j->r);
+}
+
+static json_t *chat_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = head(j, "chat.completion.chunk");
-    json_t *delta = j->n_chunks == 0 ? json_pack("{s:s, s:o}", "role", "assistant", "content", srv_json_text(text, len))
-                                     : json_pack("{s:o}", "content", srv_json_text(text, len));
+    json_t *delta = json_object();
+    if (j->n_chunks == 0) json_object_set_new(delta, "role", json_string("assistant"));
+    if (d->content_len || (!d->thinking_len && !d->n_calls))
+        json_object_set_new(delta, "content", srv_json_text(d->content, d->content_len));
+    if (d->thinking_len) json_object_set_new(delta, "reasoning_content", srv_json_text(d->thinking, d->thinking_len));
+    if (d->n_calls) json_object_set_new(delta, "tool_calls", srv_calls_openai(j, d->first_call, d->n_calls, 1));
     json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:n}]", "index", 0, "delta", delta,
                                                 "logprobs", "finish_reason"));
     return o;
@@ -166,7 +179,7 @@ static json_t *chat_final(srv_job *j)
     json_t *o = head(j, "chat.completion.chunk");
     json_t *delta = j->n_chunks == 0 ? json_pack("{s:s, s:s}", "role", "assistant", "content", "") : json_object();
     json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:s}]", "index", 0, "delta", delta,
-                                                "logprobs", "finish_reason", srv_finish_reason(j->r)));
+                                                "logprobs", "finish_reason", finish(j)));
     return o;
 }
 
@@ -182,18 +195,27 @@ static json_t *chunk_usage(srv_job *j)
 static json_t *chat_whole(srv_job *j)
 {
     json_t *o = head(j, "chat.completion");
+    const char *text = j->r->all ? j->r->all : "", *th = "";
+    size_t len = j->r->all_n, tl = 0, nc = 0;
+    if (j->reply) {
+        text = lamina_reply_content(j->reply, &len);
+        th = lamina_reply_thinking(j->reply, &tl);
+        nc = lamina_reply_n_calls(j->reply);
+    }
     json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                            srv_json_text(j->r->all ? j->r->all : "", j->r->all_n));
+                            nc && !len ? json_null() : srv_json_text(text, len));
+    if (tl) json_object_set_new(msg, "reasoning_content", srv_json_text(th, tl));
+    if (nc) json_object_set_new(msg, "tool_calls", srv_calls_openai(j, 0, nc, 0));
     json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:s}]", "index", 0, "message", msg,
-                                                "logprobs", "finish_reason", srv_finish_reason(j->r)));
+                                                "logprobs", "finish_reason", finish(j)));
     json_object_set_new(o, "usage", usage(j));
     return o;
 }
 
-static json_t *cmpl_chunk(srv_job *j, const char *text, size_t len)
+static json_t *cmpl_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = head(j, "text_completion");
-    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:n, s:n}]", "text", srv_json_text(text, len), "index", 0,
+    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:n, s:n}]", "text", srv_json_text(d->content, d->content_len), "index", 0,
                                                 "logprobs", "finish_reason"));
     return o;
 }
@@ -253,49 +275,113 @@ static int content_text(json_t *v, size_t idx, char **out, char *err, size_t es)
     return 0;
 }
 
+/* tool_choice, parallel_tool_calls, reasoning_effort, chat_template_kwargs */
+static int parse_chat_extras(json_t *b, srv_chat *ch, char *err, size_t es)
+{
+    if (srv_chat_tools(ch, json_object_get(b, "tools"), err, es) < 0) return -1;
+    json_t *tc = json_object_get(b, "tool_choice");
+    if (tc && !json_is_null(tc)) {
+        const char *v = json_is_string(tc) ? json_string_value(tc) : NULL;
+        json_t *fn = json_is_object(tc) ? json_object_get(json_object_get(tc, "function"), "name") : NULL;
+        if (v && !strcmp(v, "auto")) ch->choice = LAMINA_TOOL_AUTO;
+        else if (v && !strcmp(v, "none")) ch->choice = LAMINA_TOOL_NONE;
+        else if (v && !strcmp(v, "required")) ch->choice = LAMINA_TOOL_REQUIRED;
+        else if (json_is_string(fn) && json_string_length(fn) < sizeof ch->named) {
+            ch->choice = LAMINA_TOOL_NAMED;
+            snprintf(ch->named, sizeof ch->named, "%s", json_string_value(fn));
+        } else {
+            snprintf(err, es, "tool_choice: expected \"auto\", \"none\", \"required\" or "
+                              "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+            return -1;
+        }
+        if (ch->choice >= LAMINA_TOOL_REQUIRED && !ch->tools) {
+            snprintf(err, es, "tool_choice: a tool call is required but no tools are given");
+            return -1;
+        }
+    }
+    if (srv_json_bool(b, "parallel_tool_calls", &ch->parallel, err, es) < 0) return -1;
+    const char *effort = NULL;
+    if (srv_json_str(b, "reasoning_effort", &effort, err, es) < 0) return -1;
+    json_t *kw = json_object_get(b, "chat_template_kwargs");
+    if (kw && !json_is_null(kw)) {
+        if (!json_is_object(kw)) { snprintf(err, es, "chat_template_kwargs: expected an object"); return -1; }
+        if (json_object_get(kw, "messages") || json_object_get(kw, "tools")) {
+            snprintf(err, es, "chat_template_kwargs: messages and tools are request fields, not template variables");
+            return -1;
+        }
+        ch->kwargs = json_deep_copy(kw);
+        json_t *et = json_object_get(kw, "enable_thinking");
+        if (json_is_boolean(et)) ch->think = json_is_true(et);
+    }
+    if (effort) {
+        if (!ch->kwargs) ch->kwargs = json_object();
+        json_object_set_new(ch->kwargs, "reasoning_effort", json_string(effort));
+        if (!strcmp(effort, "none")) ch->think = 0;
+        else if (ch->think < 0) {   /* asks for reasoning, where the model can */
+            ch->think = 1;
+            ch->think_soft = 1;
+        }
+    }
+    return 0;
+}
+
+/* messages and the chat fields into ch.  0 or -1. */
+static int parse_chat(json_t *body, srv_chat *ch, char *err, size_t es)
+{
+    if (parse_chat_extras(body, ch, err, es) < 0) return -1;
+    json_t *mv = json_object_get(body, "messages");
+    if (!mv || !json_is_array(mv) || json_array_size(mv) == 0) {
+        snprintf(err, es, "messages: expected a non-empty array");
+        return -1;
+    }
+    for (size_t i = 0; i < json_array_size(mv); i++) {
+        json_t *e = json_array_get(mv, i);
+        const char *role = NULL, *tcid = NULL, *name = NULL, *reasoning = NULL;
+        char fe[300];
+        if (!json_is_object(e)) { snprintf(err, es, "messages[%zu]: expected an object", i); return -1; }
+        if (srv_json_str(e, "role", &role, fe, sizeof fe) < 0 || !role) {
+            snprintf(err, es, "messages[%zu].role: expected a string", i);
+            return -1;
+        }
+        if (srv_json_str(e, "tool_call_id", &tcid, fe, sizeof fe) < 0 || srv_json_str(e, "name", &name, fe, sizeof fe) < 0 ||
+            srv_json_str(e, "reasoning_content", &reasoning, fe, sizeof fe) < 0) {
+            snprintf(err, es, "messages[%zu].%s", i, fe);
+            return -1;
+        }
+        if (!strcmp(role, "developer")) role = "system";
+        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool")) {
+            snprintf(err, es, "messages[%zu].role: expected system, developer, user, assistant or tool, got '%.40s'",
+                     i, role);
+            return -1;
+        }
+        char *text;
+        json_t *cv = json_object_get(e, "content");
+        if (content_text(cv, i, &text, err, es) < 0) return -1;
+        int rc = srv_chat_add(ch, i, role, (!cv || json_is_null(cv)) && !strcmp(role, "assistant") ? NULL : text,
+                              json_object_get(e, "tool_calls"), tcid, !strcmp(role, "tool") ? name : NULL, reasoning,
+                              err, es);
+        free(text);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
 int srv_oai_chat(srv_call *c)
 {
     char err[512];
     srv_gen_opts o;
     srv_gen_opts_defaults(&o, c->s);
     const char *model;
-    int stream, include_usage, rc;
-    lamina_chat_msg *msgs = NULL;
-    size_t nm = 0;
-    if (parse_common(c, &model, &stream, &include_usage, &o, err, sizeof err) < 0) goto bad;
-    json_t *mv = json_object_get(c->body, "messages");
-    if (!mv || !json_is_array(mv) || json_array_size(mv) == 0) {
-        snprintf(err, sizeof err, "messages: expected a non-empty array");
+    int stream, include_usage, rc, http = 400;
+    srv_chat ch;
+    srv_chat_init(&ch);
+    if (parse_common(c, &model, &stream, &include_usage, &o, err, sizeof err) < 0 ||
+        parse_chat(c->body, &ch, err, sizeof err) < 0)
         goto bad;
-    }
-    nm = json_array_size(mv);
-    msgs = calloc(nm, sizeof *msgs);
-    if (!msgs) { snprintf(err, sizeof err, "out of memory"); goto bad; }
-    for (size_t i = 0; i < nm; i++) {
-        json_t *e = json_array_get(mv, i);
-        const char *role = NULL;
-        char fe[300];
-        if (!json_is_object(e)) { snprintf(err, sizeof err, "messages[%zu]: expected an object", i); goto bad; }
-        if (srv_json_str(e, "role", &role, fe, sizeof fe) < 0 || !role) {
-            snprintf(err, sizeof err, "messages[%zu].role: expected a string", i);
-            goto bad;
-        }
-        if (!strcmp(role, "developer")) role = "system";
-        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool")) {
-            snprintf(err, sizeof err, "messages[%zu].role: expected system, developer, user, assistant or tool, got '%.40s'",
-                     i, role);
-            goto bad;
-        }
-        char *text;
-        if (content_text(json_object_get(e, "content"), i, &text, err, sizeof err) < 0) goto bad;
-        msgs[i] = (lamina_chat_msg){ role, text };
-    }
     srv_model *m;
     double load_s;
-    int http;
     if (srv_pool_acquire(c->s, model, &m, &load_s, &http, err, sizeof err) < 0) {
-        for (size_t i = 0; i < nm; i++) free((char *)msgs[i].content);
-        free(msgs);
+        srv_chat_clear(&ch);
         srv_gen_opts_clear(&o);
         return srv_model_error(c, http, err);
     }
@@ -305,25 +391,22 @@ int srv_oai_chat(srv_call *c)
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }
-    if (lamina_chat_apply(m->chat, msgs, nm, 1, &text, NULL, err, sizeof err) < 0) {
+    srv_job tmpl = { .include_usage = include_usage };
+    if (srv_chat_prepare(m, &ch, &o, &text, &tmpl.reply, &http, err, sizeof err) < 0) {
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }
-    srv_job tmpl = { .include_usage = include_usage };
     make_id("chatcmpl-", tmpl.id, sizeof tmpl.id);
     rc = srv_start_job(c, m, NULL, 0, text, LAMINA_TOKENIZE_ADD_SPECIAL | LAMINA_TOKENIZE_PARSE_SPECIAL, &o,
                        stream, &chat_fmt, &tmpl, load_s);
     free(text);
-    for (size_t i = 0; i < nm; i++) free((char *)msgs[i].content);
-    free(msgs);
+    srv_chat_clear(&ch);
     srv_gen_opts_clear(&o);
     return rc;
 bad:
-    if (msgs)
-        for (size_t i = 0; i < nm; i++) free((char *)msgs[i].content);
-    free(msgs);
+    srv_chat_clear(&ch);
     srv_gen_opts_clear(&o);
-    return srv_reply_error(c, 400, "%s", err);
+    return srv_reply_error(c, http, "%s", err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -375,4 +458,121 @@ int srv_oai_completions(srv_call *c)
 bad:
     srv_gen_opts_clear(&o);
     return srv_reply_error(c, 400, "%s", err);
+}
+
+/* ------------------------------------------------------------------ */
+/* llama-server's helpers: POST /apply-template, /tokenize, /detokenize */
+
+/* The "model" field, loaded. */
+static int helper_model(srv_call *c, srv_model **m, int *http, char *err, size_t es)
+{
+    const char *model = NULL;
+    *http = 400;
+    if (srv_json_str(c->body, "model", &model, err, es) < 0) return -1;
+    if (!model || !*model) { snprintf(err, es, "model is required"); return -1; }
+    double load_s;
+    return srv_pool_acquire(c->s, model, m, &load_s, http, err, es);
+}
+
+int srv_llama_apply_template(srv_call *c)
+{
+    char err[512];
+    int http = 400;
+    srv_chat ch;
+    srv_chat_init(&ch);
+    srv_gen_opts o;
+    srv_gen_opts_defaults(&o, c->s);
+    srv_model *m = NULL;
+    char *text = NULL;
+    lamina_reply *reply = NULL;
+    if (parse_chat(c->body, &ch, err, sizeof err) < 0) goto bad;
+    if (helper_model(c, &m, &http, err, sizeof err) < 0) { m = NULL; goto bad; }
+    if (!lamina_chat_available(m->chat)) {
+        snprintf(err, sizeof err, "model '%s' has no chat template lamina knows", m->name);
+        goto bad;
+    }
+    if (srv_chat_prepare(m, &ch, &o, &text, &reply, &http, err, sizeof err) < 0) goto bad;
+    lamina_reply_free(reply);
+    srv_pool_release(c->s, m, o.keep_alive);
+    srv_chat_clear(&ch);
+    srv_gen_opts_clear(&o);
+    json_t *j = json_pack("{s:o}", "prompt", srv_json_text(text, strlen(text)));
+    free(text);
+    return srv_reply_json(c, 200, j);
+bad:
+    if (m) srv_pool_release(c->s, m, o.keep_alive);
+    srv_chat_clear(&ch);
+    srv_gen_opts_clear(&o);
+    return http == 503 ? srv_model_error(c, http, err) : srv_reply_error(c, http, "%s", err);
+}
+
+int srv_llama_tokenize(srv_call *c)
+{
+    char err[512];
+    int http, add_special = 0, parse_special = 1, with_pieces = 0;
+    const char *content = NULL;
+    srv_model *m;
+    if (srv_json_str(c->body, "content", &content, err, sizeof err) < 0 ||
+        srv_json_bool(c->body, "add_special", &add_special, err, sizeof err) < 0 ||
+        srv_json_bool(c->body, "parse_special", &parse_special, err, sizeof err) < 0 ||
+        srv_json_bool(c->body, "with_pieces", &with_pieces, err, sizeof err) < 0)
+        return srv_reply_error(c, 400, "%s", err);
+    if (!content) return srv_reply_error(c, 400, "content: expected a string");
+    if (helper_model(c, &m, &http, err, sizeof err) < 0) return srv_model_error(c, http, err);
+    lamina_token *ids = NULL;
+    size_t n = 0;
+    unsigned flags = (add_special ? LAMINA_TOKENIZE_ADD_SPECIAL : 0) | (parse_special ? LAMINA_TOKENIZE_PARSE_SPECIAL : 0);
+    int rc = lamina_tokenizer_encode(m->tok, content, strlen(content), flags, &ids, &n, err, sizeof err);
+    json_t *toks = json_array();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!with_pieces) {
+            json_array_append_new(toks, json_integer(ids[i]));
+            continue;
+        }
+        size_t pl;
+        const char *p = lamina_tokenizer_piece(m->tok, ids[i], 1, &pl);
+        json_array_append_new(toks, json_pack("{s:i, s:o}", "id", ids[i], "piece", srv_json_text(p, pl)));
+    }
+    free(ids);
+    srv_pool_release(c->s, m, c->s->set.keep_alive);
+    if (rc < 0) {
+        json_decref(toks);
+        return srv_reply_error(c, 500, "%s", err);
+    }
+    return srv_reply_json(c, 200, json_pack("{s:o}", "tokens", toks));
+}
+
+int srv_llama_detokenize(srv_call *c)
+{
+    char err[512];
+    int http;
+    json_t *tv = json_object_get(c->body, "tokens");
+    if (!json_is_array(tv)) return srv_reply_error(c, 400, "tokens: expected an array of token ids");
+    size_t n = json_array_size(tv);
+    lamina_token *ids = malloc((n + 1) * sizeof *ids);
+    if (!ids) return srv_reply_error(c, 500, "out of memory");
+    srv_model *m;
+    if (helper_model(c, &m, &http, err, sizeof err) < 0) {
+        free(ids);
+        return srv_model_error(c, http, err);
+    }
+    int32_t nv = lamina_tokenizer_n_vocab(m->tok);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(tv, i);
+        if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) >= nv) {
+            free(ids);
+            srv_pool_release(c->s, m, c->s->set.keep_alive);
+            return srv_reply_error(c, 400, "tokens[%zu]: expected a token id below %d", i, (int)nv);
+        }
+        ids[i] = (lamina_token)json_integer_value(e);
+    }
+    char *text = NULL;
+    size_t tl = 0;
+    int rc = lamina_tokenizer_decode(m->tok, ids, n, LAMINA_DECODE_RENDER_SPECIAL, &text, &tl, err, sizeof err);
+    free(ids);
+    srv_pool_release(c->s, m, c->s->set.keep_alive);
+    if (rc < 0) return srv_reply_error(c, 500, "%s", err);
+    json_t *j = json_pack("{s:o}", "content", srv_json_text(text, tl));
+    free(text);
+    return srv_reply_json(c, 200, j);
 }

@@ -192,6 +192,7 @@ int srv_gen_start(srv *s, srv_model *m, const lamina_token *ctx_toks, size_t n_c
     for (int i = 0; i < o->n_stop; i++) rq.stop[i] = o->stop[i];
     rq.n_stop = o->n_stop;
     rq.grammar = o->grammar;
+    rq.render_special = o->render_special;
     rq.deadline = s->set.request_timeout > 0 ? t_recv + s->set.request_timeout : 0;
     rq.text = on_text;
     rq.token = on_token;
@@ -352,23 +353,59 @@ static int append(char **buf, size_t *len, const char *s, size_t n)
     return 0;
 }
 
+static int delta_empty(const srv_delta *d)
+{
+    return !d->content_len && !d->thinking_len && !d->n_calls;
+}
+
 static int job_next(void *ctx, char **buf, size_t *len)
 {
     srv_job *j = ctx;
     char *text;
     size_t n;
-    int rc = srv_gen_next(j->r, j->fd, &text, &n);
-    if (rc < 0) return -1;
-    if (rc == 0) {
-        json_t *o = j->fmt->chunk(j, text, n);
-        free(text);
-        j->n_chunks++;
-        return dump_framed(j, o, buf, len) < 0 ? -1 : 0;
+    int rc;
+    srv_delta d;
+    for (;;) {
+        rc = srv_gen_next(j->r, j->fd, &text, &n);
+        if (rc < 0) return -1;
+        if (rc > 0) break;
+        if (!j->reply) {
+            memset(&d, 0, sizeof d);
+            d.content = text;
+            d.content_len = n;
+            d.thinking = "";
+        } else if (lamina_reply_feed(j->reply, text, n, &d) < 0) {
+            free(text);
+            return -1;
+        }
+        if (!delta_empty(&d) || !j->reply) {
+            json_t *o = j->fmt->chunk(j, &d);
+            free(text);
+            j->n_chunks++;
+            return dump_framed(j, o, buf, len) < 0 ? -1 : 0;
+        }
+        free(text);   /* held back by the parser: wait for more */
     }
     /* the end */
     char msg[512];
     int status = srv_gen_failure(j->r, msg, sizeof msg);
     json_t *o;
+    if (!status && j->reply) {
+        /* what the parser held back */
+        if (lamina_reply_finish(j->reply, &d) < 0) return -1;
+        if (!delta_empty(&d)) {
+            o = j->fmt->chunk(j, &d);
+            j->n_chunks++;
+            if (dump_framed(j, o, buf, len) < 0) return -1;
+            char *b2;
+            size_t n2;
+            if (dump_framed(j, j->fmt->final(j), &b2, &n2) < 0) return -1;
+            int bad = append(buf, len, b2, n2);
+            free(b2);
+            if (bad < 0) return -1;
+            goto tail;
+        }
+    }
     if (status) {
         snprintf(j->log, sizeof j->log, "%s", msg);
         o = j->fmt->sse ? json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", msg, "type",
@@ -379,6 +416,7 @@ static int job_next(void *ctx, char **buf, size_t *len)
     }
     o = j->fmt->final(j);
     if (dump_framed(j, o, buf, len) < 0) return -1;
+tail:
     if (j->fmt->sse) {
         if (j->fmt->usage && j->include_usage) {
             char *b2;
@@ -399,6 +437,8 @@ static void job_free(void *ctx)
     srv_job *j = ctx;
     if (!j->s->set.quiet && j->log[0]) j->s->log(j->s, "%s: %s", j->model, j->log);
     srv_req_put(j->r);
+    lamina_reply_free(j->reply);
+    free(j->call_ids);
     free(j);
 }
 
@@ -416,11 +456,15 @@ int srv_job_reply(srv_call *c, srv_job *j, int stream)
     if (status) {
         c->retry_after = 1;
         rc = srv_reply_error(c, status, "%s", msg);
+    } else if (srv_job_parse_all(j) < 0) {
+        rc = srv_reply_error(c, 500, "out of memory");
     } else {
         rc = srv_reply_json(c, 200, j->fmt->whole(j));
         snprintf(c->log, sizeof c->log, "%s %d+%d tokens", j->model, j->r->res.n_prompt, j->r->res.n_gen);
     }
     srv_req_put(j->r);
+    lamina_reply_free(j->reply);
+    free(j->call_ids);
     free(j);
     return rc;
 }

@@ -60,6 +60,9 @@ static const route routes[] = {
     { "POST", "/v1/chat/completions", 0, SRV_OPENAI, 1, 0, srv_oai_chat },
     { "POST", "/v1/completions",      0, SRV_OPENAI, 1, 0, srv_oai_completions },
     { "POST", "/v1/embeddings",       0, SRV_OPENAI, 1, 0, srv_oai_embeddings },
+    { "POST", "/apply-template",      0, SRV_OPENAI, 1, 0, srv_llama_apply_template },
+    { "POST", "/tokenize",            0, SRV_OPENAI, 1, 0, srv_llama_tokenize },
+    { "POST", "/detokenize",          0, SRV_OPENAI, 1, 0, srv_llama_detokenize },
     { "GET",  "/metrics",             0, SRV_PLAIN,  0, 0, srv_metrics_handler },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])

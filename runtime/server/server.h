@@ -10,6 +10,8 @@
  *   gen.c         one generation request: prompt -> batcher -> text,
  *                 waiting, streaming, cancelling on disconnect
  *   api_ollama.c  the /api endpoints;  api_openai.c  the /v1 endpoints;
+ *   api_chat.c    what both chat endpoints share: messages in the
+ *                 template's shape, tools, thinking, the reply parser;
  *   metrics.c     GET /metrics
  *   json.c        JSON parsing with limits, typed field access, times
  *
@@ -33,6 +35,7 @@
 #include "engine.h"
 #include "grammar.h"
 #include "model.h"
+#include "reply.h"
 #include "tokenizer.h"
 
 struct MHD_Connection;
@@ -162,6 +165,7 @@ typedef struct srv_gen_opts {
     int      n_stop;
     double   keep_alive;
     lamina_grammar *grammar;      /* structured output (owned reference), or NULL */
+    int      render_special;      /* control tokens in the text (tool-call markers) */
 } srv_gen_opts;
 
 void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s);
@@ -224,11 +228,14 @@ int  srv_gen_failure(const srv_req *r, char *msg, size_t msg_size);
 /* Whether the client's connection (fd) was closed. */
 int  srv_peer_closed(int fd);
 
-/* A generation being answered: the API's formatting hooks and state. */
+/* A generation being answered: the API's formatting hooks and state.
+ * A chunk is a delta of the reply: text as generated, or (chat with a
+ * reply parser) content, thinking and tool calls apart. */
 typedef struct srv_job srv_job;
+typedef lamina_reply_delta srv_delta;
 typedef struct srv_fmt {
     int      sse;                 /* server-sent events (OpenAI), else NDJSON */
-    json_t *(*chunk)(srv_job *j, const char *text, size_t len);  /* streamed piece */
+    json_t *(*chunk)(srv_job *j, const srv_delta *d);   /* streamed piece */
     json_t *(*final)(srv_job *j); /* last streamed object */
     json_t *(*usage)(srv_job *j); /* SSE: usage object after the last (may be NULL) */
     json_t *(*whole)(srv_job *j); /* the non-streamed reply */
@@ -245,6 +252,9 @@ struct srv_job {
     int      n_chunks;
     int      include_usage;
     int      echo_ctx;            /* Ollama generate: return "context" */
+    lamina_reply *reply;          /* chat: splits thinking and tool calls (owned), or NULL */
+    char   (*call_ids)[40];       /* OpenAI ids of the reply's calls, made as they come */
+    size_t   n_call_ids;
     char     log[256];
 };
 
@@ -260,6 +270,46 @@ int  srv_start_job(srv_call *c, srv_model *m, const lamina_token *ctx, size_t n_
                    double load_s);
 /* The reply for a failed srv_pool_acquire. */
 int  srv_model_error(srv_call *c, int http, const char *err);
+
+/* ------------------------------------------------------------------ */
+/* Chat requests (api_chat.c)                                         */
+
+typedef struct srv_chat {
+    json_t  *messages;            /* template shape (lamina_chat_apply_json), owned */
+    json_t  *tools;               /* checked, owned; NULL: none */
+    enum lamina_tool_choice choice;
+    char     named[72];           /* LAMINA_TOOL_NAMED: the function */
+    int      parallel;            /* several calls in one reply */
+    int      think;               /* < 0: the template's default; 0, 1 */
+    int      think_soft;          /* think 1 only where the model thinks (reasoning_effort) */
+    json_t  *kwargs;              /* more template variables, owned, or NULL */
+} srv_chat;
+
+void srv_chat_init(srv_chat *ch);
+void srv_chat_clear(srv_chat *ch);
+/* One message in the template's shape.  content NULL: none; tool_calls
+ * (may be NULL) as either API sends them: [{"id"?, "type"?, "function":
+ * {"name", "arguments": object or JSON text}}].  idx names the message in
+ * errors.  0, or -1 with the message. */
+int  srv_chat_add(srv_chat *ch, size_t idx, const char *role, const char *content, json_t *tool_calls,
+                  const char *tool_call_id, const char *name, const char *thinking, char *err, size_t err_size);
+/* "tools" (NULL or null: none), checked into ch.  0 or -1. */
+int  srv_chat_tools(srv_chat *ch, json_t *tools, char *err, size_t err_size);
+/* The prompt for model m: the template with the tools, thinking and
+ * kwargs; the tool plan's grammar and prefill into o and the prompt; the
+ * reply parser for the job.  A structured output format (o->grammar)
+ * together with a constraining tool plan is refused.  0, or -1 with *http
+ * and the message. */
+int  srv_chat_prepare(srv_model *m, srv_chat *ch, srv_gen_opts *o, char **prompt, lamina_reply **reply,
+                      int *http, char *err, size_t err_size);
+/* Run the whole generated text through the job's reply parser (non-streamed
+ * replies).  0 or -1 (out of memory). */
+int  srv_job_parse_all(srv_job *j);
+/* The reply's calls [from, from + n) as Ollama's message.tool_calls
+ * (arguments objects) or OpenAI's (ids, arguments as text; with_index for
+ * stream deltas).  New references. */
+json_t *srv_calls_ollama(const srv_job *j, size_t from, size_t n);
+json_t *srv_calls_openai(srv_job *j, size_t from, size_t n, int with_index);
 
 /* Shared request parsing (api_ollama.c): stop strings (a string or an
  * array of at most LAMINA_MAX_STOP strings) into o. */
@@ -316,6 +366,11 @@ int  srv_oai_models(srv_call *c);
 int  srv_oai_model(srv_call *c);
 int  srv_oai_chat(srv_call *c);
 int  srv_oai_completions(srv_call *c);
+/* llama-server's helpers (api_openai.c): POST /apply-template, /tokenize,
+ * /detokenize, each with a "model" field */
+int  srv_llama_apply_template(srv_call *c);
+int  srv_llama_tokenize(srv_call *c);
+int  srv_llama_detokenize(srv_call *c);
 /* api_embed.c: POST /api/embed, /api/embeddings, /v1/embeddings */
 int  srv_api_embed(srv_call *c);
 int  srv_api_embeddings(srv_call *c);

@@ -6,7 +6,8 @@
  * A model file with a chat template (tokenizer.chat_template) is rendered
  * with it, by lamina's Jinja interpreter (jinja.h), as Hugging Face
  * transformers renders it: messages, add_generation_prompt, bos_token and
- * eos_token (the vocabulary's), tools = None.  A leading BOS text is cut
+ * eos_token (the vocabulary's), tools (None unless a request has tools the
+ * template takes), enable_thinking when a request says.  A leading BOS text is cut
  * when the tokenizer adds BOS itself.  When the interpreter refuses the
  * template, or the template fails on a conversation and a built-in format
  * suits the model, the built-in format renders it; a one-line reason is
@@ -39,7 +40,10 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "log.h"
+#include "reply.h"
 #include "tokenizer.h"
 
 enum lamina_chat_format {
@@ -111,6 +115,39 @@ int lamina_chat_uses_template(const lamina_chat *c);
 enum lamina_chat_format lamina_chat_fallback(const lamina_chat *c);
 /* "model's own" (template), or the built-in format's name (static) */
 const char *lamina_chat_describe(const lamina_chat *c);
+
+/* How the model's template writes tool calls: GENERIC when it takes no
+ * tools lamina can parse (or there is no template). */
+enum lamina_tool_format lamina_chat_tool_format(const lamina_chat *c);
+/* 1 when the model's template thinks (<think> blocks, enable_thinking). */
+int lamina_chat_thinks(const lamina_chat *c);
+
+typedef struct lamina_chat_opts {
+    int add_generation_prompt;
+    json_t *tools;             /* an array shown to a template that takes
+                                  tools (lamina_chat_tool_format not
+                                  GENERIC), or NULL */
+    const char *tools_system;  /* GENERIC: text for the system message (the
+                                  tools and the reply format), or NULL */
+    int think;                 /* < 0: the template's default; 0 or 1: the
+                                  template's enable_thinking */
+    json_t *kwargs;            /* more template variables (an object, as
+                                  llama-server's chat_template_kwargs), or NULL */
+} lamina_chat_opts;
+
+/* Render a conversation given as JSON: an array of {"role", "content"
+ * (string or null), and optionally "tool_calls" ([{"id", "type":
+ * "function", "function": {"name", "arguments": {...}}}]), "tool_call_id",
+ * "name" (of a tool result), "reasoning_content"}, as Hugging Face
+ * templates take them.  A template that takes tools renders them itself;
+ * otherwise (GENERIC) a call is written into the assistant's content as
+ * {"tool_calls": [...]}, a tool result becomes a user message
+ * {"tool_response": {"name", "content"}} (joined to an adjacent user
+ * message, so user and assistant still alternate), and tools_system goes
+ * into the system message.  o NULL: a generation prompt, no tools.
+ * Errors as lamina_chat_apply. */
+int lamina_chat_apply_json(const lamina_chat *c, json_t *messages, const lamina_chat_opts *o,
+                           char **out, size_t *out_len, char *err, size_t err_size);
 
 /* Render as lamina_chat_render does, with the template when there is one.
  * Errors: LAMINA_EINVAL (no chat, bad messages, or the template failed on

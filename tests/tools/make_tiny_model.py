@@ -697,6 +697,10 @@ def main(argv=None):
                     help="number of blocks (default: gemma3 6, the others 4)")
     ap.add_argument("--out", required=True, help="GGUF file to write")
     ap.add_argument("--manifest", help="also write a JSON manifest here")
+    ap.add_argument("--context", type=int, default=None,
+                    help="context_length to store (default 512; phi3 131072)")
+    ap.add_argument("--chat-template", metavar="FILE",
+                    help="store this Jinja chat template as tokenizer.chat_template")
     args = ap.parse_args(argv)
     n_layer = args.layers if args.layers is not None else (6 if args.arch == "gemma3" else 4)
     if n_layer < 1 or n_layer > 64:
@@ -705,7 +709,14 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     w = gguf.GGUFWriter(args.out, GGUF_ARCH.get(args.arch, args.arch))
     kvs = [("general.architecture", VT.STRING, GGUF_ARCH.get(args.arch, args.arch), None)]
-    for key, vt, val, sub in metadata(args.arch, args.tname, n_layer):
+    meta = metadata(args.arch, args.tname, n_layer)
+    if args.context:
+        meta = [(k, vt, args.context if k.endswith(".context_length") and "scaling" not in k else v, sub)
+                for k, vt, v, sub in meta]
+    if args.chat_template:
+        with open(args.chat_template, encoding="utf-8") as f:
+            meta.append(("tokenizer.chat_template", VT.STRING, f.read(), None))
+    for key, vt, val, sub in meta:
         w.add_key_value(key, val, vt, sub_type=sub)
         kvs.append((key, vt, val, sub))
 
