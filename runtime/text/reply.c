@@ -71,6 +71,8 @@ static int t_str(tbuf *b, const char *s) { return t_add(b, s, strlen(s)); }
 
 static void t_cut(tbuf *b, size_t from)   /* drop the first `from` bytes */
 {
+    if (b->p == NULL)
+        return;
     memmove(b->p, b->p + from, b->n - from + 1);
     b->n -= from;
 }
@@ -186,8 +188,10 @@ static int add_call(lamina_reply *r, json_t *o, const char *akey)
     if (!args)
         args = json_object_get(o, "arguments");
     json_t *parsed = NULL;
-    if (json_is_string(args)) {
+    if (json_is_string(args)) {   /* JSON text of an object, as some models write it */
         parsed = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+        if (parsed == NULL)
+            return -1;
         args = parsed;
     }
     if (args && !json_is_object(args)) {
@@ -483,11 +487,25 @@ int lamina_reply_create(const lamina_reply_opts *o, lamina_reply **out, char *er
     r->mode = M_START;
     r->think_done = !o->thinking;
     if (o->prefill && *o->prefill) {
-        /* the prefill is parsed as the start of the reply, and forgotten */
-        r->oom |= t_str(&r->in, o->prefill);
+        /* The prefill is parsed as the start of the reply, and forgotten.
+         * With thinking, only what follows its last think tag matters. */
+        const char *p = o->prefill, *open = NULL, *close = NULL;
+        for (const char *q = strstr(p, TAG_THINK); o->thinking && q; q = strstr(q + 1, TAG_THINK))
+            open = q;
+        for (const char *q = strstr(p, TAG_UNTHINK); o->thinking && q; q = strstr(q + 1, TAG_UNTHINK))
+            close = q;
+        if (open && (!close || close < open)) {
+            p = open;
+        } else if (close) {
+            p = close + sizeof TAG_UNTHINK - 1;
+            r->think_done = 1;
+            r->drop_ws = 1;
+        }
+        r->oom |= t_str(&r->in, p);
         run(r, 0);
         r->content.n = r->thinking.n = r->ws.n = 0;
-        r->drop_ws = 0;
+        if (r->content.p) r->content.p[0] = 0;
+        if (r->thinking.p) r->thinking.p[0] = 0;
     }
     if (r->oom) {
         lamina_reply_free(r);

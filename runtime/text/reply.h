@@ -32,8 +32,9 @@
  * <think> has everything up to </think> as thinking, and the whitespace
  * after </think> is dropped; a reply whose prompt already opened <think>
  * (opts.prefill ends inside a think block, as DeepSeek-R1 templates do) is
- * thinking from its first byte.  A reply that ends inside the block is all
- * thinking.  "<think>" later in the text is content.
+ * thinking from its first byte (a prefill is read from its last <think> or
+ * </think> on).  A reply that ends inside the block is all thinking.
+ * "<think>" later in the text is content.
  *
  * Streaming: text that may be the start of a marker is held back until the
  * next feed tells; a LLAMA3 reply that starts with '{' and a GENERIC reply
