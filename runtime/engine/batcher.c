@@ -10,9 +10,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +43,8 @@ typedef struct breq {
     int32_t  embed;             /* 0 or LAMINA_POOL_LAST / MEAN */
     lamina_grammar *grammar;    /* structured output, or NULL */
     int      render_special;    /* control tokens in the text */
+    int32_t  logprobs;          /* alternatives to report, < 0: no logprobs */
+    lamina_batcher_logprob_fn logprob;
     lamina_batcher_text_fn text;
     lamina_batcher_token_fn token;
     lamina_batcher_done_fn done;
@@ -77,6 +79,11 @@ typedef struct bslot {
     uint64_t used;              /* last use, for picking among free slots */
     int      taken;             /* has a prompt chunk in the batch being built */
     double  *pool;              /* [n_embd] embedding requests: sum (mean) or last row */
+    double   lse;               /* logprobs: log-sum-exp of this step's logits */
+    float    lp;                /* the draw's log-probability */
+    int      n_top;
+    lamina_token top[LAMINA_MAX_TOP_LOGPROBS];
+    float    top_lp[LAMINA_MAX_TOP_LOGPROBS];
 } bslot;
 
 struct lamina_batcher {
@@ -352,6 +359,8 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
     r->embed = rq->embed;
     r->grammar = lamina_grammar_ref(rq->grammar);
     r->render_special = rq->render_special;
+    r->logprob = rq->logprob;
+    r->logprobs = !rq->logprob ? -1 : rq->logprobs > LAMINA_MAX_TOP_LOGPROBS ? LAMINA_MAX_TOP_LOGPROBS : rq->logprobs;
     r->t_submit = lamina_batcher_now();
     r->text = rq->text;
     r->token = rq->token;
@@ -469,6 +478,31 @@ static int setup_slot(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     return 0;
 }
 
+/* logprobs: the log-sum-exp of a row and its n most likely tokens. */
+static void row_logprobs(bslot *s, const float *lg, int32_t n_vocab, int n)
+{
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; i++)
+        if (lg[i] > mx) mx = lg[i];
+    double sum = 0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i] - mx);
+    s->lse = mx + log(sum > 0 ? sum : 1);
+    s->n_top = 0;
+    for (int32_t i = 0; i < n_vocab && n > 0; i++) {   /* insertion into the n best */
+        float v = lg[i];
+        if (isnan(v) || (s->n_top == n && v <= s->top_lp[n - 1])) continue;
+        int k = s->n_top < n ? s->n_top++ : n - 1;
+        while (k > 0 && s->top_lp[k - 1] < v) {
+            s->top_lp[k] = s->top_lp[k - 1];
+            s->top[k] = s->top[k - 1];
+            k--;
+        }
+        s->top_lp[k] = v;
+        s->top[k] = i;
+    }
+    for (int k = 0; k < s->n_top; k++) s->top_lp[k] = (float)(s->top_lp[k] - s->lse);
+}
+
 /* Sample row `row` into its slot (any thread: each slot has its own
  * sampler, and the row's logits are only read). */
 static void sample_row(lamina_batcher *b, int row)
@@ -476,8 +510,10 @@ static void sample_row(lamina_batcher *b, int row)
     bslot *s = &b->slots[b->row_slot[row]];
     if (s->r->max_tokens == 0) { s->sample_rc = 0; return; }
     float *lg = b->logits + (size_t)row * (size_t)b->n_vocab;
+    if (s->r->logprobs >= 0) row_logprobs(s, lg, b->n_vocab, s->r->logprobs);
     if (s->gm) lamina_gmatch_mask(s->gm, lg);      /* the row is this slot's alone */
     s->sample_rc = lamina_sampler_sample(s->smp, lg, &s->sampled);
+    if (s->sample_rc == 0 && s->r->logprobs >= 0) s->lp = (float)(lg[s->sampled] - s->lse);
     if (s->sample_rc == 0 && s->gm && lamina_gmatch_accept(s->gm, s->sampled) < 0) s->sample_rc = 1;
     if (s->sample_rc == 0) lamina_sampler_accept(s->smp, s->sampled);
 }
@@ -554,6 +590,7 @@ static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     if (s->t_first == 0) s->t_first = now;
     s->t_last = now;
     if (lamina_tokenizer_is_eog(b->tok, t)) return LAMINA_STOP_EOG;
+    if (r->logprobs >= 0) r->logprob(r->ctx, t, s->lp, s->top, s->top_lp, s->n_top);
     s->toks[s->n_toks++] = t;                   /* room: reserved n_kv + 1 */
     s->n_gen++;
     size_t plen;

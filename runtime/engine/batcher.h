@@ -89,6 +89,13 @@ typedef int  (*lamina_batcher_text_fn)(void *ctx, const char *text, size_t len);
 /* Each token sampled (end-of-generation included), with the seconds since
  * the previous one (for the first: since the request was submitted). */
 typedef void (*lamina_batcher_token_fn)(void *ctx, lamina_token tok, double since_prev_s);
+/* Each generated token's log-probability under the model (log-softmax of
+ * its logits, before sampling settings and output formats), with the n
+ * most likely tokens and theirs, most likely first (end-of-generation
+ * tokens are not reported). */
+#define LAMINA_MAX_TOP_LOGPROBS 20
+typedef void (*lamina_batcher_logprob_fn)(void *ctx, lamina_token tok, float logprob,
+                                          const lamina_token *top, const float *top_logprob, int n);
 /* Called exactly once for every request that was accepted, whatever the
  * outcome; after it returns the batcher no longer uses ctx. */
 typedef void (*lamina_batcher_done_fn)(void *ctx, const lamina_batcher_result *r);
@@ -119,6 +126,10 @@ typedef struct lamina_batcher_request {
                                        ones) are given as their text, for
                                        tool-call markers such as
                                        [TOOL_CALLS]; else as "" */
+    int32_t  logprobs;              /* < 0 (or logprob NULL): none; else call
+                                       logprob with this many alternatives
+                                       (at most LAMINA_MAX_TOP_LOGPROBS) */
+    lamina_batcher_logprob_fn logprob;
     lamina_batcher_text_fn  text;   /* may be NULL */
     lamina_batcher_token_fn token;  /* may be NULL */
     lamina_batcher_done_fn  done;   /* may be NULL */

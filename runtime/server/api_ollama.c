@@ -13,7 +13,8 @@
  * ignores unknown ones.  Chat takes tools (message.tool_calls in the
  * reply, "tool" messages with tool_name back) and think (message.thinking;
  * true, false, or a level "low", "medium", "high" given to the template as
- * reasoning_effort), through api_chat.c.
+ * reasoning_effort), through api_chat.c.  logprobs (with top_logprobs)
+ * adds each generated token's log-probability, as Ollama 0.12 does.
  */
 #include "config.h"
 
@@ -204,6 +205,12 @@ static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_op
     if (srv_json_str(b, "template", &t, err, es) < 0) return -1;
     if (t && *t) { snprintf(err, es, "template: custom prompt templates are not supported"); return -1; }
     if (parse_think(b, ch, err, es) < 0) return -1;
+    int lp = 0;
+    int64_t top = 0;
+    if (srv_json_bool(b, "logprobs", &lp, err, es) < 0 ||
+        srv_json_int(b, "top_logprobs", 0, LAMINA_MAX_TOP_LOGPROBS, &top, err, es) < 0)
+        return -1;
+    if (lp) o->logprobs = (int)top;
     return 0;
 }
 
@@ -234,9 +241,16 @@ static json_t *base(const srv_job *j, int done)
     return json_pack("{s:s, s:s, s:b}", "model", j->model, "created_at", when, "done", done);
 }
 
+/* "logprobs": the chunk's entries (streamed) or all (whole reply) */
+static void put_logprobs(json_t *o, json_t *entries)
+{
+    if (entries) json_object_set(o, "logprobs", entries);
+}
+
 static json_t *gen_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = base(j, 0);
+    put_logprobs(o, j->chunk_lp);
     json_object_set_new(o, "response", srv_json_text(d->content, d->content_len));
     if (d->thinking_len) json_object_set_new(o, "thinking", srv_json_text(d->thinking, d->thinking_len));
     return o;
@@ -256,6 +270,7 @@ static json_t *gen_end(srv_job *j, int whole)
     }
     json_object_set_new(o, "response", srv_json_text(text, len));
     if (tl) json_object_set_new(o, "thinking", srv_json_text(th, tl));
+    if (whole) put_logprobs(o, j->r->lp_all);
     json_object_set_new(o, "done_reason", json_string(srv_finish_reason(j->r)));
     if (j->echo_ctx) {
         json_t *ctx = json_array();
@@ -286,6 +301,7 @@ static json_t *delta_msg(const srv_job *j, const srv_delta *d)
 static json_t *chat_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = base(j, 0);
+    put_logprobs(o, j->chunk_lp);
     json_object_set_new(o, "message", delta_msg(j, d));
     return o;
 }
@@ -303,6 +319,7 @@ static json_t *chat_end(srv_job *j, int whole)
         d.content_len = j->r->all_n;
     }
     json_object_set_new(o, "message", delta_msg(j, &d));
+    if (whole) put_logprobs(o, j->r->lp_all);
     json_object_set_new(o, "done_reason", json_string(srv_finish_reason(j->r)));
     put_timings(o, j);
     return o;

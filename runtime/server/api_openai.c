@@ -13,8 +13,9 @@
  * (streamed as one delta per complete call) and finish_reason
  * "tool_calls"; a thinking model's reasoning is reasoning_content, never
  * content (reasoning_effort and chat_template_kwargs reach the template).
- * Features lamina cannot honour (n > 1, logprobs, images) are refused
- * with 400.
+ * logprobs (chat: true with top_logprobs; completions: a number) give
+ * each generated token's log-probability under the model.  Features
+ * lamina cannot honour (n > 1, images) are refused with 400.
  */
 #include "config.h"
 
@@ -104,8 +105,25 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
         return -1;
     }
     if (srv_parse_stop(json_object_get(b, "stop"), "stop", o, err, es) < 0) return -1;
+    /* logprobs: chat takes true/false and top_logprobs, completions a number */
     json_t *lp = json_object_get(b, "logprobs");
-    if (lp && !json_is_null(lp) && !json_is_false(lp)) { snprintf(err, es, "logprobs: not supported"); return -1; }
+    int64_t top = 0;
+    int rt;
+    if ((rt = srv_json_int(b, "top_logprobs", 0, LAMINA_MAX_TOP_LOGPROBS, &top, err, es)) < 0) return -1;
+    if (json_is_true(lp)) o->logprobs = (int)top;
+    else if (json_is_integer(lp)) {
+        if (json_integer_value(lp) < 0 || json_integer_value(lp) > LAMINA_MAX_TOP_LOGPROBS) {
+            snprintf(err, es, "logprobs: must be from 0 to %d", LAMINA_MAX_TOP_LOGPROBS);
+            return -1;
+        }
+        o->logprobs = (int)json_integer_value(lp);
+    } else if (lp && !json_is_null(lp) && !json_is_false(lp)) {
+        snprintf(err, es, "logprobs: expected a boolean (chat) or a number (completions)");
+        return -1;
+    } else if (rt > 0 && top > 0) {
+        snprintf(err, es, "top_logprobs: needs logprobs true");
+        return -1;
+    }
     json_t *rf = json_object_get(b, "response_format");
     if (rf && !json_is_null(rf)) {
         json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
@@ -151,6 +169,17 @@ static json_t *head(const srv_job *j, const char *object)
                      (json_int_t)j->created, "model", j->model, "system_fingerprint", "lamina-" LAMINA_VERSION_STRING);
 }
 
+/* choices[].logprobs of chat: {"content": entries}, or null */
+static json_t *chat_logprobs(json_t *entries)
+{
+    return entries ? json_pack("{s:O}", "content", entries) : json_null();
+}
+
+static json_t *cmpl_logprobs(json_t *entries)
+{
+    return entries ? srv_logprobs_completions(entries) : json_null();
+}
+
 /* "tool_calls" when the reply called tools, else stop/length */
 static const char *finish(const srv_job *j)
 {
@@ -169,8 +198,8 @@ static json_t *chat_chunk(srv_job *j, const srv_delta *d)
         json_object_set_new(delta, "content", srv_json_text(d->content, d->content_len));
     if (d->thinking_len) json_object_set_new(delta, "reasoning_content", srv_json_text(d->thinking, d->thinking_len));
     if (d->n_calls) json_object_set_new(delta, "tool_calls", srv_calls_openai(j, d->first_call, d->n_calls, 1));
-    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:n}]", "index", 0, "delta", delta,
-                                                "logprobs", "finish_reason"));
+    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:o, s:n}]", "index", 0, "delta", delta,
+                                                "logprobs", chat_logprobs(j->chunk_lp), "finish_reason"));
     return o;
 }
 
@@ -206,8 +235,8 @@ static json_t *chat_whole(srv_job *j)
                             nc && !len ? json_null() : srv_json_text(text, len));
     if (tl) json_object_set_new(msg, "reasoning_content", srv_json_text(th, tl));
     if (nc) json_object_set_new(msg, "tool_calls", srv_calls_openai(j, 0, nc, 0));
-    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:s}]", "index", 0, "message", msg,
-                                                "logprobs", "finish_reason", finish(j)));
+    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:o, s:s}]", "index", 0, "message", msg,
+                                                "logprobs", chat_logprobs(j->r->lp_all), "finish_reason", finish(j)));
     json_object_set_new(o, "usage", usage(j));
     return o;
 }
@@ -215,8 +244,8 @@ static json_t *chat_whole(srv_job *j)
 static json_t *cmpl_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = head(j, "text_completion");
-    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:n, s:n}]", "text", srv_json_text(d->content, d->content_len), "index", 0,
-                                                "logprobs", "finish_reason"));
+    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:o, s:n}]", "text", srv_json_text(d->content, d->content_len), "index", 0,
+                                                "logprobs", cmpl_logprobs(j->chunk_lp), "finish_reason"));
     return o;
 }
 
@@ -231,9 +260,9 @@ static json_t *cmpl_final(srv_job *j)
 static json_t *cmpl_whole(srv_job *j)
 {
     json_t *o = head(j, "text_completion");
-    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:n, s:s}]", "text",
-                                                srv_json_text(j->r->all ? j->r->all : "", j->r->all_n), "index", 0, "logprobs", "finish_reason",
-                                                srv_finish_reason(j->r)));
+    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:o, s:s}]", "text",
+                                                srv_json_text(j->r->all ? j->r->all : "", j->r->all_n), "index", 0, "logprobs",
+                                                cmpl_logprobs(j->r->lp_all), "finish_reason", srv_finish_reason(j->r)));
     json_object_set_new(o, "usage", usage(j));
     return o;
 }

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s)
     }
     o->max_tokens = s->cfg.max_tokens;
     o->keep_alive = s->set.keep_alive;
+    o->logprobs = -1;
 }
 
 void srv_gen_opts_clear(srv_gen_opts *o)
@@ -109,6 +111,61 @@ static void on_token(void *ctx, lamina_token tok, double since_prev)
     } else {
         srv_metrics_token_latency(r->s->metrics, since_prev);
     }
+}
+
+/* {id, token, logprob, bytes} of one token (id as llama-server adds it) */
+static json_t *lp_entry(const lamina_tokenizer *tok, lamina_token t, float lp)
+{
+    size_t n;
+    const char *p = lamina_tokenizer_piece(tok, t, 1, &n);
+    json_t *bytes = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(bytes, json_integer((unsigned char)p[i]));
+    return json_pack("{s:i, s:o, s:f, s:o}", "id", (int)t, "token", srv_json_text(p, n), "logprob",
+                     isfinite(lp) ? lp : -9999.0, "bytes", bytes);
+}
+
+static void on_logprob(void *ctx, lamina_token t, float lp, const lamina_token *top, const float *top_lp, int n)
+{
+    srv_req *r = ctx;
+    const lamina_tokenizer *tok = r->model->tok;
+    json_t *e = lp_entry(tok, t, lp), *alts = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(alts, lp_entry(tok, top[i], top_lp[i]));
+    json_object_set_new(e, "top_logprobs", alts);
+    pthread_mutex_lock(&r->mu);
+    if (r->lp_out) json_array_append(r->lp_out, e);
+    if (r->lp_all) json_array_append(r->lp_all, e);
+    pthread_mutex_unlock(&r->mu);
+    json_decref(e);
+}
+
+json_t *srv_gen_take_logprobs(srv_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    json_t *a = r->lp_out;
+    if (a) r->lp_out = json_array();
+    pthread_mutex_unlock(&r->mu);
+    return a;
+}
+
+json_t *srv_logprobs_completions(json_t *entries)
+{
+    json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    size_t off = 0, i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        json_t *tk = json_object_get(e, "token");
+        json_array_append(toks, tk);
+        json_array_append(lps, json_object_get(e, "logprob"));
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        off += json_array_size(json_object_get(e, "bytes"));
+        json_t *top = json_object(), *a;
+        size_t k;
+        json_array_foreach(json_object_get(e, "top_logprobs"), k, a)
+            json_object_set(top, json_string_value(json_object_get(a, "token")), json_object_get(a, "logprob"));
+        json_array_append_new(tops, top);
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
+                     "text_offset", offs);
 }
 
 static void on_done(void *ctx, const lamina_batcher_result *res)
@@ -193,6 +250,12 @@ int srv_gen_start(srv *s, srv_model *m, const lamina_token *ctx_toks, size_t n_c
     rq.n_stop = o->n_stop;
     rq.grammar = o->grammar;
     rq.render_special = o->render_special;
+    if (o->logprobs >= 0) {
+        r->lp_out = json_array();
+        if (keep_all) r->lp_all = json_array();
+        rq.logprobs = o->logprobs;
+        rq.logprob = on_logprob;
+    }
     rq.deadline = s->set.request_timeout > 0 ? t_recv + s->set.request_timeout : 0;
     rq.text = on_text;
     rq.token = on_token;
@@ -208,6 +271,8 @@ int srv_gen_start(srv *s, srv_model *m, const lamina_token *ctx_toks, size_t n_c
         if (rc == LAMINA_EREJECTED) srv_metrics_event(s->metrics, "queue_full");
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
+        json_decref(r->lp_out);
+        json_decref(r->lp_all);
         free(r);
         return rc;
     }
@@ -292,6 +357,8 @@ void srv_req_put(srv_req *r)
     free(r->out);
     free(r->all);
     free(r->toks);
+    json_decref(r->lp_out);
+    json_decref(r->lp_all);
     free(r);
 }
 
@@ -379,7 +446,11 @@ static int job_next(void *ctx, char **buf, size_t *len)
             return -1;
         }
         if (!delta_empty(&d) || !j->reply) {
+            json_t *lp = srv_gen_take_logprobs(j->r);
+            j->chunk_lp = lp;
             json_t *o = j->fmt->chunk(j, &d);
+            j->chunk_lp = NULL;
+            json_decref(lp);
             free(text);
             j->n_chunks++;
             return dump_framed(j, o, buf, len) < 0 ? -1 : 0;
@@ -394,7 +465,11 @@ static int job_next(void *ctx, char **buf, size_t *len)
         /* what the parser held back */
         if (lamina_reply_finish(j->reply, &d) < 0) return -1;
         if (!delta_empty(&d)) {
+            json_t *lp = srv_gen_take_logprobs(j->r);
+            j->chunk_lp = lp;
             o = j->fmt->chunk(j, &d);
+            j->chunk_lp = NULL;
+            json_decref(lp);
             j->n_chunks++;
             if (dump_framed(j, o, buf, len) < 0) return -1;
             char *b2;

@@ -166,6 +166,8 @@ typedef struct srv_gen_opts {
     double   keep_alive;
     lamina_grammar *grammar;      /* structured output (owned reference), or NULL */
     int      render_special;      /* control tokens in the text (tool-call markers) */
+    int      logprobs;            /* < 0: none; else each token's log-probability
+                                     with this many alternatives */
 } srv_gen_opts;
 
 void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s);
@@ -200,6 +202,8 @@ struct srv_req {
     double   load_s;
     double   first_tok;           /* first token sampled (monotonic), 0 before */
     double   keep_alive;
+    /* logprobs: entries {token, logprob, bytes, top_logprobs} not yet taken, and all */
+    json_t  *lp_out, *lp_all;
 };
 
 /* Tokenize and submit.  `text` is tokenized with flags; ctx_toks (may be
@@ -216,6 +220,9 @@ void srv_gen_wait(srv_req *r, int fd);
  * request is done and nothing is pending, 0 otherwise, -1 when the
  * client disconnected (the request is then cancelled). */
 int  srv_gen_next(srv_req *r, int fd, char **text, size_t *len);
+/* The logprob entries produced since the last call (new reference, an
+ * array; NULL when the request has no logprobs). */
+json_t *srv_gen_take_logprobs(srv_req *r);
 /* Cancel (idempotent). */
 void srv_gen_cancel(srv_req *r);
 /* Drop the HTTP side's reference; releases the model when the last
@@ -250,6 +257,7 @@ struct srv_job {
     char     id[64];              /* OpenAI id */
     double   created;             /* wall clock */
     int      n_chunks;
+    json_t  *chunk_lp;            /* logprob entries of the chunk being made (borrowed), or NULL */
     int      include_usage;
     int      echo_ctx;            /* Ollama generate: return "context" */
     lamina_reply *reply;          /* chat: splits thinking and tool calls (owned), or NULL */
@@ -310,6 +318,11 @@ int  srv_job_parse_all(srv_job *j);
  * stream deltas).  New references. */
 json_t *srv_calls_ollama(const srv_job *j, size_t from, size_t n);
 json_t *srv_calls_openai(srv_job *j, size_t from, size_t n, int with_index);
+
+/* A logprobs object for a reply: OpenAI chat {"content": entries},
+ * OpenAI completions {"tokens", "token_logprobs", "top_logprobs",
+ * "text_offset"}; entries as they are for Ollama.  New reference. */
+json_t *srv_logprobs_completions(json_t *entries);
 
 /* Shared request parsing (api_ollama.c): stop strings (a string or an
  * array of at most LAMINA_MAX_STOP strings) into o. */
