@@ -19,6 +19,7 @@
 #define QK_NORM (LW(LW_Q_NORM) | LW(LW_K_NORM))
 #define POST    (LW(LW_POST_ATTN_NORM) | LW(LW_POST_FFW_NORM))
 #define MODEL   (LG(LG_TOK_EMBD) | LG(LG_OUTPUT_NORM))
+#define CLASSIFIER (LG(LG_CLS_OUT) | LG(LG_CLS_OUT_B))
 #define ROPE_T  (LG(LG_ROPE_FREQS) | LG(LG_ROPE_LONG) | LG(LG_ROPE_SHORT))
 
 static const lamina_arch_info archs[] = {
@@ -39,7 +40,7 @@ static const lamina_arch_info archs[] = {
     { .name = "qwen3", .family = "llama", .build_layer = lamina_build_llama_layer,
       .layer_required = DECODER | GATED | QK_NORM,
       .layer_optional = LW(LW_QKV),
-      .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | CLASSIFIER,   /* + Qwen3-Reranker */
       .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
     /* Qwen3 mixture of experts (Qwen3-30B-A3B): softmax router, top-k
      * experts renormalized, no shared expert */

@@ -21,6 +21,7 @@ struct graph_ctx;
 /* The tensors outside the layers, as llama.cpp's converter names them. */
 enum lamina_model_slot {
     LG_TOK_EMBD, LG_OUTPUT_NORM, LG_OUTPUT, LG_ROPE_FREQS, LG_ROPE_LONG, LG_ROPE_SHORT,
+    LG_CLS_OUT, LG_CLS_OUT_B,       /* classifier head (rank pooling: rerankers) */
     LG_COUNT
 };
 #define LG(slot) (1u << (slot))

@@ -79,7 +79,7 @@ static int hp_f32(loader *L, const char *suffix, int required, float def, float 
 }
 
 /* The dimensions a slot's shape is made of. */
-enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE };
+enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE, D_CLS };
 
 typedef struct slot_def {
     const char *name;           /* after "blk.N." for layer slots */
@@ -123,6 +123,8 @@ static const slot_def model_slots[LG_COUNT] = {
     [LG_ROPE_FREQS]  = { "rope_freqs.weight",         D_ROT2, D_1,     1 },
     [LG_ROPE_LONG]   = { "rope_factors_long.weight",  D_ROT2, D_1,     1 },
     [LG_ROPE_SHORT]  = { "rope_factors_short.weight", D_ROT2, D_1,     1 },
+    [LG_CLS_OUT]     = { "cls.output.weight",         D_E,    D_CLS,   0 },
+    [LG_CLS_OUT_B]   = { "cls.output.bias",           D_CLS,  D_1,     1 },
 };
 
 /* A fused slot and the separate ones it stands for. */
@@ -150,6 +152,7 @@ static int64_t dim(const lamina_hparams *hp, int d)
     case D_VOCAB: return hp->n_vocab;
     case D_X:     return hp->n_expert;
     case D_FE:    return hp->n_ff_exp;
+    case D_CLS:   return hp->n_cls_out;
     default:      return 1;
     }
 }
@@ -329,6 +332,24 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
         return LAMINA_EFORMAT;
     }
 
+    /* a classifier head: its outputs are the labels (classifier.output_labels) */
+    const lamina_gguf_tensor *co = lamina_gguf_tensor_find(L->m->gguf, "cls.output.weight");
+    hp->n_cls_out = co ? (int32_t)(co->n_dims >= 2 ? co->ne[1] : 1) : 0;
+    char lk[96];
+    uint32_t lt;
+    uint64_t nl;
+    const void *ld;
+    snprintf(lk, sizeof lk, "%s.classifier.output_labels", L->arch);
+    if (lamina_gguf_get_arr(L->m->gguf, lk, &lt, &nl, &ld, NULL, 0) == 0 && co && nl != (uint64_t)hp->n_cls_out) {
+        snprintf(L->err, L->err_size, "%s: '%s' has %llu labels but cls.output.weight %d rows", L->path, lk,
+                 (unsigned long long)nl, hp->n_cls_out);
+        return LAMINA_EFORMAT;
+    }
+    if (co && (hp->n_cls_out < 1 || hp->n_cls_out > 4096)) {
+        snprintf(L->err, L->err_size, "%s: cls.output.weight has %d rows (1..4096)", L->path, hp->n_cls_out);
+        return LAMINA_EFORMAT;
+    }
+
     /* the row's design */
     hp->rope_mode = a->rope_mode;
     hp->act = a->act;
@@ -377,6 +398,48 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     return 0;
 }
 
+/* The classifier head is small (labels x n_embd): kept as floats. */
+static int load_classifier(loader *L, const lamina_gguf_tensor *w, const lamina_gguf_tensor *b)
+{
+    lamina_model *m = L->m;
+    const int64_t E = m->hp.n_embd, n = m->hp.n_cls_out;
+    const lamina_type_traits *tr = lamina_type_get(w->type);
+    m->cls_out = malloc((size_t)(E * n) * sizeof *m->cls_out);
+    if (!m->cls_out) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
+    size_t row = (size_t)(E / tr->block_size) * tr->type_size;
+    for (int64_t r = 0; r < n; r++)
+        if (lamina_dequantize_row(w->type, (const char *)w->data + (size_t)r * row, m->cls_out + r * E, E) < 0) {
+            snprintf(L->err, L->err_size, "%s: tensor 'cls.output.weight': type %s cannot be read as floats",
+                     L->path, tr->name);
+            return LAMINA_ENOTSUP;
+        }
+    if (b) {
+        m->cls_out_b = malloc((size_t)n * sizeof *m->cls_out_b);
+        if (!m->cls_out_b) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
+        memcpy(m->cls_out_b, b->data, (size_t)n * sizeof *m->cls_out_b);
+    }
+    return 0;
+}
+
+int lamina_model_classify(const lamina_model *m, const float *h, float *out)
+{
+    if (!m->cls_out) return LAMINA_ENOTSUP;
+    const int64_t E = m->hp.n_embd, n = m->hp.n_cls_out;
+    double mx = -INFINITY;
+    for (int64_t r = 0; r < n; r++) {
+        double acc = m->cls_out_b ? m->cls_out_b[r] : 0;
+        for (int64_t i = 0; i < E; i++) acc += (double)m->cls_out[r * E + i] * h[i];
+        out[r] = (float)acc;
+        if (acc > mx) mx = acc;
+    }
+    if (!strcmp(m->hp.arch_name, "qwen3")) {   /* Qwen3 rerankers: softmax over yes/no */
+        double sum = 0;
+        for (int64_t r = 0; r < n; r++) sum += exp(out[r] - mx);
+        for (int64_t r = 0; r < n; r++) out[r] = (float)(exp(out[r] - mx) / sum);
+    }
+    return 0;
+}
+
 static int bind_weights(loader *L, const lamina_arch_info *a)
 {
     lamina_model *m = L->m;
@@ -398,6 +461,11 @@ static int bind_weights(loader *L, const lamina_arch_info *a)
     m->rope_freqs = g[LG_ROPE_FREQS];
     m->rope_long = g[LG_ROPE_LONG];
     m->rope_short = g[LG_ROPE_SHORT];
+    if (g[LG_CLS_OUT] && (rc = load_classifier(L, g[LG_CLS_OUT], g[LG_CLS_OUT_B])) < 0) return rc;
+    if (!g[LG_CLS_OUT] && g[LG_CLS_OUT_B]) {
+        snprintf(L->err, L->err_size, "%s: tensor 'cls.output.bias' without 'cls.output.weight'", L->path);
+        return LAMINA_EFORMAT;
+    }
     if (!m->rope_long != !m->rope_short) {
         snprintf(L->err, L->err_size, "%s: tensor '%s' without '%s' (LongRoPE needs both)", L->path,
                  m->rope_long ? "rope_factors_long.weight" : "rope_factors_short.weight",
@@ -496,6 +564,8 @@ void lamina_model_free(lamina_model *m)
 {
     if (!m) return;
     free(m->layers);
+    free(m->cls_out);
+    free(m->cls_out_b);
     lamina_gguf_close(m->gguf);
     free(m);
 }

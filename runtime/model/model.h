@@ -55,6 +55,7 @@ typedef struct lamina_hparams {
     int32_t  n_ff_exp;          /* an expert's FFN width */
     int32_t  pooling;           /* <arch>.pooling_type (LAMINA_POOL_*), or
                                    LAMINA_POOL_UNSPECIFIED when absent */
+    int32_t  n_cls_out;         /* classifier outputs (cls.output rows), 0: none */
 } lamina_hparams;
 
 /* Pooling of embeddings, GGUF's <arch>.pooling_type values. */
@@ -115,6 +116,10 @@ typedef struct lamina_model {
                                                (Llama 3 rope scaling), or NULL */
     const lamina_gguf_tensor *rope_long, *rope_short;   /* [n_rot/2] LongRoPE
                                                divisors (phi3), or NULL */
+    float   *cls_out;                       /* [n_cls_out][E] classifier head
+                                               (cls.output.weight) as floats,
+                                               owned, or NULL */
+    float   *cls_out_b;                     /* [n_cls_out] its bias, or NULL */
     lamina_layer_weights *layers;           /* n_layer, owned */
     uint64_t weight_bytes;                  /* sum of all tensor sizes */
 } lamina_model;
@@ -131,6 +136,11 @@ void lamina_model_free(lamina_model *m);
  * sequence: the long ones past the trained original context, else the
  * short ones; rope_freqs when the file has one; NULL when neither. */
 const lamina_gguf_tensor *lamina_model_rope_factors(const lamina_model *m, int32_t n_ctx);
+
+/* A reranker's scores from the pooled hidden state h[n_embd] (after the
+ * output norm): the classifier head, then (qwen3, as llama.cpp) a softmax;
+ * out[n_cls_out].  LAMINA_ENOTSUP when the model has no classifier head. */
+int  lamina_model_classify(const lamina_model *m, const float *h, float *out);
 
 /* Bytes of the weights layer `il` reads (il == -1: input embedding,
  * il == n_layer: output norm + head). */

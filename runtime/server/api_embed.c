@@ -1,6 +1,13 @@
 /*
  * api_embed.c - embeddings: Ollama's POST /api/embed and legacy
- * POST /api/embeddings, OpenAI's POST /v1/embeddings.
+ * POST /api/embeddings, OpenAI's POST /v1/embeddings; and reranking,
+ * POST /v1/rerank (/rerank, /v1/reranking, /reranking) as llama-server,
+ * Jina and Cohere clients send it: each document's prompt (the file's
+ * tokenizer.chat_template.rerank with {query} and {document}) is read
+ * like an embedding input, and the classifier head (cls.output) scores
+ * the last token's hidden state (lamina_model_classify: for Qwen3
+ * rerankers the softmax of yes/no, as llama.cpp); results by score,
+ * top_n of them, with the document when return_documents.
  *
  * Every input of a request becomes one embedding request of the model's
  * batcher (lamina_batcher_request.embed): the inputs are read in the same
@@ -601,6 +608,151 @@ bad_model:
     http = 400;
 fail_model:
     free(vec);
+    inputs_free(&inp);
+    srv_pool_release(c->s, m, keep);
+    return srv_reply_error(c, http, "%s", err);
+bad:
+    return srv_reply_error(c, 400, "%s", err);
+}
+
+/* ------------------------------------------------------------------ */
+/* POST /v1/rerank, /rerank (llama-server, Jina and Cohere shape)     */
+
+/* A document: a string or {"text": string}. */
+static const char *doc_text(json_t *d)
+{
+    if (json_is_string(d)) return json_string_value(d);
+    json_t *t = json_is_object(d) ? json_object_get(d, "text") : NULL;
+    return json_is_string(t) ? json_string_value(t) : NULL;
+}
+
+/* The rerank prompt: the file's template with {query} and {document}
+ * replaced (every occurrence), malloc'd. */
+static char *rerank_prompt(const char *tmpl, size_t tl, const char *query, const char *doc)
+{
+    size_t ql = strlen(query), dl = strlen(doc), cap = tl + 1, n = 0;
+    for (size_t i = 0; i < tl; i++) {
+        if (!strncmp(tmpl + i, "{query}", 7)) cap += ql;
+        else if (!strncmp(tmpl + i, "{document}", 10)) cap += dl;
+    }
+    char *p = malloc(cap);
+    if (!p) return NULL;
+    for (size_t i = 0; i < tl;) {
+        if (i + 7 <= tl && !strncmp(tmpl + i, "{query}", 7)) { memcpy(p + n, query, ql); n += ql; i += 7; }
+        else if (i + 10 <= tl && !strncmp(tmpl + i, "{document}", 10)) { memcpy(p + n, doc, dl); n += dl; i += 10; }
+        else p[n++] = tmpl[i++];
+    }
+    p[n] = 0;
+    return p;
+}
+
+typedef struct rank_item { size_t index; float score; } rank_item;
+
+static int cmp_rank(const void *a, const void *b)
+{
+    const rank_item *x = a, *y = b;
+    return x->score < y->score ? 1 : x->score > y->score ? -1 : x->index < y->index ? -1 : x->index > y->index;
+}
+
+int srv_rerank(srv_call *c)
+{
+    char err[512];
+    json_t *b = c->body;
+    const char *model = NULL, *query = NULL;
+    int64_t top_n = 0;
+    int ret_docs = 0, r;
+    if ((r = srv_json_str(b, "model", &model, err, sizeof err)) < 0) goto bad;
+    if (r == 0 || !*model) { snprintf(err, sizeof err, "model: required"); goto bad; }
+    if (srv_json_str(b, "query", &query, err, sizeof err) < 0) goto bad;
+    if (!query || !*query) { snprintf(err, sizeof err, "query: expected a non-empty string"); goto bad; }
+    if (srv_json_int(b, "top_n", 1, INT32_MAX, &top_n, err, sizeof err) < 0) goto bad;
+    if (srv_json_bool(b, "return_documents", &ret_docs, err, sizeof err) < 0) goto bad;
+    json_t *docs = json_object_get(b, "documents");
+    if (!docs) docs = json_object_get(b, "texts");   /* TEI's name */
+    if (!json_is_array(docs) || json_array_size(docs) == 0) {
+        snprintf(err, sizeof err, "documents: expected a non-empty array of strings");
+        goto bad;
+    }
+    size_t n = json_array_size(docs);
+    if (n > 2048) { snprintf(err, sizeof err, "documents: at most 2048, got %zu", n); goto bad; }
+    for (size_t i = 0; i < n; i++)
+        if (!doc_text(json_array_get(docs, i))) {
+            snprintf(err, sizeof err, "documents[%zu]: expected a string or {\"text\": string}", i);
+            goto bad;
+        }
+
+    srv_model *m;
+    double load_s;
+    int http;
+    if (srv_pool_acquire(c->s, model, &m, &load_s, &http, err, sizeof err) < 0)
+        return srv_model_error(c, http, err);
+    double keep = c->s->set.keep_alive;
+    emb_inputs inp;
+    memset(&inp, 0, sizeof inp);
+    float *vec = NULL;
+    rank_item *items = NULL;
+    const int32_t E = m->model->hp.n_embd;
+    const char *tmpl = NULL;
+    size_t tl = 0;
+    if (!m->model->cls_out) {
+        snprintf(err, sizeof err, "model '%s' is not a reranker: it has no classifier head (cls.output.weight; "
+                 "%s.pooling_type 4)", m->name, m->model->hp.arch_name);
+        goto bad_model;
+    }
+    if (lamina_gguf_get_str(m->model->gguf, "tokenizer.chat_template.rerank", &tmpl, &tl, NULL, 0) < 0 || !tmpl) {
+        snprintf(err, sizeof err, "model '%s' has no rerank prompt (tokenizer.chat_template.rerank)", m->name);
+        goto bad_model;
+    }
+    if (inputs_alloc(&inp, n) < 0) { snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
+    for (size_t i = 0; i < n; i++) {
+        char *p = rerank_prompt(tmpl, tl, query, doc_text(json_array_get(docs, i)));
+        size_t nt = 0;
+        r = p ? lamina_tokenizer_encode(m->tok, p, strlen(p), LAMINA_TOKENIZE_PARSE_SPECIAL, &inp.toks[i], &nt,
+                                        err, sizeof err)
+              : LAMINA_ENOMEM;
+        free(p);
+        if (r < 0) { if (r == LAMINA_ENOMEM) snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
+        inp.n[i] = nt > INT32_MAX ? INT32_MAX : (int32_t)nt;
+    }
+    if (inputs_fit(&inp, ctx_limit(m, 0), 0, "documents", 1, err, sizeof err) < 0) goto bad_model;
+    vec = malloc(n * (size_t)E * sizeof *vec);
+    items = calloc(n, sizeof *items);
+    float *cls = malloc((size_t)m->model->hp.n_cls_out * sizeof *cls);
+    if (!vec || !items || !cls) { free(cls); snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
+    if (embed_run(c, m, inp.toks, inp.n, n, LAMINA_POOL_LAST, vec, &http, err, sizeof err) < 0) {
+        free(cls);
+        if (http == 503) c->retry_after = 1;
+        goto fail_model;
+    }
+    for (size_t i = 0; i < n; i++) {
+        lamina_model_classify(m->model, vec + i * (size_t)E, cls);
+        items[i] = (rank_item){ i, cls[0] };
+    }
+    free(cls);
+    srv_metrics_tokens(c->s->metrics, m->name, inp.total, 0);
+    qsort(items, n, sizeof *items, cmp_rank);
+    size_t k = top_n > 0 && (size_t)top_n < n ? (size_t)top_n : n;
+    json_t *res = json_array();
+    for (size_t i = 0; i < k; i++) {
+        json_t *e = json_pack("{s:I, s:f}", "index", (json_int_t)items[i].index, "relevance_score",
+                              (double)items[i].score);
+        if (ret_docs)
+            json_object_set_new(e, "document", json_pack("{s:s}", "text", doc_text(json_array_get(docs, items[i].index))));
+        json_array_append_new(res, e);
+    }
+    json_t *j = json_pack("{s:s, s:s, s:o, s:{s:I, s:I}}", "model", m->name, "object", "list", "results", res,
+                          "usage", "prompt_tokens", (json_int_t)inp.total, "total_tokens", (json_int_t)inp.total);
+    snprintf(c->log, sizeof c->log, "%s %zu documents %lld tokens", m->name, n, (long long)inp.total);
+    free(vec);
+    free(items);
+    inputs_free(&inp);
+    srv_pool_release(c->s, m, keep);
+    return srv_reply_json(c, 200, j);
+bad_model:
+    http = 400;
+fail_model:
+    free(vec);
+    free(items);
     inputs_free(&inp);
     srv_pool_release(c->s, m, keep);
     return srv_reply_error(c, http, "%s", err);

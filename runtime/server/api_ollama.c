@@ -7,8 +7,10 @@
  * the model for this request), prompt_eval_duration (from getting a
  * sequence slot to the first token), eval_duration (first token to the
  * last); prompt_eval_count is the prompt's tokens, eval_count the tokens
- * generated.  Fields Ollama accepts that lamina cannot honour (images,
- * template, suffix) are refused with 400 instead of being ignored; options
+ * generated.  suffix fills in the middle with the model's FIM tokens (400
+ * naming why for a model without them).  Fields Ollama accepts that lamina
+ * cannot honour (images, template) are refused with 400 instead of being
+ * ignored; options
  * lamina has no use for (num_gpu, num_thread, ...) are ignored as Ollama
  * ignores unknown ones.  Chat takes tools (message.tool_calls in the
  * reply, "tool" messages with tool_name back) and think (message.thinking;
@@ -413,7 +415,6 @@ int srv_api_generate(srv_call *c)
         srv_json_bool(b, "raw", &raw, err, sizeof err) < 0)
         goto bad;
     if (!prompt) prompt = "";
-    if (suffix && *suffix) { snprintf(err, sizeof err, "suffix: fill-in-the-middle is not supported"); goto bad; }
     if (has_images(b)) { snprintf(err, sizeof err, "images: this model does not support images"); goto bad; }
     json_t *ctxv = json_object_get(b, "context");
     size_t n_ctx = 0;
@@ -454,6 +455,25 @@ int srv_api_generate(srv_call *c)
     if (!*prompt && n_ctx == 0) {
         free(ctx);
         rc = load_only(c, m, &o, 0, load_s);
+        srv_gen_opts_clear(&o);
+        srv_chat_clear(&ch);
+        return rc;
+    }
+    /* fill in the middle: the prompt is the prefix, tokens framed by the model's FIM tokens */
+    if (suffix && *suffix) {
+        if (n_ctx || raw) {
+            snprintf(err, sizeof err, "suffix: cannot be combined with %s", n_ctx ? "context" : "raw");
+            free(ctx);
+            srv_pool_release(c->s, m, o.keep_alive);
+            goto bad;
+        }
+        if (srv_fim_tokens(m, prompt, suffix, &ctx, &n_ctx, err, sizeof err) < 0) {
+            srv_pool_release(c->s, m, o.keep_alive);
+            goto bad;
+        }
+        srv_job tj = { .echo_ctx = 1 };
+        rc = srv_start_job(c, m, ctx, n_ctx, "", 0, &o, stream, &gen_fmt, &tj, load_s);
+        free(ctx);
         srv_gen_opts_clear(&o);
         srv_chat_clear(&ch);
         return rc;

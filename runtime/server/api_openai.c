@@ -461,7 +461,6 @@ int srv_oai_completions(srv_call *c)
     if (echo) { snprintf(err, sizeof err, "echo: not supported"); goto bad; }
     const char *suffix = NULL;
     if (srv_json_str(c->body, "suffix", &suffix, err, sizeof err) < 0) goto bad;
-    if (suffix && *suffix) { snprintf(err, sizeof err, "suffix: fill-in-the-middle is not supported"); goto bad; }
     int64_t best;
     if (srv_json_int(c->body, "best_of", 1, 1, &best, err, sizeof err) < 0) {
         snprintf(err, sizeof err, "best_of: only 1 is supported");
@@ -481,6 +480,18 @@ int srv_oai_completions(srv_call *c)
     }
     srv_job tmpl = { .include_usage = include_usage };
     make_id("cmpl-", tmpl.id, sizeof tmpl.id);
+    if (suffix && *suffix) {   /* fill in the middle */
+        lamina_token *fim;
+        size_t nf;
+        if (srv_fim_tokens(m, prompt, suffix, &fim, &nf, err, sizeof err) < 0) {
+            srv_pool_release(c->s, m, o.keep_alive);
+            goto bad;
+        }
+        rc = srv_start_job(c, m, fim, nf, "", 0, &o, stream, &cmpl_fmt, &tmpl, load_s);
+        free(fim);
+        srv_gen_opts_clear(&o);
+        return rc;
+    }
     rc = srv_start_job(c, m, NULL, 0, prompt, LAMINA_TOKENIZE_ADD_SPECIAL, &o, stream, &cmpl_fmt, &tmpl, load_s);
     srv_gen_opts_clear(&o);
     return rc;

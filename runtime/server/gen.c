@@ -543,3 +543,81 @@ int srv_job_reply(srv_call *c, srv_job *j, int stream)
     free(j);
     return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* Fill in the middle                                                 */
+
+/* The id of a special token by its text (a single token when parsed), or
+ * LAMINA_TOKEN_NONE. */
+static lamina_token special_id(const lamina_tokenizer *t, const char *text)
+{
+    lamina_token *ids = NULL, id = LAMINA_TOKEN_NONE;
+    size_t n = 0;
+    if (lamina_tokenizer_encode(t, text, strlen(text), LAMINA_TOKENIZE_PARSE_SPECIAL, &ids, &n, NULL, 0) == 0 &&
+        n == 1) {
+        size_t l;
+        const char *p = lamina_tokenizer_token_text(t, ids[0], &l);
+        if (p && l == strlen(text) && !memcmp(p, text, l)) id = ids[0];
+    }
+    free(ids);
+    return id;
+}
+
+/* The FIM id the file names (tokenizer.ggml.fim_X_token_id, or the older
+ * X_token_id), else the first of the known texts in the vocabulary. */
+static lamina_token fim_id(const srv_model *m, const char *key, const char *old_key, const char *const *texts)
+{
+    uint32_t v;
+    if ((lamina_gguf_get_u32(m->model->gguf, key, &v, NULL, 0) == 0 ||
+         lamina_gguf_get_u32(m->model->gguf, old_key, &v, NULL, 0) == 0) &&
+        (int64_t)v < lamina_tokenizer_n_vocab(m->tok))
+        return (lamina_token)v;
+    for (; *texts; texts++) {
+        lamina_token id = special_id(m->tok, *texts);
+        if (id != LAMINA_TOKEN_NONE) return id;
+    }
+    return LAMINA_TOKEN_NONE;
+}
+
+int srv_fim_tokens(const srv_model *m, const char *prefix, const char *suffix, lamina_token **out, size_t *n_out,
+                   char *err, size_t es)
+{
+    static const char *const pre[] = { "<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "<｜fim▁begin｜>", "<PRE>", NULL };
+    static const char *const suf[] = { "<|fim_suffix|>", "<fim_suffix>", "<fim-suffix>", "<｜fim▁hole｜>", "<SUF>", NULL };
+    static const char *const mid[] = { "<|fim_middle|>", "<fim_middle>", "<fim-middle>", "<｜fim▁end｜>", "<MID>", NULL };
+    lamina_token p = fim_id(m, "tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id", pre);
+    lamina_token s = fim_id(m, "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id", suf);
+    lamina_token d = fim_id(m, "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id", mid);
+    *out = NULL;
+    *n_out = 0;
+    if (p == LAMINA_TOKEN_NONE || s == LAMINA_TOKEN_NONE || d == LAMINA_TOKEN_NONE) {
+        snprintf(err, es, "suffix: model '%s' has no fill-in-the-middle tokens (prefix, suffix and middle)", m->name);
+        return -1;
+    }
+    lamina_token *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    if (lamina_tokenizer_encode(m->tok, prefix, strlen(prefix), 0, &a, &na, err, es) < 0 ||
+        lamina_tokenizer_encode(m->tok, suffix, strlen(suffix), 0, &b, &nb, err, es) < 0) {
+        free(a);
+        return -1;
+    }
+    /* prefix, suffix, middle (llama.cpp's infill order), after BOS when the model adds one */
+    lamina_token bos = lamina_tokenizer_bos(m->tok);
+    int add_bos = lamina_tokenizer_add_bos(m->tok) && bos != LAMINA_TOKEN_NONE;
+    lamina_token *t = malloc((na + nb + 4) * sizeof *t);
+    if (!t) { free(a); free(b); snprintf(err, es, "out of memory"); return -1; }
+    size_t n = 0;
+    if (add_bos) t[n++] = bos;
+    t[n++] = p;
+    if (na) memcpy(t + n, a, na * sizeof *t);
+    n += na;
+    t[n++] = s;
+    if (nb) memcpy(t + n, b, nb * sizeof *t);
+    n += nb;
+    t[n++] = d;
+    free(a);
+    free(b);
+    *out = t;
+    *n_out = n;
+    return 0;
+}

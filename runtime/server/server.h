@@ -223,6 +223,13 @@ int  srv_gen_next(srv_req *r, int fd, char **text, size_t *len);
 /* The logprob entries produced since the last call (new reference, an
  * array; NULL when the request has no logprobs). */
 json_t *srv_gen_take_logprobs(srv_req *r);
+/* Fill in the middle: [BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID, with the
+ * ids the file names (tokenizer.ggml.fim_{pre,suf,mid}_token_id, or the
+ * older {prefix,suffix,middle}_token_id) or the known FIM token texts
+ * (Qwen, StarCoder, DeepSeek, CodeLlama).  *out malloc'd.  0, or -1 with
+ * the message (naming "suffix") when the model has no FIM tokens. */
+int  srv_fim_tokens(const srv_model *m, const char *prefix, const char *suffix, lamina_token **out,
+                    size_t *n_out, char *err, size_t err_size);
 /* Cancel (idempotent). */
 void srv_gen_cancel(srv_req *r);
 /* Drop the HTTP side's reference; releases the model when the last
@@ -388,6 +395,8 @@ int  srv_llama_detokenize(srv_call *c);
 int  srv_api_embed(srv_call *c);
 int  srv_api_embeddings(srv_call *c);
 int  srv_oai_embeddings(srv_call *c);
+/* api_embed.c: POST /v1/rerank (and /rerank, /v1/reranking, /reranking) */
+int  srv_rerank(srv_call *c);
 int  srv_metrics_handler(srv_call *c);
 
 /* ------------------------------------------------------------------ */

@@ -13,6 +13,12 @@
  *     llama.cpp uses for a decoder model without <arch>.pooling_type), one
  *     llama_decode per text in sequence 0, llama_get_embeddings_seq; the
  *     vector as llama.cpp returns it, not normalised, plus its L2 norm)
+ *     --pooling rank: a reranker (e.g. Qwen3-Reranker, <arch>.pooling_type
+ *     4): llama_get_embeddings_seq gives llama_model_n_cls_out floats (for
+ *     Qwen3 the softmax over the classifier labels [yes, no]), written
+ *     where the vector goes; the input is a finished rerank prompt and is
+ *     tokenized as llama-server's format_prompt_rerank does it
+ *     (add_special=false, parse_special=true)
  *
  * Input files hold one string per line, hex-encoded (the raw UTF-8 / raw
  * bytes of the string; an empty line is the empty string).  Hex keeps
@@ -258,7 +264,10 @@ static int embed_main(const char *model_path, const char *input_path, int thread
     struct llama_model *model = llama_model_load_from_file(model_path, mp);
     if (!model) die("failed to load model %s", model_path);
     const struct llama_vocab *vocab = llama_model_get_vocab(model);
-    const int n_embd = llama_model_n_embd(model);
+    /* rank pooling returns n_cls_out scores per sequence, not a vector */
+    const bool rank = !strcmp(pooling, "rank");
+    const int n_embd = rank ? (int)llama_model_n_cls_out(model) : llama_model_n_embd(model);
+    if (n_embd <= 0) die("--pooling rank: the model has no classifier outputs (<arch>.classifier.output_labels)");
     size_t n_in = 0;
     bstr *in = read_hex_lines(input_path, &n_in);
 
@@ -273,7 +282,8 @@ static int embed_main(const char *model_path, const char *input_path, int thread
     cp.embeddings = true;
     if (!strcmp(pooling, "last")) cp.pooling_type = LLAMA_POOLING_TYPE_LAST;
     else if (!strcmp(pooling, "mean")) cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
-    else die("--pooling must be last|mean");
+    else if (rank) cp.pooling_type = LLAMA_POOLING_TYPE_RANK;
+    else die("--pooling must be last|mean|rank");
     if (!strcmp(fa, "on")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     else if (!strcmp(fa, "off")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     else if (!strcmp(fa, "auto")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
@@ -290,18 +300,32 @@ static int embed_main(const char *model_path, const char *input_path, int thread
     fputs("{\n\"tool\":{\"name\":\"lamina scripts/peer/dump_logits.c\",\"mode\":\"embed\",\"model_desc\":", o);
     json_str(o, (const unsigned char *)desc, strlen(desc));
     fprintf(o, ",\"n_embd\":%d,\"add_bos\":%s", n_embd, llama_vocab_get_add_bos(vocab) ? "true" : "false");
+    if (rank) {   /* n_embd above is n_cls_out; name the outputs */
+        fprintf(o, ",\"n_cls_out\":%d,\"cls_labels\":[", n_embd);
+        for (int i = 0; i < n_embd; i++) {
+            const char *l = llama_model_cls_label(model, (uint32_t)i);
+            if (i) fputc(',', o);
+            if (l) json_str(o, (const unsigned char *)l, strlen(l));
+            else fputs("null", o);
+        }
+        fputc(']', o);
+    }
     const char *sysinfo = llama_print_system_info();
     fputs(",\"system_info\":", o);
     json_str(o, (const unsigned char *)sysinfo, strlen(sysinfo));
     fprintf(o, "},\n\"settings\":{\"n_threads\":%d,\"n_ctx\":%u,\"n_batch\":%u,\"type_k\":\"%s\",\"flash_attn_type\":\"%s\","
                "\"embeddings\":true,\"pooling_type\":\"%s\",\"pooling_type_used\":%d,"
-               "\"tokenize\":\"llama_tokenize(add_special=true, parse_special=true)\","
+               "\"tokenize\":\"llama_tokenize(add_special=%s, parse_special=true)\","
                "\"eval\":\"llama_memory_clear, then the whole text in one llama_decode batch, seq 0, pos 0..n-1, every position an output\","
-               "\"embedding\":\"llama_get_embeddings_seq(ctx, 0): not normalised\"},\n\"cases\":[\n",
-            threads, llama_n_ctx(ctx), llama_n_batch(ctx), kv, fa, pooling, (int)llama_pooling_type(ctx));
+               "\"embedding\":\"%s\"},\n\"cases\":[\n",
+            threads, llama_n_ctx(ctx), llama_n_batch(ctx), kv, fa, pooling, (int)llama_pooling_type(ctx),
+            rank ? "false" : "true",
+            rank ? "llama_get_embeddings_seq(ctx, 0): llama_model_n_cls_out rank scores (Qwen3: softmax over the labels)"
+                 : "llama_get_embeddings_seq(ctx, 0): not normalised");
     for (size_t s = 0; s < n_in; s++) {
         int n = 0;
-        llama_token *ids = tokenize(vocab, &in[s], true, true, &n);
+        /* rerank prompts: no BOS/EOS added, special tokens parsed (llama-server) */
+        llama_token *ids = tokenize(vocab, &in[s], !rank, true, &n);
         if (n <= 0 || n > n_batch) die("text %zu: %d tokens (1..%d)", s, n, n_batch);
         llama_memory_clear(llama_get_memory(ctx), true);
         struct llama_batch b = llama_batch_init(n, 0, 1);

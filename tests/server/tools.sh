@@ -5,7 +5,8 @@
 # ([TOOL_CALLS]), DeepSeek-R1 distill (thinks, takes no tools) and Gemma
 # (tiny-gemma) without a template (lamina's generic format).  The real openai and
 # ollama clients; prompts with tools checked against Python's jinja2
-# rendering the same template (tests/server/tools_check.py).
+# rendering the same template; fill-in-the-middle (suffix) on tiny-fim
+# (tests/server/tools_check.py).
 . "$top_srcdir/tests/server/common.sh"
 need_serve
 need_gguf
@@ -24,6 +25,8 @@ make_tool_models() {
     "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch "$2" --type q8_0 --seed 3 --context 4096 \
       $tmpl --out "$TMP/models/$1.gguf" >>"$TMP/gen.log" 2>&1 || return 1
   done
+  "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch llama --type q8_0 --seed 3 --fim \
+    --out "$TMP/models/tiny-fim.gguf" >>"$TMP/gen.log" 2>&1
 }
 setup "tiny models with chat templates generated" make_tool_models
 write_ini "$TMP/t.ini" "parallel = 4"

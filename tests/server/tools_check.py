@@ -362,5 +362,27 @@ ok(st == 400 and "tokens[0]" in str(got), "/detokenize: an id outside the vocabu
 st, got = post("/tokenize", {"model": "../etc/passwd", "content": "x"})
 ok(st in (400, 404), "/tokenize: a model name escaping the store: refused", got)
 
+# ---------------------------------------------------------------------------
+# 7. fill in the middle: [BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID
+
+def ids(text, special=False):
+    st, r = post("/tokenize", {"model": "tiny-fim", "content": text, "parse_special": special})
+    return r["tokens"]
+
+
+PRE, SUF, MID = (ids(chr(i))[0] for i in (1, 2, 3))   # make_tiny_model.py --fim
+st, r = post("/api/generate", {"model": "tiny-fim", "prompt": "def add(a, b):\n    ", "suffix": "\n    return c",
+                               "stream": False, "options": {"temperature": 0, "num_predict": 3}})
+want = [BOS_ID := ids(BOS, True)[0], PRE] + ids("def add(a, b):\n    ") + [SUF] + ids("\n    return c") + [MID]
+ok(st == 200 and r["context"][:len(want)] == want, "ollama generate suffix: the prompt is [BOS] PRE prefix SUF suffix MID",
+   (r.get("context") if isinstance(r, dict) else r, want))
+oc2 = openai.OpenAI(base_url=URL + "/v1", api_key="none", max_retries=0, timeout=300)
+c = oc2.completions.create(model="tiny-fim", prompt="x = ", suffix="\nprint(x)", max_tokens=3, temperature=0)
+ok(c.usage.prompt_tokens == len(ids("x = ")) + len(ids("\nprint(x)")) + 4,
+   "openai completions suffix: the FIM prompt's tokens", c.usage)
+st, r = post("/api/generate", {"model": "tiny-gemma", "prompt": "a", "suffix": "b", "stream": False})
+ok(st == 400 and "suffix" in str(r) and "fill-in-the-middle" in str(r),
+   "suffix on a model without FIM tokens: 400 naming why", r)
+
 print(f"1..{n_test}")
 sys.exit(1 if n_fail else 0)

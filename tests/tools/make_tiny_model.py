@@ -29,6 +29,20 @@ embeddings std 0.05, norm weights 1 + N(0, 0.05)), so activations stay
 finite.  The output is a function of the arguments only (same seed, same
 bytes).
 
+--rerank (qwen3 only) makes the file a Qwen3-Reranker as llama.cpp's
+converter (conversion/qwen.py, Qwen3Model) writes one: qwen3.pooling_type
+4 (RANK), qwen3.classifier.output_labels ["yes", "no"], the named chat
+template tokenizer.chat_template.rerank (plus tokenizer.chat_templates
+["rerank"], as gguf-py's add_chat_template writes a named list) holding
+the Qwen3 reranker prompt with {query} and {document} placeholders, and
+the tensor cls.output.weight (F32, ne [n_embd, 2]): the "yes" row first,
+then the "no" row, copied from token_embd as stored in the file
+(dequantized).  The tiny vocabulary has no "yes" / "no" tokens, so the
+rows of the single-byte tokens "y" (id 121) and "n" (id 110) stand in.
+Everything else (all other keys and tensors, the random draws) is the
+same as without --rerank, so the rank scores equal the softmax of the
+plain model's logits of those two tokens at the last position.
+
 --manifest FILE writes a JSON description of what was written: version,
 alignment, every key in file order with its GGUF type and value (arrays:
 element type and all values), and every tensor with type, ne, absolute
@@ -661,6 +675,38 @@ def metadata(arch, tname, n_layer):
     return kv
 
 
+# --rerank: the Qwen3-Reranker additions (conversion/qwen.py, Qwen3Model)
+RERANK_TEMPLATE = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+    "provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n"
+    "<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n"
+    "<Query>: {query}\n<Document>: {document}<|im_end|>\n"
+    "<|im_start|>assistant\n<think>\n\n</think>\n\n")
+RERANK_LABELS = ["yes", "no"]         # cls.output.weight rows, in this order
+
+
+def rerank_metadata(arch):
+    """The keys llama.cpp's converter adds for a Qwen3 reranker, in its
+    order: gguf_writer add_pooling_type(RANK), add_classifier_output_labels,
+    add_chat_template([{"name": "rerank", ...}]) (which writes
+    tokenizer.chat_template.<name> and the list tokenizer.chat_templates)."""
+    return [
+        (f"{arch}.pooling_type", VT.UINT32, int(gguf.PoolingType.RANK), None),
+        (f"{arch}.classifier.output_labels", VT.ARRAY, RERANK_LABELS, VT.STRING),
+        ("tokenizer.chat_template.rerank", VT.STRING, RERANK_TEMPLATE, None),
+        ("tokenizer.chat_templates", VT.ARRAY, ["rerank"], VT.STRING),
+    ]
+
+
+def rerank_label_ids(tokens):
+    """Token ids whose embedding rows make the classifier head: the tokens
+    "yes" / "no" when the vocabulary has them (it has not: the tiny BPE
+    vocab never merged them), else the single-byte tokens "y" / "n"."""
+    if all(t in tokens for t in RERANK_LABELS):
+        return [tokens.index(t) for t in RERANK_LABELS]
+    return [tokens.index(t[0]) for t in RERANK_LABELS]
+
+
 def weights(rng, ne, kind):
     shape = tuple(reversed(ne))                   # numpy (rows, ne0)
     if kind == "norm":
@@ -676,6 +722,11 @@ def weights(rng, ne, kind):
     if kind == "embd":
         return (0.05 * rng.standard_normal(shape)).astype(np.float32)
     return ((0.5 / np.sqrt(ne[0])) * rng.standard_normal(shape)).astype(np.float32)
+
+
+def metadata_tokens(meta):
+    """tokenizer.ggml.tokens out of a metadata() list."""
+    return next(v for k, _, v, _ in meta if k == "tokenizer.ggml.tokens")
 
 
 def manifest_value(vt, v, sub):
@@ -701,7 +752,16 @@ def main(argv=None):
                     help="context_length to store (default 512; phi3 131072)")
     ap.add_argument("--chat-template", metavar="FILE",
                     help="store this Jinja chat template as tokenizer.chat_template")
+    ap.add_argument("--rerank", action="store_true",
+                    help="make a Qwen3-Reranker (rank pooling, cls.output.weight; qwen3 only)")
+    ap.add_argument("--fim", action="store_true",
+                    help="name fill-in-the-middle tokens (tokenizer.ggml.fim_{pre,suf,mid}_token_id): "
+                         "the tokens of the bytes 0x01, 0x02, 0x03 (byte-level BPE vocabularies only)")
     args = ap.parse_args(argv)
+    if args.fim and args.arch in ("gemma3", "gemma2"):
+        ap.error("--fim needs a byte-level BPE vocabulary (not gemma)")
+    if args.rerank and args.arch != "qwen3":
+        ap.error("--rerank needs --arch qwen3")
     n_layer = args.layers if args.layers is not None else (6 if args.arch == "gemma3" else 4)
     if n_layer < 1 or n_layer > 64:
         ap.error("--layers must be in 1..64")
@@ -716,6 +776,15 @@ def main(argv=None):
     if args.chat_template:
         with open(args.chat_template, encoding="utf-8") as f:
             meta.append(("tokenizer.chat_template", VT.STRING, f.read(), None))
+    if args.fim:
+        # the full vocabulary has no spare token: three control-byte tokens stand in
+        toks, b2u = metadata_tokens(meta), byte_to_unicode()
+        for i, k in enumerate(("pre", "suf", "mid")):
+            meta.append((f"tokenizer.ggml.fim_{k}_token_id", VT.UINT32, toks.index(b2u[i + 1]), None))
+    if args.rerank:
+        # after the architecture keys, before the tokenizer (converter order)
+        at = next(i for i, kv in enumerate(meta) if kv[0].startswith("tokenizer."))
+        meta[at:at] = rerank_metadata(args.arch)
     for key, vt, val, sub in meta:
         w.add_key_value(key, val, vt, sub_type=sub)
         kvs.append((key, vt, val, sub))
@@ -732,6 +801,16 @@ def main(argv=None):
         w.add_tensor(name, arr, raw_dtype=raw)
         tensors.append({"name": name, "type": int(qt), "ne": ne, "size": int(arr.nbytes),
                         "crc32": zlib.crc32(arr.tobytes())})
+        if args.rerank and name == "token_embd.weight":
+            # the classifier head: the label tokens' embedding rows as the
+            # file stores them (dequantized), F32, ne [n_embd, 2]; no draw
+            # from rng, so the other tensors stay as without --rerank
+            ids = rerank_label_ids(metadata_tokens(meta))
+            embd = gguf.quants.dequantize(arr, qt).reshape(x.shape)
+            cls = np.ascontiguousarray(embd[ids].astype(np.float32))
+            w.add_tensor("cls.output.weight", cls)
+            tensors.append({"name": "cls.output.weight", "type": int(QT.F32), "ne": [ne[0], len(ids)],
+                            "size": int(cls.nbytes), "crc32": zlib.crc32(cls.tobytes())})
 
     w.write_header_to_file()
     w.write_kv_data_to_file()
