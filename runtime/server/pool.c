@@ -424,6 +424,44 @@ static json_t *kv_json(const lamina_gguf *g, const char *key, uint32_t type, int
     }
 }
 
+/* Ollama's capabilities: completion; tools (every chat model: templates
+ * that take none get lamina's generic format); thinking (the template
+ * thinks); insert (fill-in-the-middle tokens); embedding (the file says
+ * how to pool). */
+static json_t *model_caps(const lamina_gguf *g, const char *tmpl)
+{
+    json_t *caps = json_pack("[s, s]", "completion", "tools");
+    if (lamina_template_thinks(tmpl)) json_array_append_new(caps, json_string("thinking"));
+    int fim = lamina_gguf_find(g, "tokenizer.ggml.fim_pre_token_id") >= 0 ||
+              lamina_gguf_find(g, "tokenizer.ggml.prefix_token_id") >= 0;
+    static const char *const fim_texts[] = { "<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "<PRE>" };
+    for (size_t i = 0; !fim && i < sizeof fim_texts / sizeof *fim_texts; i++) {
+        uint32_t et;
+        uint64_t n;
+        const void *d;
+        if (lamina_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &d, NULL, 0) < 0 || et != LAMINA_GGUF_STRING) break;
+        for (uint64_t k = n; k-- > 0 && !fim;) {   /* special tokens sit at the end */
+            const char *str;
+            size_t sl;
+            if (lamina_gguf_arr_str(g, "tokenizer.ggml.tokens", k, &str, &sl) == 0 && sl == strlen(fim_texts[i]) &&
+                !memcmp(str, fim_texts[i], sl))
+                fim = 1;
+            if (n - k > 4096) break;
+        }
+    }
+    if (fim) json_array_append_new(caps, json_string("insert"));
+    char key[96];
+    int64_t pool = -1;
+    const char *arch = NULL;
+    size_t al = 0;
+    if (lamina_gguf_get_str(g, "general.architecture", &arch, &al, NULL, 0) == 0 && al < 64) {
+        snprintf(key, sizeof key, "%.*s.pooling_type", (int)al, arch);
+        if (lamina_gguf_get_i64(g, key, &pool, NULL, 0) == 0 && pool != 4)
+            json_array_append_new(caps, json_string("embedding"));
+    }
+    return caps;
+}
+
 json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose)
 {
     (void)s;
@@ -446,7 +484,7 @@ json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose)
     srv_time_rfc3339(fi.mtime, when, sizeof when);
     char modelfile[4400];
     snprintf(modelfile, sizeof modelfile, "# served by lamina %s\nFROM %s\n", LAMINA_VERSION_STRING, path);
-    json_t *caps = json_pack("[s]", "completion");
+    json_t *caps = model_caps(g, tl ? tmpl : NULL);
     json_t *out = json_pack("{s:s, s:s, s:s%, s:o, s:o, s:s, s:o}", "modelfile", modelfile, "parameters", "",
                             "template", tmpl, tl, "details", details_json(&fi), "model_info", info,
                             "modified_at", when, "capabilities", caps);

@@ -384,5 +384,15 @@ st, r = post("/api/generate", {"model": "tiny-gemma", "prompt": "a", "suffix": "
 ok(st == 400 and "suffix" in str(r) and "fill-in-the-middle" in str(r),
    "suffix on a model without FIM tokens: 400 naming why", r)
 
+# ---------------------------------------------------------------------------
+# 8. /api/show capabilities, as Ollama clients read them
+
+for model, has, lacks in [("tiny-qwen3", {"completion", "tools", "thinking"}, {"insert", "embedding"}),
+                          ("tiny-r1", {"tools", "thinking"}, set()),
+                          ("tiny-gemma", {"completion", "tools"}, {"thinking", "insert"}),
+                          ("tiny-fim", {"completion", "insert"}, {"thinking"})]:
+    caps = set(cl.show(model).capabilities or [])
+    ok(has <= caps and not (lacks & caps), f"{model}: capabilities {sorted(caps)}", (has, lacks))
+
 print(f"1..{n_test}")
 sys.exit(1 if n_fail else 0)
