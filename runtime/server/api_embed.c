@@ -325,8 +325,8 @@ static int inputs_fit(emb_inputs *in, int32_t limit, int truncate, const char *f
         if (in->n[i] == 0) { snprintf(err, es, "%s: the input is empty", name); return -1; }
         if (in->n[i] > limit) {
             if (!truncate) {
-                snprintf(err, es, "%s: the input has %d tokens, more than the context length of %d "
-                         "(set \"truncate\": true to cut it)", name, in->n[i], limit);
+                snprintf(err, es, "%s: the input has %d tokens, more than the context length of %d%s", name,
+                         in->n[i], limit, strcmp(field, "input") ? "" : " (set \"truncate\": true to cut it)");
                 return -1;
             }
             in->n[i] = limit;
