@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # record-golden-embed.sh - record llama.cpp's embeddings of a few varied
 # texts into tests/golden/gemma3-270m-embed.json (compared with lamina's by
-# tests/engine/embed.sh: cosine similarity per vector).  Two recordings of
-# the same texts: "cases" (llama.cpp's default configuration) and
-# "precise.cases" (f32 KV cache, no flash attention).
+# tests/server/embed_golden.sh: cosine similarity per vector).  Three
+# recordings of the same texts: "cases" (llama.cpp's default configuration),
+# "precise.cases" (f32 KV cache, no flash attention) and "exact.cases" (the
+# same on an F32 copy of the model: no 8-bit activations).
 #
 # llama.cpp's embeddings API: context params embeddings=true, pooling_type
 # LAST (what llama.cpp and Ollama use for a decoder model whose file has no
@@ -74,11 +75,20 @@ EOF
 "$WORK/dump_logits" embed "$MODEL" "$WORK/texts.hex" --threads "$THREADS" --pooling last \
     --flash-attn off --kv-type f32 > "$WORK/precise.json"
 
+# the exact reference: the same on a copy of the model with every weight
+# dequantized to F32 (scripts/peer/dequantize_gguf.py), so llama.cpp rounds
+# no activation to 8 bits either; lamina's core reference (f32 throughout)
+# is compared with this one (tests/engine/embed_exact.sh)
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+"$PYTHON" "$ROOT/scripts/peer/dequantize_gguf.py" "$MODEL" "$WORK/f32.gguf" >/dev/null
+"$WORK/dump_logits" embed "$WORK/f32.gguf" "$WORK/texts.hex" --threads "$THREADS" --pooling last \
+    --flash-attn off --kv-type f32 > "$WORK/exact.json"
+
 # ---- provenance ------------------------------------------------------------
 python3 - "$WORK/embed.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" "$PEER_DIR/peer-version.txt" \
-    "$ROOT/tests/golden/gemma3-270m-logits.json" <<'EOF'
+    "$ROOT/tests/golden/gemma3-270m-logits.json" "$WORK/exact.json" <<'EOF'
 import sys, os, json, hashlib, datetime, platform
-raw, precise, out, model, sdist, lcp, verfile, logits_golden = sys.argv[1:9]
+raw, precise, out, model, sdist, lcp, verfile, logits_golden, exact = sys.argv[1:10]
 
 def sha256(path):
     h = hashlib.sha256()
@@ -119,6 +129,9 @@ res = {"provenance": prov}
 res.update(d)
 pd = json.load(open(precise))
 res["precise"] = {"settings": pd["settings"], "cases": pd["cases"]}
+ed = json.load(open(exact))
+res["exact"] = {"model": "every weight dequantized to F32 (scripts/peer/dequantize_gguf.py)",
+                "settings": ed["settings"], "cases": ed["cases"]}
 tmp = out + ".tmp"
 with open(tmp, "w") as f:
     json.dump(res, f, indent=1, ensure_ascii=False)

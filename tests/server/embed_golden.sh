@@ -6,6 +6,8 @@
 #   tight: the cpu plugin with an f32 KV cache against llama.cpp's
 #          precise configuration (`embed_check --tight ... ref` runs the
 #          core reference the same way: 2.5 minutes, not in the suite);
+#   exact: the core reference against llama.cpp on an F32 copy of the
+#          model (exact.cases): both without 8-bit activations;
 #   fast:  the cpu plugin as it runs by default against llama.cpp's default.
 # Then the same vectors through `lamina serve`'s /api/embed: each cosine
 # with llama.cpp's, and unit length.
@@ -16,6 +18,9 @@ if [ ! -s "$DEFAULT_MODEL" ]; then
   else skip "default model not installed (run ./setup.sh): $DEFAULT_MODEL"; fi
   done_testing; exit $?
 fi
+# exact: the core reference (f32 throughout) against llama.cpp on an F32
+# copy of the model (no 8-bit activations on either side): cosine >= 0.9999
+run_tap "exact ref" "$B/tests/server/embed_check" --exact "$G" "$DEFAULT_MODEL" ref
 run_tap "tight cpu" "$B/tests/server/embed_check" --tight "$G" "$DEFAULT_MODEL" cpu
 run_tap "fast cpu" "$B/tests/server/embed_check" "$G" "$DEFAULT_MODEL" cpu
 
