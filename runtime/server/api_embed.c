@@ -562,6 +562,7 @@ int srv_oai_embeddings(srv_call *c)
     emb_inputs inp;
     memset(&inp, 0, sizeof inp);
     float *vec = NULL;
+    json_t *j = NULL;
     const int32_t E = m->model->hp.n_embd;
     int pool = model_pooling(m, err, sizeof err);
     if (pool < 0) goto bad_model;
@@ -597,20 +598,18 @@ int srv_oai_embeddings(srv_call *c)
         json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
                                               "embedding", b64 ? float_b64(v, d) : float_list(v, d)));
     }
-    json_t *j = json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model", m->name,
-                          "usage", "prompt_tokens", (json_int_t)inp.total, "total_tokens", (json_int_t)inp.total);
+    j = json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model", m->name,
+                  "usage", "prompt_tokens", (json_int_t)inp.total, "total_tokens", (json_int_t)inp.total);
     snprintf(c->log, sizeof c->log, "%s %zu inputs %lld tokens", m->name, n, (long long)inp.total);
-    free(vec);
-    inputs_free(&inp);
-    srv_pool_release(c->s, m, keep);
-    return srv_reply_json(c, 200, j);
+    goto done;
 bad_model:
     http = 400;
 fail_model:
+done:
     free(vec);
     inputs_free(&inp);
     srv_pool_release(c->s, m, keep);
-    return srv_reply_error(c, http, "%s", err);
+    return j ? srv_reply_json(c, 200, j) : srv_reply_error(c, http, "%s", err);
 bad:
     return srv_reply_error(c, 400, "%s", err);
 }
@@ -690,6 +689,7 @@ int srv_rerank(srv_call *c)
     emb_inputs inp;
     memset(&inp, 0, sizeof inp);
     float *vec = NULL;
+    json_t *j = NULL;
     rank_item *items = NULL;
     const int32_t E = m->model->hp.n_embd;
     const char *tmpl = NULL;
@@ -740,22 +740,19 @@ int srv_rerank(srv_call *c)
             json_object_set_new(e, "document", json_pack("{s:s}", "text", doc_text(json_array_get(docs, items[i].index))));
         json_array_append_new(res, e);
     }
-    json_t *j = json_pack("{s:s, s:s, s:o, s:{s:I, s:I}}", "model", m->name, "object", "list", "results", res,
-                          "usage", "prompt_tokens", (json_int_t)inp.total, "total_tokens", (json_int_t)inp.total);
+    j = json_pack("{s:s, s:s, s:o, s:{s:I, s:I}}", "model", m->name, "object", "list", "results", res,
+                  "usage", "prompt_tokens", (json_int_t)inp.total, "total_tokens", (json_int_t)inp.total);
     snprintf(c->log, sizeof c->log, "%s %zu documents %lld tokens", m->name, n, (long long)inp.total);
-    free(vec);
-    free(items);
-    inputs_free(&inp);
-    srv_pool_release(c->s, m, keep);
-    return srv_reply_json(c, 200, j);
+    goto done;
 bad_model:
     http = 400;
 fail_model:
+done:
     free(vec);
     free(items);
     inputs_free(&inp);
     srv_pool_release(c->s, m, keep);
-    return srv_reply_error(c, http, "%s", err);
+    return j ? srv_reply_json(c, 200, j) : srv_reply_error(c, http, "%s", err);
 bad:
     return srv_reply_error(c, 400, "%s", err);
 }

@@ -227,6 +227,17 @@ static int add_call(lamina_reply *r, json_t *o, const char *akey)
     return 0;
 }
 
+/* Take back the calls from `first` on (a block that turned out not to parse). */
+static void drop_calls(lamina_reply *r, size_t first)
+{
+    while (r->n_calls > first) {
+        lamina_tool_call *tc = &r->calls[--r->n_calls];
+        free(tc->name);
+        free(tc->arguments);
+        free(tc->id);
+    }
+}
+
 /* Parse JSON values from s[0..n): one per call, separated by whitespace
  * (and ';' when semi).  All or nothing: on failure the calls added are
  * taken back.  0 or -1. */
@@ -265,12 +276,7 @@ static int parse_objects(lamina_reply *r, const char *s, size_t n, const char *a
     if (any && i == n)
         return 0;
 undo:
-    while (r->n_calls > first) {
-        lamina_tool_call *tc = &r->calls[--r->n_calls];
-        free(tc->name);
-        free(tc->arguments);
-        free(tc->id);
-    }
+    drop_calls(r, first);
     return -1;
 }
 
@@ -306,12 +312,7 @@ static int parse_mistral_args(lamina_reply *r, const char *s, size_t n)
     if (r->n_calls > first)
         return 0;
 undo:
-    while (r->n_calls > first) {
-        lamina_tool_call *tc = &r->calls[--r->n_calls];
-        free(tc->name);
-        free(tc->arguments);
-        free(tc->id);
-    }
+    drop_calls(r, first);
     return -1;
 }
 
@@ -348,12 +349,7 @@ static void decide_held(lamina_reply *r)
         for (size_t k = 0; ok && tc && k < json_array_size(tc); k++)
             ok = add_call(r, json_array_get(tc, k), "arguments") == 0;
         if (!ok) {
-            while (r->n_calls > first) {
-                lamina_tool_call *c = &r->calls[--r->n_calls];
-                free(c->name);
-                free(c->arguments);
-                free(c->id);
-            }
+            drop_calls(r, first);
             emit_content(r, s, n);
         } else if (resp) {
             emit_content(r, json_string_value(resp), json_string_length(resp));
@@ -519,11 +515,7 @@ void lamina_reply_free(lamina_reply *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->n_calls; i++) {
-        free(r->calls[i].name);
-        free(r->calls[i].arguments);
-        free(r->calls[i].id);
-    }
+    drop_calls(r, 0);
     free(r->calls);
     free(r->in.p);
     free(r->content.p);

@@ -9,20 +9,9 @@ from typing import List, Literal
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_ollama import ChatOllama, OllamaEmbeddings
 from pydantic import BaseModel, Field
+from taplib import done, ok  # noqa: E402
 
 URL = sys.argv[1]
-n_test = n_fail = 0
-
-
-def ok(cond, desc, detail=None):
-    global n_test, n_fail
-    n_test += 1
-    if not cond:
-        n_fail += 1
-    print(("ok" if cond else "not ok") + f" {n_test} - {desc}", flush=True)
-    if not cond and detail is not None:
-        print("#   " + str(detail)[:600].replace("\n", "\n#   "))
-    return cond
 
 
 DOCS = ["The cat sat on the mat.", "Paris is the capital of France.", "Water boils at 100 degrees.",
@@ -83,5 +72,4 @@ for seed in range(1, 7):   # tiny-long: tiny-gemma3 with room for the tools' des
        f"bind_tools([add]), seed {seed}: {'a valid call' if calls else 'an answer'}", msg)
 ok(n_calls > 0, f"bind_tools: {n_calls} of 6 seeds called the tool")
 
-print(f"1..{n_test}")
-sys.exit(1 if n_fail else 0)
+done()

@@ -8,36 +8,14 @@ Prints TAP."""
 import json
 import math
 import sys
-import urllib.error
-import urllib.request
 
 import ollama
 import openai
+from taplib import done, ok, poster  # noqa: E402
 
 URL, GOLDEN = sys.argv[1], sys.argv[2]
+post = poster(URL)
 MODEL = "tiny-golden"
-n_test = n_fail = 0
-
-
-def ok(cond, desc, detail=None):
-    global n_test, n_fail
-    n_test += 1
-    if not cond:
-        n_fail += 1
-    print(("ok" if cond else "not ok") + f" {n_test} - {desc}", flush=True)
-    if not cond and detail is not None:
-        print("#   " + str(detail)[:800].replace("\n", "\n#   "))
-    return cond
-
-
-def post(path, body):
-    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return r.status, json.loads(r.read().decode())
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 gold = json.load(open(GOLDEN))
@@ -98,5 +76,4 @@ st, _ = post("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "use
                                       "logprobs": True, "top_logprobs": 21})
 ok(st == 400, "top_logprobs 21: 400")
 
-print(f"1..{n_test}")
-sys.exit(1 if n_fail else 0)
+done()

@@ -7,33 +7,11 @@ results ordered by score, top_n, return_documents, the aliases and the
 errors.  Prints TAP."""
 import json
 import sys
-import urllib.error
-import urllib.request
+from taplib import done, ok, poster  # noqa: E402
 
 URL, GOLDEN = sys.argv[1], sys.argv[2]
+post = poster(URL)
 MODEL = "tiny-rerank"
-n_test = n_fail = 0
-
-
-def ok(cond, desc, detail=None):
-    global n_test, n_fail
-    n_test += 1
-    if not cond:
-        n_fail += 1
-    print(("ok" if cond else "not ok") + f" {n_test} - {desc}", flush=True)
-    if not cond and detail is not None:
-        print("#   " + str(detail)[:800].replace("\n", "\n#   "))
-    return cond
-
-
-def post(path, body):
-    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return r.status, json.loads(r.read().decode())
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 gold = json.load(open(GOLDEN))
@@ -92,5 +70,4 @@ ok(st == 400 and "reranker" in str(r), "/api/embed on a reranker: 400, says it i
 st, r = post("/v1/rerank", {"model": "nope", "query": "q", "documents": ["a"]})
 ok(st == 404, "an unknown model: 404", r)
 
-print(f"1..{n_test}")
-sys.exit(1 if n_fail else 0)
+done()

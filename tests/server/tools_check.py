@@ -13,8 +13,6 @@ Python's jinja2 rendering the same template.  Prints TAP.
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 
 import jsonschema
 import ollama
@@ -22,35 +20,10 @@ import openai
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tok"))
 from jinja_corpus import make_env  # noqa: E402  (the transformers environment)
+from taplib import done, ok, poster  # noqa: E402
 
 URL, TDIR = sys.argv[1], sys.argv[2]
-n_test = n_fail = 0
-
-
-def ok(cond, desc, detail=None):
-    global n_test, n_fail
-    n_test += 1
-    if not cond:
-        n_fail += 1
-    print(("ok" if cond else "not ok") + f" {n_test} - {desc}", flush=True)
-    if not cond and detail is not None:
-        for line in str(detail).splitlines()[:12]:
-            print("#   " + line)
-    return cond
-
-
-def post(path, body):
-    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return r.status, json.loads(r.read().decode())
-    except urllib.error.HTTPError as e:
-        body = e.read().decode()
-        try:
-            return e.code, json.loads(body)
-        except ValueError:
-            return e.code, body
+post = poster(URL)
 
 
 WEATHER = {"type": "function", "function": {
@@ -394,5 +367,4 @@ for model, has, lacks in [("tiny-qwen3", {"completion", "tools", "thinking"}, {"
     caps = set(cl.show(model).capabilities or [])
     ok(has <= caps and not (lacks & caps), f"{model}: capabilities {sorted(caps)}", (has, lacks))
 
-print(f"1..{n_test}")
-sys.exit(1 if n_fail else 0)
+done()
