@@ -108,6 +108,8 @@ static const key_def global_keys[] = {
       0, 0, 0, 0, 0, 0 },
     { "model", "dirs", K_PATH_LIST, CF(model_dirs), ESZ(lamina_config, model_dirs),
       LAMINA_MAX_PATHS, CF(n_model_dirs), 0, 0, 0, 0 },
+    { "model", "ollama_stores", K_PATH_LIST, CF(ollama_stores), ESZ(lamina_config, ollama_stores),
+      LAMINA_MAX_PATHS, CF(n_ollama_stores), 0, 0, 0, 0 },
     { "model", "n_ctx", K_INT, CF(n_ctx), 0, 0, 0, 0, 1 << 24, 0, 0 },
     { "model", "threads", K_INT, CF(threads), 0, 0, 0, 0, 1024, 0, 0 },
     /* [generate] */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "catalogue.h"
+#include "ollama_store.h"
 #include "conf.h"
 
 #define ERR(...) do { if (err) snprintf(err, err_size, __VA_ARGS__); } while (0)
@@ -264,12 +265,29 @@ static int verify(const lamina_config *cfg, const char *path, const lamina_catal
     return 0;
 }
 
+/* A model of an Ollama store (ollama_store.h). */
+static int store_resolve(const lamina_config *cfg, const char *name, char *path_out, size_t path_size,
+                         char *err, size_t err_size)
+{
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(cfg, dirs);
+    lamina_ollama_model om;
+    int rc = lamina_ollama_find(dirs, nd, name, &om, err, err_size);
+    if (rc < 0) return rc;
+    if (strlen(om.model) >= path_size) { ERR("%s: path too long", om.model); return LAMINA_ERANGE; }
+    snprintf(path_out, path_size, "%s", om.model);
+    return 0;
+}
+
 int lamina_model_resolve(const lamina_config *cfg, const char *name, char *path_out,
                          size_t path_size, char *err, size_t err_size)
 {
     if (!name || !*name) name = (cfg && cfg->model_default[0]) ? cfg->model_default : "gemma3-270m";
-    /* a path: anything with a slash or a .gguf suffix */
+    /* a path: anything with a slash or a .gguf suffix (unless it is no
+     * file but a model of an Ollama store: "user/model:tag") */
     size_t len = strlen(name);
+    if (strchr(name, '/') && access(name, F_OK) != 0 && lamina_ollama_name_valid(name))
+        return store_resolve(cfg, name, path_out, path_size, err, err_size);
     if (strchr(name, '/') || (len > 5 && strcmp(name + len - 5, ".gguf") == 0)) {
         if (access(name, R_OK) != 0) {
             ERR("model file %s: %s", name, strerror(errno));
@@ -289,7 +307,9 @@ int lamina_model_resolve(const lamina_config *cfg, const char *name, char *path_
     char cerr[512] = "";
     int rc = lamina_catalogue_find(name, &e, cerr, sizeof cerr);
     if (rc == LAMINA_ENOENT && !cerr[0]) {
-        ERR("unknown model '%s': not in the catalogue and not a file path", name);
+        rc = store_resolve(cfg, name, path_out, path_size, err, err_size);
+        if (rc == LAMINA_ENOENT)
+            ERR("unknown model '%s': not in the catalogue, not in an Ollama store and not a file path", name);
         return rc;
     }
     if (rc < 0) { ERR("%s", cerr); return rc; }

@@ -73,7 +73,9 @@ int srv_api_show(srv_call *c)
     if (model_field(c, &name, err, sizeof err) < 0 || srv_json_bool(c->body, "verbose", &verbose, err, sizeof err) < 0)
         return srv_reply_error(c, 400, "%s", err);
     int rc = srv_model_resolve(c->s, name, canon, sizeof canon, path, sizeof path, err, sizeof err);
-    if (rc < 0) return srv_reply_error(c, rc == LAMINA_EINVAL ? 400 : 404, "%s", err);
+    if (rc < 0)
+        return srv_reply_error(c, rc == LAMINA_EINVAL || rc == LAMINA_ENOTSUP ? 400 : rc == LAMINA_EFORMAT ? 500 : 404,
+                               "%s", err);
     json_t *j = srv_pool_show(c->s, canon, path, verbose);
     if (!j) return srv_reply_error(c, 500, "cannot read model '%s'", canon);
     return srv_reply_json(c, 200, j);

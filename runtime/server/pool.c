@@ -30,6 +30,7 @@
 
 #include "catalogue.h"
 #include "conf.h"
+#include "ollama_store.h"
 #include "server/server.h"
 
 #ifndef LAMINA_DATADIR
@@ -89,12 +90,31 @@ static int regular_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, R_OK) == 0;
 }
 
+/* A model of an Ollama store: canon is its shortest name without ":latest". */
+static int store_resolve(const srv *s, const char *name, char *canon, size_t canon_size, char *path,
+                         size_t path_size, char *err, size_t err_size)
+{
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(&s->cfg, dirs);
+    lamina_ollama_model om;
+    int rc = lamina_ollama_find(dirs, nd, name, &om, err, err_size);
+    if (rc < 0) return rc;
+    size_t len = strlen(om.name);
+    if (len > 7 && !strcmp(om.name + len - 7, ":latest")) om.name[len - 7] = 0;
+    snprintf(canon, canon_size, "%s", om.name);
+    if (strlen(om.model) >= path_size) return lamina_set_err(err, err_size, LAMINA_ERANGE, "path too long");
+    snprintf(path, path_size, "%s", om.model);
+    return 0;
+}
+
 int srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_size,
                       char *path, size_t path_size, char *err, size_t err_size)
 {
     if (!name || !*name) name = s->cfg.model_default[0] ? s->cfg.model_default : "gemma3-270m";
     if (!valid_model_name(name)) {
-        snprintf(err, err_size, "invalid model name '%.100s': letters, digits, '.', '_', '-' and ':' only", name);
+        if (lamina_ollama_name_valid(name)) return store_resolve(s, name, canon, canon_size, path, path_size, err, err_size);
+        snprintf(err, err_size, "invalid model name '%.100s': letters, digits, '.', '_', '-' and ':', or an Ollama "
+                 "name [namespace/]model[:tag]", name);
         return LAMINA_EINVAL;
     }
     char c[128];
@@ -124,6 +144,12 @@ int srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_
             snprintf(path, path_size, "%s", p);
             return 0;
         }
+    }
+    /* an Ollama store, by the name as given (its tag included) */
+    if (lamina_ollama_name_valid(name)) {
+        int rc = store_resolve(s, name, canon, canon_size, path, path_size, err, err_size);
+        if (rc != LAMINA_ENOENT) return rc;
+        snprintf(canon, canon_size, "%s", c);
     }
     snprintf(err, err_size, "model '%s' not found", c);
     return LAMINA_ENOENT;
@@ -246,12 +272,14 @@ typedef struct cat_list {
     const lamina_config *cfg;
 } cat_list;
 
-static int list_add(cat_list *l, const char *name, const char *path, const char *sha)
+/* Add a model unless its name is taken (or, same_file 0, its file is
+ * listed under another name: a catalogue file in a model directory). */
+static int list_add_file(cat_list *l, const char *name, const char *path, const char *sha, int same_file)
 {
     char real[4096];
     if (!realpath(path, real)) return 0;
     for (int i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i].real, real) || !strcmp(l->v[i].name, name)) return 0;
+        if ((!same_file && !strcmp(l->v[i].real, real)) || !strcmp(l->v[i].name, name)) return 0;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 16;
         listed *v = realloc(l->v, (size_t)cap * sizeof *v);
@@ -265,6 +293,11 @@ static int list_add(cat_list *l, const char *name, const char *path, const char 
     snprintf(e->real, sizeof e->real, "%s", real);
     snprintf(e->sha, sizeof e->sha, "%s", sha ? sha : "");
     return 0;
+}
+
+static int list_add(cat_list *l, const char *name, const char *path, const char *sha)
+{
+    return list_add_file(l, name, path, sha, 0);
 }
 
 typedef struct cat_scan {
@@ -293,8 +326,14 @@ static int cat_handler(void *user, const char *section, const char *key, const c
     return 1;
 }
 
+static int store_add(void *ctx, const lamina_ollama_model *m)
+{
+    return list_add_file(ctx, m->name, m->model, m->digest + 7, 1) < 0;   /* tags may share a blob */
+}
+
 /* Every model a client can name: catalogue entries whose file is present,
- * then the other NAME.gguf files of the model directories. */
+ * then the other NAME.gguf files of the model directories, then the models
+ * of the Ollama stores. */
 static int list_models(const srv *s, cat_list *l)
 {
     memset(l, 0, sizeof *l);
@@ -331,6 +370,10 @@ static int list_models(const srv *s, cat_list *l)
         }
         closedir(dir);
     }
+    /* the Ollama stores' models, by their Ollama names */
+    char sd[LAMINA_MAX_STORES][4096];
+    int ns = lamina_ollama_stores(&s->cfg, sd);
+    lamina_ollama_list(sd, ns, store_add, l);
     return 0;
 }
 
@@ -677,7 +720,7 @@ int srv_pool_acquire(srv *s, const char *name, srv_model **out, double *load_s, 
     *out = NULL;
     *load_s = 0;
     int rc = srv_model_resolve(s, name, canon, sizeof canon, path, sizeof path, err, err_size);
-    if (rc < 0) { *http = rc == LAMINA_EINVAL ? 400 : 404; return rc; }
+    if (rc < 0) { *http = rc == LAMINA_EINVAL || rc == LAMINA_ENOTSUP ? 400 : rc == LAMINA_EFORMAT ? 500 : 404; return rc; }
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
 
     pthread_mutex_lock(&s->pool_mu);

@@ -98,6 +98,10 @@ typedef struct lamina_config {
     int      server_max_body_kib;     /* default 1024 */
     int      server_max_json_depth;   /* default 32 */
     int      server_max_connections;  /* default 64 */
+    /* [model] ollama_stores (after the fields above): Ollama model stores
+     * read in place besides $OLLAMA_MODELS and ~/.ollama/models */
+    char     ollama_stores[LAMINA_MAX_PATHS][4096];
+    int      n_ollama_stores;
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */

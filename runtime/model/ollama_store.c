@@ -1,0 +1,281 @@
+/* ollama_store.c - models in an Ollama model store (see ollama_store.h). */
+#include "config.h"
+
+#include "ollama_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "lamina/plugin.h"
+#include "log.h"
+
+#define REGISTRY "registry.ollama.ai"
+#define MAX_MANIFEST (1u << 20)
+#define MAX_PART 80
+#define MAX_NAME 120
+
+#define MT_PREFIX "application/vnd.ollama.image."
+
+int lamina_ollama_stores(const lamina_config *cfg, char dirs[][4096])
+{
+    int n = 0;
+    for (int i = 0; cfg && i < cfg->n_ollama_stores && n < LAMINA_MAX_PATHS; i++)
+        snprintf(dirs[n++], 4096, "%s", cfg->ollama_stores[i]);
+    const char *v = lamina_env_get("OLLAMA_MODELS"), *home = getenv("HOME");
+    if (v && *v) snprintf(dirs[n++], 4096, "%s", v);
+    else if (home && *home) snprintf(dirs[n++], 4096, "%s/.ollama/models", home);
+    snprintf(dirs[n++], 4096, "/usr/share/ollama/.ollama/models");
+    return n;
+}
+
+/* A name part: [A-Za-z0-9_][A-Za-z0-9_.-]*, not "..", 1..MAX_PART bytes. */
+static int part_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > MAX_PART) return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= '0' && s[0] <= '9') || s[0] == '_'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.'))
+            return 0;
+        if (c == '.' && i + 1 < n && s[i + 1] == '.') return 0;
+    }
+    return 1;
+}
+
+typedef struct oname {
+    char host[MAX_PART + 1], ns[MAX_PART + 1], model[MAX_PART + 1], tag[MAX_PART + 1];
+} oname;
+
+/* Split and check a name; fills in the implied parts. */
+static int parse_name(const char *name, oname *o)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > MAX_NAME) return 0;
+    const char *colon = strrchr(name, ':'), *slash = strrchr(name, '/');
+    size_t base = colon && (!slash || colon > slash) ? (size_t)(colon - name) : len;
+    const char *tag = base < len ? name + base + 1 : "latest";
+    if (!part_ok(tag, strlen(tag))) return 0;
+    /* up to three parts before the tag */
+    const char *parts[3];
+    size_t plen[3];
+    int np = 0;
+    const char *p = name, *end = name + base;
+    while (p < end) {
+        const char *q = memchr(p, '/', (size_t)(end - p));
+        size_t n = q ? (size_t)(q - p) : (size_t)(end - p);
+        if (np == 3 || !part_ok(p, n)) return 0;
+        parts[np] = p;
+        plen[np++] = n;
+        p = q ? q + 1 : end;
+        if (q && p == end) return 0;   /* a trailing slash */
+    }
+    if (np == 0) return 0;
+    snprintf(o->host, sizeof o->host, "%s", REGISTRY);
+    snprintf(o->ns, sizeof o->ns, "library");
+    snprintf(o->model, sizeof o->model, "%.*s", (int)plen[np - 1], parts[np - 1]);
+    if (np >= 2) snprintf(o->ns, sizeof o->ns, "%.*s", (int)plen[np - 2], parts[np - 2]);
+    if (np == 3) snprintf(o->host, sizeof o->host, "%.*s", (int)plen[0], parts[0]);
+    snprintf(o->tag, sizeof o->tag, "%s", tag);
+    return 1;
+}
+
+int lamina_ollama_name_valid(const char *name)
+{
+    oname o;
+    return name && parse_name(name, &o);
+}
+
+/* The shortest name of host/ns/model:tag. */
+static void short_name(const oname *o, char *out, size_t size)
+{
+    if (strcmp(o->host, REGISTRY)) snprintf(out, size, "%s/%s/%s:%s", o->host, o->ns, o->model, o->tag);
+    else if (strcmp(o->ns, "library")) snprintf(out, size, "%s/%s:%s", o->ns, o->model, o->tag);
+    else snprintf(out, size, "%s:%s", o->model, o->tag);
+}
+
+static int digest_ok(const char *d)
+{
+    if (strncmp(d, "sha256:", 7) || strlen(d) != 71) return 0;
+    for (const char *c = d + 7; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
+    return 1;
+}
+
+/* Read a manifest file and fill m from its layers. */
+static int read_manifest(const char *store, const char *path, lamina_ollama_model *m, char *err, size_t es)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return lamina_set_err(err, es, LAMINA_ENOENT, "%s: %s", path, strerror(errno ? errno : ENOENT));
+    if (st.st_size > (off_t)MAX_MANIFEST)
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "%s: a manifest of %lld bytes (at most %u)", path,
+                              (long long)st.st_size, MAX_MANIFEST);
+    json_error_t je;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return lamina_set_err(err, es, LAMINA_EFORMAT, "%s: not a manifest (line %d: %s)", path, je.line, je.text);
+    json_t *layers = json_object_get(j, "layers");
+    int rc = 0;
+    if (!json_is_object(j) || !json_is_array(layers)) {
+        rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: not an image manifest (no layers)", path);
+        goto out;
+    }
+    m->model[0] = m->template_path[0] = m->system_path[0] = m->params_path[0] = 0;
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        json_t *l = json_array_get(layers, i);
+        const char *mt = json_string_value(json_object_get(l, "mediaType"));
+        const char *dg = json_string_value(json_object_get(l, "digest"));
+        json_t *sz = json_object_get(l, "size");
+        if (!mt || !dg || !json_is_integer(sz) || json_integer_value(sz) < 0) {
+            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: layer %zu lacks mediaType, digest or size", path, i);
+            goto out;
+        }
+        if (!digest_ok(dg)) {
+            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: layer %zu: digest '%.80s' is not sha256: and 64 hex digits",
+                                path, i, dg);
+            goto out;
+        }
+        const char *kind = strncmp(mt, MT_PREFIX, strlen(MT_PREFIX)) ? "" : mt + strlen(MT_PREFIX);
+        char *dst = !strcmp(kind, "model") ? m->model : !strcmp(kind, "template") ? m->template_path
+                  : !strcmp(kind, "system") ? m->system_path : !strcmp(kind, "params") ? m->params_path : NULL;
+        if (!strcmp(kind, "projector") || !strcmp(kind, "adapter")) {
+            rc = lamina_set_err(err, es, LAMINA_ENOTSUP, "%s: a%s %s layer (%s), which lamina does not use yet",
+                                path, kind[0] == 'a' ? "n" : "", kind[0] == 'a' ? "LoRA adapter" : "vision projector", mt);
+            goto out;
+        }
+        if (!dst) continue;   /* license, messages, ... */
+        char blob[4200];
+        snprintf(blob, sizeof blob, "%s/blobs/sha256-%s", store, dg + 7);
+        if (stat(blob, &st) != 0 || !S_ISREG(st.st_mode)) {
+            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: the %s layer's blob %s is missing", path, kind, blob);
+            goto out;
+        }
+        if ((uint64_t)st.st_size != (uint64_t)json_integer_value(sz)) {
+            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: blob %s has %lld bytes, the manifest says %lld", path,
+                                blob, (long long)st.st_size, (long long)json_integer_value(sz));
+            goto out;
+        }
+        snprintf(dst, 4200, "%s", blob);
+        if (dst == m->model) {
+            snprintf(m->digest, sizeof m->digest, "%s", dg);
+            m->size = (uint64_t)json_integer_value(sz);
+        }
+    }
+    if (!m->model[0]) rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: no model layer (%smodel)", path, MT_PREFIX);
+out:
+    json_decref(j);
+    return rc;
+}
+
+int lamina_ollama_find(char dirs[][4096], int n_dirs, const char *name, lamina_ollama_model *out, char *err,
+                       size_t es)
+{
+    oname o;
+    if (!name || !parse_name(name, &o))
+        return lamina_set_err(err, es, LAMINA_EINVAL,
+                              "invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, "
+                              "digits, '_', '-' and '.'", name ? name : "");
+    memset(out, 0, sizeof *out);
+    short_name(&o, out->name, sizeof out->name);
+    for (int d = 0; d < n_dirs; d++) {
+        char path[4600];
+        snprintf(path, sizeof path, "%s/manifests/%s/%s/%s/%s", dirs[d], o.host, o.ns, o.model, o.tag);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        return read_manifest(dirs[d], path, out, err, es);
+    }
+    return lamina_set_err(err, es, LAMINA_ENOENT, "model '%s' not found", out->name);
+}
+
+/* The entries of a directory that are valid name parts. */
+static int each_part(const char *dir, int (*fn)(void *, const char *), void *ctx)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int stop = 0;
+    while (!stop && (de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && part_ok(de->d_name, strlen(de->d_name))) stop = fn(ctx, de->d_name);
+    closedir(d);
+    return stop;
+}
+
+typedef struct walk {
+    char (*dirs)[4096];
+    int n_dirs, d;
+    int (*fn)(void *, const lamina_ollama_model *);
+    void *ctx;
+    oname o;
+    char (*seen)[128];
+    int n_seen, cap_seen;
+} walk;
+
+static int on_tag(void *c, const char *tag)
+{
+    walk *w = c;
+    snprintf(w->o.tag, sizeof w->o.tag, "%s", tag);
+    lamina_ollama_model m;
+    memset(&m, 0, sizeof m);
+    short_name(&w->o, m.name, sizeof m.name);
+    for (int i = 0; i < w->n_seen; i++)
+        if (!strcmp(w->seen[i], m.name)) return 0;   /* an earlier store has it */
+    char path[4600];
+    snprintf(path, sizeof path, "%s/manifests/%s/%s/%s/%s", w->dirs[w->d], w->o.host, w->o.ns, w->o.model, tag);
+    if (read_manifest(w->dirs[w->d], path, &m, NULL, 0) < 0) return 0;
+    if (w->n_seen == w->cap_seen) {
+        int cap = w->cap_seen ? 2 * w->cap_seen : 32;
+        char (*s)[128] = realloc(w->seen, (size_t)cap * sizeof *s);
+        if (!s) return 1;
+        w->seen = s;
+        w->cap_seen = cap;
+    }
+    snprintf(w->seen[w->n_seen++], 128, "%s", m.name);
+    return w->fn(w->ctx, &m);
+}
+
+static int on_model(void *c, const char *model)
+{
+    walk *w = c;
+    snprintf(w->o.model, sizeof w->o.model, "%s", model);
+    char dir[4600];
+    snprintf(dir, sizeof dir, "%s/manifests/%s/%s/%s", w->dirs[w->d], w->o.host, w->o.ns, model);
+    return each_part(dir, on_tag, w);
+}
+
+static int on_ns(void *c, const char *ns)
+{
+    walk *w = c;
+    snprintf(w->o.ns, sizeof w->o.ns, "%s", ns);
+    char dir[4600];
+    snprintf(dir, sizeof dir, "%s/manifests/%s/%s", w->dirs[w->d], w->o.host, ns);
+    return each_part(dir, on_model, w);
+}
+
+static int on_host(void *c, const char *host)
+{
+    walk *w = c;
+    snprintf(w->o.host, sizeof w->o.host, "%s", host);
+    char dir[4600];
+    snprintf(dir, sizeof dir, "%s/manifests/%s", w->dirs[w->d], host);
+    return each_part(dir, on_ns, w);
+}
+
+void lamina_ollama_list(char dirs[][4096], int n_dirs, int (*fn)(void *ctx, const lamina_ollama_model *m),
+                        void *ctx)
+{
+    walk w = { .dirs = dirs, .n_dirs = n_dirs, .fn = fn, .ctx = ctx };
+    for (w.d = 0; w.d < n_dirs; w.d++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/manifests", dirs[w.d]);
+        if (each_part(dir, on_host, &w)) break;
+    }
+    free(w.seen);
+}

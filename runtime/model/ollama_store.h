@@ -1,0 +1,65 @@
+/*
+ * ollama_store.h - models in an Ollama model store, read in place.
+ *
+ * A store is the directory Ollama keeps models in: $OLLAMA_MODELS, else
+ * ~/.ollama/models, else the Linux service's /usr/share/ollama/.ollama/models,
+ * plus [model] ollama_stores of lamina.ini.  Each model is an OCI image
+ * manifest at manifests/HOST/NAMESPACE/MODEL/TAG (JSON: schemaVersion,
+ * config, layers of {mediaType, digest, size}) whose layers are files
+ * blobs/sha256-HEX.  The layer of media type application/vnd.ollama.image.model
+ * is the GGUF file, used where it lies (never copied).  Nothing in a store is
+ * ever written.
+ *
+ * Names as Ollama's: MODEL[:TAG], NAMESPACE/MODEL[:TAG] or
+ * HOST/NAMESPACE/MODEL[:TAG], with registry.ollama.ai, library and latest
+ * implied.  Each part is letters, digits, '_', '-' and '.', starting with a
+ * letter, digit or '_', never "..", at most 80 bytes; the whole name at most
+ * 120.  A model is shown by its shortest name ("qwen2.5:7b-instruct",
+ * "user/model:latest").
+ *
+ * Refused, with the reason: a projector layer (vision models) or an adapter
+ * layer (LoRA), a manifest larger than 1 MiB or not valid JSON, a digest
+ * other than sha256: and 64 lowercase hex digits, a blob missing or of
+ * another size than the manifest says.
+ *
+ * Internal to liblamina.
+ */
+#ifndef LAMINA_OLLAMA_STORE_H
+#define LAMINA_OLLAMA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lamina/lamina.h"
+
+#define LAMINA_MAX_STORES (LAMINA_MAX_PATHS + 3)
+
+/* The store directories to look in, existing or not: the config's, then
+ * $OLLAMA_MODELS (or ~/.ollama/models), then the service's.  Returns how
+ * many (at most LAMINA_MAX_STORES). */
+int lamina_ollama_stores(const lamina_config *cfg, char dirs[][4096]);
+
+typedef struct lamina_ollama_model {
+    char name[128];          /* shortest name, tag included */
+    char model[4200];        /* the GGUF blob's path */
+    char digest[72];         /* "sha256:..." of the model layer */
+    uint64_t size;           /* of the model layer */
+    char template_path[4200], system_path[4200], params_path[4200];   /* "" when absent */
+} lamina_ollama_model;
+
+/* 1 when `name` is a valid Ollama name (see above). */
+int lamina_ollama_name_valid(const char *name);
+
+/* Find a model by name in the stores.  LAMINA_ENOENT when no store has the
+ * name (err says so), LAMINA_EINVAL for a malformed name, LAMINA_EFORMAT for
+ * a broken manifest or blob and LAMINA_ENOTSUP for a layer lamina cannot
+ * use (err names the file and the reason). */
+int lamina_ollama_find(char dirs[][4096], int n_dirs, const char *name, lamina_ollama_model *out,
+                       char *err, size_t err_size);
+
+/* Every usable model of the stores (the first store naming a model wins);
+ * fn returns nonzero to stop.  Broken ones are skipped. */
+void lamina_ollama_list(char dirs[][4096], int n_dirs,
+                        int (*fn)(void *ctx, const lamina_ollama_model *m), void *ctx);
+
+#endif
