@@ -199,6 +199,32 @@ static int read_key_file(const char *path, char *key, size_t size, char *err, si
     return 0;
 }
 
+/* [server] allowed_hosts: host names (no scheme, no port), or "*". */
+static int split_hosts(const char *list, srv_settings *st, char *err, size_t es)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", list);
+    st->n_hosts = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        size_t n = strlen(tok);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = 0;
+        if (!n) continue;
+        if (strchr(tok, '/') || strchr(tok, ' ')) {
+            snprintf(err, es, "[server] allowed_hosts: '%s' is not a host name (expected a name such as "
+                     "lamina.internal, or *)", tok);
+            return -1;
+        }
+        if (st->n_hosts == LAMINA_MAX_LIST || n >= sizeof st->hosts[0]) {
+            snprintf(err, es, "[server] allowed_hosts: at most %d names of up to %zu characters", LAMINA_MAX_LIST,
+                     sizeof st->hosts[0] - 1);
+            return -1;
+        }
+        snprintf(st->hosts[st->n_hosts++], sizeof st->hosts[0], "%s", tok);
+    }
+    return 0;
+}
+
 static int split_origins(const char *list, srv_settings *st, char *err, size_t es)
 {
     char buf[2048];
@@ -325,7 +351,11 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
     }
     const char *ek = lamina_env_get("LAMINA_API_KEY");
     if (ek && *ek) snprintf(st->api_key, sizeof st->api_key, "%s", ek);
-    if (split_origins(c->server_cors_origins, st, err, sizeof err) < 0) { cli_error("%s", err); goto out; }
+    if (split_origins(c->server_cors_origins, st, err, sizeof err) < 0 ||
+        split_hosts(c->server_allowed_hosts, st, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        goto out;
+    }
 
     int loopback = 0, refused = 0;
     char shown[300] = "";
@@ -339,6 +369,8 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
         goto out;
     }
     if (listen_fd < 0) { cli_error("serve: %s", err); goto out; }
+    s->loopback = loopback;
+    s->preloading = o_preload != NULL;
     if (srv_http_start(s, listen_fd, err, sizeof err) < 0) { cli_error("serve: %s", err); goto out; }
     listen_fd = -1;                 /* the daemon owns it now */
 
@@ -362,6 +394,7 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
             goto stop;
         }
         srv_pool_release(s, m, st->keep_alive);
+        s->preloading = 0;
     }
 
     /* the main thread: signals and idle unloads */

@@ -90,6 +90,7 @@ struct lamina_batcher {
     lamina_engine *e;
     const lamina_tokenizer *tok;
     int32_t  n_vocab, n_ctx, n_seq, n_batch, n_chunk, max_queue;
+    int64_t  kv_used;           /* KV positions of running requests after the last step (under mu) */
     bslot   *slots;
     /* per-step arrays [n_batch] */
     int32_t *b_tok, *b_pos, *b_seq;
@@ -800,7 +801,11 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
     double dt = lamina_batcher_now() - t0;
     int shared = 0;                                 /* tokens of two or more sequences? */
     for (int32_t t = 1; t < n && !shared; t++) shared = b->b_seq[t] != b->b_seq[0];
+    int64_t kv = 0;                                 /* positions held by running requests */
+    for (int32_t i = 0; i < b->n_seq; i++)
+        if (b->slots[i].r) kv += b->slots[i].n_kv;
     pthread_mutex_lock(&b->mu);
+    b->kv_used = kv;
     b->n_steps++;
     b->n_shared += (uint64_t)shared;
     b->n_decoded += (uint64_t)n;
@@ -850,6 +855,8 @@ void lamina_batcher_stats_get(lamina_batcher *b, lamina_batcher_stats *st)
     st->n_failovers = b->n_failovers;
     st->busy_s = b->busy_s;
     st->decode_s = b->decode_s;
+    st->kv_used = b->n_active ? b->kv_used : 0;
+    st->kv_size = (int64_t)b->n_seq * b->n_ctx;
     pthread_mutex_unlock(&b->mu);
 }
 

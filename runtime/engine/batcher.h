@@ -148,6 +148,9 @@ typedef struct lamina_batcher_stats {
     uint64_t n_failovers;   /* steps that met a lost device (the engine moved on) */
     double   busy_s;        /* seconds spent in steps that decoded */
     double   decode_s;      /* of which in lamina_engine_decode */
+    int64_t  kv_used;       /* KV cache positions held by running requests
+                               (after the last step) */
+    int64_t  kv_size;       /* positions of all sequence slots */
 } lamina_batcher_stats;
 
 /* CLOCK_MONOTONIC in seconds (the clock of deadlines). */

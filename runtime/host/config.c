@@ -135,6 +135,8 @@ static const key_def global_keys[] = {
     { "server", "api_key_file", K_PATH, CF(server_api_key_file), SZ(lamina_config, server_api_key_file),
       0, 0, 0, 0, 0, 0 },
     { "server", "allow_unauthenticated", K_BOOL, CF(server_allow_unauthenticated), 0, 0, 0, 0, 0, 0, 0 },
+    { "server", "allowed_hosts", K_STRING, CF(server_allowed_hosts), SZ(lamina_config, server_allowed_hosts),
+      0, 0, 0, 0, 0, 0 },
     { "server", "cors_origins", K_STRING, CF(server_cors_origins), SZ(lamina_config, server_cors_origins),
       0, 0, 0, 0, 0, 0 },
     { "server", "max_body_kib", K_INT, CF(server_max_body_kib), 0, 0, 0, 1, 1 << 20, 0, 0 },

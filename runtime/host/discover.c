@@ -234,7 +234,8 @@ int lamina_discover(const lamina_config *cfg, const lamina_logger *lg,
         }
         closedir(dh);
         dh = NULL;
-        qsort(names, (size_t)nn, sizeof(*names), cmp_names);
+        if (nn > 1)   /* an empty directory has no array to sort */
+            qsort(names, (size_t)nn, sizeof(*names), cmp_names);
         for (int i = 0; i < nn; i++) {
             if (nc == cap) {
                 int cap2 = cap ? cap * 2 : 8;

@@ -19,6 +19,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +49,9 @@ static int api_root(srv_call *c)
 
 static const route routes[] = {
     { "GET",  "/",                    0, SRV_PLAIN,  0, 1, api_root },
+    { "GET",  "/health",              0, SRV_PLAIN,  0, 1, srv_health },
+    { "GET",  "/healthz",             0, SRV_PLAIN,  0, 1, srv_health },
+    { "GET",  "/readyz",              0, SRV_PLAIN,  0, 1, srv_ready },
     { "GET",  "/api/version",         0, SRV_OLLAMA, 0, 0, srv_api_version },
     { "GET",  "/api/tags",            0, SRV_OLLAMA, 0, 0, srv_api_tags },
     { "POST", "/api/show",            0, SRV_OLLAMA, 1, 0, srv_api_show },
@@ -245,6 +250,33 @@ static int origin_allowed(const srv *s, const char *origin)
     return 0;
 }
 
+/* While listening on loopback, the Host a browser was pointed at must be a
+ * loopback name or address (or one of [server] allowed_hosts): a page of
+ * another site whose name resolves to 127.0.0.1 (DNS rebinding) is refused.
+ * No Host (HTTP/1.0) passes. */
+static int host_allowed(const srv *s, const char *host)
+{
+    if (!s->loopback || !host) return 1;
+    char h[256];
+    snprintf(h, sizeof h, "%s", host);
+    char *end;
+    if (h[0] == '[') {                    /* [v6]:port */
+        end = strchr(h, ']');
+        if (end) end[1] = 0;
+    } else if ((end = strchr(h, ':')) != NULL && !strchr(end + 1, ':')) {
+        *end = 0;                         /* name:port */
+    }
+    for (char *c = h; *c; c++) *c = (char)tolower((unsigned char)*c);
+    size_t n = strlen(h);
+    if (n && h[n - 1] == '.') h[--n] = 0;
+    if (!strcmp(h, "localhost") || (n > 10 && !strcmp(h + n - 10, ".localhost")) || !strcmp(h, "[::1]") ||
+        !strcmp(h, "::1") || !strncmp(h, "127.", 4))
+        return 1;
+    for (int i = 0; i < s->set.n_hosts; i++)
+        if (!strcmp(s->set.hosts[i], "*") || !strcasecmp(s->set.hosts[i], h)) return 1;
+    return 0;
+}
+
 /* Constant-time comparison of the presented key with the configured one. */
 static int key_ok(const srv *s, const char *auth)
 {
@@ -315,6 +347,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs->flavor = cs->rt ? cs->rt->flavor : !strncmp(url, "/v1/", 4) ? SRV_OPENAI : SRV_OLLAMA;
         call_init(&c, s, conn, cs, method, url);
 
+        const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+        if (!host_allowed(s, host)) {
+            srv_metrics_event(s->metrics, "host_refused");
+            int rc = srv_reply_error(&c, 403, "host '%.200s' is not allowed: the server listens on loopback "
+                                              "([server] allowed_hosts)", host);
+            call_done(&c, cs);
+            return (enum MHD_Result)rc;
+        }
         const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
         if (origin) {
             if (!origin_allowed(s, origin)) {

@@ -276,6 +276,9 @@ char *srv_metrics_render(srv *s, size_t *len)
     put(&o, "# HELP lamina_model_bytes Memory of a loaded model (weights, KV cache, scratch).\n"
             "# TYPE lamina_model_bytes gauge\n");
     put(&o, "# HELP lamina_model_layers Layers of a loaded model per backend.\n# TYPE lamina_model_layers gauge\n");
+    put(&o, "# HELP lamina_kv_cache_usage_ratio KV cache positions held by running requests over all positions (0..1).\n"
+            "# TYPE lamina_kv_cache_usage_ratio gauge\n");
+    int64_t all_wait = 0, all_run = 0, all_kv = 0, all_kv_size = 0;
     for (srv_model *mm = s->models; mm; mm = mm->next) {
         if (mm->state != SRV_READY) continue;
         lamina_batcher_stats st;
@@ -291,6 +294,12 @@ char *srv_metrics_render(srv *s, size_t *len)
         put(&o, "lamina_step_seconds_total{model=\"%s\"} %.6f\n", b1, st.busy_s);
         put(&o, "lamina_model_seconds_total{model=\"%s\"} %.6f\n", b1, st.decode_s);
         put(&o, "lamina_model_bytes{model=\"%s\"} %llu\n", b1, (unsigned long long)mm->bytes);
+        put(&o, "lamina_kv_cache_usage_ratio{model=\"%s\"} %.6f\n", b1,
+            st.kv_size ? (double)st.kv_used / (double)st.kv_size : 0.0);
+        all_wait += st.n_queued;
+        all_run += st.n_active;
+        all_kv += st.kv_used;
+        all_kv_size += st.kv_size;
         const lamina_plan_part *parts;
         int np = lamina_engine_plan(mm->eng, &parts);
         for (int i = 0; i < np; i++) {
@@ -300,6 +309,18 @@ char *srv_metrics_render(srv *s, size_t *len)
         }
     }
     pthread_mutex_unlock(&s->pool_mu);
+    /* the same under the names Kubernetes inference routers read (the
+     * Gateway API Inference Extension's endpoint picker, the vLLM
+     * production-stack router): the whole server, every model together */
+    double kvr = all_kv_size ? (double)all_kv / (double)all_kv_size : 0.0;
+    put(&o, "# HELP vllm:num_requests_waiting Requests waiting for a sequence slot (all models).\n"
+            "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting %lld\n", (long long)all_wait);
+    put(&o, "# HELP vllm:num_requests_running Requests being generated (all models).\n"
+            "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running %lld\n", (long long)all_run);
+    put(&o, "# HELP vllm:kv_cache_usage_perc KV cache used by running requests (0..1, all models).\n"
+            "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc %.6f\n", kvr);
+    put(&o, "# HELP vllm:gpu_cache_usage_perc The same, under the older name.\n"
+            "# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc %.6f\n", kvr);
 
     /* plugins: isolation probe and self-test, as `lamina backends` shows */
     put(&o, "# HELP lamina_plugin_status Each plugin found: 1 with its status (accepted, rejected, disabled) and failure.\n"
@@ -339,3 +360,42 @@ char *srv_metrics_render(srv *s, size_t *len)
     *len = o.n;
     return o.s;
 }
+
+/* ------------------------------------------------------------------ */
+/* Health and readiness                                               */
+
+static int health(srv_call *c, int ready)
+{
+    srv *s = c->s;
+    json_t *bes = json_array();
+    int np = lamina_runtime_plugin_count(s->rt);
+    for (int i = 0; i < np; i++) {
+        const lamina_plugin_report *pr = lamina_runtime_plugin(s->rt, i);
+        if (pr->status != 0) continue;                  /* rejected or disabled */
+        for (int d = 0; d < pr->n_devices; d++)
+            if (!pr->devices[d].selftest_run || pr->devices[d].selftest_passed)
+                json_array_append_new(bes, json_pack("{s:s, s:s}", "plugin", pr->name, "device",
+                                                     pr->devices[d].label));
+    }
+    json_t *models = json_array();
+    pthread_mutex_lock(&s->pool_mu);
+    int down = s->shutting_down;
+    for (srv_model *m = s->models; m; m = m->next)
+        json_array_append_new(models, json_pack("{s:s, s:s}", "name", m->name, "state",
+                                                m->state == SRV_READY ? "ready" : m->state == SRV_LOADING ? "loading"
+                                                                                                          : "failed"));
+    pthread_mutex_unlock(&s->pool_mu);
+    const char *why = NULL;
+    if (ready && down) why = "shutting down";
+    else if (s->preloading) why = "loading the preload model";
+    else if (json_array_size(bes) == 0) why = "no backend passed its self-test (lamina backends says why)";
+    json_t *j = json_pack("{s:s, s:o, s:o}", "status", why ? "unavailable" : "ok", "backends", bes, "models", models);
+    if (why) {
+        json_object_set_new(j, "reason", json_string(why));
+        c->retry_after = 5;
+    }
+    return srv_reply_json(c, why ? 503 : 200, j);
+}
+
+int srv_health(srv_call *c) { return health(c, 0); }
+int srv_ready(srv_call *c) { return health(c, 1); }

@@ -69,6 +69,8 @@ typedef struct srv_settings {
     int      max_connections;
     int      quiet;               /* no access log */
     char     preload[256];        /* model to load at start, "" = none */
+    char     hosts[LAMINA_MAX_LIST][256];   /* [server] allowed_hosts; "*" = any */
+    int      n_hosts;
 } srv_settings;
 
 /* ------------------------------------------------------------------ */
@@ -398,6 +400,11 @@ int  srv_oai_embeddings(srv_call *c);
 /* api_embed.c: POST /v1/rerank (and /rerank, /v1/reranking, /reranking) */
 int  srv_rerank(srv_call *c);
 int  srv_metrics_handler(srv_call *c);
+/* GET /health, /healthz (200 when a backend passed its self-test and no
+ * preload is under way, else 503 with the reason) and /readyz (503 while
+ * shutting down too); no API key needed (metrics.c) */
+int  srv_health(srv_call *c);
+int  srv_ready(srv_call *c);
 
 /* ------------------------------------------------------------------ */
 /* JSON helpers (json.c)                                              */
@@ -439,6 +446,8 @@ struct srv {
     double           t_start;
     void           (*log)(srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
     int              verbose;
+    int              loopback;        /* listening on a loopback address: Host is checked */
+    volatile int     preloading;      /* the preload model is loading: not healthy yet */
 };
 
 /* Start the daemon on an already bound, listening socket. */

@@ -102,6 +102,10 @@ typedef struct lamina_config {
      * read in place besides $OLLAMA_MODELS and ~/.ollama/models */
     char     ollama_stores[LAMINA_MAX_PATHS][4096];
     int      n_ollama_stores;
+    /* [server] allowed_hosts (after the fields above): Host header names
+     * accepted besides the loopback ones while listening on loopback;
+     * comma-separated, "*" any */
+    char     server_allowed_hosts[2048];
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */

@@ -1,0 +1,74 @@
+#!/bin/sh
+# Health, readiness, router metrics and the Host check of `lamina serve`:
+# /health, /healthz, /readyz (200 with backends and models; no API key
+# needed; 503 with a reason when no backend is usable); the gauges
+# Kubernetes inference routers read (vllm:num_requests_waiting, _running,
+# kv_cache_usage_perc) and lamina's own, non-zero while a request runs;
+# a loopback server refusing a foreign Host (DNS rebinding) and taking
+# loopback names and [server] allowed_hosts.
+. "$top_srcdir/tests/server/common.sh"
+need_serve
+need_gguf
+setup "tiny models generated" make_models
+write_ini "$TMP/h.ini" "parallel = 2" "allowed_hosts = lamina.internal" "api_key = k-0123456789"
+if start_server "$TMP/h.ini" --preload tiny-gemma3; then
+  port=${URL##*:}
+  # healthy once the preload is done (503 "loading the preload model" before)
+  for i in $(seq 600); do [ "$(code "$TMP/h.json" GET /health)" = 200 ] && break; sleep 0.1; done
+  for p in /health /healthz /readyz; do
+    check "$p without the API key: 200" [ "$(code "$TMP/h.json" GET $p)" = 200 ]
+  done
+  check_py() { "$PYTHON" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$TMP/h.json"; }
+  check "  status ok, the cpu backend, the preloaded model ready" \
+    check_py 'd["status"] == "ok" and any(b["plugin"] == "cpu" for b in d["backends"]) and {"name": "tiny-gemma3", "state": "ready"} in d["models"]'
+  check "Host evil.example.com: 403" [ "$(code "$TMP/o" GET /api/tags -H 'Host: evil.example.com' -H 'Authorization: Bearer k-0123456789')" = 403 ]
+  expect_grep "  naming the host" "host 'evil.example.com' is not allowed" "$TMP/o"
+  check "Host evil.example.com on /health: 403 too" [ "$(code "$TMP/o" GET /health -H "Host: evil.example.com:$port")" = 403 ]
+  for h in "localhost:$port" "127.0.0.1:$port" "[::1]:$port" "lamina.internal:$port" "LocalHost"; do
+    check "Host $h: 200" [ "$(code "$TMP/o" GET /api/tags -H "Host: $h" -H 'Authorization: Bearer k-0123456789')" = 200 ]
+  done
+  # router metrics while a request runs on tiny-long (cancelled after the check)
+  run_tap "metrics" "$PYTHON" - "$URL" <<'PY'
+import json, sys, threading, time, urllib.request
+url = sys.argv[1]
+H = {"Authorization": "Bearer k-0123456789", "Content-Type": "application/json"}
+n = 0; bad = 0
+def ok(c, d):
+    global n, bad
+    n += 1; bad += not c
+    print(("ok" if c else "not ok") + f" {n} - {d}", flush=True)
+def metrics():
+    t = urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers=H), timeout=60).read().decode()
+    return {l.split(" ")[0]: float(l.split(" ")[-1]) for l in t.splitlines() if l and not l.startswith("#")}
+m = metrics()
+names = ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"]
+ok(all(k in m for k in names) and m["vllm:num_requests_running"] == 0, "router gauges, idle: 0 running")
+req = urllib.request.Request(url + "/api/generate", headers=H, data=json.dumps(
+    {"model": "tiny-long", "prompt": "Once upon a time", "options": {"num_predict": 100000, "temperature": 0}}).encode())
+r = urllib.request.urlopen(req, timeout=120)
+for _ in range(20):
+    r.readline()
+m = metrics()
+ok(m.get("vllm:num_requests_running", 0) >= 1, f"running >= 1 while generating ({m.get('vllm:num_requests_running')})")
+kv = m.get("vllm:kv_cache_usage_perc", -1)
+ok(0 < kv <= 1 and kv == m.get("vllm:gpu_cache_usage_perc"), f"kv_cache_usage_perc in (0, 1] ({kv})")
+ok(0 < m.get('lamina_kv_cache_usage_ratio{model="tiny-long"}', 0) <= 1, "lamina_kv_cache_usage_ratio of the model")
+r.close()
+print(f"1..{n}")
+sys.exit(1 if bad else 0)
+PY
+  check "server stops cleanly" stop_server
+else
+  not_ok "server starts"
+fi
+# no usable backend: /health says so
+write_ini "$TMP/n.ini"
+mkdir -p "$TMP/noplugins"
+if LAMINA_PLUGIN_PATH="$TMP/noplugins" start_server "$TMP/n.ini"; then
+  check "no backend: /health 503" [ "$(code "$TMP/h.json" GET /health)" = 503 ]
+  expect_grep "  saying no backend passed its self-test" 'no backend passed' "$TMP/h.json"
+  check "server stops cleanly" stop_server
+else
+  not_ok "server starts without plugins"
+fi
+done_testing
