@@ -1006,6 +1006,8 @@ static int decode(lamina_engine *e, const lamina_batch *b, const int8_t *want_hi
         int rc = download_last(e, e->parts[e->n_parts - 1].mem.logits, logits,
                                (uint64_t)O * (uint64_t)hp->n_vocab, "logits", err, err_size);
         if (rc < 0) return rc;
+        if (hp->logit_scale != 1.0f)   /* Granite */
+            for (uint64_t i = 0; i < (uint64_t)O * (uint64_t)hp->n_vocab; i++) logits[i] *= hp->logit_scale;
         if (hp->final_softcap > 0) {
             const float c = hp->final_softcap;
             for (uint64_t i = 0; i < (uint64_t)O * (uint64_t)hp->n_vocab; i++)

@@ -56,6 +56,13 @@ static const lamina_arch_info archs[] = {
       .layer_optional = LW(LW_QKV) | LW(LW_BQKV) | BIASES | LW(LW_BO),
       .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | ROPE_T,
       .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+    /* IBM Granite 3.x: the Llama layer with scaled embeddings, attention,
+     * residual branches and logits (granite.*_scale) */
+    { .name = "granite", .family = "llama", .build_layer = lamina_build_llama_layer,
+      .layer_required = DECODER | GATED,
+      .layer_optional = LW(LW_QKV) | LW(LW_BO),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | ROPE_T,
+      .rope_mode = LAMINA_ROPE_NORM, .act = LAMINA_ACT_SILU, .hparams = lamina_granite_hparams },
     /* Gemma 2: post-norms, GELU, soft-capped attention and logits, every
      * other layer windowed */
     { .name = "gemma2", .family = "gemma", .build_layer = lamina_build_gemma_layer,

@@ -34,6 +34,10 @@ typedef int (*lamina_layer_builder)(struct node_list *nl, const struct graph_ctx
 typedef struct lamina_arch_loader lamina_arch_loader;
 int lamina_arch_key_f32(lamina_arch_loader *L, const char *suffix, float def, float *out);
 int lamina_arch_key_u32(lamina_arch_loader *L, const char *suffix, uint32_t def, int32_t *out);
+/* A key the file must have ("FILE: missing metadata key 'ARCH.SUFFIX'"). */
+int lamina_arch_key_f32_required(lamina_arch_loader *L, const char *suffix, float *out);
+/* A load error "FILE: message"; returns LAMINA_EFORMAT. */
+int lamina_arch_error(lamina_arch_loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 typedef struct lamina_arch_info {
     const char *name;                  /* general.architecture */
@@ -85,5 +89,6 @@ int lamina_build_llama_layer(struct node_list *nl, const struct graph_ctx *g, in
 int lamina_build_llama_moe_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_build_gemma_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_gemma_hparams(lamina_arch_loader *L, lamina_hparams *hp);
+int lamina_granite_hparams(lamina_arch_loader *L, lamina_hparams *hp);
 
 #endif

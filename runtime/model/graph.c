@@ -111,15 +111,8 @@ int lamina_graph_input(node_list *nl, const graph_ctx *g)
     n->src[0] = wten(g, g->m->tok_embd);
     n->src[1] = ten(mem->scratch, mem->ids, LAMINA_TYPE_I32, T, 1, 1);
     n->n_src = 2;
-    /* x *= embd_scale (Gemma: sqrt(n_embd)) */
-    if (hp->embd_scale != 1.0f) {
-        PUSH(LAMINA_OP_SCALE);
-        n->dst = x;
-        n->src[0] = x;
-        n->n_src = 1;
-        n->fp[0] = hp->embd_scale;
-    }
-    return 0;
+    /* x *= embd_scale (Gemma: sqrt(n_embd); Granite: its embedding_scale) */
+    return hp->embd_scale != 1.0f ? lamina_g_scale(nl, x, hp->embd_scale) : 0;
 }
 
 /* A row range [row0, row0 + rows) of weight w: a view of a fused weight
@@ -164,6 +157,17 @@ int lamina_g_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_t
 int lamina_g_add(node_list *nl, lamina_tensor dst, lamina_tensor src)
 {
     return binary(nl, LAMINA_OP_ADD, dst, dst, src);
+}
+
+int lamina_g_scale(node_list *nl, lamina_tensor t, float f)
+{
+    lamina_node *n;
+    PUSH(LAMINA_OP_SCALE);
+    n->dst = t;
+    n->src[0] = t;
+    n->n_src = 1;
+    n->fp[0] = f;
+    return 0;
 }
 
 int lamina_g_qkv(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)

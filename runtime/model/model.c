@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,22 @@ int lamina_arch_key_f32(lamina_arch_loader *L, const char *suffix, float def, fl
     return hp_f32(L, suffix, 0, def, out);
 }
 
+int lamina_arch_key_f32_required(lamina_arch_loader *L, const char *suffix, float *out)
+{
+    return hp_f32(L, suffix, 1, 0, out);
+}
+
+int lamina_arch_error(lamina_arch_loader *L, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(L->err, L->err_size, "%s: %s", L->path, msg);
+    return LAMINA_EFORMAT;
+}
+
 int lamina_arch_key_u32(lamina_arch_loader *L, const char *suffix, uint32_t def, int32_t *out)
 {
     return hp_u32(L, suffix, 0, def, out);
@@ -356,6 +373,8 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     hp->rope_attn_factor = attn_factor;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = (a->flags & LAMINA_ARCH_F_EMBD_SCALE) ? sqrtf((float)hp->n_embd) : 1.0f;
+    hp->residual_scale = 1.0f;
+    hp->logit_scale = 1.0f;
     if (a->flags & LAMINA_ARCH_F_ATTN_SOFTCAP)
         if ((rc = hp_f32(L, "attn_logit_softcapping", 0, a->attn_softcap, &hp->attn_softcap)) < 0) return rc;
     if (a->flags & LAMINA_ARCH_F_FINAL_SOFTCAP)

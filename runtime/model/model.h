@@ -47,6 +47,9 @@ typedef struct lamina_hparams {
                                    (rope.scaling.attn_factor; 1 = none) */
     float    attn_scale;        /* multiplies q.k */
     float    embd_scale;        /* multiplies the token embedding (1 = none) */
+    float    residual_scale;    /* multiplies each layer's attention and FFN
+                                   output before the residual add (1 = none) */
+    float    logit_scale;       /* multiplies the logits (1 = none) */
     float    attn_softcap;      /* 0 = none */
     float    final_softcap;     /* 0 = none */
     int32_t  act;               /* LAMINA_ACT_* for the FFN gate */

@@ -15,6 +15,8 @@ GGUF files for the chosen architecture, with tiny dimensions:
   qwen2   the llama shapes plus Q/K/V biases (attn_q.bias ...), NEOX RoPE
           base 1e6, output tied to the embedding, the same BPE vocab with
           pre "qwen2" and no BOS added (as Qwen2.5 files have).
+  granite the llama layer, tied, with granite.embedding_scale,
+          residual_scale, logit_scale and attention.scale.
 
 --type picks the type of every matrix (norm vectors are always f32):
   f32 f16 bf16 q8_0 q4_0 q5_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs, or
@@ -498,13 +500,17 @@ SHAPES = {
     "gemma2": (256, 512, 4, 2, 128),
     "phi3":   (256, 512, 4, 2,  64),
     "qwen3moe": (256, 512, 4, 2, 128),
+    "granite": (256, 512, 4, 2,  64),
 }
 # mixture of experts: experts, used per token, expert FFN width
 MOE = {"qwen3moe": (8, 2, 256)}
 GGUF_ARCH = {"llama3": "llama"}       # the general.architecture written
 GEMMA = ("gemma2", "gemma3")
 SPM = ("gemma3", "gemma2")            # SentencePiece vocabularies; the rest BPE
-TIED = ("gemma3", "gemma2", "qwen2", "qwen3", "qwen3moe")
+TIED = ("gemma3", "gemma2", "qwen2", "qwen3", "qwen3moe", "granite")
+# Granite's scales (granite-3.x-2b's embedding/residual/logit, and q.k by
+# 1/head size as its attention_multiplier does)
+GRANITE = {"embedding_scale": 12.0, "residual_scale": 0.22, "logit_scale": 8.0, "attention.scale": 1 / 64}
 PHI3_ROT = 48                         # rotated dims per head (of 64)
 
 
@@ -643,6 +649,8 @@ def metadata(arch, tname, n_layer):
                    (f"{a}.rope.scaling.attn_factor", VT.FLOAT32, 1.1902380714238083, None)]
         if arch in ("llama", "llama3"):
             kv += [(f"{a}.vocab_size", VT.UINT32, N_VOCAB, None)]
+        if arch == "granite":
+            kv += [(f"{a}.{k}", VT.FLOAT32, v, None) for k, v in GRANITE.items()]
     if arch in SPM:
         tokens, scores, types = spm_vocab()
         kv += [

@@ -8,6 +8,9 @@
  *   out = h + Wdown . (silu(Wgate n(h)) * Wup n(h))
  *
  * n() is RMS norm times its weight; n_q/n_k only where the row has them.
+ * granite is the same layer with its branches (the attention's and the
+ * FFN's output) times residual_scale before they are added, and its own
+ * embedding, attention and logit scales (lamina_granite_hparams).
  */
 #include "config.h"
 
@@ -21,14 +24,40 @@ int lamina_build_llama_layer(node_list *nl, const graph_ctx *g, int il)
     int rc;
     lamina_layer_acts(&a, g);
 
+    const float rs = g->m->hp.residual_scale;
     /* 1. attention: cur = n(x); q, k, v; [QK norm]; rope; attend; project */
     if ((rc = lamina_g_self_attention(nl, g, &a, w, il)) < 0) return rc;
-    /* 2. x += cur */
+    /* 2. x += [residual_scale] cur */
+    if (rs != 1.0f && (rc = lamina_g_scale(nl, a.cur, rs)) < 0) return rc;
     if ((rc = lamina_g_add(nl, a.x, a.cur)) < 0) return rc;
-    /* 3. feed-forward: cur = ffn(n(x)); x += cur */
+    /* 3. feed-forward: cur = ffn(n(x)); x += [residual_scale] cur */
     if ((rc = lamina_g_norm(nl, g, a.cur, a.x, w->ffn_norm)) < 0) return rc;
     if ((rc = lamina_g_ffn(nl, g, &a, w)) < 0) return rc;
+    if (rs != 1.0f && (rc = lamina_g_scale(nl, a.cur, rs)) < 0) return rc;
     return lamina_g_add(nl, a.x, a.cur);
+}
+
+/* Granite's scales: the logits divided by logit_scale (required), and
+ * where the file gives them, embeddings times embedding_scale, branches
+ * times residual_scale and q.k times attention.scale (instead of
+ * 1/sqrt(head size)). */
+int lamina_granite_hparams(lamina_arch_loader *L, lamina_hparams *hp)
+{
+    float ls, es = 0, rs = 0, as = 0;
+    int rc;
+    if ((rc = lamina_arch_key_f32_required(L, "logit_scale", &ls)) < 0 ||
+        (rc = lamina_arch_key_f32(L, "embedding_scale", 0, &es)) < 0 ||
+        (rc = lamina_arch_key_f32(L, "residual_scale", 0, &rs)) < 0 ||
+        (rc = lamina_arch_key_f32(L, "attention.scale", 0, &as)) < 0)
+        return rc;
+    if (ls <= 0 || es < 0 || rs < 0 || as < 0)
+        return lamina_arch_error(L, "granite scales must be positive (logit %g, embedding %g, residual %g, "
+                                    "attention %g)", ls, es, rs, as);
+    hp->logit_scale = 1.0f / ls;
+    if (es > 0) hp->embd_scale = es;
+    if (rs > 0) hp->residual_scale = rs;
+    if (as > 0) hp->attn_scale = as;
+    return 0;
 }
 
 /* The same attention; the FFN a mixture of experts:
