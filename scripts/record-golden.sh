@@ -260,7 +260,7 @@ DUMP_ARGS="--n-ctx 1024 --n-batch 1024 --top-k 40 --n-probe 32 --n-gen 8 --gen-t
     dump "$MODEL" "$WORK/long-prompt.hex" "$WORK/long"
 
 # ---- the generated models of every architecture that runs ------------------
-TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3 granite}
+TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3 granite olmo2}
 for arch in $TINY_ARCHS; do
     "$PY" "$ROOT/tests/tools/make_tiny_model.py" --arch "$arch" --type mixed --seed 1 --out "$WORK/tiny-$arch.gguf"
     dump "$WORK/tiny-$arch.gguf" "$WORK/tiny-prompts.hex" "$WORK/tiny-$arch"

@@ -63,6 +63,14 @@ static const lamina_arch_info archs[] = {
       .layer_optional = LW(LW_QKV) | LW(LW_BO),
       .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | ROPE_T,
       .rope_mode = LAMINA_ROPE_NORM, .act = LAMINA_ACT_SILU, .hparams = lamina_granite_hparams },
+    /* OLMo 2: no input norms; q and k normed over the whole row; the
+     * attention's and the FFN's outputs normed before the residual add */
+    { .name = "olmo2", .family = "olmo", .build_layer = lamina_build_olmo2_layer,
+      .layer_required = LW(LW_Q) | LW(LW_K) | LW(LW_V) | LW(LW_O) | LW(LW_Q_NORM_ROW) | LW(LW_K_NORM_ROW) |
+                        GATED | LW(LW_DOWN) | POST,
+      .layer_optional = 0,
+      .model_required = MODEL | LG(LG_OUTPUT), .model_optional = 0,
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
     /* Gemma 2: post-norms, GELU, soft-capped attention and logits, every
      * other layer windowed */
     { .name = "gemma2", .family = "gemma", .build_layer = lamina_build_gemma_layer,

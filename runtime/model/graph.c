@@ -170,6 +170,16 @@ int lamina_g_scale(node_list *nl, lamina_tensor t, float f)
     return 0;
 }
 
+int lamina_g_copy(node_list *nl, lamina_tensor dst, lamina_tensor src)
+{
+    lamina_node *n;
+    PUSH(LAMINA_OP_COPY);
+    n->dst = dst;
+    n->src[0] = src;
+    n->n_src = 1;
+    return 0;
+}
+
 int lamina_g_qkv(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
 {
     const lamina_hparams *hp = &g->m->hp;

@@ -30,6 +30,8 @@ int lamina_g_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_t
 int lamina_g_add(node_list *nl, lamina_tensor dst, lamina_tensor src);
 /* t *= f */
 int lamina_g_scale(node_list *nl, lamina_tensor t, float f);
+/* dst = src (same shape) */
+int lamina_g_copy(node_list *nl, lamina_tensor dst, lamina_tensor src);
 /* q, k, v = W cur (+ b): separate or fused weights and biases */
 int lamina_g_qkv(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
 /* per-head RMS norm of q and k (QK norm) */

@@ -115,6 +115,8 @@ static const slot_def layer_slots[LW_COUNT] = {
     [LW_GATE_EXPS]      = { "ffn_gate_exps.weight",       D_E,    D_FE,  0, D_X },
     [LW_UP_EXPS]        = { "ffn_up_exps.weight",         D_E,    D_FE,  0, D_X },
     [LW_DOWN_EXPS]      = { "ffn_down_exps.weight",       D_FE,   D_E,   0, D_X },
+    [LW_Q_NORM_ROW]     = { "attn_q_norm.weight",         D_Q,    D_1,   1 },
+    [LW_K_NORM_ROW]     = { "attn_k_norm.weight",         D_K,    D_1,   1 },
 };
 
 static const slot_def model_slots[LG_COUNT] = {

@@ -80,6 +80,7 @@ enum lamina_layer_slot {
     LW_O, LW_BO, LW_Q_NORM, LW_K_NORM, LW_POST_ATTN_NORM,
     LW_FFN_NORM, LW_GATE, LW_UP, LW_GATE_UP, LW_DOWN, LW_POST_FFW_NORM,
     LW_GATE_INP, LW_GATE_EXPS, LW_UP_EXPS, LW_DOWN_EXPS,
+    LW_Q_NORM_ROW, LW_K_NORM_ROW,
     LW_COUNT
 };
 #define LW(slot) (UINT64_C(1) << (slot))
@@ -104,6 +105,8 @@ typedef union lamina_layer_weights {
         const lamina_gguf_tensor *ffn_gate_inp;   /* [E, X] router (X experts) */
         const lamina_gguf_tensor *ffn_gate_exps, *ffn_up_exps; /* [E, Fe, X] */
         const lamina_gguf_tensor *ffn_down_exps;  /* [Fe, E, X] */
+        const lamina_gguf_tensor *q_norm_row, *k_norm_row; /* [Dq], [Dk]: over the
+                                                   whole q, k row (olmo2) */
     };
     const lamina_gguf_tensor *slot[LW_COUNT];     /* the same, by lamina_layer_slot */
 } lamina_layer_weights;

@@ -7,7 +7,7 @@
 # fast one (the cpu plugin as it runs by default, and with its scalar
 # kernels, against llama.cpp's default).
 . "$top_srcdir/tests/engine/common.sh"
-for arch in llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3 granite; do
+for arch in llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3 granite olmo2; do
   G="$S/tests/golden/tiny-$arch-logits.json"
   f="$TMP/tiny-$arch.gguf"
   if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type mixed --seed 1 --out "$f" >"$TMP/gen.log" 2>&1; then

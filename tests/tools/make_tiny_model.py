@@ -17,6 +17,10 @@ GGUF files for the chosen architecture, with tiny dimensions:
           pre "qwen2" and no BOS added (as Qwen2.5 files have).
   granite the llama layer, tied, with granite.embedding_scale,
           residual_scale, logit_scale and attention.scale.
+  olmo2   no input norms: q and k RMS-normed over the whole row
+          (attn_q_norm [n_embd]), attention and FFN outputs normed
+          (post_attention_norm, post_ffw_norm) before the residual add,
+          NEOX RoPE, untied output.
 
 --type picks the type of every matrix (norm vectors are always f32):
   f32 f16 bf16 q8_0 q4_0 q5_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs, or
@@ -501,6 +505,7 @@ SHAPES = {
     "phi3":   (256, 512, 4, 2,  64),
     "qwen3moe": (256, 512, 4, 2, 128),
     "granite": (256, 512, 4, 2,  64),
+    "olmo2":   (256, 512, 4, 2,  64),
 }
 # mixture of experts: experts, used per token, expert FFN width
 MOE = {"qwen3moe": (8, 2, 256)}
@@ -552,7 +557,8 @@ def tensor_plan(arch, n_layer, tname):
     for i in range(n_layer):
         p = f"blk.{i}."
         even = i % 2 == 0
-        plan.append((p + "attn_norm.weight", [E], "norm", QT.F32))
+        if arch != "olmo2":                   # OLMo 2 normalizes outputs, not inputs
+            plan.append((p + "attn_norm.weight", [E], "norm", QT.F32))
         if arch == "phi3":
             plan.append((p + "attn_qkv.weight", [E, (H + 2 * HKV) * D], "mat", pick(None, QT.Q5_K)))
         else:
@@ -567,9 +573,13 @@ def tensor_plan(arch, n_layer, tname):
         if arch in ("gemma3", "qwen3", "qwen3moe"):
             plan.append((p + "attn_q_norm.weight", [D], "norm", QT.F32))
             plan.append((p + "attn_k_norm.weight", [D], "norm", QT.F32))
-        if gemma:
+        if arch == "olmo2":                   # q and k normed over the whole row
+            plan.append((p + "attn_q_norm.weight", [H * D], "norm", QT.F32))
+            plan.append((p + "attn_k_norm.weight", [HKV * D], "norm", QT.F32))
+        if gemma or arch == "olmo2":
             plan.append((p + "post_attention_norm.weight", [E], "norm", QT.F32))
-        plan.append((p + "ffn_norm.weight", [E], "norm", QT.F32))
+        if arch != "olmo2":
+            plan.append((p + "ffn_norm.weight", [E], "norm", QT.F32))
         if arch in MOE:
             X, _, FE = MOE[arch]
             plan.append((p + "ffn_gate_inp.weight", [E, X], "mat", QT.F32))
@@ -583,7 +593,7 @@ def tensor_plan(arch, n_layer, tname):
             plan.append((p + "ffn_gate.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
             plan.append((p + "ffn_up.weight", [E, F], "mat", pick(QT.Q5_0, QT.Q4_K)))
         plan.append((p + "ffn_down.weight", [F, E], "mat", pick(QT.Q6_K, QT.Q6_K if even else QT.Q5_K)))
-        if gemma:
+        if gemma or arch == "olmo2":
             plan.append((p + "post_ffw_norm.weight", [E], "norm", QT.F32))
     plan.append(("output_norm.weight", [E], "norm", QT.F32))
     if arch not in TIED:

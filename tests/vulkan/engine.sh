@@ -61,7 +61,7 @@ done
 #     vulkan plugin computes in f32 from dequantized weights (no 8-bit
 #     activations), with an f32 KV cache it is held to the tight limits
 #     against llama.cpp's precise configuration, like the core reference
-for arch in llama llama3 qwen2 qwen3 gemma2 gemma3 phi3 granite; do
+for arch in llama llama3 qwen2 qwen3 gemma2 gemma3 phi3 granite olmo2; do
   "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type mixed --seed 1 --out "$TMP/tiny-$arch.gguf" >/dev/null 2>&1 \
     || { not_ok "$arch: generate the model"; continue; }
   golden_run "$arch: tight: vulkan matches llama.cpp (precise)" --tight "$S/tests/golden/tiny-$arch-logits.json" \
