@@ -142,6 +142,7 @@ static const key_def global_keys[] = {
     { "server", "max_body_kib", K_INT, CF(server_max_body_kib), 0, 0, 0, 1, 1 << 20, 0, 0 },
     { "server", "max_json_depth", K_INT, CF(server_max_json_depth), 0, 0, 0, 2, 1000, 0, 0 },
     { "server", "max_connections", K_INT, CF(server_max_connections), 0, 0, 0, 4, 4096, 0, 0 },
+    { "server", "drain_timeout", K_INT, CF(server_drain_timeout), 0, 0, 0, 0, 86400, 0, 0 },
 };
 
 static const key_def backend_keys[] = {
@@ -574,6 +575,7 @@ void lamina_config_defaults(lamina_config *cfg)
     cfg->server_max_body_kib = 1024;
     cfg->server_max_json_depth = 32;
     cfg->server_max_connections = 64;
+    cfg->server_drain_timeout = 30;
 }
 
 const lamina_backend_config *lamina_config_backend(const lamina_config *cfg, const char *name)

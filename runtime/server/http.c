@@ -386,6 +386,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             call_done(&c, cs);
             return (enum MHD_Result)rc;
         }
+        if (s->draining && !cs->rt->open) {   /* health answers on; everything else is turned away */
+            c.retry_after = 1;
+            int rc = srv_reply_error(&c, 503, "the server is shutting down");
+            call_done(&c, cs);
+            return (enum MHD_Result)rc;
+        }
         if (s->set.api_key[0] && !cs->rt->open &&
             !key_ok(s, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
             srv_metrics_event(s->metrics, "unauthorized");

@@ -878,6 +878,15 @@ void srv_pool_reap(srv *s)
     }
 }
 
+int srv_pool_busy(srv *s)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->pool_mu);
+    for (srv_model *m = s->models; m; m = m->next) n += m->users;
+    pthread_mutex_unlock(&s->pool_mu);
+    return n;
+}
+
 void srv_pool_stop(srv *s)
 {
     pthread_mutex_lock(&s->pool_mu);

@@ -144,6 +144,8 @@ int  srv_pool_acquire(srv *s, const char *name, srv_model **out, double *load_s,
 void srv_pool_release(srv *s, srv_model *m, double keep_alive);
 /* Unload idle models whose keep-alive has passed (main thread, 1 Hz). */
 void srv_pool_reap(srv *s);
+/* Requests holding a model now (in flight). */
+int  srv_pool_busy(srv *s);
 /* Stop every worker and cancel every request (first step of shutdown). */
 void srv_pool_stop(srv *s);
 /* Free every model (after the HTTP daemon stopped). */
@@ -448,6 +450,7 @@ struct srv {
     int              verbose;
     int              loopback;        /* listening on a loopback address: Host is checked */
     volatile int     preloading;      /* the preload model is loading: not healthy yet */
+    volatile int     draining;        /* SIGTERM: new requests get 503, those in flight finish */
 };
 
 /* Start the daemon on an already bound, listening socket. */

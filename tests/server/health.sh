@@ -61,6 +61,61 @@ PY
 else
   not_ok "server starts"
 fi
+# drain: SIGTERM while a generation streams; new requests get 503 and
+# /readyz says shutting down while it finishes; then the server exits 0
+write_ini "$TMP/d.ini" "parallel = 2" "drain_timeout = 60"
+if start_server "$TMP/d.ini"; then
+  run_tap "drain" "$PYTHON" - "$URL" "$SERVER_PID" <<'PY'
+import json, os, signal, sys, time, urllib.error, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+n = 0; bad = 0
+def ok(c, d):
+    global n, bad
+    n += 1; bad += not c
+    print(("ok" if c else "not ok") + f" {n} - {d}", flush=True)
+def get(path, body=None):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return -1, str(e)
+# tiny-long generates for as long as asked: 400 tokens take a few seconds under the sanitizers
+req = urllib.request.Request(url + "/api/generate", headers={"Content-Type": "application/json"}, data=json.dumps(
+    {"model": "tiny-long", "prompt": "Once", "options": {"num_predict": 400, "temperature": 0}}).encode())
+r = urllib.request.urlopen(req, timeout=300)
+first = json.loads(r.readline())
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.5)
+st, body = get("/api/generate", {"model": "tiny-gemma3", "prompt": "x", "stream": False})
+ok(st == 503 and "shutting down" in body, f"a new request while draining: 503 ({st})")
+st, body = get("/readyz")
+ok(st == 503 and "shutting down" in body, f"/readyz while draining: 503 ({st})")
+last = first
+for line in r:
+    last = json.loads(line)
+ok(last.get("done") and last.get("done_reason") == "length" and last.get("eval_count") == 400,
+   "the request in flight finished whole (400 tokens, done_reason length)")
+for _ in range(300):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.1)
+print(f"1..{n}")
+sys.exit(1 if bad else 0)
+PY
+  wait "$SERVER_PID"; rc=$?
+  SERVER_PID=
+  check "after draining the server exits 0" [ $rc -eq 0 ]
+  expect_grep "  the log says it drained" 'draining: 1 requests in flight|drained' "$TMP/server.log"
+  check "  and no sanitizer report" sh -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$TMP/server.log'"
+else
+  not_ok "server starts"
+fi
 # no usable backend: /health says so
 write_ini "$TMP/n.ini"
 mkdir -p "$TMP/noplugins"

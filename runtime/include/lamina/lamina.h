@@ -106,6 +106,8 @@ typedef struct lamina_config {
      * accepted besides the loopback ones while listening on loopback;
      * comma-separated, "*" any */
     char     server_allowed_hosts[2048];
+    int      server_drain_timeout;    /* seconds SIGTERM lets requests in flight
+                                         finish, default 30; 0: cancel them at once */
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */
