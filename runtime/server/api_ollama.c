@@ -454,6 +454,12 @@ int srv_api_generate(srv_call *c)
             srv_pool_release(c->s, m, o.keep_alive);
             goto bad;
         }
+    if (srv_model_defaults(m, b, SRV_OLLAMA, &o, NULL, err, sizeof err) < 0) {
+        free(ctx);
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
+    }
+    if ((!system || !*system) && m->system) system = m->system;   /* the store model's */
     if (!*prompt && n_ctx == 0) {
         free(ctx);
         rc = load_only(c, m, &o, 0, load_s);
@@ -571,6 +577,10 @@ int srv_api_chat(srv_call *c)
         srv_chat_clear(&ch);
         srv_gen_opts_clear(&o);
         return srv_model_error(c, http, err);
+    }
+    if (nm > 0 && srv_model_defaults(m, c->body, SRV_OLLAMA, &o, &ch, err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
     }
     if (nm == 0) {
         rc = load_only(c, m, &o, 1, load_s);

@@ -420,6 +420,10 @@ int srv_oai_chat(srv_call *c)
         srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }
+    if (srv_model_defaults(m, c->body, SRV_OPENAI, &o, &ch, err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
+    }
     srv_job tmpl = { .include_usage = include_usage };
     if (srv_chat_prepare(m, &ch, &o, &text, &tmpl.reply, &http, err, sizeof err) < 0) {
         srv_pool_release(c->s, m, o.keep_alive);
@@ -476,6 +480,10 @@ int srv_oai_completions(srv_call *c)
     if (!*prompt) {
         srv_pool_release(c->s, m, o.keep_alive);
         snprintf(err, sizeof err, "prompt: must not be empty");
+        goto bad;
+    }
+    if (srv_model_defaults(m, c->body, SRV_OPENAI, &o, NULL, err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o.keep_alive);
         goto bad;
     }
     srv_job tmpl = { .include_usage = include_usage };

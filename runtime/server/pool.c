@@ -561,6 +561,46 @@ static void chat_log(void *ctx, int level, const char *msg)
     m->owner->log(m->owner, "%s: %s", m->name, msg);
 }
 
+/* A small layer file (at most 64 KiB), NUL-terminated; NULL when absent or larger. */
+static char *read_small(const char *path)
+{
+    FILE *f = *path ? fopen(path, "rb") : NULL;
+    if (!f) return NULL;
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65537, f) : 0;
+    fclose(f);
+    if (!buf || n > 65536) { free(buf); return NULL; }
+    buf[n] = 0;
+    return buf;
+}
+
+/* An Ollama store model's params and system layers (when the file loaded
+ * is that model's blob).  Unusable ones are logged and left out. */
+static void store_defaults(srv *s, srv_model *m)
+{
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(&s->cfg, dirs);
+    lamina_ollama_model om;
+    if (!lamina_ollama_name_valid(m->name) || lamina_ollama_find(dirs, nd, m->name, &om, NULL, 0) < 0 ||
+        strcmp(om.model, m->path) != 0)
+        return;
+    char *p = read_small(om.params_path);
+    if (p) {
+        json_t *j = json_loads(p, 0, NULL);
+        srv_gen_opts o;
+        srv_gen_opts_defaults(&o, s);
+        char e[400];
+        if (json_is_object(j) && srv_parse_options(j, &o, e, sizeof e) == 0) m->defaults = j;
+        else {
+            json_decref(j);
+            s->log(s, "%s: the store's params layer is not used (%s)", m->name, json_is_object(j) ? e : "not a JSON object");
+        }
+        srv_gen_opts_clear(&o);
+        free(p);
+    }
+    m->system = read_small(om.system_path);
+}
+
 static void model_free(srv *s, srv_model *m)
 {
     if (!m) return;
@@ -575,6 +615,8 @@ static void model_free(srv *s, srv_model *m)
     lamina_engine_free(m->eng);
     for (int i = 0; i < m->n_bes; i++) lamina_be_close(m->bes[i]);
     lamina_chat_close(m->chat);
+    json_decref(m->defaults);
+    free(m->system);
     lamina_tokenizer_free(m->tok);
     lamina_model_free(m->model);
     (void)s;
@@ -645,6 +687,7 @@ static int model_load(srv *s, srv_model *m, lamina_model *model, char *err, size
     m->owner = s;
     lamina_logger lg = { chat_log, m };
     if ((rc = lamina_chat_open(m->tok, &lg, &m->chat, err, err_size)) < 0) return rc;
+    store_defaults(s, m);
     /* memory actually used */
     const lamina_plan_part *parts;
     int np = lamina_engine_plan(m->eng, &parts);
@@ -970,4 +1013,44 @@ json_t *srv_pool_ps(srv *s)
     }
     pthread_mutex_unlock(&s->pool_mu);
     return json_pack("{s:o}", "models", arr);
+}
+
+/* ------------------------------------------------------------------ */
+/* A store model's defaults                                           */
+
+/* Whether an OpenAI request sets the option an Ollama params key names. */
+static int openai_sets(json_t *body, const char *key)
+{
+    if (!strcmp(key, "num_predict")) return json_object_get(body, "max_tokens") || json_object_get(body, "max_completion_tokens");
+    return json_object_get(body, key) != NULL;
+}
+
+int srv_model_defaults(const srv_model *m, json_t *body, int flavor, srv_gen_opts *o, srv_chat *ch,
+                       char *err, size_t err_size)
+{
+    if (m->defaults) {
+        json_t *opts = flavor == SRV_OLLAMA ? json_object_get(body, "options") : NULL;
+        json_t *take = json_object();
+        const char *key;
+        json_t *v;
+        json_object_foreach(m->defaults, key, v) {
+            int set = flavor == SRV_OLLAMA ? json_is_object(opts) && json_object_get(opts, key) != NULL
+                                           : openai_sets(body, key);
+            if (!set) json_object_set(take, key, v);
+        }
+        int rc = srv_parse_options(take, o, err, err_size);   /* checked when loaded */
+        json_decref(take);
+        if (rc < 0) return -1;
+    }
+    if (m->system && ch) {
+        for (size_t i = 0; i < json_array_size(ch->messages); i++)
+            if (!strcmp(json_string_value(json_object_get(json_array_get(ch->messages, i), "role")), "system"))
+                return 0;
+        json_t *sm = json_pack("{s:s, s:s}", "role", "system", "content", m->system);
+        if (!sm || json_array_insert_new(ch->messages, 0, sm) < 0) {
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
 }

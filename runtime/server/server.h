@@ -120,6 +120,9 @@ struct srv_model {
     lamina_chat *chat;            /* the model's template or a built-in format */
     srv     *owner;               /* whose log the chat's warnings go to */
     int      has_template;        /* the file carries tokenizer.chat_template */
+    json_t  *defaults;            /* an Ollama store model's default options
+                                     (its params layer), or NULL */
+    char    *system;              /* its default system prompt (system layer), or NULL */
     pthread_t thread;
     int      thread_started;
     volatile int stop;
@@ -334,6 +337,14 @@ json_t *srv_calls_openai(srv_job *j, size_t from, size_t n, int with_index);
  * OpenAI completions {"tokens", "token_logprobs", "top_logprobs",
  * "text_offset"}; entries as they are for Ollama.  New reference. */
 json_t *srv_logprobs_completions(json_t *entries);
+
+/* A store model's defaults (pool.c): its params layer's options where
+ * the request sets none of its own (flavor SRV_OLLAMA: body.options;
+ * SRV_OPENAI: the top-level fields), into o; its system prompt as the
+ * first message of ch when the request has no system message (ch may be
+ * NULL).  0, or -1 with the message (out of memory). */
+int  srv_model_defaults(const srv_model *m, json_t *body, int flavor, srv_gen_opts *o, srv_chat *ch,
+                        char *err, size_t err_size);
 
 /* Shared request parsing (api_ollama.c): stop strings (a string or an
  * array of at most LAMINA_MAX_STOP strings) into o. */

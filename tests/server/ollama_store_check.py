@@ -44,7 +44,7 @@ def make(llama, gemma, store, store2):
     lm = open(llama, "rb").read()
     gm = open(gemma, "rb").read()
     tmpl = blob(store, b"{{ .Prompt }}")
-    params = blob(store, json.dumps({"stop": ["<|eot_id|>"]}).encode())
+    params = blob(store, json.dumps({"stop": ["<|eot_id|>"], "num_predict": 5, "temperature": 0}).encode())
     lic = blob(store, b"a license")
     model_l = {"mediaType": MT + "model", **blob(store, lm)}
     model_g = {"mediaType": MT + "model", **blob(store, gm)}
@@ -80,6 +80,20 @@ def check(url, store):
                  "someuser/tool:v1", "other"]:
         r = cl.generate(model=name, prompt="Hello", raw=True, options={"num_predict": 3, "temperature": 0})
         ok(r.done, f"generate with '{name}'")
+    # the params layer: options where the request sets none
+    r = cl.generate(model="tiny", prompt="Hello", raw=True)
+    ok(r.eval_count == 5 and r.done_reason == "length", f"tiny: num_predict 5 from its params layer ({r.eval_count})")
+    r = cl.generate(model="tiny", prompt="Hello", raw=True, options={"num_predict": 2})
+    ok(r.eval_count == 2, f"tiny: the request's num_predict wins ({r.eval_count})")
+    # the system layer: the system prompt when the request has none
+    a = cl.chat(model="someuser/tool:v1", messages=[{"role": "user", "content": "Hi"}], options={"num_predict": 1})
+    b = cl.chat(model="someuser/tool:v1", messages=[{"role": "system", "content": "Be brief."},
+                                                    {"role": "user", "content": "Hi"}], options={"num_predict": 1})
+    d = cl.chat(model="someuser/tool:v1", messages=[{"role": "system", "content": "You answer at great length."},
+                                                    {"role": "user", "content": "Hi"}], options={"num_predict": 1})
+    ok(a.prompt_eval_count == b.prompt_eval_count != d.prompt_eval_count,
+       f"someuser/tool:v1: its system layer when the request has none ({a.prompt_eval_count}, "
+       f"{b.prompt_eval_count}, {d.prompt_eval_count})")
     s = cl.show("someuser/tool:v1")
     ok(s.details and s.details.family, "show someuser/tool:v1", s.details)
     for name, status, needle in [
