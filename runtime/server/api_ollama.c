@@ -394,6 +394,34 @@ int srv_start_job(srv_call *c, srv_model *m, const lamina_token *ctx, size_t n_c
     j->fmt = fmt;
     j->created = srv_wall();
     snprintf(j->model, sizeof j->model, "%s", m->name);
+    /* OpenAI n: the other choices, each a request of its own (seed + i),
+     * generated in the same steps; each holds the model */
+    srv_job *last = j;
+    for (int i = 1; i < o->n_choices; i++) {
+        srv_gen_opts oi = *o;
+        oi.sp.seed = o->sp.seed + (uint64_t)i;
+        srv_job *ji = calloc(1, sizeof *ji);
+        srv_pool_hold(c->s, m);
+        int bad = !ji || (j->reply && lamina_reply_clone(j->reply, &ji->reply) < 0);
+        if (bad) snprintf(err, sizeof err, "out of memory"), http = 500;
+        if (bad || srv_gen_start(c->s, m, ctx, n_ctx, text, flags, &oi, c->t_recv, !stream, echo_ctx, &ji->r,
+                                 &http, err, sizeof err) < 0) {
+            if (ji) lamina_reply_free(ji->reply);
+            free(ji);
+            srv_pool_release(c->s, m, o->keep_alive);
+            srv_job_reply_free(j);
+            return srv_reply_error(c, http, "%s", err);
+        }
+        ji->r->load_s = load_s;
+        memcpy(ji->id, j->id, sizeof ji->id);
+        ji->include_usage = j->include_usage;
+        ji->index = i;
+        ji->fmt = fmt;
+        ji->created = j->created;
+        snprintf(ji->model, sizeof ji->model, "%s", m->name);
+        last->sib = ji;
+        last = ji;
+    }
     return srv_job_reply(c, j, stream);
 }
 

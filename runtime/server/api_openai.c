@@ -14,8 +14,10 @@
  * "tool_calls"; a thinking model's reasoning is reasoning_content, never
  * content (reasoning_effort and chat_template_kwargs reach the template).
  * logprobs (chat: true with top_logprobs; completions: a number) give
- * each generated token's log-probability under the model.  Features
- * lamina cannot honour (n > 1, images) are refused with 400.
+ * each generated token's log-probability under the model.  n (up to 16)
+ * runs that many generations of the prompt together (seeds seed,
+ * seed + 1, ...); streamed, each choice's chunks come in turn.  Image
+ * parts are refused with 400.
  */
 #include "config.h"
 
@@ -100,10 +102,11 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
         if ((r = srv_json_int(b, "max_tokens", 0, 1 << 24, &i, err, es)) < 0) return -1;
         if (r) o->max_tokens = (int32_t)i;
     }
-    if ((r = srv_json_int(b, "n", 1, 1, &i, err, es)) < 0) {
-        snprintf(err, es, "n: only one choice per request is supported");
+    if ((r = srv_json_int(b, "n", 1, 16, &i, err, es)) < 0) {
+        snprintf(err, es, "n: from 1 to 16 choices");
         return -1;
     }
+    if (r) o->n_choices = (int)i;
     if (srv_parse_stop(json_object_get(b, "stop"), "stop", o, err, es) < 0) return -1;
     /* logprobs: chat takes true/false and top_logprobs, completions a number */
     json_t *lp = json_object_get(b, "logprobs");
@@ -157,10 +160,13 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
 /* ------------------------------------------------------------------ */
 /* Replies                                                            */
 
+/* usage of every choice: the prompt once, the completions summed */
 static json_t *usage(const srv_job *j)
 {
-    return json_pack("{s:i, s:i, s:i}", "prompt_tokens", j->r->res.n_prompt, "completion_tokens",
-                     j->r->res.n_gen, "total_tokens", j->r->res.n_prompt + j->r->res.n_gen);
+    int gen = 0;
+    for (const srv_job *a = j; a; a = a->sib) gen += a->r->res.n_gen;
+    return json_pack("{s:i, s:i, s:i}", "prompt_tokens", j->r->res.n_prompt, "completion_tokens", gen,
+                     "total_tokens", j->r->res.n_prompt + gen);
 }
 
 static json_t *head(const srv_job *j, const char *object)
@@ -198,7 +204,7 @@ static json_t *chat_chunk(srv_job *j, const srv_delta *d)
         json_object_set_new(delta, "content", srv_json_text(d->content, d->content_len));
     if (d->thinking_len) json_object_set_new(delta, "reasoning_content", srv_json_text(d->thinking, d->thinking_len));
     if (d->n_calls) json_object_set_new(delta, "tool_calls", srv_calls_openai(j, d->first_call, d->n_calls, 1));
-    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:o, s:n}]", "index", 0, "delta", delta,
+    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:o, s:n}]", "index", j->index, "delta", delta,
                                                 "logprobs", chat_logprobs(j->chunk_lp), "finish_reason"));
     return o;
 }
@@ -207,7 +213,7 @@ static json_t *chat_final(srv_job *j)
 {
     json_t *o = head(j, "chat.completion.chunk");
     json_t *delta = j->n_chunks == 0 ? json_pack("{s:s, s:s}", "role", "assistant", "content", "") : json_object();
-    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:s}]", "index", 0, "delta", delta,
+    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:n, s:s}]", "index", j->index, "delta", delta,
                                                 "logprobs", "finish_reason", finish(j)));
     return o;
 }
@@ -221,9 +227,9 @@ static json_t *chunk_usage(srv_job *j)
     return o;
 }
 
-static json_t *chat_whole(srv_job *j)
+/* one choice of a chat completion */
+static json_t *chat_choice(srv_job *j)
 {
-    json_t *o = head(j, "chat.completion");
     const char *text = j->r->all ? j->r->all : "", *th = "";
     size_t len = j->r->all_n, tl = 0, nc = 0;
     if (j->reply) {
@@ -235,8 +241,16 @@ static json_t *chat_whole(srv_job *j)
                             nc && !len ? json_null() : srv_json_text(text, len));
     if (tl) json_object_set_new(msg, "reasoning_content", srv_json_text(th, tl));
     if (nc) json_object_set_new(msg, "tool_calls", srv_calls_openai(j, 0, nc, 0));
-    json_object_set_new(o, "choices", json_pack("[{s:i, s:o, s:o, s:s}]", "index", 0, "message", msg,
-                                                "logprobs", chat_logprobs(j->r->lp_all), "finish_reason", finish(j)));
+    return json_pack("{s:i, s:o, s:o, s:s}", "index", j->index, "message", msg, "logprobs",
+                     chat_logprobs(j->r->lp_all), "finish_reason", finish(j));
+}
+
+static json_t *chat_whole(srv_job *j)
+{
+    json_t *o = head(j, "chat.completion");
+    json_t *choices = json_array();
+    for (srv_job *a = j; a; a = a->sib) json_array_append_new(choices, chat_choice(a));
+    json_object_set_new(o, "choices", choices);
     json_object_set_new(o, "usage", usage(j));
     return o;
 }
@@ -244,7 +258,7 @@ static json_t *chat_whole(srv_job *j)
 static json_t *cmpl_chunk(srv_job *j, const srv_delta *d)
 {
     json_t *o = head(j, "text_completion");
-    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:o, s:n}]", "text", srv_json_text(d->content, d->content_len), "index", 0,
+    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:o, s:n}]", "text", srv_json_text(d->content, d->content_len), "index", j->index,
                                                 "logprobs", cmpl_logprobs(j->chunk_lp), "finish_reason"));
     return o;
 }
@@ -252,7 +266,7 @@ static json_t *cmpl_chunk(srv_job *j, const srv_delta *d)
 static json_t *cmpl_final(srv_job *j)
 {
     json_t *o = head(j, "text_completion");
-    json_object_set_new(o, "choices", json_pack("[{s:s, s:i, s:n, s:s}]", "text", "", "index", 0,
+    json_object_set_new(o, "choices", json_pack("[{s:s, s:i, s:n, s:s}]", "text", "", "index", j->index,
                                                 "logprobs", "finish_reason", srv_finish_reason(j->r)));
     return o;
 }
@@ -260,9 +274,13 @@ static json_t *cmpl_final(srv_job *j)
 static json_t *cmpl_whole(srv_job *j)
 {
     json_t *o = head(j, "text_completion");
-    json_object_set_new(o, "choices", json_pack("[{s:o, s:i, s:o, s:s}]", "text",
-                                                srv_json_text(j->r->all ? j->r->all : "", j->r->all_n), "index", 0, "logprobs",
-                                                cmpl_logprobs(j->r->lp_all), "finish_reason", srv_finish_reason(j->r)));
+    json_t *choices = json_array();
+    for (srv_job *a = j; a; a = a->sib)
+        json_array_append_new(choices, json_pack("{s:o, s:i, s:o, s:s}", "text",
+                                                 srv_json_text(a->r->all ? a->r->all : "", a->r->all_n), "index",
+                                                 a->index, "logprobs", cmpl_logprobs(a->r->lp_all), "finish_reason",
+                                                 srv_finish_reason(a->r)));
+    json_object_set_new(o, "choices", choices);
     json_object_set_new(o, "usage", usage(j));
     return o;
 }

@@ -43,6 +43,7 @@ void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s)
     o->max_tokens = s->cfg.max_tokens;
     o->keep_alive = s->set.keep_alive;
     o->logprobs = -1;
+    o->n_choices = 1;
 }
 
 void srv_gen_opts_clear(srv_gen_opts *o)
@@ -427,7 +428,8 @@ static int delta_empty(const srv_delta *d)
 
 static int job_next(void *ctx, char **buf, size_t *len)
 {
-    srv_job *j = ctx;
+    srv_job *head = ctx;
+    srv_job *j = head->cur ? head->cur : head;   /* the choice being sent */
     char *text;
     size_t n;
     int rc;
@@ -492,6 +494,11 @@ static int job_next(void *ctx, char **buf, size_t *len)
     o = j->fmt->final(j);
     if (dump_framed(j, o, buf, len) < 0) return -1;
 tail:
+    if (j->sib) {              /* the next choice (generated meanwhile): go on */
+        head->cur = j->sib;
+        return 0;
+    }
+    j = head;                  /* usage covers every choice */
     if (j->fmt->sse) {
         if (j->fmt->usage && j->include_usage) {
             char *b2;
@@ -507,14 +514,29 @@ tail:
     return 1;
 }
 
+/* Free a job and its other choices' jobs. */
+static void jobs_free(srv_job *j)
+{
+    while (j) {
+        srv_job *next = j->sib;
+        srv_req_put(j->r);
+        lamina_reply_free(j->reply);
+        free(j->call_ids);
+        free(j);
+        j = next;
+    }
+}
+
+void srv_job_reply_free(srv_job *j)
+{
+    jobs_free(j);
+}
+
 static void job_free(void *ctx)
 {
     srv_job *j = ctx;
     if (!j->s->set.quiet && j->log[0]) j->s->log(j->s, "%s: %s", j->model, j->log);
-    srv_req_put(j->r);
-    lamina_reply_free(j->reply);
-    free(j->call_ids);
-    free(j);
+    jobs_free(j);
 }
 
 int srv_job_reply(srv_call *c, srv_job *j, int stream)
@@ -524,23 +546,24 @@ int srv_job_reply(srv_call *c, srv_job *j, int stream)
     if (stream)
         return srv_reply_stream(c, j->fmt->sse ? "text/event-stream" : "application/x-ndjson",
                                 job_next, job_free, j);
-    srv_gen_wait(j->r, c->fd);
     char msg[512];
-    int status = srv_gen_failure(j->r, msg, sizeof msg);
+    int status = 0, parsed = 0;
+    for (srv_job *a = j; a; a = a->sib) {      /* every choice (they run together) */
+        srv_gen_wait(a->r, c->fd);
+        if (!status) status = srv_gen_failure(a->r, msg, sizeof msg);
+        if (!status && srv_job_parse_all(a) < 0) parsed = -1;
+    }
     int rc;
     if (status) {
         c->retry_after = 1;
         rc = srv_reply_error(c, status, "%s", msg);
-    } else if (srv_job_parse_all(j) < 0) {
+    } else if (parsed < 0) {
         rc = srv_reply_error(c, 500, "out of memory");
     } else {
         rc = srv_reply_json(c, 200, j->fmt->whole(j));
         snprintf(c->log, sizeof c->log, "%s %d+%d tokens", j->model, j->r->res.n_prompt, j->r->res.n_gen);
     }
-    srv_req_put(j->r);
-    lamina_reply_free(j->reply);
-    free(j->call_ids);
-    free(j);
+    jobs_free(j);
     return rc;
 }
 

@@ -921,6 +921,13 @@ void srv_pool_reap(srv *s)
     }
 }
 
+void srv_pool_hold(srv *s, srv_model *m)
+{
+    pthread_mutex_lock(&s->pool_mu);
+    m->users++;
+    pthread_mutex_unlock(&s->pool_mu);
+}
+
 int srv_pool_busy(srv *s)
 {
     int n = 0;

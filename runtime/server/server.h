@@ -149,6 +149,9 @@ void srv_pool_release(srv *s, srv_model *m, double keep_alive);
 void srv_pool_reap(srv *s);
 /* Requests holding a model now (in flight). */
 int  srv_pool_busy(srv *s);
+/* One more user of a model the caller already holds (srv_pool_release
+ * each). */
+void srv_pool_hold(srv *s, srv_model *m);
 /* Stop every worker and cancel every request (first step of shutdown). */
 void srv_pool_stop(srv *s);
 /* Free every model (after the HTTP daemon stopped). */
@@ -175,6 +178,7 @@ typedef struct srv_gen_opts {
     int      render_special;      /* control tokens in the text (tool-call markers) */
     int      logprobs;            /* < 0: none; else each token's log-probability
                                      with this many alternatives */
+    int      n_choices;           /* OpenAI n: generations of one request (seeds seed, seed+1, ...) */
 } srv_gen_opts;
 
 void srv_gen_opts_defaults(srv_gen_opts *o, const srv *s);
@@ -275,6 +279,9 @@ struct srv_job {
     int      include_usage;
     int      echo_ctx;            /* Ollama generate: return "context" */
     lamina_reply *reply;          /* chat: splits thinking and tool calls (owned), or NULL */
+    int      index;               /* the choice (OpenAI n > 1) */
+    srv_job *sib;                 /* the next choice's job (owned by the first), or NULL */
+    srv_job *cur;                 /* streaming, first job only: the choice being sent */
     char   (*call_ids)[40];       /* OpenAI ids of the reply's calls, made as they come */
     size_t   n_call_ids;
     char     log[256];
@@ -283,6 +290,8 @@ struct srv_job {
 /* Reply with the job's request (streamed or whole); frees the job and
  * the request in every case. */
 int  srv_job_reply(srv_call *c, srv_job *j, int stream);
+/* Free a job that was never replied with (and its other choices). */
+void srv_job_reply_free(srv_job *j);
 
 /* Submit a generation and reply with it (api_ollama.c): releases the
  * model on failure.  tmpl (may be NULL) gives the job's id, echo_ctx and

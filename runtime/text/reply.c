@@ -90,6 +90,7 @@ enum mode {
 
 struct lamina_reply {
     lamina_reply_opts o;
+    char *prefill;      /* a copy, for lamina_reply_clone */
     enum mode mode;
     tbuf in;            /* undecided input */
     tbuf content, thinking;
@@ -480,6 +481,10 @@ int lamina_reply_create(const lamina_reply_opts *o, lamina_reply **out, char *er
         return lamina_set_err(err, err_size, LAMINA_ENOMEM, "reply: out of memory");
     r->o = *o;
     r->o.prefill = NULL;
+    if (o->prefill && !(r->prefill = strdup(o->prefill))) {
+        free(r);
+        return lamina_set_err(err, err_size, LAMINA_ENOMEM, "reply: out of memory");
+    }
     r->mode = M_START;
     r->think_done = !o->thinking;
     if (o->prefill && *o->prefill) {
@@ -511,12 +516,20 @@ int lamina_reply_create(const lamina_reply_opts *o, lamina_reply **out, char *er
     return 0;
 }
 
+int lamina_reply_clone(const lamina_reply *r, lamina_reply **out)
+{
+    lamina_reply_opts o = r->o;
+    o.prefill = r->prefill;
+    return lamina_reply_create(&o, out, NULL, 0);
+}
+
 void lamina_reply_free(lamina_reply *r)
 {
     if (r == NULL)
         return;
     drop_calls(r, 0);
     free(r->calls);
+    free(r->prefill);
     free(r->in.p);
     free(r->content.p);
     free(r->thinking.p);

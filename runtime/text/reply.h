@@ -101,6 +101,9 @@ typedef struct lamina_reply_delta {
 /* LAMINA_EINVAL (bad opts), LAMINA_ENOMEM. */
 int  lamina_reply_create(const lamina_reply_opts *o, lamina_reply **out, char *err, size_t err_size);
 void lamina_reply_free(lamina_reply *r);   /* NULL: no-op */
+/* A new parser with r's options and prefill, at the start (another
+ * choice of the same request).  LAMINA_ENOMEM. */
+int  lamina_reply_clone(const lamina_reply *r, lamina_reply **out);
 /* Feed generated text (any split, even inside a UTF-8 sequence or a
  * marker).  Returns 0 or LAMINA_ENOMEM (the parser is then unusable). */
 int  lamina_reply_feed(lamina_reply *r, const char *text, size_t len, lamina_reply_delta *d);

@@ -358,7 +358,32 @@ ok(st == 400 and "suffix" in str(r) and "fill-in-the-middle" in str(r),
    "suffix on a model without FIM tokens: 400 naming why", r)
 
 # ---------------------------------------------------------------------------
-# 8. /api/show capabilities, as Ollama clients read them
+# 8. OpenAI n: several choices of one request, streamed and not
+
+r = oc.chat.completions.create(model="tiny-qwen25", messages=ASK, n=3, temperature=1, seed=11, max_tokens=6)
+ok([c.index for c in r.choices] == [0, 1, 2] and len({c.message.content for c in r.choices}) > 1
+   and r.usage.completion_tokens <= 18, "chat n=3: three choices, not all the same; usage counts them",
+   ([c.message.content for c in r.choices], r.usage))
+one = [oc.chat.completions.create(model="tiny-qwen25", messages=ASK, temperature=1, seed=11 + i, max_tokens=6)
+       .choices[0].message.content for i in range(3)]
+ok([c.message.content for c in r.choices] == one, "  choice i is the generation with seed + i", (one,))
+texts, finish = {}, {}
+for chunk in oc.chat.completions.create(model="tiny-qwen25", messages=ASK, n=3, temperature=1, seed=11,
+                                        max_tokens=6, stream=True, stream_options={"include_usage": True}):
+    for c in chunk.choices:
+        texts[c.index] = texts.get(c.index, "") + (c.delta.content or "")
+        finish[c.index] = c.finish_reason or finish.get(c.index)
+ok([texts.get(i) for i in range(3)] == one and all(finish.get(i) for i in range(3)),
+   "chat n=3 streamed: the same three texts, each with its finish_reason", (texts, finish))
+r = oc.chat.completions.create(model="tiny-qwen25", messages=ASK, n=2, tools=TOOLS, tool_choice="required",
+                               parallel_tool_calls=False, temperature=1, seed=3, max_tokens=1500)
+ok(len(r.choices) == 2 and all(c.finish_reason == "tool_calls" and c.message.tool_calls for c in r.choices),
+   "chat n=2 with a required tool: a call in each choice")
+c = oc.completions.create(model="tiny-fim", prompt="Once", n=2, temperature=1, seed=5, max_tokens=4)
+ok([x.index for x in c.choices] == [0, 1] and c.usage.completion_tokens >= 2, "completions n=2: two choices")
+
+# ---------------------------------------------------------------------------
+# 9. /api/show capabilities, as Ollama clients read them
 
 for model, has, lacks in [("tiny-qwen3", {"completion", "tools", "thinking"}, {"insert", "embedding"}),
                           ("tiny-r1", {"tools", "thinking"}, set()),
