@@ -199,55 +199,53 @@ static int read_key_file(const char *path, char *key, size_t size, char *err, si
     return 0;
 }
 
-/* [server] allowed_hosts: host names (no scheme, no port), or "*". */
-static int split_hosts(const char *list, srv_settings *st, char *err, size_t es)
+/* A comma-separated [server] list into out[LAMINA_MAX_LIST][256]: items
+ * trimmed (and of `strip` trailing characters), each checked by ok();
+ * `what` names the items in messages. */
+static int split_list(const char *list, const char *key, const char *what, const char *strip,
+                      int (*ok)(const char *), const char *expect, char out[][256], int *n_out,
+                      char *err, size_t es)
 {
     char buf[2048];
     snprintf(buf, sizeof buf, "%s", list);
-    st->n_hosts = 0;
+    *n_out = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         while (*tok == ' ' || *tok == '\t') tok++;
         size_t n = strlen(tok);
-        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = 0;
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t' || strchr(strip, tok[n - 1]))) tok[--n] = 0;
         if (!n) continue;
-        if (strchr(tok, '/') || strchr(tok, ' ')) {
-            snprintf(err, es, "[server] allowed_hosts: '%s' is not a host name (expected a name such as "
-                     "lamina.internal, or *)", tok);
+        if (!ok(tok)) {
+            snprintf(err, es, "[server] %s: '%s' is not %s", key, tok, expect);
             return -1;
         }
-        if (st->n_hosts == LAMINA_MAX_LIST || n >= sizeof st->hosts[0]) {
-            snprintf(err, es, "[server] allowed_hosts: at most %d names of up to %zu characters", LAMINA_MAX_LIST,
-                     sizeof st->hosts[0] - 1);
+        if (*n_out == LAMINA_MAX_LIST || n >= 256) {
+            snprintf(err, es, "[server] %s: at most %d %s of up to 255 characters", key, LAMINA_MAX_LIST, what);
             return -1;
         }
-        snprintf(st->hosts[st->n_hosts++], sizeof st->hosts[0], "%s", tok);
+        snprintf(out[(*n_out)++], 256, "%s", tok);
     }
     return 0;
 }
 
+static int host_ok(const char *t) { return !strchr(t, '/') && !strchr(t, ' '); }
+
+static int origin_ok(const char *t)
+{
+    return !strcmp(t, "*") || !strncmp(t, "http://", 7) || !strncmp(t, "https://", 8);
+}
+
+/* [server] allowed_hosts: host names (no scheme, no port), or "*". */
+static int split_hosts(const char *list, srv_settings *st, char *err, size_t es)
+{
+    return split_list(list, "allowed_hosts", "names", "", host_ok,
+                      "a host name (expected a name such as lamina.internal, or *)", st->hosts, &st->n_hosts, err, es);
+}
+
 static int split_origins(const char *list, srv_settings *st, char *err, size_t es)
 {
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s", list);
-    st->n_cors = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ' || *tok == '\t') tok++;
-        size_t n = strlen(tok);
-        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t' || tok[n - 1] == '/')) tok[--n] = 0;
-        if (!n) continue;
-        if (strcmp(tok, "*") != 0 && strncmp(tok, "http://", 7) != 0 && strncmp(tok, "https://", 8) != 0) {
-            snprintf(err, es, "[server] cors_origins: '%s' is not an origin (expected http://HOST[:PORT], "
-                     "https://HOST[:PORT] or *)", tok);
-            return -1;
-        }
-        if (st->n_cors == LAMINA_MAX_LIST || n >= sizeof st->cors[0]) {
-            snprintf(err, es, "[server] cors_origins: at most %d origins of up to %zu characters", LAMINA_MAX_LIST,
-                     sizeof st->cors[0] - 1);
-            return -1;
-        }
-        snprintf(st->cors[st->n_cors++], sizeof st->cors[0], "%s", tok);
-    }
-    return 0;
+    return split_list(list, "cors_origins", "origins", "/", origin_ok,
+                      "an origin (expected http://HOST[:PORT], https://HOST[:PORT] or *)", st->cors, &st->n_cors,
+                      err, es);
 }
 
 int cmd_serve(const cli_globals *g, int argc, char **argv)
