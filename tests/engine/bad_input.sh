@@ -42,7 +42,7 @@ done < "$TMP/cases"
 # a file that does not exist, and a name that is not in the catalogue
 refused "missing file named" "lamina: model file $TMP/nope.gguf: " "No such file or directory" "" \
   "$LAMINA" run -q "$TMP/nope.gguf" "hi"
-refused "unknown catalogue name" "lamina: unknown model 'no-such-model': " "not in the catalogue and not a file path" "" \
+refused "unknown catalogue name" "lamina: unknown model 'no-such-model': " "not in the catalogue, not in an Ollama store and not a file path" "" \
   "$LAMINA" run -q "no-such-model" "hi"
 # a name with a slash is a file path (relative to the working directory),
 # never looked up in the catalogue or the model directories
