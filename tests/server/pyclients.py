@@ -169,8 +169,8 @@ def main():
         raises("openai: unknown model is NotFoundError", lambda: ai.chat.completions.create(
             model="no-such-model", messages=[{"role": "user", "content": "x"}]), openai.NotFoundError)
         raises("openai: bad request is BadRequestError", lambda: ai.chat.completions.create(
-            model=chat_model, messages=[{"role": "user", "content": "x"}], n=3), openai.BadRequestError,
-            lambda e: "one choice" in str(e))
+            model=chat_model, messages=[{"role": "user", "content": "x"}], n=17), openai.BadRequestError,
+            lambda e: "from 1 to 16" in str(e))
         # embeddings are served (tests/server/embed.sh checks them in depth)
         attempt("openai: embeddings.create",
                 lambda: len(ai.embeddings.create(model=model, input="x").data[0].embedding) > 0)
