@@ -570,22 +570,6 @@ int srv_job_reply(srv_call *c, srv_job *j, int stream)
 /* ------------------------------------------------------------------ */
 /* Fill in the middle                                                 */
 
-/* The id of a special token by its text (a single token when parsed), or
- * LAMINA_TOKEN_NONE. */
-static lamina_token special_id(const lamina_tokenizer *t, const char *text)
-{
-    lamina_token *ids = NULL, id = LAMINA_TOKEN_NONE;
-    size_t n = 0;
-    if (lamina_tokenizer_encode(t, text, strlen(text), LAMINA_TOKENIZE_PARSE_SPECIAL, &ids, &n, NULL, 0) == 0 &&
-        n == 1) {
-        size_t l;
-        const char *p = lamina_tokenizer_token_text(t, ids[0], &l);
-        if (p && l == strlen(text) && !memcmp(p, text, l)) id = ids[0];
-    }
-    free(ids);
-    return id;
-}
-
 /* The FIM id the file names (tokenizer.ggml.fim_X_token_id, or the older
  * X_token_id), else the first of the known texts in the vocabulary. */
 static lamina_token fim_id(const srv_model *m, const char *key, const char *old_key, const char *const *texts)
@@ -596,7 +580,7 @@ static lamina_token fim_id(const srv_model *m, const char *key, const char *old_
         (int64_t)v < lamina_tokenizer_n_vocab(m->tok))
         return (lamina_token)v;
     for (; *texts; texts++) {
-        lamina_token id = special_id(m->tok, *texts);
+        lamina_token id = lamina_tokenizer_find(m->tok, *texts, strlen(*texts));
         if (id != LAMINA_TOKEN_NONE) return id;
     }
     return LAMINA_TOKEN_NONE;
