@@ -265,20 +265,6 @@ static int verify(const lamina_config *cfg, const char *path, const lamina_catal
     return 0;
 }
 
-/* A model of an Ollama store (ollama_store.h). */
-static int store_resolve(const lamina_config *cfg, const char *name, char *path_out, size_t path_size,
-                         char *err, size_t err_size)
-{
-    char dirs[LAMINA_MAX_STORES][4096];
-    int nd = lamina_ollama_stores(cfg, dirs);
-    lamina_ollama_model om;
-    int rc = lamina_ollama_find(dirs, nd, name, &om, err, err_size);
-    if (rc < 0) return rc;
-    if (strlen(om.model) >= path_size) { ERR("%s: path too long", om.model); return LAMINA_ERANGE; }
-    snprintf(path_out, path_size, "%s", om.model);
-    return 0;
-}
-
 int lamina_model_resolve(const lamina_config *cfg, const char *name, char *path_out,
                          size_t path_size, char *err, size_t err_size)
 {
@@ -287,7 +273,7 @@ int lamina_model_resolve(const lamina_config *cfg, const char *name, char *path_
      * file but a model of an Ollama store: "user/model:tag") */
     size_t len = strlen(name);
     if (strchr(name, '/') && access(name, F_OK) != 0 && lamina_ollama_name_valid(name))
-        return store_resolve(cfg, name, path_out, path_size, err, err_size);
+        return lamina_ollama_resolve(cfg, name, path_out, path_size, NULL, 0, err, err_size);
     if (strchr(name, '/') || (len > 5 && strcmp(name + len - 5, ".gguf") == 0)) {
         if (access(name, R_OK) != 0) {
             ERR("model file %s: %s", name, strerror(errno));
@@ -307,7 +293,7 @@ int lamina_model_resolve(const lamina_config *cfg, const char *name, char *path_
     char cerr[512] = "";
     int rc = lamina_catalogue_find(name, &e, cerr, sizeof cerr);
     if (rc == LAMINA_ENOENT && !cerr[0]) {
-        rc = store_resolve(cfg, name, path_out, path_size, err, err_size);
+        rc = lamina_ollama_resolve(cfg, name, path_out, path_size, NULL, 0, err, err_size);
         if (rc == LAMINA_ENOENT)
             ERR("unknown model '%s': not in the catalogue, not in an Ollama store and not a file path", name);
         return rc;

@@ -195,6 +195,20 @@ int lamina_ollama_find(char dirs[][4096], int n_dirs, const char *name, lamina_o
     return lamina_set_err(err, es, LAMINA_ENOENT, "model '%s' not found", out->name);
 }
 
+int lamina_ollama_resolve(const lamina_config *cfg, const char *model_name, char *path, size_t path_size,
+                          char *name, size_t name_size, char *err, size_t es)
+{
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(cfg, dirs);
+    lamina_ollama_model om;
+    int rc = lamina_ollama_find(dirs, nd, model_name, &om, err, es);
+    if (rc < 0) return rc;
+    if (strlen(om.model) >= path_size) return lamina_set_err(err, es, LAMINA_ERANGE, "%s: path too long", om.model);
+    snprintf(path, path_size, "%s", om.model);
+    if (name) snprintf(name, name_size, "%s", om.name);
+    return 0;
+}
+
 /* The entries of a directory that are valid name parts. */
 static int each_part(const char *dir, int (*fn)(void *, const char *), void *ctx)
 {

@@ -57,6 +57,11 @@ int lamina_ollama_name_valid(const char *name);
 int lamina_ollama_find(char dirs[][4096], int n_dirs, const char *name, lamina_ollama_model *out,
                        char *err, size_t err_size);
 
+/* lamina_ollama_find in the stores of cfg (lamina_ollama_stores): the
+ * GGUF blob's path into path, the shortest name into name (may be NULL). */
+int lamina_ollama_resolve(const lamina_config *cfg, const char *model_name, char *path, size_t path_size,
+                          char *name, size_t name_size, char *err, size_t err_size);
+
 /* Every usable model of the stores (the first store naming a model wins);
  * fn returns nonzero to stop.  Broken ones are skipped. */
 void lamina_ollama_list(char dirs[][4096], int n_dirs,

@@ -94,16 +94,12 @@ static int regular_file(const char *p)
 static int store_resolve(const srv *s, const char *name, char *canon, size_t canon_size, char *path,
                          size_t path_size, char *err, size_t err_size)
 {
-    char dirs[LAMINA_MAX_STORES][4096];
-    int nd = lamina_ollama_stores(&s->cfg, dirs);
-    lamina_ollama_model om;
-    int rc = lamina_ollama_find(dirs, nd, name, &om, err, err_size);
+    char shown[128];
+    int rc = lamina_ollama_resolve(&s->cfg, name, path, path_size, shown, sizeof shown, err, err_size);
     if (rc < 0) return rc;
-    size_t len = strlen(om.name);
-    if (len > 7 && !strcmp(om.name + len - 7, ":latest")) om.name[len - 7] = 0;
-    snprintf(canon, canon_size, "%s", om.name);
-    if (strlen(om.model) >= path_size) return lamina_set_err(err, err_size, LAMINA_ERANGE, "path too long");
-    snprintf(path, path_size, "%s", om.model);
+    size_t len = strlen(shown);
+    if (len > 7 && !strcmp(shown + len - 7, ":latest")) shown[len - 7] = 0;
+    snprintf(canon, canon_size, "%s", shown);
     return 0;
 }
 
