@@ -13,6 +13,7 @@
 #include "jinja.h"
 #include "lamina/plugin.h"
 #include "log.h"
+#include "strbuf.h"
 
 const char *lamina_chat_format_name(enum lamina_chat_format f)
 {
@@ -88,60 +89,23 @@ enum lamina_chat_format lamina_chat_format_for(const lamina_tokenizer *t)
     return LAMINA_CHAT_UNKNOWN;
 }
 
-/* Growable string. */
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (n > SIZE_MAX / 2 - b->n - 1) {
-        b->oom = 1;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 static int is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
 /* content with leading and trailing whitespace removed */
-static void sb_trimmed(struct sbuf *b, const char *s)
+static void sb_trimmed(lamina_strbuf *b, const char *s)
 {
     size_t n = strlen(s), i = 0;
     while (i < n && is_ws(s[i]))
         i++;
     while (n > i && is_ws(s[n - 1]))
         n--;
-    sb_add(b, s + i, n - i);
+    lamina_strbuf_add(b, s + i, n - i);
 }
 
-static void render_gemma(struct sbuf *b, const lamina_chat_msg *m, size_t n, int gen)
+static void render_gemma(lamina_strbuf *b, const lamina_chat_msg *m, size_t n, int gen)
 {
     /* Step 1: a leading system message becomes a prefix of the first turn. */
     const char *prefix = NULL;
@@ -153,44 +117,44 @@ static void render_gemma(struct sbuf *b, const lamina_chat_msg *m, size_t n, int
     /* Step 2: the turns; the assistant is called "model". */
     for (size_t i = first; i < n; i++) {
         const char *role = !strcmp(m[i].role, "assistant") ? "model" : m[i].role;
-        sb_str(b, "<start_of_turn>");
-        sb_str(b, role);
-        sb_str(b, "\n");
+        lamina_strbuf_str(b, "<start_of_turn>");
+        lamina_strbuf_str(b, role);
+        lamina_strbuf_str(b, "\n");
         if (i == first && prefix != NULL) {
-            sb_str(b, prefix);
-            sb_str(b, "\n\n");
+            lamina_strbuf_str(b, prefix);
+            lamina_strbuf_str(b, "\n\n");
         }
         sb_trimmed(b, m[i].content);
-        sb_str(b, "<end_of_turn>\n");
+        lamina_strbuf_str(b, "<end_of_turn>\n");
     }
     if (gen)
-        sb_str(b, "<start_of_turn>model\n");
+        lamina_strbuf_str(b, "<start_of_turn>model\n");
 }
 
-static void render_llama3(struct sbuf *b, const lamina_chat_msg *m, size_t n, int gen)
+static void render_llama3(lamina_strbuf *b, const lamina_chat_msg *m, size_t n, int gen)
 {
     for (size_t i = 0; i < n; i++) {
-        sb_str(b, "<|start_header_id|>");
-        sb_str(b, m[i].role);
-        sb_str(b, "<|end_header_id|>\n\n");
+        lamina_strbuf_str(b, "<|start_header_id|>");
+        lamina_strbuf_str(b, m[i].role);
+        lamina_strbuf_str(b, "<|end_header_id|>\n\n");
         sb_trimmed(b, m[i].content);
-        sb_str(b, "<|eot_id|>");
+        lamina_strbuf_str(b, "<|eot_id|>");
     }
     if (gen)
-        sb_str(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        lamina_strbuf_str(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-static void render_chatml(struct sbuf *b, const lamina_chat_msg *m, size_t n, int gen)
+static void render_chatml(lamina_strbuf *b, const lamina_chat_msg *m, size_t n, int gen)
 {
     for (size_t i = 0; i < n; i++) {
-        sb_str(b, "<|im_start|>");
-        sb_str(b, m[i].role);
-        sb_str(b, "\n");
-        sb_str(b, m[i].content);
-        sb_str(b, "<|im_end|>\n");
+        lamina_strbuf_str(b, "<|im_start|>");
+        lamina_strbuf_str(b, m[i].role);
+        lamina_strbuf_str(b, "\n");
+        lamina_strbuf_str(b, m[i].content);
+        lamina_strbuf_str(b, "<|im_end|>\n");
     }
     if (gen)
-        sb_str(b, "<|im_start|>assistant\n");
+        lamina_strbuf_str(b, "<|im_start|>assistant\n");
 }
 
 /* After an optional leading system message: user, assistant, user, ...
@@ -211,7 +175,7 @@ static int check_alternating(const lamina_chat_msg *m, size_t n, const char *fmt
     return 0;
 }
 
-static void render_mistral(struct sbuf *b, const lamina_chat_msg *m, size_t n)
+static void render_mistral(lamina_strbuf *b, const lamina_chat_msg *m, size_t n)
 {
     const char *prefix = NULL;
     size_t first = 0;
@@ -221,42 +185,42 @@ static void render_mistral(struct sbuf *b, const lamina_chat_msg *m, size_t n)
     }
     for (size_t i = first; i < n; i++) {
         if (!strcmp(m[i].role, "user")) {
-            sb_str(b, "[INST] ");
+            lamina_strbuf_str(b, "[INST] ");
             if (i == first && prefix != NULL) {
-                sb_str(b, prefix);
-                sb_str(b, "\n\n");
+                lamina_strbuf_str(b, prefix);
+                lamina_strbuf_str(b, "\n\n");
             }
-            sb_str(b, m[i].content);
-            sb_str(b, " [/INST]");
+            lamina_strbuf_str(b, m[i].content);
+            lamina_strbuf_str(b, " [/INST]");
         } else {
-            sb_str(b, m[i].content);
-            sb_str(b, "</s>");
+            lamina_strbuf_str(b, m[i].content);
+            lamina_strbuf_str(b, "</s>");
         }
     }
 }
 
-static void render_phi3(struct sbuf *b, const lamina_chat_msg *m, size_t n, int gen)
+static void render_phi3(lamina_strbuf *b, const lamina_chat_msg *m, size_t n, int gen)
 {
     for (size_t i = 0; i < n; i++) {
         const char *r = m[i].role;
         if ((!strcmp(r, "system") && m[i].content[0]) || !strcmp(r, "user") ||
             !strcmp(r, "assistant")) {
-            sb_str(b, "<|");
-            sb_str(b, r);
-            sb_str(b, "|>\n");
-            sb_str(b, m[i].content);
-            sb_str(b, "<|end|>\n");
+            lamina_strbuf_str(b, "<|");
+            lamina_strbuf_str(b, r);
+            lamina_strbuf_str(b, "|>\n");
+            lamina_strbuf_str(b, m[i].content);
+            lamina_strbuf_str(b, "<|end|>\n");
         }
     }
     if (gen)
-        sb_str(b, "<|assistant|>\n");
+        lamina_strbuf_str(b, "<|assistant|>\n");
 }
 
 int lamina_chat_render(enum lamina_chat_format f, const lamina_chat_msg *msgs, size_t n,
                        int add_generation_prompt, char **out, size_t *out_len,
                        char *err, size_t err_size)
 {
-    struct sbuf b = {0};
+    lamina_strbuf b = {0};
 
     if (out == NULL || (msgs == NULL && n > 0))
         return lamina_set_err(err, err_size, LAMINA_EINVAL, "chat: NULL argument");
@@ -272,7 +236,7 @@ int lamina_chat_render(enum lamina_chat_format f, const lamina_chat_msg *msgs, s
         check_alternating(msgs, n, lamina_chat_format_name(f), err, err_size) < 0)
         return LAMINA_EINVAL;
     /* Step 2: render. */
-    sb_add(&b, "", 0);
+    lamina_strbuf_add(&b, "", 0);
     switch (f) {
     case LAMINA_CHAT_GEMMA: render_gemma(&b, msgs, n, add_generation_prompt); break;
     case LAMINA_CHAT_LLAMA3: render_llama3(&b, msgs, n, add_generation_prompt); break;
@@ -280,7 +244,7 @@ int lamina_chat_render(enum lamina_chat_format f, const lamina_chat_msg *msgs, s
     case LAMINA_CHAT_PHI3: render_phi3(&b, msgs, n, add_generation_prompt); break;
     default: render_chatml(&b, msgs, n, add_generation_prompt); break;
     }
-    if (b.oom) {
+    if (b.over) {
         free(b.p);
         return lamina_set_err(err, err_size, LAMINA_ENOMEM, "chat: out of memory");
     }

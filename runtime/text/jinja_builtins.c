@@ -89,7 +89,7 @@ static int need_int(jj_render *R, jv v, const char *what, int64_t *out)
     return -1;
 }
 
-static jv mk_str(jj_render *R, jj_buf *b, int markup)
+static jv mk_str(jj_render *R, lamina_strbuf *b, int markup)
 {
     jv v = jv_buf(R, b);
     v.sub = (uint8_t)(markup != 0);
@@ -199,7 +199,7 @@ static jv str_strip(jj_render *R, jv s, const jstr *set, int which)
     return r;
 }
 
-static void case_map(jj_buf *b, const jstr *s, int which)
+static void case_map(lamina_strbuf *b, const jstr *s, int which)
 {
     size_t i = 0;
     while (i < s->len) {
@@ -220,7 +220,7 @@ static void case_map(jj_buf *b, const jstr *s, int which)
                 after = jj_iscased(jj_utf8_next(s->p, s->len, &q));
             }
             if (before && !after) {
-                jj_buf_str(b, "\xcf\x82");
+                lamina_strbuf_str(b, "\xcf\x82");
                 continue;
             }
         }
@@ -230,7 +230,7 @@ static void case_map(jj_buf *b, const jstr *s, int which)
 
 static jv str_case(jj_render *R, jv s, int which)
 {
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     case_map(&b, s.s, which);
     return mk_str(R, &b, s.sub);
 }
@@ -238,7 +238,7 @@ static jv str_case(jj_render *R, jv s, int which)
 /* str.capitalize(): first character in title case, the rest lower */
 static jv str_capitalize(jj_render *R, jv s)
 {
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     size_t i = 0;
     if (s.s->len) {
         uint32_t cp = jj_utf8_next(s.s->p, s.s->len, &i);
@@ -254,7 +254,7 @@ static jv str_capitalize(jj_render *R, jv s)
 /* str.title() */
 static jv str_title(jj_render *R, jv s)
 {
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     size_t i = 0;
     int prev_cased = 0;
     while (i < s.s->len) {
@@ -274,7 +274,7 @@ static int is_word_split(uint32_t cp)
  * gets its first character upper-cased and the rest lower-cased */
 static jv filter_title(jj_render *R, jv s)
 {
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     size_t i = 0;
     int at_start = 1;
     while (i < s.s->len) {
@@ -292,7 +292,7 @@ static jv filter_title(jj_render *R, jv s)
 
 static jv str_replace(jj_render *R, jv s, jv old, jv new_, int64_t count)
 {
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     const jstr *o = old.s, *nw = new_.s;
     const char *p = s.s->p;
     size_t n = s.s->len;
@@ -301,14 +301,14 @@ static jv str_replace(jj_render *R, jv s, jv old, jv new_, int64_t count)
         int64_t done = 0;
         while (1) {
             if (count < 0 || done < count) {
-                jj_buf_add(&b, nw->p, nw->len);
+                lamina_strbuf_add(&b, nw->p, nw->len);
                 done++;
             }
             if (i >= n)
                 break;
             size_t st = i;
             jj_utf8_next(p, n, &i);
-            jj_buf_add(&b, p + st, i - st);
+            lamina_strbuf_add(&b, p + st, i - st);
         }
         return mk_str(R, &b, s.sub);
     }
@@ -317,11 +317,11 @@ static jv str_replace(jj_render *R, jv s, jv old, jv new_, int64_t count)
     while (i <= n) {
         const char *f = (count < 0 || done < count) ? memmem(p + i, n - i, o->p, o->len) : NULL;
         if (f == NULL) {
-            jj_buf_add(&b, p + i, n - i);
+            lamina_strbuf_add(&b, p + i, n - i);
             break;
         }
-        jj_buf_add(&b, p + i, (size_t)(f - (p + i)));
-        jj_buf_add(&b, nw->p, nw->len);
+        lamina_strbuf_add(&b, p + i, (size_t)(f - (p + i)));
+        lamina_strbuf_add(&b, nw->p, nw->len);
         i = (size_t)(f - p) + o->len;
         done++;
     }
@@ -545,12 +545,12 @@ static jv str_pad(jj_render *R, jv s, int64_t width, jv fill, int how)
         left = 0;                               /* ljust */
     else
         left = marg;                            /* rjust */
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     for (int64_t i = 0; i < left; i++)
-        jj_buf_add(&b, f, fl);
-    jj_buf_add(&b, s.s->p, s.s->len);
+        lamina_strbuf_add(&b, f, fl);
+    lamina_strbuf_add(&b, s.s->p, s.s->len);
     for (int64_t i = left; i < marg; i++)
-        jj_buf_add(&b, f, fl);
+        lamina_strbuf_add(&b, f, fl);
     return mk_str(R, &b, s.sub);
 }
 
@@ -583,14 +583,14 @@ static int case_of(uint32_t cp)   /* 1 lower, 2 upper, 0 neither */
     if (!jj_iscased(cp))
         return 0;
     char tmp[4];
-    jj_buf u = {0}, l = {0};
+    lamina_strbuf u = {0}, l = {0};
     jj_case(&u, cp, JJ_UPPER);
     jj_case(&l, cp, JJ_LOWER);
     size_t n = jj_utf8_put(tmp, cp);
     int is_lower = l.n == n && memcmp(l.p, tmp, n) == 0 && !(u.n == n && memcmp(u.p, tmp, n) == 0);
     int is_upper = u.n == n && memcmp(u.p, tmp, n) == 0 && !(l.n == n && memcmp(l.p, tmp, n) == 0);
-    jj_buf_free(&u);
-    jj_buf_free(&l);
+    lamina_strbuf_free(&u);
+    lamina_strbuf_free(&l);
     return is_lower ? 1 : is_upper ? 2 : 3;
 }
 
@@ -624,16 +624,16 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
         av = args.l->v;
         an = args.l->n;
     }
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     const char *p = fmt.s->p;
     size_t n = fmt.s->len, i = 0;
     while (i < n && !R->failed) {
         const char *pc = memchr(p + i, '%', n - i);
         if (pc == NULL) {
-            jj_buf_add(&b, p + i, n - i);
+            lamina_strbuf_add(&b, p + i, n - i);
             break;
         }
-        jj_buf_add(&b, p + i, (size_t)(pc - (p + i)));
+        lamina_strbuf_add(&b, p + i, (size_t)(pc - (p + i)));
         i = (size_t)(pc - p) + 1;
         jv arg;
         int have_key = 0;
@@ -678,7 +678,7 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
         }
         char conv = p[i++];
         if (conv == '%') {
-            jj_buf_ch(&b, '%');
+            lamina_strbuf_ch(&b, '%');
             continue;
         }
         if (!have_key) {
@@ -693,7 +693,7 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
         switch (conv) {
         case 's':
         case 'r': {
-            jj_buf t = {.limit = R->max_output};
+            lamina_strbuf t = {.limit = R->max_output};
             if (conv == 's')
                 jv_str_into(R, &t, arg);
             else
@@ -711,14 +711,14 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
             size_t chars = jj_utf8_count(tp, tn);
             int left = memchr(spec, '-', sk) != NULL;
             for (long c = (long)chars; !left && c < width; c++)
-                jj_buf_ch(&b, ' ');
+                lamina_strbuf_ch(&b, ' ');
             if (fmt.sub && !(arg.t == JV_STR && arg.sub))
                 jj_escape_into(&b, tp, tn);
             else
-                jj_buf_add(&b, tp, tn);
+                lamina_strbuf_add(&b, tp, tn);
             for (long c = (long)chars; left && c < width; c++)
-                jj_buf_ch(&b, ' ');
-            jj_buf_free(&t);
+                lamina_strbuf_ch(&b, ' ');
+            lamina_strbuf_free(&t);
             break;
         }
         case 'd':
@@ -737,7 +737,7 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
             spec[sk++] = conv == 'i' ? 'd' : conv;
             spec[sk] = 0;
             snprintf(out, sizeof out, spec, (long long)v);
-            jj_buf_str(&b, out);
+            lamina_strbuf_str(&b, out);
             break;
         }
         case 'f':
@@ -753,7 +753,7 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
             spec[sk++] = conv;
             spec[sk] = 0;
             snprintf(out, sizeof out, spec, jv_num(arg));
-            jj_buf_str(&b, out);
+            lamina_strbuf_str(&b, out);
             break;
         default:
             jj_fail(R, LAMINA_ENOTSUP, "format character '%c' is not supported", conv);
@@ -763,7 +763,7 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
     if (!R->failed && !is_map && ai < an)
         jj_fail(R, LAMINA_EINVAL, "not all arguments converted during string formatting");
     if (R->failed) {
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         return jv_undef();
     }
     return mk_str(R, &b, fmt.sub);
@@ -774,14 +774,14 @@ jv jj_percent_format(jj_render *R, jv fmt, jv args)
 static jv str_format(jj_render *R, jv self, jv *args, size_t nargs, const char **kwn, jv *kwv,
                      size_t nkw)
 {
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     const char *p = self.s->p;
     size_t n = self.s->len, i = 0, auto_i = 0;
     while (i < n && !R->failed) {
         char c = p[i];
         if (c == '}') {
             if (i + 1 < n && p[i + 1] == '}') {
-                jj_buf_ch(&b, '}');
+                lamina_strbuf_ch(&b, '}');
                 i += 2;
                 continue;
             }
@@ -789,12 +789,12 @@ static jv str_format(jj_render *R, jv self, jv *args, size_t nargs, const char *
             break;
         }
         if (c != '{') {
-            jj_buf_ch(&b, c);
+            lamina_strbuf_ch(&b, c);
             i++;
             continue;
         }
         if (i + 1 < n && p[i + 1] == '{') {
-            jj_buf_ch(&b, '{');
+            lamina_strbuf_ch(&b, '{');
             i += 2;
             continue;
         }
@@ -852,7 +852,7 @@ static jv str_format(jj_render *R, jv self, jv *args, size_t nargs, const char *
             }
             arg = kwv[k];
         }
-        jj_buf t = {.limit = R->max_output};
+        lamina_strbuf t = {.limit = R->max_output};
         if (conv == 'r')
             jv_repr_into(R, &t, arg, 0);
         else
@@ -860,12 +860,12 @@ static jv str_format(jj_render *R, jv self, jv *args, size_t nargs, const char *
         if (self.sub && !(arg.t == JV_STR && arg.sub))
             jj_escape_into(&b, t.p ? t.p : "", t.n);
         else
-            jj_buf_add(&b, t.p ? t.p : "", t.n);
-        jj_buf_free(&t);
+            lamina_strbuf_add(&b, t.p ? t.p : "", t.n);
+        lamina_strbuf_free(&t);
         i = fe + 1;
     }
     if (R->failed) {
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         return jv_undef();
     }
     return mk_str(R, &b, self.sub);
@@ -1037,10 +1037,10 @@ static jv to_json(jj_render *R, jv val, jv *args, size_t nargs, const char **kwn
         o.key_sep = s.l->v[1].s->p;
     }
     o.sort_keys = given(a_[3]) && jv_truthy(a_[3]);
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     jv_tojson_into(R, &b, val, &o, 0);
     if (R->failed) {
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         return jv_undef();
     }
     return jv_buf(R, &b);
@@ -1050,19 +1050,19 @@ static jv filter_indent(jj_render *R, jv s, jv *args, size_t nargs, const char *
                         size_t nkw)
 {
     BIND("indent", "width", "first", "blank");
-    jj_buf ind = {.limit = R->max_output};
+    lamina_strbuf ind = {.limit = R->max_output};
     if (!given(a_[0])) {
-        jj_buf_str(&ind, "    ");
+        lamina_strbuf_str(&ind, "    ");
     } else if (a_[0].t == JV_STR) {
-        jj_buf_add(&ind, a_[0].s->p, a_[0].s->len);
+        lamina_strbuf_add(&ind, a_[0].s->p, a_[0].s->len);
     } else {
         int64_t w;
         if (need_int(R, a_[0], "width", &w) < 0)
             return jv_undef();
         for (int64_t i = 0; i < w && !ind.over; i++)
-            jj_buf_ch(&ind, ' ');
+            lamina_strbuf_ch(&ind, ' ');
         if (ind.over) {
-            jj_buf_free(&ind);
+            lamina_strbuf_free(&ind);
             jj_fail(R, LAMINA_ERANGE, "indent wider than %zu", R->max_output);
             return jv_undef();
         }
@@ -1071,7 +1071,7 @@ static jv filter_indent(jj_render *R, jv s, jv *args, size_t nargs, const char *
     int blank = given(a_[2]) && jv_truthy(a_[2]);
     if (s.t != JV_STR) {
         /* s += "\n" of jinja2's indent */
-        jj_buf_free(&ind);
+        lamina_strbuf_free(&ind);
         if (s.t == JV_UNDEF)
             jj_fail_undef(R, s);
         else
@@ -1081,25 +1081,25 @@ static jv filter_indent(jj_render *R, jv s, jv *args, size_t nargs, const char *
     }
     jv str = s;
     /* s += "\n"; then lines = s.splitlines() */
-    jj_buf tmpb = {.limit = R->max_output};
-    jj_buf_add(&tmpb, str.s->p, str.s->len);
-    jj_buf_ch(&tmpb, '\n');
+    lamina_strbuf tmpb = {.limit = R->max_output};
+    lamina_strbuf_add(&tmpb, str.s->p, str.s->len);
+    lamina_strbuf_ch(&tmpb, '\n');
     jv full = jv_buf(R, &tmpb);
     jv lines = str_splitlines(R, full, 0);
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     const char *ip = ind.p ? ind.p : "";
     if (first)
-        jj_buf_add(&b, ip, ind.n);
+        lamina_strbuf_add(&b, ip, ind.n);
     for (size_t i = 0; i < lines.l->n; i++) {
         jv ln = lines.l->v[i];
         if (i > 0) {
-            jj_buf_ch(&b, '\n');
+            lamina_strbuf_ch(&b, '\n');
             if (blank || ln.s->len > 0)
-                jj_buf_add(&b, ip, ind.n);
+                lamina_strbuf_add(&b, ip, ind.n);
         }
-        jj_buf_add(&b, ln.s->p, ln.s->len);
+        lamina_strbuf_add(&b, ln.s->p, ln.s->len);
     }
-    jj_buf_free(&ind);
+    lamina_strbuf_free(&ind);
     return mk_str(R, &b, s.sub);
 }
 
@@ -1363,7 +1363,7 @@ static jv escape_value(jj_render *R, jv v, int force)
     if (v.t == JV_STR && v.sub && !force)
         return v;
     jv s = jv_to_str(R, v);
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     jj_escape_into(&b, s.s->p, s.s->len);
     return mk_str(R, &b, 1);
 }
@@ -1630,17 +1630,17 @@ static jv filter_now(jj_render *R, int fid, const char *name, jv val, jv *args, 
         size_t n;
         if (jv_items(R, val, &items, &n) < 0)
             return jv_undef();
-        jj_buf b = {.limit = R->max_output};
+        lamina_strbuf b = {.limit = R->max_output};
         for (size_t i = 0; i < n && !R->failed; i++) {
             if (i)
-                jj_buf_add(&b, sep.s->p, sep.s->len);
+                lamina_strbuf_add(&b, sep.s->p, sep.s->len);
             jv x = items[i];
             if (given(a_[1]) && a_[1].t != JV_NONE)
                 x = attr_get(R, x, a_[1], missing());
             jv_str_into(R, &b, x);
         }
         if (R->failed) {
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             return jv_undef();
         }
         return jv_buf(R, &b);
@@ -1681,13 +1681,13 @@ static jv filter_now(jj_render *R, int fid, const char *name, jv val, jv *args, 
     case F_REVERSE: {
         BIND("reverse");
         if (val.t == JV_STR) {
-            jj_buf b = {.limit = R->max_output};
+            lamina_strbuf b = {.limit = R->max_output};
             size_t e = val.s->len;
             while (e > 0) {
                 size_t st = e - 1;
                 while (st > 0 && ((unsigned char)val.s->p[st] & 0xC0) == 0x80)
                     st--;
-                jj_buf_add(&b, val.s->p + st, e - st);
+                lamina_strbuf_add(&b, val.s->p + st, e - st);
                 e = st;
             }
             return mk_str(R, &b, 0);
@@ -2027,7 +2027,7 @@ static jv marg(jj_render *R, jv self, jv a)
 {
     if (!self.sub || a.t != JV_STR || a.sub)
         return a;
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     jj_escape_into(&b, a.s->p, a.s->len);
     return mk_str(R, &b, 1);
 }
@@ -2076,15 +2076,15 @@ static jv str_method(jj_render *R, jv self, int mid, jv *args, size_t nargs, con
             jj_fail(R, LAMINA_ERANGE, "padding longer than %zu", R->max_output);
             return jv_undef();
         }
-        jj_buf b = {.limit = R->max_output};
+        lamina_strbuf b = {.limit = R->max_output};
         size_t st = 0;
         if (s->len && (s->p[0] == '+' || s->p[0] == '-')) {
-            jj_buf_ch(&b, s->p[0]);
+            lamina_strbuf_ch(&b, s->p[0]);
             st = 1;
         }
         for (int64_t i = 0; i < w - len; i++)
-            jj_buf_ch(&b, '0');
-        jj_buf_add(&b, s->p + st, s->len - st);
+            lamina_strbuf_ch(&b, '0');
+        lamina_strbuf_add(&b, s->p + st, s->len - st);
         return mk_str(R, &b, self.sub);
     }
     case M_COUNT:
@@ -2194,18 +2194,18 @@ static jv str_method(jj_render *R, jv self, int mid, jv *args, size_t nargs, con
         size_t n;
         if (jv_items(R, a_[0], &items, &n) < 0)
             return jv_undef();
-        jj_buf b = {.limit = R->max_output};
+        lamina_strbuf b = {.limit = R->max_output};
         for (size_t i = 0; i < n; i++) {
             if (items[i].t != JV_STR) {
-                jj_buf_free(&b);
+                lamina_strbuf_free(&b);
                 jj_fail(R, LAMINA_EINVAL, "sequence item %zu: expected str instance, %s found", i,
                         jv_type_name(items[i]));
                 return jv_undef();
             }
             if (i)
-                jj_buf_add(&b, s->p, s->len);
+                lamina_strbuf_add(&b, s->p, s->len);
             jv it = marg(R, self, items[i]);
-            jj_buf_add(&b, it.s->p, it.s->len);
+            lamina_strbuf_add(&b, it.s->p, it.s->len);
         }
         return mk_str(R, &b, self.sub);
     }
@@ -2468,14 +2468,14 @@ static jv strftime_now(jj_render *R, jv fmt)
     if (need_str(R, fmt, "format") < 0)
         return jv_undef();
     /* datetime.strftime: %f, %z and %Z are Python's own (naive time) */
-    jj_buf f = {.limit = 4096};
+    lamina_strbuf f = {.limit = 4096};
     const char *p = fmt.s->p;
     size_t n = fmt.s->len;
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '%' && i + 1 < n) {
             char c = p[i + 1];
             if (c == 'f') {
-                jj_buf_str(&f, "000000");
+                lamina_strbuf_str(&f, "000000");
                 i++;
                 continue;
             }
@@ -2483,21 +2483,21 @@ static jv strftime_now(jj_render *R, jv fmt)
                 i++;
                 continue;
             }
-            jj_buf_ch(&f, '%');
-            jj_buf_ch(&f, c);
+            lamina_strbuf_ch(&f, '%');
+            lamina_strbuf_ch(&f, c);
             i++;
             continue;
         }
-        jj_buf_ch(&f, p[i]);
+        lamina_strbuf_ch(&f, p[i]);
     }
     if (f.over) {
-        jj_buf_free(&f);
+        lamina_strbuf_free(&f);
         jj_fail(R, LAMINA_ERANGE, "strftime format too long");
         return jv_undef();
     }
     char out[8192];
     size_t len = f.p ? strftime(out, sizeof out, f.p, &R->now) : 0;
-    jj_buf_free(&f);
+    lamina_strbuf_free(&f);
     return jv_str(R, out, len);
 }
 

@@ -318,9 +318,9 @@ static jv do_slice(jj_render *R, jv obj, const jnode *sl, jscope *sc)
         off[len] = s->len;
         if (stepv == 1)
             return jv_str(R, s->p + off[start], off[start + count] - off[start]);
-        jj_buf buf = {.limit = R->max_output};
+        lamina_strbuf buf = {.limit = R->max_output};
         for (int64_t k = 0, i = start; k < count; k++, i += stepv)
-            jj_buf_add(&buf, s->p + off[i], off[i + 1] - off[i]);
+            lamina_strbuf_add(&buf, s->p + off[i], off[i + 1] - off[i]);
         return jv_buf(R, &buf);
     }
     jv out = jv_list(R, (size_t)count, obj.sub);
@@ -358,9 +358,9 @@ static jv repeat(jj_render *R, jv seq, int64_t times)
             jj_fail(R, LAMINA_ERANGE, "string repetition longer than %zu bytes", R->max_output);
             return jv_undef();
         }
-        jj_buf b = {.limit = R->max_output};
+        lamina_strbuf b = {.limit = R->max_output};
         for (int64_t i = 0; i < times; i++)
-            jj_buf_add(&b, seq.s->p, seq.s->len);
+            lamina_strbuf_add(&b, seq.s->p, seq.s->len);
         jv r = jv_buf(R, &b);
         r.sub = seq.sub;
         return r;
@@ -427,16 +427,16 @@ static jv binop(jj_render *R, int op, jv a, jv b)
             return jv_int(r);
         }
         if (a.t == JV_STR && b.t == JV_STR) {
-            jj_buf buf = {.limit = R->max_output};
+            lamina_strbuf buf = {.limit = R->max_output};
             if (a.sub && !b.sub) {
-                jj_buf_add(&buf, a.s->p, a.s->len);
+                lamina_strbuf_add(&buf, a.s->p, a.s->len);
                 jj_escape_into(&buf, b.s->p, b.s->len);
             } else if (b.sub && !a.sub) {
                 jj_escape_into(&buf, a.s->p, a.s->len);
-                jj_buf_add(&buf, b.s->p, b.s->len);
+                lamina_strbuf_add(&buf, b.s->p, b.s->len);
             } else {
-                jj_buf_add(&buf, a.s->p, a.s->len);
-                jj_buf_add(&buf, b.s->p, b.s->len);
+                lamina_strbuf_add(&buf, a.s->p, a.s->len);
+                lamina_strbuf_add(&buf, b.s->p, b.s->len);
             }
             jv v = jv_buf(R, &buf);
             v.sub = a.sub | b.sub;
@@ -654,8 +654,8 @@ static jv call_macro(jj_render *R, jv fn, jv *args, size_t nargs, const char **k
         scope_set(R, sc, "kwargs", kwargs);
     if (R->failed)
         return jv_undef();
-    jj_buf buf = {.limit = R->max_output};
-    jj_buf *saved = R->out;
+    lamina_strbuf buf = {.limit = R->max_output};
+    lamina_strbuf *saved = R->out;
     R->out = &buf;
     R->depth++;
     exec_body(R, m->v, m->nv, sc);
@@ -663,7 +663,7 @@ static jv call_macro(jj_render *R, jv fn, jv *args, size_t nargs, const char **k
     R->out = saved;
     R->line = line;
     if (R->failed) {
-        jj_buf_free(&buf);
+        lamina_strbuf_free(&buf);
         return jv_undef();
     }
     return jv_buf(R, &buf);
@@ -835,11 +835,11 @@ static jv eval_inner(jj_render *R, const jnode *x, jscope *sc)
         }
         return jv_bool(!R->failed);
     case E_CONCAT: {
-        jj_buf buf = {.limit = R->max_output};
+        lamina_strbuf buf = {.limit = R->max_output};
         for (size_t i = 0; i < x->nv && !R->failed; i++)
             jv_str_into(R, &buf, eval(R, x->v[i], sc));
         if (R->failed) {
-            jj_buf_free(&buf);
+            lamina_strbuf_free(&buf);
             return jv_undef();
         }
         return jv_buf(R, &buf);
@@ -997,13 +997,13 @@ static void exec_for(jj_render *R, const jnode *x, jscope *sc)
 
 static jv capture(jj_render *R, jnode *const *v, size_t n, jscope *sc)
 {
-    jj_buf buf = {.limit = R->max_output};
-    jj_buf *saved = R->out;
+    lamina_strbuf buf = {.limit = R->max_output};
+    lamina_strbuf *saved = R->out;
     R->out = &buf;
     exec_body(R, v, n, sc);
     R->out = saved;
     if (R->failed) {
-        jj_buf_free(&buf);
+        lamina_strbuf_free(&buf);
         return jv_undef();
     }
     return jv_buf(R, &buf);
@@ -1014,7 +1014,7 @@ static void exec_stmt(jj_render *R, const jnode *x, jscope *sc)
     R->line = x->line;
     switch (x->kind) {
     case N_DATA:
-        jj_buf_add(R->out, x->val.s->p, x->val.s->len);
+        lamina_strbuf_add(R->out, x->val.s->p, x->val.s->len);
         jj_check_buf(R, R->out);
         return;
     case N_OUTPUT: {
@@ -1153,13 +1153,13 @@ int lamina_jinja_render(const lamina_jinja *t, const char *ctx_json, size_t ctx_
             if (ctx.d->k[i].t == JV_STR)
                 scope_set(&R, R.root, ctx.d->k[i].s->p, ctx.d->v[i]);
     }
-    jj_buf buf = {.limit = R.max_output};
+    lamina_strbuf buf = {.limit = R.max_output};
     R.out = &buf;
     exec_body(&R, t->body, t->n, R.root);
     if (!R.failed && buf.over)
         jj_check_buf(&R, &buf);
     if (R.failed) {
-        jj_buf_free(&buf);
+        lamina_strbuf_free(&buf);
         goto done;
     }
     if (buf.p == NULL) {

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "jinja.h"
+#include "strbuf.h"
 
 /* ---- arena ---------------------------------------------------------------- */
 
@@ -35,17 +36,7 @@ typedef struct jj_arena {
 void *jj_alloc(jj_arena *a, size_t n);      /* zeroed; NULL when over */
 void jj_arena_free(jj_arena *a);
 
-/* growable malloc'd byte buffer (output, captured blocks, temporaries) */
-typedef struct jj_buf {
-    char *p;
-    size_t n, cap, limit;   /* limit 0: none */
-    int over;               /* limit passed or malloc failed */
-} jj_buf;
-
-void jj_buf_add(jj_buf *b, const char *s, size_t n);
-void jj_buf_str(jj_buf *b, const char *s);
-void jj_buf_ch(jj_buf *b, char c);
-void jj_buf_free(jj_buf *b);
+/* output, captured blocks and temporaries: lamina_strbuf (strbuf.h) */
 
 /* ---- UTF-8 and Unicode (as Python's str) ------------------------------------ */
 
@@ -58,7 +49,7 @@ int jj_isprint(uint32_t cp);
 int jj_iscased(uint32_t cp);
 enum { JJ_UPPER, JJ_LOWER, JJ_TITLE };
 /* the mapping of cp appended to b */
-void jj_case(jj_buf *b, uint32_t cp, int which);
+void jj_case(lamina_strbuf *b, uint32_t cp, int which);
 
 /* ---- values --------------------------------------------------------------- */
 
@@ -246,7 +237,7 @@ typedef struct jscope {
 
 typedef struct jj_render {
     jj_arena A;
-    jj_buf *out;            /* where output goes now */
+    lamina_strbuf *out;            /* where output goes now */
     size_t max_output, max_steps, steps;
     int depth, max_depth;   /* macro calls */
     int cdepth;             /* C recursion */
@@ -267,7 +258,7 @@ typedef struct jj_render {
 
 void jj_fail(jj_render *R, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void jj_fail_undef(jj_render *R, jv u);     /* the UndefinedError of u */
-void jj_check_buf(jj_render *R, jj_buf *b); /* fails R when b is over its limit */
+void jj_check_buf(jj_render *R, lamina_strbuf *b); /* fails R when b is over its limit */
 
 /* constructors */
 jv jv_undef(void);
@@ -281,7 +272,7 @@ jv jv_int(int64_t i);
 jv jv_float(double f);
 jv jv_str(jj_render *R, const char *s, size_t n);
 jv jv_cstr(jj_render *R, const char *s);
-jv jv_buf(jj_render *R, jj_buf *b);         /* takes the text, frees b */
+jv jv_buf(jj_render *R, lamina_strbuf *b);         /* takes the text, frees b */
 jv jv_list(jj_render *R, size_t cap, int kind);
 void jl_push(jj_render *R, jv list, jv item);
 jv jv_dict(jj_render *R, size_t cap, int type);   /* JV_DICT or JV_NS */
@@ -300,11 +291,11 @@ int jv_eq(jj_render *R, jv a, jv b);                 /* a == b */
 int jv_cmp(jj_render *R, jv a, jv b, int *res);      /* <0,0,>0 in *res; -1 TypeError (R failed) */
 int jv_contains(jj_render *R, jv container, jv item, int *res);
 const char *jv_type_name(jv v);                      /* Python type name: "str", "dict", ... */
-void jv_str_into(jj_render *R, jj_buf *b, jv v);     /* str(v) */
-void jv_repr_into(jj_render *R, jj_buf *b, jv v, int depth);
+void jv_str_into(jj_render *R, lamina_strbuf *b, jv v);     /* str(v) */
+void jv_repr_into(jj_render *R, lamina_strbuf *b, jv v, int depth);
 jv jv_to_str(jj_render *R, jv v);                    /* str(v) as a value (Markup kept) */
 void jj_float_repr(char *out, size_t size, double f);   /* Python repr(float) */
-void jj_escape_into(jj_buf *b, const char *s, size_t n); /* markupsafe.escape */
+void jj_escape_into(lamina_strbuf *b, const char *s, size_t n); /* markupsafe.escape */
 
 /* json.dumps(v, ensure_ascii, indent (NULL: none), separators, sort_keys) */
 typedef struct jj_json_opts {
@@ -313,7 +304,7 @@ typedef struct jj_json_opts {
     const char *item_sep, *key_sep;
     int sort_keys;
 } jj_json_opts;
-void jv_tojson_into(jj_render *R, jj_buf *b, jv v, const jj_json_opts *o, int depth);
+void jv_tojson_into(jj_render *R, lamina_strbuf *b, jv v, const jj_json_opts *o, int depth);
 
 /* json.loads of text into a value; 0 or -1 with R failed */
 int jj_json_parse(jj_render *R, const char *s, size_t n, jv *out);

@@ -359,7 +359,7 @@ static size_t match_int(const char *s, size_t n, size_t i, int64_t *v, int *over
  * decoding of the text between the quotes */
 static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
 {
-    jj_buf b = {0};
+    lamina_strbuf b = {0};
     size_t i = 0;
     char tmp[16];
     while (i < n) {
@@ -367,33 +367,33 @@ static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
             size_t st = i;
             while (i < n && s[i] != '\\')
                 i++;
-            jj_buf_add(&b, s + st, i - st);
+            lamina_strbuf_add(&b, s + st, i - st);
             continue;
         }
         i++;
         if (i >= n) {
-            jj_buf_ch(&b, '\\');
+            lamina_strbuf_ch(&b, '\\');
             break;
         }
         char c = s[i];
         int hexn = 0;
         switch (c) {
         case '\n': i++; break;
-        case '\\': jj_buf_ch(&b, '\\'); i++; break;
-        case '\'': jj_buf_ch(&b, '\''); i++; break;
-        case '"': jj_buf_ch(&b, '"'); i++; break;
-        case 'a': jj_buf_ch(&b, '\a'); i++; break;
-        case 'b': jj_buf_ch(&b, '\b'); i++; break;
-        case 'f': jj_buf_ch(&b, '\f'); i++; break;
-        case 'n': jj_buf_ch(&b, '\n'); i++; break;
-        case 'r': jj_buf_ch(&b, '\r'); i++; break;
-        case 't': jj_buf_ch(&b, '\t'); i++; break;
-        case 'v': jj_buf_ch(&b, '\v'); i++; break;
+        case '\\': lamina_strbuf_ch(&b, '\\'); i++; break;
+        case '\'': lamina_strbuf_ch(&b, '\''); i++; break;
+        case '"': lamina_strbuf_ch(&b, '"'); i++; break;
+        case 'a': lamina_strbuf_ch(&b, '\a'); i++; break;
+        case 'b': lamina_strbuf_ch(&b, '\b'); i++; break;
+        case 'f': lamina_strbuf_ch(&b, '\f'); i++; break;
+        case 'n': lamina_strbuf_ch(&b, '\n'); i++; break;
+        case 'r': lamina_strbuf_ch(&b, '\r'); i++; break;
+        case 't': lamina_strbuf_ch(&b, '\t'); i++; break;
+        case 'v': lamina_strbuf_ch(&b, '\v'); i++; break;
         case 'x': hexn = 2; break;
         case 'u': hexn = 4; break;
         case 'U': hexn = 8; break;
         case 'N':
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             pfail(P, LAMINA_ENOTSUP, line, "string escape \\N{...} is not supported");
             return -1;
         default:
@@ -405,7 +405,7 @@ static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
                     i++;
                     k++;
                 }
-                jj_buf_add(&b, tmp, jj_utf8_put(tmp, v));
+                lamina_strbuf_add(&b, tmp, jj_utf8_put(tmp, v));
             } else if ((unsigned char)c >= 0x80) {
                 /* the character was backslash-replaced before decoding */
                 size_t j = i;
@@ -416,11 +416,11 @@ static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
                     snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)cp);
                 else
                     snprintf(tmp, sizeof tmp, "\\U%08x", (unsigned)cp);
-                jj_buf_str(&b, tmp);
+                lamina_strbuf_str(&b, tmp);
                 i = j;
             } else {
-                jj_buf_ch(&b, '\\');
-                jj_buf_ch(&b, c);
+                lamina_strbuf_ch(&b, '\\');
+                lamina_strbuf_ch(&b, c);
                 i++;
             }
             break;
@@ -431,7 +431,7 @@ static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
             for (int k = 0; k < hexn; k++) {
                 int d = i < n ? hexval(s[i]) : -1;
                 if (d < 0) {
-                    jj_buf_free(&b);
+                    lamina_strbuf_free(&b);
                     pfail(P, LAMINA_EINVAL, line, "truncated \\%c escape in a string", c);
                     return -1;
                 }
@@ -439,22 +439,22 @@ static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
                 i++;
             }
             if (v > 0x10FFFF || (v >= 0xD800 && v < 0xE000)) {
-                jj_buf_free(&b);
+                lamina_strbuf_free(&b);
                 pfail(P, LAMINA_ENOTSUP, line, "string escape for code point 0x%X is not supported",
                       (unsigned)v);
                 return -1;
             }
-            jj_buf_add(&b, tmp, jj_utf8_put(tmp, v));
+            lamina_strbuf_add(&b, tmp, jj_utf8_put(tmp, v));
         }
     }
     if (b.over) {
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         pfail(P, LAMINA_ENOMEM, line, "out of memory");
         return -1;
     }
     jstr *str = palloc(P, sizeof(jstr) + b.n + 1);
     if (str == NULL) {
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         return -1;
     }
     str->len = b.n;
@@ -462,7 +462,7 @@ static int decode_string(jp *P, const char *s, size_t n, int line, jv *out)
         memcpy(str->p, b.p, b.n);
     str->p[b.n] = 0;
     str->ncp = jj_utf8_count(str->p, b.n);
-    jj_buf_free(&b);
+    lamina_strbuf_free(&b);
     out->t = JV_STR;
     out->sub = 0;
     out->s = str;
@@ -1252,15 +1252,15 @@ static jnode *parse_primary(jp *P)
         adv(P);
         if (cur(P)->type == TK_STRING) {
             /* adjacent strings are one */
-            jj_buf b = {0};
-            jj_buf_add(&b, t->val.s->p, t->val.s->len);
+            lamina_strbuf b = {0};
+            lamina_strbuf_add(&b, t->val.s->p, t->val.s->len);
             while (cur(P)->type == TK_STRING) {
-                jj_buf_add(&b, cur(P)->val.s->p, cur(P)->val.s->len);
+                lamina_strbuf_add(&b, cur(P)->val.s->p, cur(P)->val.s->len);
                 adv(P);
             }
             jstr *s = b.over ? NULL : palloc(P, sizeof(jstr) + b.n + 1);
             if (s == NULL) {
-                jj_buf_free(&b);
+                lamina_strbuf_free(&b);
                 pfail(P, LAMINA_ENOMEM, t->line, "out of memory");
                 return NULL;
             }
@@ -1268,7 +1268,7 @@ static jnode *parse_primary(jp *P)
             memcpy(s->p, b.p, b.n);
             s->p[b.n] = 0;
             s->ncp = jj_utf8_count(s->p, b.n);
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             x->val.s = s;
         }
         return x;

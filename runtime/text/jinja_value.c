@@ -78,51 +78,6 @@ void jj_arena_free(jj_arena *a)
     a->total = 0;
 }
 
-/* ---- buffers -------------------------------------------------------------- */
-
-void jj_buf_add(jj_buf *b, const char *s, size_t n)
-{
-    if (b->over)
-        return;
-    if ((b->limit && (b->n > b->limit || n > b->limit - b->n)) || n > SIZE_MAX / 4 - b->n) {
-        b->over = 1;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (np == NULL) {
-            b->over = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-void jj_buf_str(jj_buf *b, const char *s)
-{
-    jj_buf_add(b, s, strlen(s));
-}
-
-void jj_buf_ch(jj_buf *b, char c)
-{
-    jj_buf_add(b, &c, 1);
-}
-
-void jj_buf_free(jj_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->n = b->cap = 0;
-}
-
 /* ---- UTF-8 ---------------------------------------------------------------- */
 
 uint32_t jj_utf8_next(const char *s, size_t n, size_t *i)
@@ -256,7 +211,7 @@ int jj_iscased(uint32_t cp)
     return in_ranges(jj_cased, NELEM(jj_cased), cp);
 }
 
-void jj_case(jj_buf *b, uint32_t cp, int which)
+void jj_case(lamina_strbuf *b, uint32_t cp, int which)
 {
     char tmp[4];
     if (cp < 0x80) {
@@ -267,7 +222,7 @@ void jj_case(jj_buf *b, uint32_t cp, int which)
         } else if (c >= 'a' && c <= 'z') {
             c = (char)(c - 32);
         }
-        jj_buf_ch(b, c);
+        lamina_strbuf_ch(b, c);
         return;
     }
     const struct jj_case_run *runs;
@@ -285,7 +240,7 @@ void jj_case(jj_buf *b, uint32_t cp, int which)
     }
     for (size_t i = 0; i < nm; i++)
         if (multi[i].cp == cp) {
-            jj_buf_str(b, multi[i].utf8);
+            lamina_strbuf_str(b, multi[i].utf8);
             return;
         }
     for (size_t i = 0; i < nr && runs[i].first <= cp; i++)
@@ -293,7 +248,7 @@ void jj_case(jj_buf *b, uint32_t cp, int which)
             cp = (uint32_t)((int64_t)cp + runs[i].delta);
             break;
         }
-    jj_buf_add(b, tmp, jj_utf8_put(tmp, cp));
+    lamina_strbuf_add(b, tmp, jj_utf8_put(tmp, cp));
 }
 
 /* ---- errors --------------------------------------------------------------- */
@@ -320,7 +275,7 @@ static void mem_fail(jj_render *R)
     jj_fail(R, LAMINA_ERANGE, "the template needs more than %zu bytes of memory", R->A.limit);
 }
 
-void jj_check_buf(jj_render *R, jj_buf *b)
+void jj_check_buf(jj_render *R, lamina_strbuf *b)
 {
     if (b->over)
         jj_fail(R, LAMINA_ERANGE, "the template's output is longer than %zu bytes", b->limit);
@@ -369,11 +324,11 @@ void jj_fail_undef(jj_render *R, jv u)
                 d->name);
         return;
     case UD_ITEM: {
-        jj_buf b = {.limit = 200};
+        lamina_strbuf b = {.limit = 200};
         jv_repr_into(R, &b, d->key, 0);
         jj_fail(R, LAMINA_EINVAL, "%s has no element %s", type_obj_name(d->objt, d->objsub),
                 b.p ? b.p : "?");
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         return;
     }
     default:
@@ -494,7 +449,7 @@ jv jv_cstr(jj_render *R, const char *s)
     return jv_str(R, s, strlen(s));
 }
 
-jv jv_buf(jj_render *R, jj_buf *b)
+jv jv_buf(jj_render *R, lamina_strbuf *b)
 {
     jv v;
     if (b->over) {
@@ -503,7 +458,7 @@ jv jv_buf(jj_render *R, jj_buf *b)
     } else {
         v = jv_str(R, b->p ? b->p : "", b->n);
     }
-    jj_buf_free(b);
+    lamina_strbuf_free(b);
     return v;
 }
 
@@ -981,30 +936,30 @@ void jj_float_repr(char *out, size_t size, double f)
     snprintf(out, size, "%s", res);
 }
 
-static void str_repr(jj_buf *b, const char *s, size_t n)
+static void str_repr(lamina_strbuf *b, const char *s, size_t n)
 {
     int has_sq = memchr(s, '\'', n) != NULL, has_dq = memchr(s, '"', n) != NULL;
     char q = has_sq && !has_dq ? '"' : '\'';
-    jj_buf_ch(b, q);
+    lamina_strbuf_ch(b, q);
     size_t i = 0;
     while (i < n) {
         size_t st = i;
         uint32_t c = jj_utf8_next(s, n, &i);
         char tmp[16];
         if (c == (uint32_t)q || c == '\\') {
-            jj_buf_ch(b, '\\');
-            jj_buf_ch(b, (char)c);
+            lamina_strbuf_ch(b, '\\');
+            lamina_strbuf_ch(b, (char)c);
         } else if (c == '\t') {
-            jj_buf_str(b, "\\t");
+            lamina_strbuf_str(b, "\\t");
         } else if (c == '\n') {
-            jj_buf_str(b, "\\n");
+            lamina_strbuf_str(b, "\\n");
         } else if (c == '\r') {
-            jj_buf_str(b, "\\r");
+            lamina_strbuf_str(b, "\\r");
         } else if (c < 0x20 || c == 0x7F) {
             snprintf(tmp, sizeof tmp, "\\x%02x", (unsigned)c);
-            jj_buf_str(b, tmp);
+            lamina_strbuf_str(b, tmp);
         } else if (c < 0x80 || jj_isprint(c)) {
-            jj_buf_add(b, s + st, i - st);
+            lamina_strbuf_add(b, s + st, i - st);
         } else {
             if (c <= 0xFF)
                 snprintf(tmp, sizeof tmp, "\\x%02x", (unsigned)c);
@@ -1012,86 +967,86 @@ static void str_repr(jj_buf *b, const char *s, size_t n)
                 snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)c);
             else
                 snprintf(tmp, sizeof tmp, "\\U%08x", (unsigned)c);
-            jj_buf_str(b, tmp);
+            lamina_strbuf_str(b, tmp);
         }
     }
-    jj_buf_ch(b, q);
+    lamina_strbuf_ch(b, q);
 }
 
-static void scalar_str(jj_buf *b, jv v)
+static void scalar_str(lamina_strbuf *b, jv v)
 {
     char tmp[64];
     switch (v.t) {
-    case JV_NONE: jj_buf_str(b, "None"); break;
-    case JV_BOOL: jj_buf_str(b, v.i ? "True" : "False"); break;
+    case JV_NONE: lamina_strbuf_str(b, "None"); break;
+    case JV_BOOL: lamina_strbuf_str(b, v.i ? "True" : "False"); break;
     case JV_INT:
         snprintf(tmp, sizeof tmp, "%" PRId64, v.i);
-        jj_buf_str(b, tmp);
+        lamina_strbuf_str(b, tmp);
         break;
     case JV_FLOAT:
         jj_float_repr(tmp, sizeof tmp, v.f);
-        jj_buf_str(b, tmp);
+        lamina_strbuf_str(b, tmp);
         break;
     default: break;
     }
 }
 
-static void seq_repr(jj_render *R, jj_buf *b, const jv *items, size_t n, const char *open,
+static void seq_repr(jj_render *R, lamina_strbuf *b, const jv *items, size_t n, const char *open,
                      const char *close, int tuple, int depth)
 {
-    jj_buf_str(b, open);
+    lamina_strbuf_str(b, open);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            jj_buf_str(b, ", ");
+            lamina_strbuf_str(b, ", ");
         jv_repr_into(R, b, items[i], depth + 1);
     }
     if (tuple && n == 1)
-        jj_buf_ch(b, ',');
-    jj_buf_str(b, close);
+        lamina_strbuf_ch(b, ',');
+    lamina_strbuf_str(b, close);
 }
 
-static void dict_repr(jj_render *R, jj_buf *b, const jdict *d, int depth)
+static void dict_repr(jj_render *R, lamina_strbuf *b, const jdict *d, int depth)
 {
-    jj_buf_ch(b, '{');
+    lamina_strbuf_ch(b, '{');
     for (size_t i = 0; i < d->n; i++) {
         if (i)
-            jj_buf_str(b, ", ");
+            lamina_strbuf_str(b, ", ");
         jv_repr_into(R, b, d->k[i], depth + 1);
-        jj_buf_str(b, ": ");
+        lamina_strbuf_str(b, ": ");
         jv_repr_into(R, b, d->v[i], depth + 1);
     }
-    jj_buf_ch(b, '}');
+    lamina_strbuf_ch(b, '}');
 }
 
-static void other_repr(jj_render *R, jj_buf *b, jv v, int depth)
+static void other_repr(jj_render *R, lamina_strbuf *b, jv v, int depth)
 {
     char tmp[64];
     switch (v.t) {
     case JV_NS:
-        jj_buf_str(b, "<Namespace ");
+        lamina_strbuf_str(b, "<Namespace ");
         dict_repr(R, b, v.d, depth);
-        jj_buf_ch(b, '>');
+        lamina_strbuf_ch(b, '>');
         break;
     case JV_MACRO:
-        jj_buf_str(b, "<Macro '");
-        jj_buf_str(b, v.m->def->name);
-        jj_buf_str(b, "'>");
+        lamina_strbuf_str(b, "<Macro '");
+        lamina_strbuf_str(b, v.m->def->name);
+        lamina_strbuf_str(b, "'>");
         break;
-    case JV_FUNC: jj_buf_str(b, "<function>"); break;
+    case JV_FUNC: lamina_strbuf_str(b, "<function>"); break;
     case JV_METHOD:
-        jj_buf_str(b, "<built-in method ");
-        jj_buf_str(b, jj_method_name(v.id));
-        jj_buf_str(b, ">");
+        lamina_strbuf_str(b, "<built-in method ");
+        lamina_strbuf_str(b, jj_method_name(v.id));
+        lamina_strbuf_str(b, ">");
         break;
     case JV_LOOP:
         snprintf(tmp, sizeof tmp, "<LoopContext %zu/%zu>", v.lp->i + 1, v.lp->n);
-        jj_buf_str(b, tmp);
+        lamina_strbuf_str(b, tmp);
         break;
     default: break;
     }
 }
 
-void jv_repr_into(jj_render *R, jj_buf *b, jv v, int depth)
+void jv_repr_into(jj_render *R, lamina_strbuf *b, jv v, int depth)
 {
     if (depth > JJ_MAX_NEST) {
         jj_fail(R, LAMINA_ERANGE, "values nested too deeply to print");
@@ -1100,12 +1055,12 @@ void jv_repr_into(jj_render *R, jj_buf *b, jv v, int depth)
     if (R->failed || b->over)
         return;
     switch (v.t) {
-    case JV_UNDEF: jj_buf_str(b, "Undefined"); break;
+    case JV_UNDEF: lamina_strbuf_str(b, "Undefined"); break;
     case JV_STR:
         if (v.sub) {
-            jj_buf_str(b, "Markup(");
+            lamina_strbuf_str(b, "Markup(");
             str_repr(b, v.s->p, v.s->len);
-            jj_buf_ch(b, ')');
+            lamina_strbuf_ch(b, ')');
         } else {
             str_repr(b, v.s->p, v.s->len);
         }
@@ -1121,7 +1076,7 @@ void jv_repr_into(jj_render *R, jj_buf *b, jv v, int depth)
             else
                 snprintf(tmp, sizeof tmp, "range(%" PRId64 ", %" PRId64 ", %" PRId64 ")",
                          v.l->r0, v.l->r1, v.l->r2);
-            jj_buf_str(b, tmp);
+            lamina_strbuf_str(b, tmp);
             break;
         }
         case JL_ITEMS: seq_repr(R, b, v.l->v, v.l->n, "dict_items([", "])", 0, depth); break;
@@ -1130,13 +1085,13 @@ void jv_repr_into(jj_render *R, jj_buf *b, jv v, int depth)
         default:
             /* Python prints an address here: a made-up one of the usual length */
             if (v.sub == JL_GEN) {
-                jj_buf_str(b, "<generator object ");
-                jj_buf_str(b, v.l->pyname ? v.l->pyname : "genexpr");
-                jj_buf_str(b, " at 0x7f0000000000>");
+                lamina_strbuf_str(b, "<generator object ");
+                lamina_strbuf_str(b, v.l->pyname ? v.l->pyname : "genexpr");
+                lamina_strbuf_str(b, " at 0x7f0000000000>");
             } else {
-                jj_buf_str(b, "<");
-                jj_buf_str(b, v.l->pyname ? v.l->pyname : jv_type_name(v));
-                jj_buf_str(b, " object at 0x7f0000000000>");
+                lamina_strbuf_str(b, "<");
+                lamina_strbuf_str(b, v.l->pyname ? v.l->pyname : jv_type_name(v));
+                lamina_strbuf_str(b, " object at 0x7f0000000000>");
             }
             break;
         }
@@ -1150,12 +1105,12 @@ void jv_repr_into(jj_render *R, jj_buf *b, jv v, int depth)
     }
 }
 
-void jv_str_into(jj_render *R, jj_buf *b, jv v)
+void jv_str_into(jj_render *R, lamina_strbuf *b, jv v)
 {
     switch (v.t) {
     case JV_UNDEF:
     case JV_MISSING: break;
-    case JV_STR: jj_buf_add(b, v.s->p, v.s->len); break;
+    case JV_STR: lamina_strbuf_add(b, v.s->p, v.s->len); break;
     case JV_NONE:
     case JV_BOOL:
     case JV_INT:
@@ -1168,12 +1123,12 @@ jv jv_to_str(jj_render *R, jv v)
 {
     if (v.t == JV_STR)
         return v;
-    jj_buf b = {.limit = R->max_output};
+    lamina_strbuf b = {.limit = R->max_output};
     jv_str_into(R, &b, v);
     return jv_buf(R, &b);
 }
 
-void jj_escape_into(jj_buf *b, const char *s, size_t n)
+void jj_escape_into(lamina_strbuf *b, const char *s, size_t n)
 {
     size_t st = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1187,20 +1142,20 @@ void jj_escape_into(jj_buf *b, const char *s, size_t n)
         default: break;
         }
         if (rep) {
-            jj_buf_add(b, s + st, i - st);
-            jj_buf_str(b, rep);
+            lamina_strbuf_add(b, s + st, i - st);
+            lamina_strbuf_str(b, rep);
             st = i + 1;
         }
     }
-    jj_buf_add(b, s + st, n - st);
+    lamina_strbuf_add(b, s + st, n - st);
 }
 
 /* ---- json.dumps ------------------------------------------------------------ */
 
-static void json_string(jj_buf *b, const char *s, size_t n, int ensure_ascii)
+static void json_string(lamina_strbuf *b, const char *s, size_t n, int ensure_ascii)
 {
     char tmp[16];
-    jj_buf_ch(b, '"');
+    lamina_strbuf_ch(b, '"');
     size_t i = 0, st = 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
@@ -1213,13 +1168,13 @@ static void json_string(jj_buf *b, const char *s, size_t n, int ensure_ascii)
         else if (c == '\b') rep = "\\b";
         else if (c == '\f') rep = "\\f";
         if (rep != NULL || c < 0x20 || (ensure_ascii && c >= 0x7F)) {
-            jj_buf_add(b, s + st, i - st);
+            lamina_strbuf_add(b, s + st, i - st);
             if (rep != NULL) {
-                jj_buf_str(b, rep);
+                lamina_strbuf_str(b, rep);
                 i++;
             } else if (c < 0x80) {
                 snprintf(tmp, sizeof tmp, "\\u%04x", c);
-                jj_buf_str(b, tmp);
+                lamina_strbuf_str(b, tmp);
                 i++;
             } else {
                 uint32_t cp = jj_utf8_next(s, n, &i);
@@ -1230,53 +1185,53 @@ static void json_string(jj_buf *b, const char *s, size_t n, int ensure_ascii)
                 } else {
                     snprintf(tmp, sizeof tmp, "\\u%04x", cp);
                 }
-                jj_buf_str(b, tmp);
+                lamina_strbuf_str(b, tmp);
             }
             st = i;
             continue;
         }
         i++;
     }
-    jj_buf_add(b, s + st, n - st);
-    jj_buf_ch(b, '"');
+    lamina_strbuf_add(b, s + st, n - st);
+    lamina_strbuf_ch(b, '"');
 }
 
-static void json_float(jj_buf *b, double f)
+static void json_float(lamina_strbuf *b, double f)
 {
     char tmp[64];
     if (isnan(f))
-        jj_buf_str(b, "NaN");
+        lamina_strbuf_str(b, "NaN");
     else if (isinf(f))
-        jj_buf_str(b, f < 0 ? "-Infinity" : "Infinity");
+        lamina_strbuf_str(b, f < 0 ? "-Infinity" : "Infinity");
     else {
         jj_float_repr(tmp, sizeof tmp, f);
-        jj_buf_str(b, tmp);
+        lamina_strbuf_str(b, tmp);
     }
 }
 
-static void json_newline(jj_buf *b, const jj_json_opts *o, int level)
+static void json_newline(lamina_strbuf *b, const jj_json_opts *o, int level)
 {
-    jj_buf_ch(b, '\n');
+    lamina_strbuf_ch(b, '\n');
     for (int i = 0; i < level; i++)
-        jj_buf_str(b, o->indent);
+        lamina_strbuf_str(b, o->indent);
 }
 
-static int json_key(jj_render *R, jj_buf *b, jv k, const jj_json_opts *o)
+static int json_key(jj_render *R, lamina_strbuf *b, jv k, const jj_json_opts *o)
 {
     char tmp[64];
     switch (k.t) {
     case JV_STR: json_string(b, k.s->p, k.s->len, o->ensure_ascii); return 0;
     case JV_FLOAT:
-        jj_buf_ch(b, '"');
+        lamina_strbuf_ch(b, '"');
         json_float(b, k.f);
-        jj_buf_ch(b, '"');
+        lamina_strbuf_ch(b, '"');
         return 0;
-    case JV_BOOL: jj_buf_str(b, k.i ? "\"true\"" : "\"false\""); return 0;
+    case JV_BOOL: lamina_strbuf_str(b, k.i ? "\"true\"" : "\"false\""); return 0;
     case JV_INT:
         snprintf(tmp, sizeof tmp, "\"%" PRId64 "\"", k.i);
-        jj_buf_str(b, tmp);
+        lamina_strbuf_str(b, tmp);
         return 0;
-    case JV_NONE: jj_buf_str(b, "\"null\""); return 0;
+    case JV_NONE: lamina_strbuf_str(b, "\"null\""); return 0;
     default:
         jj_fail(R, LAMINA_EINVAL, "keys must be str, int, float, bool or None, not %s",
                 jv_type_name(k));
@@ -1284,7 +1239,7 @@ static int json_key(jj_render *R, jj_buf *b, jv k, const jj_json_opts *o)
     }
 }
 
-void jv_tojson_into(jj_render *R, jj_buf *b, jv v, const jj_json_opts *o, int depth)
+void jv_tojson_into(jj_render *R, lamina_strbuf *b, jv v, const jj_json_opts *o, int depth)
 {
     char tmp[64];
     if (R->failed || b->over)
@@ -1294,11 +1249,11 @@ void jv_tojson_into(jj_render *R, jj_buf *b, jv v, const jj_json_opts *o, int de
         return;
     }
     switch (v.t) {
-    case JV_NONE: jj_buf_str(b, "null"); return;
-    case JV_BOOL: jj_buf_str(b, v.i ? "true" : "false"); return;
+    case JV_NONE: lamina_strbuf_str(b, "null"); return;
+    case JV_BOOL: lamina_strbuf_str(b, v.i ? "true" : "false"); return;
     case JV_INT:
         snprintf(tmp, sizeof tmp, "%" PRId64, v.i);
-        jj_buf_str(b, tmp);
+        lamina_strbuf_str(b, tmp);
         return;
     case JV_FLOAT: json_float(b, v.f); return;
     case JV_STR: json_string(b, v.s->p, v.s->len, o->ensure_ascii); return;
@@ -1306,25 +1261,25 @@ void jv_tojson_into(jj_render *R, jj_buf *b, jv v, const jj_json_opts *o, int de
         if (v.sub != JL_LIST && v.sub != JL_TUPLE)
             break;
         if (v.l->n == 0) {
-            jj_buf_str(b, "[]");
+            lamina_strbuf_str(b, "[]");
             return;
         }
-        jj_buf_ch(b, '[');
+        lamina_strbuf_ch(b, '[');
         for (size_t i = 0; i < v.l->n; i++) {
             if (i)
-                jj_buf_str(b, o->item_sep);
+                lamina_strbuf_str(b, o->item_sep);
             if (o->indent)
                 json_newline(b, o, depth + 1);
             jv_tojson_into(R, b, v.l->v[i], o, depth + 1);
         }
         if (o->indent)
             json_newline(b, o, depth);
-        jj_buf_ch(b, ']');
+        lamina_strbuf_ch(b, ']');
         return;
     case JV_DICT: {
         const jdict *d = v.d;
         if (d->n == 0) {
-            jj_buf_str(b, "{}");
+            lamina_strbuf_str(b, "{}");
             return;
         }
         size_t *order = NULL;
@@ -1351,21 +1306,21 @@ void jv_tojson_into(jj_render *R, jj_buf *b, jv v, const jj_json_opts *o, int de
                 order[j] = x;
             }
         }
-        jj_buf_ch(b, '{');
+        lamina_strbuf_ch(b, '{');
         for (size_t i = 0; i < d->n; i++) {
             size_t k = order ? order[i] : i;
             if (i)
-                jj_buf_str(b, o->item_sep);
+                lamina_strbuf_str(b, o->item_sep);
             if (o->indent)
                 json_newline(b, o, depth + 1);
             if (json_key(R, b, d->k[k], o) < 0)
                 return;
-            jj_buf_str(b, o->key_sep);
+            lamina_strbuf_str(b, o->key_sep);
             jv_tojson_into(R, b, d->v[k], o, depth + 1);
         }
         if (o->indent)
             json_newline(b, o, depth);
-        jj_buf_ch(b, '}');
+        lamina_strbuf_ch(b, '}');
         return;
     }
     default: break;
@@ -1413,11 +1368,11 @@ static int jp_hex4(jparse *p, uint32_t *out)
 
 static int jp_string(jparse *p, jv *out)
 {
-    jj_buf b = {0};
+    lamina_strbuf b = {0};
     p->i++; /* opening quote */
     for (;;) {
         if (p->i >= p->n) {
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             return jp_fail(p, "unterminated string");
         }
         unsigned char c = (unsigned char)p->s[p->i];
@@ -1426,7 +1381,7 @@ static int jp_string(jparse *p, jv *out)
             break;
         }
         if (c < 0x20) {
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             return jp_fail(p, "control character in string");
         }
         if (c != '\\') {
@@ -1434,64 +1389,64 @@ static int jp_string(jparse *p, jv *out)
             while (p->i < p->n && p->s[p->i] != '"' && p->s[p->i] != '\\' &&
                    (unsigned char)p->s[p->i] >= 0x20)
                 p->i++;
-            jj_buf_add(&b, p->s + st, p->i - st);
+            lamina_strbuf_add(&b, p->s + st, p->i - st);
             continue;
         }
         p->i++;
         if (p->i >= p->n) {
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             return jp_fail(p, "unterminated string");
         }
         char e = p->s[p->i++];
         char tmp[4];
         switch (e) {
-        case '"': jj_buf_ch(&b, '"'); break;
-        case '\\': jj_buf_ch(&b, '\\'); break;
-        case '/': jj_buf_ch(&b, '/'); break;
-        case 'b': jj_buf_ch(&b, '\b'); break;
-        case 'f': jj_buf_ch(&b, '\f'); break;
-        case 'n': jj_buf_ch(&b, '\n'); break;
-        case 'r': jj_buf_ch(&b, '\r'); break;
-        case 't': jj_buf_ch(&b, '\t'); break;
+        case '"': lamina_strbuf_ch(&b, '"'); break;
+        case '\\': lamina_strbuf_ch(&b, '\\'); break;
+        case '/': lamina_strbuf_ch(&b, '/'); break;
+        case 'b': lamina_strbuf_ch(&b, '\b'); break;
+        case 'f': lamina_strbuf_ch(&b, '\f'); break;
+        case 'n': lamina_strbuf_ch(&b, '\n'); break;
+        case 'r': lamina_strbuf_ch(&b, '\r'); break;
+        case 't': lamina_strbuf_ch(&b, '\t'); break;
         case 'u': {
             uint32_t cp, lo;
             if (jp_hex4(p, &cp) < 0) {
-                jj_buf_free(&b);
+                lamina_strbuf_free(&b);
                 return -1;
             }
             if (cp >= 0xD800 && cp < 0xDC00) {
                 if (p->n - p->i < 6 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
-                    jj_buf_free(&b);
+                    lamina_strbuf_free(&b);
                     return jp_fail(p, "lone surrogate");
                 }
                 p->i += 2;
                 if (jp_hex4(p, &lo) < 0) {
-                    jj_buf_free(&b);
+                    lamina_strbuf_free(&b);
                     return -1;
                 }
                 if (lo < 0xDC00 || lo >= 0xE000) {
-                    jj_buf_free(&b);
+                    lamina_strbuf_free(&b);
                     return jp_fail(p, "lone surrogate");
                 }
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             } else if (cp >= 0xDC00 && cp < 0xE000) {
-                jj_buf_free(&b);
+                lamina_strbuf_free(&b);
                 return jp_fail(p, "lone surrogate");
             }
-            jj_buf_add(&b, tmp, jj_utf8_put(tmp, cp));
+            lamina_strbuf_add(&b, tmp, jj_utf8_put(tmp, cp));
             break;
         }
         default:
-            jj_buf_free(&b);
+            lamina_strbuf_free(&b);
             return jp_fail(p, "bad escape");
         }
     }
     if (b.over) {
-        jj_buf_free(&b);
+        lamina_strbuf_free(&b);
         return jp_fail(p, "out of memory");
     }
     *out = jv_str(p->R, b.p ? b.p : "", b.n);
-    jj_buf_free(&b);
+    lamina_strbuf_free(&b);
     return p->R->failed ? -1 : 0;
 }
 
@@ -1663,7 +1618,7 @@ int jj_json_parse(jj_render *R, const char *s, size_t n, jv *out)
 
 int lamina_jinja_json_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    jj_buf b = {.p = *buf, .n = *len, .cap = *cap};
+    lamina_strbuf b = {.p = *buf, .n = *len, .cap = *cap};
     json_string(&b, s, n, 0);
     *buf = b.p;
     *cap = b.cap;

@@ -9,6 +9,7 @@
 
 #include "lamina/plugin.h"
 #include "log.h"
+#include "strbuf.h"
 
 /* ---- formats ---------------------------------------------------------- */
 
@@ -41,42 +42,6 @@ int lamina_template_thinks(const char *t)
     return t != NULL && (strstr(t, "<think>") != NULL || strstr(t, "enable_thinking") != NULL);
 }
 
-/* ---- growable text ---------------------------------------------------- */
-
-typedef struct tbuf {
-    char *p;
-    size_t n, cap;
-} tbuf;
-
-static int t_add(tbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 128;
-        while (c < b->n + n + 1)
-            c *= 2;
-        char *q = realloc(b->p, c);
-        if (q == NULL)
-            return LAMINA_ENOMEM;
-        b->p = q;
-        b->cap = c;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
-static int t_str(tbuf *b, const char *s) { return t_add(b, s, strlen(s)); }
-
-static void t_cut(tbuf *b, size_t from)   /* drop the first `from` bytes */
-{
-    if (b->p == NULL)
-        return;
-    memmove(b->p, b->p + from, b->n - from + 1);
-    b->n -= from;
-}
-
 /* ---- the parser ------------------------------------------------------- */
 
 enum mode {
@@ -92,9 +57,9 @@ struct lamina_reply {
     lamina_reply_opts o;
     char *prefill;      /* a copy, for lamina_reply_clone */
     enum mode mode;
-    tbuf in;            /* undecided input */
-    tbuf content, thinking;
-    tbuf ws;            /* whitespace held between content and a call */
+    lamina_strbuf in;            /* undecided input */
+    lamina_strbuf content, thinking;
+    lamina_strbuf ws;            /* whitespace held between content and a call */
     int think_done;     /* the <think> block is over (or never was) */
     int drop_ws;        /* drop whitespace before the next content (after </think>) */
     lamina_tool_call *calls;
@@ -140,25 +105,25 @@ static void emit_content(lamina_reply *r, const char *s, size_t n)
     }
     int hold = r->o.tools && (r->o.format == LAMINA_TOOLS_HERMES || r->o.format == LAMINA_TOOLS_MISTRAL);
     if (!hold) {
-        r->oom |= t_add(&r->content, s, n);
+        r->oom |= lamina_strbuf_add(&r->content, s, n);
         return;
     }
     size_t e = n;
     while (e && is_ws(s[e - 1]))
         e--;
     if (e == 0) {
-        r->oom |= t_add(&r->ws, s, n);
+        r->oom |= lamina_strbuf_add(&r->ws, s, n);
         return;
     }
-    r->oom |= t_add(&r->content, r->ws.p ? r->ws.p : "", r->ws.n);
+    r->oom |= lamina_strbuf_add(&r->content, r->ws.p ? r->ws.p : "", r->ws.n);
     r->ws.n = 0;
-    r->oom |= t_add(&r->content, s, e);
-    r->oom |= t_add(&r->ws, s + e, n - e);
+    r->oom |= lamina_strbuf_add(&r->content, s, e);
+    r->oom |= lamina_strbuf_add(&r->ws, s + e, n - e);
 }
 
 static void emit_thinking(lamina_reply *r, const char *s, size_t n)
 {
-    r->oom |= t_add(&r->thinking, s, n);
+    r->oom |= lamina_strbuf_add(&r->thinking, s, n);
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -378,7 +343,7 @@ static int step(lamina_reply *r, int final)
         size_t m = n - p;
         if (!r->think_done && r->o.thinking) {
             if (starts(q, m, TAG_THINK)) {
-                t_cut(&r->in, p + sizeof TAG_THINK - 1);
+                lamina_strbuf_cut(&r->in, p + sizeof TAG_THINK - 1);
                 r->mode = M_THINK;
                 return 1;
             }
@@ -388,7 +353,7 @@ static int step(lamina_reply *r, int final)
         r->think_done = 1;
         if (r->o.tools && r->o.format == LAMINA_TOOLS_LLAMA3) {
             if (m && (q[0] == '{' || starts(q, m, TAG_PY))) {
-                t_cut(&r->in, p);
+                lamina_strbuf_cut(&r->in, p);
                 r->mode = M_HOLD;
                 return 1;
             }
@@ -396,7 +361,7 @@ static int step(lamina_reply *r, int final)
                 return 0;
         }
         if (r->o.tools && r->o.format == LAMINA_TOOLS_GENERIC) {
-            t_cut(&r->in, p);
+            lamina_strbuf_cut(&r->in, p);
             r->mode = M_HOLD;
             return 1;
         }
@@ -407,7 +372,7 @@ static int step(lamina_reply *r, int final)
         const char *e = memmem(s, n, TAG_UNTHINK, sizeof TAG_UNTHINK - 1);
         if (e) {
             emit_thinking(r, s, (size_t)(e - s));
-            t_cut(&r->in, (size_t)(e - s) + sizeof TAG_UNTHINK - 1);
+            lamina_strbuf_cut(&r->in, (size_t)(e - s) + sizeof TAG_UNTHINK - 1);
             r->think_done = 1;
             r->drop_ws = 1;
             r->mode = M_START;
@@ -417,7 +382,7 @@ static int step(lamina_reply *r, int final)
         if (n - keep == 0)
             return 0;
         emit_thinking(r, s, n - keep);
-        t_cut(&r->in, n - keep);
+        lamina_strbuf_cut(&r->in, n - keep);
         return final ? (r->mode = M_END, 1) : 1;
     }
     case M_CONTENT: {
@@ -430,7 +395,7 @@ static int step(lamina_reply *r, int final)
         if (e) {
             emit_content(r, s, (size_t)(e - s));
             r->ws.n = 0;   /* whitespace before a call is not content */
-            t_cut(&r->in, (size_t)(e - s) + strlen(tag));
+            lamina_strbuf_cut(&r->in, (size_t)(e - s) + strlen(tag));
             r->mode = tag == TAG_CALL ? M_CALL : M_HOLD;
             return 1;
         }
@@ -438,7 +403,7 @@ static int step(lamina_reply *r, int final)
         if (n - keep == 0)
             return 0;
         emit_content(r, s, n - keep);
-        t_cut(&r->in, n - keep);
+        lamina_strbuf_cut(&r->in, n - keep);
         return 1;
     }
     case M_CALL: {
@@ -450,7 +415,7 @@ static int step(lamina_reply *r, int final)
             emit_content(r, TAG_CALL, sizeof TAG_CALL - 1);
             emit_content(r, s, e ? bl + sizeof TAG_UNCALL - 1 : bl);
         }
-        t_cut(&r->in, e ? bl + sizeof TAG_UNCALL - 1 : bl);
+        lamina_strbuf_cut(&r->in, e ? bl + sizeof TAG_UNCALL - 1 : bl);
         r->mode = M_CONTENT;
         return 1;
     }
@@ -502,7 +467,7 @@ int lamina_reply_create(const lamina_reply_opts *o, lamina_reply **out, char *er
             r->think_done = 1;
             r->drop_ws = 1;
         }
-        r->oom |= t_str(&r->in, p);
+        r->oom |= lamina_strbuf_str(&r->in, p);
         run(r, 0);
         r->content.n = r->thinking.n = r->ws.n = 0;
         if (r->content.p) r->content.p[0] = 0;
@@ -547,11 +512,11 @@ static int feed(lamina_reply *r, const char *s, size_t n, int final, lamina_repl
     if (r->mode == M_END && (n || !final))
         return LAMINA_EINVAL;
     if (n)
-        r->oom |= t_add(&r->in, s, n);
+        r->oom |= lamina_strbuf_add(&r->in, s, n);
     run(r, final);
     if (final) {
         if (r->n_calls == 0 && r->ws.n)   /* whitespace after the text, no call after it */
-            r->oom |= t_add(&r->content, r->ws.p, r->ws.n);
+            r->oom |= lamina_strbuf_add(&r->content, r->ws.p, r->ws.n);
         r->ws.n = 0;
         r->mode = M_END;
     }
@@ -779,18 +744,18 @@ static int generic_system(json_t *tools, enum lamina_tool_choice choice, const c
     json_decref(fns);
     if (!list)
         return LAMINA_ENOMEM;
-    tbuf b = { 0 };
-    int bad = t_str(&b, "You can use the following tools (JSON: each tool's name, description and the JSON "
+    lamina_strbuf b = { 0 };
+    int bad = lamina_strbuf_str(&b, "You can use the following tools (JSON: each tool's name, description and the JSON "
                         "schema of its arguments):\n");
-    bad |= t_str(&b, list);
+    bad |= lamina_strbuf_str(&b, list);
     free(list);
     if (choice == LAMINA_TOOL_AUTO)
-        bad |= t_str(&b, "\n\nReply with one JSON object and nothing else. To call tools: "
+        bad |= lamina_strbuf_str(&b, "\n\nReply with one JSON object and nothing else. To call tools: "
                          "{\"tool_calls\": [{\"name\": \"<tool name>\", \"arguments\": {<arguments>}}]}. "
                          "To answer directly: {\"response\": \"<your answer>\"}. When a tool's result "
                          "is given to you, use it to answer.");
     else
-        bad |= t_str(&b, "\n\nCall a tool now: reply with one JSON object and nothing else, "
+        bad |= lamina_strbuf_str(&b, "\n\nCall a tool now: reply with one JSON object and nothing else, "
                          "{\"tool_calls\": [{\"name\": \"<tool name>\", \"arguments\": {<arguments>}}]}.");
     if (bad) {
         free(b.p);
