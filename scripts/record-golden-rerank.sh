@@ -109,31 +109,15 @@ EOF
     --flash-attn off --kv-type f32 > "$WORK/precise.json"
 
 # ---- provenance, checks, write --------------------------------------------
-"$PY" - "$WORK/cases.json" "$WORK/rank.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" \
+PYTHONPATH="$ROOT/scripts/peer" "$PY" - "$WORK/cases.json" "$WORK/rank.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" \
     "$PEER_DIR/peer-version.txt" "$ROOT/tests/golden/tiny-qwen3-logits.json" "$MADE_BY" <<'EOF'
-import sys, os, json, hashlib, datetime, platform
+import sys, os, json, datetime, platform
+from provenance import sha256, peer_versions, peer_commit
 cases_in, raw, precise, out, model, sdist, lcp, verfile, logits_golden, made_by = sys.argv[1:11]
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-ver = {}
-if os.path.exists(verfile):
-    for line in open(verfile):
-        k, _, v = line.strip().partition("=")
-        ver[k] = v
+ver = peer_versions(verfile)
 sdist_sha = sha256(sdist)
-commit, commit_date = ver.get("llama_cpp_commit"), ver.get("llama_cpp_commit_date")
-if (not commit or commit == "unknown") and os.path.exists(logits_golden):
-    # the sdist carries no git metadata: a golden file recorded from the
-    # same sdist names its commit
-    p = json.load(open(logits_golden)).get("provenance", {})
-    if p.get("sdist_sha256") == sdist_sha:
-        commit, commit_date = p.get("llama_cpp_commit"), p.get("llama_cpp_commit_date")
+commit, commit_date = peer_commit(ver, sdist_sha, logits_golden)
 prov = {
     "generator": "scripts/record-golden-rerank.sh",
     "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -141,8 +125,8 @@ prov = {
     "model_sha256": sha256(model),
     "model_size_bytes": os.path.getsize(model),
     "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % lcp,
-    "llama_cpp_commit": commit or "unknown",
-    "llama_cpp_commit_date": commit_date or "unknown",
+    "llama_cpp_commit": commit,
+    "llama_cpp_commit_date": commit_date,
     "sdist_sha256": sdist_sha,
     "build": ("scripts/peer/dump_logits (lamina) mode embed --pooling rank, linked to libllama built by "
               "scripts/peer-build.sh: CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, "

@@ -267,21 +267,13 @@ for arch in $TINY_ARCHS; do
 done
 
 # ---- attach provenance and write ----------------------------------------
-python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" "$TINY_ARCHS" <<'EOF'
-import sys, os, json, hashlib, datetime, platform
+PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" "$TINY_ARCHS" <<'EOF'
+import sys, os, json, datetime, platform
+from provenance import sha256, peer_versions
 work, out_dir, model, verfile, threads, tiny = sys.argv[1:7]
-ver = {}
-with open(verfile) as f:
-    for line in f:
-        k, _, v = line.strip().partition("=")
-        ver[k] = v
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+if not os.path.exists(verfile):
+    sys.exit("%s: missing (scripts/peer-build.sh writes it)" % verfile)
+ver = peer_versions(verfile)
 
 def provenance(path, made_by=None):
     prov = {
