@@ -28,9 +28,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # 1. system packages ---------------------------------------------------------
 PKGS="build-essential autoconf automake libtool pkg-config python3 python3-venv
-      libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
+      libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
       libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools curl
-      hipcc libamdhip64-dev rocm-device-libs procps"
+      hipcc libamdhip64-dev rocm-device-libs procps haproxy iproute2 clang libclang-rt-14-dev"
 missing=()
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

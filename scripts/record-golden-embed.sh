@@ -18,7 +18,17 @@
 # must have built it: .peer/build/bin/libllama.so); .peer/bin is left
 # alone.
 #
+# LAMINA_GOLDEN_TINY=bert (or nomic-bert) records an encoder instead, into
+# tests/golden/tiny-ARCH-embed.json (checked by tests/server/embed_golden.sh
+# through tests/server/embed_check.c --encoder and lamina serve): the model
+# tests/tools/make_tiny_model.py --arch ARCH --type f32 --seed 1 writes, once
+# with --pooling mean and once with --pooling cls (the same weights), and
+# llama.cpp's embeddings of a set of texts with that pooling ("mean" and
+# "cls": model, settings and cases; a BERT context has no KV cache, so there
+# is no second configuration to record).
+#
 # Environment:
+#   LAMINA_GOLDEN_TINY  bert or nomic-bert: the tiny encoder mode above
 #   LAMINA_MODEL     GGUF to use (default: Gemma 3 270M Q4_K_M where setup.sh puts it)
 #   LAMINA_PEER_DIR  the peer directory (default .peer)
 #   LAMINA_GOLDEN_THREADS  threads for the dump (default 2)
@@ -29,8 +39,13 @@ PEER_DIR=${LAMINA_PEER_DIR:-$ROOT/.peer}
 case $PEER_DIR in /*) ;; *) PEER_DIR=$ROOT/$PEER_DIR ;; esac
 OUT=$ROOT/tests/golden/gemma3-270m-embed.json
 THREADS=${LAMINA_GOLDEN_THREADS:-2}
-MODEL=${LAMINA_MODEL:-${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf}
-[ -f "$MODEL" ] || { echo "record-golden-embed: model not found: $MODEL (run ./setup.sh)" >&2; exit 1; }
+TINY=${LAMINA_GOLDEN_TINY:-}
+case $TINY in
+  "") MODEL=${LAMINA_MODEL:-${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf}
+      [ -f "$MODEL" ] || { echo "record-golden-embed: model not found: $MODEL (run ./setup.sh)" >&2; exit 1; } ;;
+  bert|nomic-bert) OUT=$ROOT/tests/golden/tiny-$TINY-embed.json ;;
+  *) echo "record-golden-embed: LAMINA_GOLDEN_TINY=$TINY: only bert and nomic-bert are known" >&2; exit 1 ;;
+esac
 
 SDIST=$(ls "$PEER_DIR"/llama_cpp_python-*.tar.gz 2>/dev/null | head -n1 || true)
 [ -n "$SDIST" ] || { echo "record-golden-embed: no llama-cpp-python sdist in $PEER_DIR (run scripts/peer-build.sh)" >&2; exit 1; }
@@ -45,6 +60,69 @@ gcc -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
     -I"$LLAMA_SRC/include" -I"$LLAMA_SRC/ggml/include" \
     "$ROOT/scripts/peer/dump_logits.c" -o "$WORK/dump_logits" \
     -L"$LIBDIR" -lllama -lggml -lggml-base -lm -Wl,-rpath,"$LIBDIR"
+
+if [ -n "$TINY" ]; then
+  PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+  GEN="tests/tools/make_tiny_model.py --arch $TINY --type f32 --seed 1"
+  python3 - "$WORK/texts.hex" <<'EOF'
+import sys
+TEXTS = [
+    "Hello world",
+    "The quick brown fox jumps over the lazy dog.",
+    "What is the capital of France? The capital of France is Paris.",
+    "Once upon a time there was a little cat that lived in a house near the river.",
+    "MACHINE learning models predict the next token; layers of attention transform the hidden state!",
+    "We write the numbers 0 1 2 3 4 5 6 7 8 9 and 10, 42, 100.",
+    "A zebra in Tokyo (東京) is not in this vocabulary.",
+    ("Every morning the cat would walk to the water and look at the fish. The fish were happy and the sun "
+     "was warm. She said: \"It is time to go home.\" They went home and had dinner together. In the beginning "
+     "the universe was created. This has made a lot of people very angry and been widely regarded as a bad "
+     "move. Good night, and good luck."),
+]
+with open(sys.argv[1], "w") as f:
+    for t in TEXTS:
+        f.write(t.encode("utf-8").hex() + "\n")
+EOF
+  for pool in mean cls; do
+    (cd "$ROOT" && "$PYTHON" $GEN --pooling $pool --out "$WORK/tiny-$pool.gguf") >/dev/null
+    "$WORK/dump_logits" embed "$WORK/tiny-$pool.gguf" "$WORK/texts.hex" --threads "$THREADS" \
+        --pooling $pool > "$WORK/$pool.json"
+  done
+  PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK" "$OUT" "$SDIST" "$LCP_VERSION" "$PEER_DIR/peer-version.txt" \
+      "$ROOT/tests/golden/tiny-llama-logits.json" "$GEN" "$TINY" <<'EOF'
+import sys, os, json, datetime, platform
+from provenance import sha256, peer_versions, peer_commit
+work, out, sdist, lcp, verfile, other_golden, gen, arch = sys.argv[1:9]
+
+ver = peer_versions(verfile)
+sdist_sha = sha256(sdist)
+commit, commit_date = peer_commit(ver, sdist_sha, other_golden)
+res = {"provenance": {
+    "generator": "scripts/record-golden-embed.sh (LAMINA_GOLDEN_TINY=%s)" % arch,
+    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % lcp,
+    "llama_cpp_commit": commit,
+    "llama_cpp_commit_date": commit_date,
+    "sdist_sha256": sdist_sha,
+    "build": ("scripts/peer/dump_logits (lamina) mode embed, linked to libllama built by scripts/peer-build.sh: "
+              "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),
+    "host": "%s %s" % (platform.system(), platform.machine()),
+}}
+for pool in ("mean", "cls"):
+    path = os.path.join(work, "tiny-%s.gguf" % pool)
+    d = json.load(open(os.path.join(work, "%s.json" % pool)))
+    res[pool] = {"model_made_by": "%s --pooling %s" % (gen, pool), "model_sha256": sha256(path),
+                 "model_size_bytes": os.path.getsize(path), "tool": d["tool"], "settings": d["settings"],
+                 "cases": d["cases"]}
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(res, f, indent=1, ensure_ascii=False)
+    f.write("\n")
+os.replace(tmp, out)
+print("wrote %s: %d texts, pooling mean and cls" % (out, len(res["mean"]["cases"])))
+EOF
+  exit 0
+fi
 
 # ---- the texts (hex, one per line) ---------------------------------------
 python3 - "$WORK/texts.hex" <<'EOF'
@@ -85,31 +163,15 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
     --flash-attn off --kv-type f32 > "$WORK/exact.json"
 
 # ---- provenance ------------------------------------------------------------
-python3 - "$WORK/embed.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" "$PEER_DIR/peer-version.txt" \
+PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK/embed.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" "$PEER_DIR/peer-version.txt" \
     "$ROOT/tests/golden/gemma3-270m-logits.json" "$WORK/exact.json" <<'EOF'
-import sys, os, json, hashlib, datetime, platform
+import sys, os, json, datetime, platform
+from provenance import sha256, peer_versions, peer_commit
 raw, precise, out, model, sdist, lcp, verfile, logits_golden, exact = sys.argv[1:10]
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-ver = {}
-if os.path.exists(verfile):
-    for line in open(verfile):
-        k, _, v = line.strip().partition("=")
-        ver[k] = v
+ver = peer_versions(verfile)
 sdist_sha = sha256(sdist)
-commit, commit_date = ver.get("llama_cpp_commit"), ver.get("llama_cpp_commit_date")
-if (not commit or commit == "unknown") and os.path.exists(logits_golden):
-    # the sdist carries no git metadata: the logits golden file recorded from
-    # the same sdist names its commit
-    p = json.load(open(logits_golden)).get("provenance", {})
-    if p.get("sdist_sha256") == sdist_sha:
-        commit, commit_date = p.get("llama_cpp_commit"), p.get("llama_cpp_commit_date")
+commit, commit_date = peer_commit(ver, sdist_sha, logits_golden)
 d = json.load(open(raw))
 prov = {
     "generator": "scripts/record-golden-embed.sh",
@@ -118,8 +180,8 @@ prov = {
     "model_sha256": sha256(model),
     "model_size_bytes": os.path.getsize(model),
     "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % lcp,
-    "llama_cpp_commit": commit or "unknown",
-    "llama_cpp_commit_date": commit_date or "unknown",
+    "llama_cpp_commit": commit,
+    "llama_cpp_commit_date": commit_date,
     "sdist_sha256": sdist_sha,
     "build": ("scripts/peer/dump_logits (lamina) mode embed, linked to libllama built by scripts/peer-build.sh: "
               "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),

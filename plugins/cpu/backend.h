@@ -15,6 +15,9 @@
 #ifdef LAMINA_CPU_AS_ABI_1_0
 /* tests: the same kernels declared as a plugin built for ABI 1.0 */
 #define CPU_PLUGIN_NAME    "cpu10"
+#elif defined(LAMINA_CPU_AS_ABI_1_1)
+/* tests: the same kernels declared as a plugin built for ABI 1.1 */
+#define CPU_PLUGIN_NAME    "cpu11"
 #else
 #define CPU_PLUGIN_NAME    "cpu"
 #endif

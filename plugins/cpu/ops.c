@@ -143,6 +143,20 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
             WHY("rms_norm: w must be F32 [K]");
         if (!(n->fp[0] >= 0.0f)) WHY("rms_norm: eps");
         return 1;
+    case LAMINA_OP_NORM:
+        if (n->n_src < 1 || n->n_src > 3) WHY("norm: 1 to 3 sources");
+        if (s0->type != LAMINA_TYPE_F32 || !f32dst || !same_shape(s0, d)) WHY("norm: types/shape");
+        if (n->n_src >= 2 && (s1->type != LAMINA_TYPE_F32 || !is_vec(s1, s0->ne[0])))
+            WHY("norm: w must be F32 [K]");
+        if (n->n_src == 3 && (s2->type != LAMINA_TYPE_F32 || !is_vec(s2, s0->ne[0])))
+            WHY("norm: b must be F32 [K]");
+        if (!(n->fp[0] >= 0.0f)) WHY("norm: eps");
+        return 1;
+    case LAMINA_OP_UNARY:
+        if (n->n_src != 1) WHY("unary: needs 1 source");
+        if (s0->type != LAMINA_TYPE_F32 || !f32dst || !same_shape(s0, d)) WHY("unary: types/shape");
+        if (n->ip[0] != LAMINA_ACT_SILU && n->ip[0] != LAMINA_ACT_GELU_TANH) WHY("unary: act %d", n->ip[0]);
+        return 1;
     case LAMINA_OP_ADD:
     case LAMINA_OP_MUL:
         if (n->n_src != 2) WHY("%s: needs 2 sources", on);
@@ -313,6 +327,57 @@ static void task_rms_norm(void *arg, int ith, int nth)
             for (int64_t k = 0; k < K; k++) y[k] = x[k] * inv * w[k];
         else
             for (int64_t k = 0; k < K; k++) y[k] = x[k] * inv;
+    }
+}
+
+/* NORM: per row  dst[k] = (X[k] - mean) / sqrt(var + eps) * (w ? w[k] : 1) + (b ? b[k] : 0),
+ * mean and variance summed in double */
+static void task_norm(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int64_t K = n->src[0].ne[0];
+    const float *w = n->n_src >= 2 ? (const float *)cpu_tensor_data(&n->src[1]) : NULL;
+    const float *b = n->n_src == 3 ? (const float *)cpu_tensor_data(&n->src[2]) : NULL;
+    int64_t r0, r1;
+    split(nrows(&n->src[0]), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = (const float *)row_ptr(&n->src[0], r);
+        float *y = (float *)row_ptr(&n->dst, r);
+        double mu = 0, var = 0;
+        for (int64_t k = 0; k < K; k++) mu += x[k];
+        mu /= (double)K;
+        for (int64_t k = 0; k < K; k++) var += ((double)x[k] - mu) * ((double)x[k] - mu);
+        const float inv = (float)(1.0 / sqrt(var / (double)K + (double)n->fp[0]));
+        const float m = (float)mu;
+        for (int64_t k = 0; k < K; k++) {
+            float z = (x[k] - m) * inv;
+            if (w) z *= w[k];
+            if (b) z += b[k];
+            y[k] = z;
+        }
+    }
+}
+
+/* UNARY: dst = act(X) */
+static void task_act(void *arg, int ith, int nth)
+{
+    const op_ctx *c = arg;
+    const lamina_node *n = c->n;
+    const int64_t K = n->src[0].ne[0];
+    const int act = n->ip[0];
+    int64_t r0, r1;
+    split(nrows(&n->src[0]), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = (const float *)row_ptr(&n->src[0], r);
+        float *y = (float *)row_ptr(&n->dst, r);
+        if (act == LAMINA_ACT_SILU)
+            for (int64_t k = 0; k < K; k++) y[k] = x[k] / (1.0f + expf(-x[k]));
+        else
+            for (int64_t k = 0; k < K; k++) {
+                const float v = x[k];
+                y[k] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+            }
     }
 }
 
@@ -839,6 +904,12 @@ int cpu_node_run(lamina_backend *be, const lamina_node *n, char *err, size_t err
         return run_mul_mat(be, n, err, err_size);
     case LAMINA_OP_RMS_NORM:
         cpu_pool_run(be->pool, task_rms_norm, &oc, nth_for(be, s0->ne[0] * nrows(s0)));
+        return 0;
+    case LAMINA_OP_NORM:
+        cpu_pool_run(be->pool, task_norm, &oc, nth_for(be, 2 * s0->ne[0] * nrows(s0)));
+        return 0;
+    case LAMINA_OP_UNARY:
+        cpu_pool_run(be->pool, task_act, &oc, nth_for(be, 8 * s0->ne[0] * nrows(s0)));
         return 0;
     case LAMINA_OP_ADD:
     case LAMINA_OP_MUL:

@@ -118,6 +118,10 @@ static const lamina_plugin_desc cpu_desc = {
     .abi_minor = 0,
     .struct_size = sizeof(lamina_plugin_desc),
     .flags = 0,                                 /* reserved in 1.0 */
+#elif defined(LAMINA_CPU_AS_ABI_1_1)
+    .abi_minor = 1,
+    .struct_size = sizeof(lamina_plugin_desc),
+    .flags = LAMINA_PLUGIN_F_HOST_MEMORY,
 #else
     .abi_minor = LAMINA_PLUGIN_ABI_MINOR,
     .struct_size = sizeof(lamina_plugin_desc),

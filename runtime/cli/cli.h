@@ -18,6 +18,7 @@ int cmd_run(const cli_globals *g, int argc, char **argv);
 int cmd_bench(const cli_globals *g, int argc, char **argv);
 int cmd_embed(const cli_globals *g, int argc, char **argv);
 int cmd_serve(const cli_globals *g, int argc, char **argv);   /* when built with libmicrohttpd */
+int cmd_pull(const cli_globals *g, int argc, char **argv);    /* built with the server (libcurl) */
 
 /* A model ready to run: runtime (plugins probed), model, tokenizer,
  * backends opened in preference order, engine.  cli_open prints the plan

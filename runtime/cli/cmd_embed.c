@@ -155,14 +155,10 @@ int cmd_embed(const cli_globals *g, int argc, char **argv)
     if (cli_open(g, &oo, &cm) < 0) goto end_nomodel;
 
     char err[1024] = "";
-    int pool = cm.model->hp.pooling;
-    if (pool == LAMINA_POOL_UNSPECIFIED) pool = LAMINA_POOL_LAST;
-    if (pool != LAMINA_POOL_LAST && pool != LAMINA_POOL_MEAN) {
-        cli_error("%s: pooling type %d (%s.pooling_type) gives no single vector per text", cm.path, pool,
-                  cm.model->hp.arch_name);
-        goto end;
-    }
-    const int32_t E = cm.model->hp.n_embd, C = lamina_engine_params_get(cm.eng)->n_ctx;
+    int pool = lamina_model_embed_pooling(cm.model, cm.path, err, sizeof err);
+    if (pool < 0) { cli_error("%s", err); goto end; }
+    const lamina_engine_params *ep = lamina_engine_params_get(cm.eng);
+    const int32_t E = cm.model->hp.n_embd, C = lamina_model_embed_ctx(cm.model, ep->n_ctx, ep->n_batch);
     out.n_embd = E;
     out.v = malloc((size_t)n * (size_t)E * sizeof(float));
     if (!out.v) { cli_error("out of memory"); goto end; }

@@ -31,6 +31,7 @@ static void usage(FILE *fp)
           "  embed [MODEL] TEXT...    embedding vectors, one JSON line per text\n"
 #ifdef LAMINA_HAVE_SERVER
           "  serve [--listen H:P]     HTTP service: Ollama and OpenAI APIs, /metrics\n"
+          "  pull NAME                fetch a model from its registry into lamina's store\n"
 #endif
           "  version                  print the version\n"
           "\n"
@@ -74,7 +75,13 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "embed") == 0)        return cmd_embed(&g, sub_argc, sub_argv);
 #ifdef LAMINA_HAVE_SERVER
     if (strcmp(cmd, "serve") == 0)        return cmd_serve(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "pull") == 0)         return cmd_pull(&g, sub_argc, sub_argv);
 #else
+    if (strcmp(cmd, "pull") == 0) {
+        cli_error("pull: this lamina was built without the server and registry client (needs "
+                  "libmicrohttpd-dev, libcurl4-openssl-dev and libssl-dev)");
+        return 1;
+    }
     if (strcmp(cmd, "serve") == 0) {
         cli_error("serve: this lamina was built without the HTTP server (needs libmicrohttpd-dev; "
                   "configure --with-server)");

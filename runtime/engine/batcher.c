@@ -99,6 +99,8 @@ struct lamina_batcher {
     float   *hidden;            /* [n_batch * n_embd], allocated on first use */
     float   *emb;               /* [n_embd] the pooled vector being reported */
     int32_t  n_embd;
+    int      encoder;           /* the model is an encoder: embeddings only, each
+                                   input read whole in one decode step */
     int32_t *row_slot;          /* [n_seq]: slot of each logits row */
     float   *logits;            /* [n_seq * n_vocab] */
     lamina_gvocab *gv;          /* token bytes for grammars, made on first use (driver) */
@@ -179,6 +181,7 @@ int lamina_batcher_create(lamina_engine *e, const lamina_tokenizer *tok,
     b->b_want = malloc((size_t)b->n_batch);
     b->b_hid = calloc((size_t)b->n_batch, 1);
     b->n_embd = lamina_engine_model(e)->hp.n_embd;
+    b->encoder = !lamina_engine_model(e)->hp.causal;
     b->emb = malloc((size_t)b->n_embd * sizeof(float));
     b->row_slot = malloc((size_t)b->n_seq * sizeof(int32_t));
     b->logits = malloc((size_t)b->n_seq * (size_t)b->n_vocab * sizeof(float));
@@ -330,8 +333,18 @@ int lamina_batcher_submit(lamina_batcher *b, const lamina_batcher_request *rq, u
                        rq->prompt[i], i, b->n_vocab);
     if (rq->n_stop < 0 || rq->n_stop > LAMINA_MAX_STOP)
         return ERR(LAMINA_EINVAL, "at most %d stop strings", LAMINA_MAX_STOP);
-    if (rq->embed != 0 && rq->embed != LAMINA_POOL_LAST && rq->embed != LAMINA_POOL_MEAN)
-        return ERR(LAMINA_EINVAL, "embeddings: pooling type %d is not last (3) or mean (1)", rq->embed);
+    if (b->encoder) {
+        if (!rq->embed)
+            return ERR(LAMINA_EINVAL, "the model is an encoder (%s): it gives embeddings and cannot generate text",
+                       lamina_engine_model(b->e)->hp.arch_name);
+        if (rq->n_prompt > (size_t)b->n_batch)
+            return ERR(LAMINA_ERANGE, "input of %zu tokens exceeds the batch of %d: an encoder reads its whole "
+                       "input in one pass", rq->n_prompt, b->n_batch);
+    }
+    if (rq->embed != 0 && rq->embed != LAMINA_POOL_LAST && rq->embed != LAMINA_POOL_MEAN &&
+        !(rq->embed == LAMINA_POOL_CLS && b->encoder))
+        return ERR(LAMINA_EINVAL, "embeddings: pooling type %d is not last (3) or mean (1)%s", rq->embed,
+                   b->encoder ? " or cls (2)" : "");
     if (rq->embed && rq->grammar) return ERR(LAMINA_EINVAL, "embeddings: no output format applies");
     int rc;
     if (!rq->embed) {
@@ -454,6 +467,7 @@ static int setup_slot(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     int32_t k = common_prefix(s->toks, s->n_kv, r->prompt, r->n_prompt);
     if (k == r->n_prompt) k--;                  /* recompute the last prompt token for its logits */
     if (r->embed == LAMINA_POOL_MEAN) k = 0;    /* every position's hidden state is summed */
+    if (b->encoder) k = 0;                      /* every token sees the whole input: nothing reusable */
     if (slot_reserve(s, r->n_prompt + 1) < 0) { snprintf(msg, msg_size, "out of memory"); return LAMINA_ENOMEM; }
     memcpy(s->toks, r->prompt, (size_t)r->n_prompt * sizeof *s->toks);
     s->n_toks = r->n_prompt;
@@ -674,6 +688,7 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
         n++;
     }
     int32_t budget = b->n_chunk < b->n_batch - n ? b->n_chunk : b->n_batch - n;
+    if (b->encoder) budget = b->n_batch - n;    /* whole inputs, never a chunk */
     for (;;) {                                      /* prefilling slots, oldest first */
         bslot *next = NULL;
         for (int32_t i = 0; i < b->n_seq; i++) {
@@ -684,18 +699,21 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
         }
         if (!next || budget <= 0) break;
         int32_t m = next->n_toks - next->n_kv;
+        if (b->encoder && m > budget) break;    /* the next step reads it whole */
         if (m > budget) m = budget;
         for (int32_t j = 0; j < m; j++) {
             b->b_tok[n] = next->toks[next->n_kv + j];
             b->b_pos[n] = next->n_kv + j;
             b->b_seq[n] = next->idx;
             b->b_want[n] = 0;
-            b->b_hid[n] = next->r->embed == LAMINA_POOL_MEAN;
+            b->b_hid[n] = next->r->embed == LAMINA_POOL_MEAN ||
+                          (next->r->embed == LAMINA_POOL_CLS && next->n_kv + j == 0);
             n++;
         }
         if (next->n_kv + m == next->n_toks) {
             if (next->r->embed) {
-                b->b_hid[n - 1] = 1;            /* the last position: its hidden state, no logits */
+                if (next->r->embed != LAMINA_POOL_CLS)
+                    b->b_hid[n - 1] = 1;        /* the last position: its hidden state, no logits */
             } else {
                 b->b_want[n - 1] = 1;
                 b->row_slot[n_rows++] = next->idx;

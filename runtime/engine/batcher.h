@@ -115,7 +115,11 @@ typedef struct lamina_batcher_request {
                                        prompt only, in the same steps as the
                                        other sequences, and return its pooled
                                        hidden state (result.embedding); no
-                                       sampling, no text, no logits */
+                                       sampling, no text, no logits.  An
+                                       encoder (hp.causal 0) takes only
+                                       embedding requests, LAMINA_POOL_CLS
+                                       too, each read whole in one step
+                                       (at most n_batch tokens) */
     lamina_grammar *grammar;        /* NULL: free text.  Else structured
                                        output: only tokens keeping the text
                                        a valid prefix are drawn, and the

@@ -56,6 +56,8 @@ struct lamina_engine {
     float *hidden;                /* [n_embd, n_batch] between backends */
     int32_t *ids, *pos, *rows, *info, *outs;
     int32_t *houts;               /* [n_batch] tokens whose hidden state is returned */
+    int32_t *types;               /* [n_batch] token types (encoders): all 0 */
+    int32_t *seq_len;             /* [n_seq] encoders: tokens of each sequence in the batch */
     int32_t n_hid;                /* of this decode (0 outside lamina_engine_decode_hidden) */
 };
 
@@ -122,7 +124,7 @@ static int collect_tensors(const lamina_model *m, const lamina_plan_part *pt,
 {
     int n = 0;
 #define ADD(t) do { if ((t) && n < max) out[n++] = (t); } while (0)
-    if (pt->input) ADD(m->tok_embd);
+    if (pt->input) { ADD(m->tok_embd); ADD(m->type_embd); ADD(m->pos_embd); ADD(m->tok_norm); ADD(m->tok_norm_b); }
     if (pt->output) { ADD(m->output_norm); ADD(m->output); }
     if (pt->last >= pt->first) { ADD(m->rope_freqs); ADD(m->rope_long); ADD(m->rope_short); }
     for (int il = pt->first; il <= pt->last; il++)
@@ -625,6 +627,11 @@ static int verify_part(lamina_engine *e, part_state *ps, int ui, uint32_t *stage
         if ((rc = check_layer(e, ps, il, nt, why, why_size)) < 0) return rc;
         e->passed[ui] |= CHECK_KIND(k);
     }
+    /* An encoder's input stage (position and type rows, LayerNorm) and its
+     * missing head are not the decoder checks' shape: it runs only on
+     * backends declaring the ABI 1.2 encoder ops, and the golden tests hold
+     * it to llama.cpp. */
+    if (!e->m->hp.causal) return 0;
     if (ps->plan.input && !(e->passed[ui] & CHECK_EMBD)) {
         if ((rc = check_embedding(e, ps, why, why_size)) < 0) {
             if (rc == LAMINA_EREJECTED) *stage = LAMINA_DENY_INPUT;
@@ -789,7 +796,10 @@ int lamina_engine_create(lamina_model *model, lamina_be *const *bes, int n_bes,
     e->info = malloc(2 * T * sizeof(int32_t));
     e->outs = malloc((size_t)p.n_outputs * sizeof(int32_t));
     e->houts = malloc(T * sizeof(int32_t));
-    if (!e->hidden || !e->ids || !e->pos || !e->rows || !e->info || !e->outs || !e->houts) {
+    e->types = calloc(T, sizeof(int32_t));
+    e->seq_len = calloc((size_t)p.n_seq, sizeof(int32_t));
+    if (!e->hidden || !e->ids || !e->pos || !e->rows || !e->info || !e->outs || !e->houts || !e->types ||
+        !e->seq_len) {
         ERR("out of memory");
         lamina_engine_free(e);
         return LAMINA_ENOMEM;
@@ -813,6 +823,7 @@ void lamina_engine_free(lamina_engine *e)
     free(e->kref); free(e->kind_of); free(e->vx); free(e->href); free(e->hrow);
     free(e->hidden);
     free(e->ids); free(e->pos); free(e->rows); free(e->info); free(e->outs); free(e->houts);
+    free(e->types); free(e->seq_len);
     free(e);
 }
 
@@ -888,7 +899,8 @@ static int part_run(lamina_engine *e, part_state *ps, int32_t T, int32_t O,
         if (rc < 0) goto io_fail; } while (0)
     if (ps->plan.input) UP(ids, e->ids, (uint64_t)T * 4);
     else UP(x, e->hidden, (uint64_t)T * (uint64_t)e->m->hp.n_embd * sizeof(float));
-    if (ps->plan.last >= ps->plan.first) {
+    if (ps->plan.input && e->m->type_embd) UP(types, e->types, (uint64_t)T * 4);
+    if (ps->plan.last >= ps->plan.first || (ps->plan.input && e->m->pos_embd)) {
         UP(pos, e->pos, (uint64_t)T * 4);
         UP(rows, e->rows, (uint64_t)T * 4);
         UP(info, e->info, (uint64_t)T * 8);
@@ -979,6 +991,33 @@ static int decode(lamina_engine *e, const lamina_batch *b, const int8_t *want_hi
     if (H > 0 && !hidden) {
         ERR("hidden states asked for without a place to put them");
         return LAMINA_EINVAL;
+    }
+    if (!hp->causal) {
+        /* An encoder reads each sequence whole, in this one batch, and
+         * every token attends to all of it: the attention's pos_i is the
+         * sequence's last position.  A sequence split over batches would
+         * see only part of itself: refused rather than computed wrong. */
+        if (O > 0) {
+            ERR("model '%s' is an encoder (%s): it gives embeddings, not logits", hp->name[0] ? hp->name : hp->arch_name,
+                hp->arch_name);
+            return LAMINA_EINVAL;
+        }
+        memset(e->seq_len, 0, (size_t)e->p.n_seq * sizeof *e->seq_len);
+        for (int32_t t = 0; t < T; t++) e->seq_len[b->seq[t]]++;
+        for (int32_t t = 0; t < T; t++) {
+            const int32_t n = e->seq_len[b->seq[t]];
+            if (e->m->pos_embd && b->pos[t] >= hp->n_ctx_train) {
+                ERR("encoder: position %d is past the %d positions the model has (%s.context_length)", b->pos[t],
+                    hp->n_ctx_train, hp->arch_name);
+                return LAMINA_ERANGE;
+            }
+            if (b->pos[t] >= n) {
+                ERR("encoder: sequence %d has %d tokens in this batch but a token at position %d: an encoder "
+                    "reads its whole input (positions 0..n-1) in one batch", b->seq[t], n, b->pos[t]);
+                return LAMINA_EINVAL;
+            }
+            e->info[2 * t + 1] = n - 1;
+        }
     }
     if (e->n_parts == 0) {
         ERR("no backend is left to run the model (see the plan notes)");

@@ -113,7 +113,11 @@ int  lamina_engine_decode(lamina_engine *e, const lamina_batch *b, float *logits
  * projection runs only for tokens that ask for logits: with none (logits
  * may then be NULL) the head is skipped.  Returns the number of logits
  * rows; *n_hidden (may be NULL) gets the number of hidden rows.  Failures
- * and device loss as lamina_engine_decode. */
+ * and device loss as lamina_engine_decode.
+ * An encoder (model hp.causal 0, bert) has no head and no output norm: its
+ * hidden state is the last layer's output, no token may ask for logits,
+ * and each sequence of the batch must be whole in it (positions 0..n-1:
+ * every token attends to all n); LAMINA_EINVAL otherwise. */
 int  lamina_engine_decode_hidden(lamina_engine *e, const lamina_batch *b, const int8_t *want_hidden,
                                  float *logits, float *hidden, int32_t *n_hidden,
                                  char *err, size_t err_size);

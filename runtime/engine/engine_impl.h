@@ -12,7 +12,7 @@
 typedef struct stage_mem {
     lamina_buffer *scratch;     /* activations and per-batch inputs */
     uint64_t x, cur, q, k, v, att, g, u, xo, logits;       /* F32 areas */
-    uint64_t ids, pos, rows, info, outs, houts;             /* I32 areas */
+    uint64_t ids, pos, rows, info, outs, houts, types;      /* I32 areas */
     uint64_t moe_logits, moe_w, moe_y, moe_ids;             /* experts (0: dense) */
     lamina_buffer *kv;          /* KV cache of this backend's layers */
     uint64_t k_off[LAMINA_MAX_LAYERS], v_off[LAMINA_MAX_LAYERS];

@@ -110,6 +110,8 @@ static const key_def global_keys[] = {
       LAMINA_MAX_PATHS, CF(n_model_dirs), 0, 0, 0, 0 },
     { "model", "ollama_stores", K_PATH_LIST, CF(ollama_stores), ESZ(lamina_config, ollama_stores),
       LAMINA_MAX_PATHS, CF(n_ollama_stores), 0, 0, 0, 0 },
+    { "model", "store", K_PATH, CF(model_store), SZ(lamina_config, model_store), 0, 0, 0, 0, 0, 0 },
+    { "model", "registry", K_STRING, CF(model_registry), SZ(lamina_config, model_registry), 0, 0, 0, 0, 0, 0 },
     { "model", "n_ctx", K_INT, CF(n_ctx), 0, 0, 0, 0, 1 << 24, 0, 0 },
     { "model", "threads", K_INT, CF(threads), 0, 0, 0, 0, 1024, 0, 0 },
     /* [generate] */
@@ -143,6 +145,10 @@ static const key_def global_keys[] = {
     { "server", "max_json_depth", K_INT, CF(server_max_json_depth), 0, 0, 0, 2, 1000, 0, 0 },
     { "server", "max_connections", K_INT, CF(server_max_connections), 0, 0, 0, 4, 4096, 0, 0 },
     { "server", "drain_timeout", K_INT, CF(server_drain_timeout), 0, 0, 0, 0, 86400, 0, 0 },
+    { "server", "idle_timeout", K_INT, CF(server_idle_timeout), 0, 0, 0, 0, 86400, 0, 0 },
+    { "server", "header_timeout", K_INT, CF(server_header_timeout), 0, 0, 0, 0, 3600, 0, 0 },
+    { "server", "rate_limit", K_INT, CF(server_rate_limit), 0, 0, 0, 0, 1000000, 0, 0 },
+    { "server", "rate_burst", K_INT, CF(server_rate_burst), 0, 0, 0, 0, 1000000, 0, 0 },
 };
 
 static const key_def backend_keys[] = {
@@ -557,6 +563,7 @@ void lamina_config_defaults(lamina_config *cfg)
     cfg->reserve_mib = 256;
     cfg->n_ctx = 0;
     cfg->threads = 0;
+    snprintf(cfg->model_registry, sizeof(cfg->model_registry), "https://registry.ollama.ai");
     cfg->temperature = 0.8f;
     cfg->top_k = 40;
     cfg->top_p = 0.95f;
@@ -576,6 +583,8 @@ void lamina_config_defaults(lamina_config *cfg)
     cfg->server_max_json_depth = 32;
     cfg->server_max_connections = 64;
     cfg->server_drain_timeout = 30;
+    cfg->server_idle_timeout = 120;
+    cfg->server_header_timeout = 30;
 }
 
 const lamina_backend_config *lamina_config_backend(const lamina_config *cfg, const char *name)

@@ -1158,6 +1158,62 @@ static void cases_moe(st_iter *it)
     go(it, &c);
 }
 
+/* Encoder ops (ABI 1.2): layer norm with weight and bias, an activation
+ * alone. */
+static void cases_encoder(st_iter *it)
+{
+    st_case c;
+    /* NORM: no weight, weight only, weight and bias (in place, strided);
+     * rows offset from zero, so a norm that skips the mean is far off */
+    static const struct { int64_t ne[4]; int n_src, inplace, strided; } v[] = {
+        { { 384, 3, 1, 1 }, 3, 0, 0 },
+        { { 37, 4, 2, 1 }, 1, 0, 0 },
+        { { 256, 5, 1, 1 }, 2, 1, 0 },
+        { { 96, 3, 2, 2 }, 3, 1, 1 },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        case_init(&c, it->seed++, LAMINA_OP_NORM, LAMINA_TYPE_F32, TOL_RMS_NORM,
+                  "norm f32 K=%lld rows=%lld%s%s%s%s", (long long)v[i].ne[0],
+                  (long long)(v[i].ne[1] * v[i].ne[2] * v[i].ne[3]), v[i].n_src >= 2 ? " weight" : "",
+                  v[i].n_src == 3 ? " bias" : "", v[i].inplace ? " in-place" : "",
+                  v[i].strided ? " strided" : "");
+        const uint64_t pad = v[i].strided ? 40 : 0;
+        int x = ct_add(&c, LAMINA_TYPE_F32, v[i].ne[0], v[i].ne[1], v[i].ne[2], v[i].ne[3],
+                       pad, v[i].strided ? 12 : 0, A_USE);
+        fill_uniform(&c, x, 1, 6);
+        int w = -1, b = -1;
+        if (v[i].n_src >= 2) {
+            w = ct_add(&c, LAMINA_TYPE_F32, v[i].ne[0], 1, 1, 1, 0, 0, W_USE);
+            fill_uniform(&c, w, -1.5f, 1.5f);
+        }
+        if (v[i].n_src == 3) {
+            b = ct_add(&c, LAMINA_TYPE_F32, v[i].ne[0], 1, 1, 1, 0, 0, W_USE);
+            fill_uniform(&c, b, -0.5f, 0.5f);
+        }
+        int d = v[i].inplace ? ct_alias(&c, x)
+                             : ct_add(&c, LAMINA_TYPE_F32, v[i].ne[0], v[i].ne[1], v[i].ne[2], v[i].ne[3],
+                                      v[i].strided ? 8 : 0, 0, A_USE);
+        lamina_node *n = add_node(&c, LAMINA_OP_NORM, d, x, w, b, -1);
+        n->fp[0] = 1e-12f;
+        if (go(it, &c)) return;
+    }
+    /* UNARY: gelu (tanh) and silu, out of place and in place (strided) */
+    for (int act = 0; act < 2; act++) {
+        for (int inplace = 0; inplace < 2; inplace++) {
+            case_init(&c, it->seed++, LAMINA_OP_UNARY, LAMINA_TYPE_F32, TOL_GLU, "unary %s f32 [%d,3,2,1]%s",
+                      act == LAMINA_ACT_GELU_TANH ? "gelu_tanh" : "silu", inplace ? 48 : 100,
+                      inplace ? " in-place strided" : "");
+            int x = ct_add(&c, LAMINA_TYPE_F32, inplace ? 48 : 100, 3, 2, 1, inplace ? 16 : 0,
+                           inplace ? 4 : 0, A_USE);
+            fill_uniform(&c, x, -6, 6);
+            int d = inplace ? ct_alias(&c, x) : ct_add(&c, LAMINA_TYPE_F32, 100, 3, 2, 1, 8, 0, A_USE);
+            lamina_node *n = add_node(&c, LAMINA_OP_UNARY, d, x, -1, -1, -1);
+            n->ip[0] = act;
+            if (go(it, &c)) return;
+        }
+    }
+}
+
 static void cases_graphs(st_iter *it)
 {
     st_case c;
@@ -1344,6 +1400,8 @@ int lamina_selftest_run_minor(const lamina_backend_iface *iface, lamina_backend 
     cases_copy(&it);
     if (abi_minor >= 1)             /* a 1.0 plugin is never given 1.1 ops */
         cases_moe(&it);
+    if (abi_minor >= 2)             /* nor a 1.0 or 1.1 plugin 1.2 ops */
+        cases_encoder(&it);
     cases_graphs(&it);
 
     if (it.rc == 0 && !R.stop)

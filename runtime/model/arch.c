@@ -91,6 +91,29 @@ static const lamina_arch_info archs[] = {
       .flags = LAMINA_ARCH_F_EMBD_SCALE | LAMINA_ARCH_F_FINAL_SOFTCAP,
       .swa_pattern = 6, .swa_window = 0, .rope_base_swa = 10000.0f, .rope_scale_swa = 0,
       .attn_softcap = 0, .final_softcap = 0, .hparams = lamina_gemma_hparams },
+    /* BERT encoders (all-MiniLM, bge-*, mxbai-embed-large,
+     * snowflake-arctic-embed): embeddings only; absolute positions and
+     * token types added to the input, LayerNorm after each residual add,
+     * attention both ways, GELU FFN with biases.  No rotary positions. */
+    { .name = "bert", .family = "bert", .build_layer = lamina_build_bert_layer,
+      .layer_required = LW(LW_Q) | LW(LW_K) | LW(LW_V) | LW(LW_O) | LW(LW_ATTN_OUT_NORM) |
+                        LW(LW_ATTN_OUT_NORM_B) | LW(LW_UP) | LW(LW_DOWN) | LW(LW_LAYER_OUT_NORM) |
+                        LW(LW_LAYER_OUT_NORM_B),
+      .layer_optional = BIASES | LW(LW_QKV) | LW(LW_BQKV) | LW(LW_BO) | LW(LW_BUP) | LW(LW_BDOWN),
+      .model_required = LG(LG_TOK_EMBD) | LG(LG_POS_EMBD) | LG(LG_TOK_NORM) | LG(LG_TOK_NORM_B),
+      .model_optional = LG(LG_TOKEN_TYPES),
+      .rope_mode = -1, .act = LAMINA_ACT_GELU_TANH, .flags = LAMINA_ARCH_F_ENCODER },
+    /* nomic-embed-text v1/v1.5: the BERT layer with fused q/k/v, rotary
+     * positions (NEOX) instead of position rows, and a SwiGLU FFN without
+     * biases */
+    { .name = "nomic-bert", .family = "bert", .build_layer = lamina_build_bert_layer,
+      .layer_required = LW(LW_Q) | LW(LW_K) | LW(LW_V) | LW(LW_O) | LW(LW_ATTN_OUT_NORM) |
+                        LW(LW_ATTN_OUT_NORM_B) | GATED | LW(LW_DOWN) | LW(LW_LAYER_OUT_NORM) |
+                        LW(LW_LAYER_OUT_NORM_B),
+      .layer_optional = LW(LW_QKV) | LW(LW_BO),
+      .model_required = LG(LG_TOK_EMBD) | LG(LG_TOK_NORM) | LG(LG_TOK_NORM_B),
+      .model_optional = LG(LG_TOKEN_TYPES),
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU, .flags = LAMINA_ARCH_F_ENCODER },
 };
 
 const lamina_arch_info *lamina_arch_find(const char *name)

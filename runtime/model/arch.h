@@ -22,6 +22,8 @@ struct graph_ctx;
 enum lamina_model_slot {
     LG_TOK_EMBD, LG_OUTPUT_NORM, LG_OUTPUT, LG_ROPE_FREQS, LG_ROPE_LONG, LG_ROPE_SHORT,
     LG_CLS_OUT, LG_CLS_OUT_B,       /* classifier head (rank pooling: rerankers) */
+    LG_TOKEN_TYPES, LG_POS_EMBD,    /* encoders: token type rows, absolute positions */
+    LG_TOK_NORM, LG_TOK_NORM_B,     /* encoders: LayerNorm of the input embedding */
     LG_COUNT
 };
 #define LG(slot) (1u << (slot))
@@ -77,6 +79,9 @@ enum {
     LAMINA_ARCH_F_FINAL_SOFTCAP= 1u << 2,   /* reads final_logit_softcapping */
     LAMINA_ARCH_F_MOE          = 1u << 3,   /* reads expert_count, expert_used_count,
                                                expert_feed_forward_length */
+    LAMINA_ARCH_F_ENCODER      = 1u << 4,   /* non-causal encoder (embeddings only):
+                                               reads attention.layer_norm_epsilon
+                                               instead of the RMS one; no output head */
 };
 
 /* The row for `name`, or NULL. */
@@ -89,6 +94,7 @@ int lamina_build_llama_layer(struct node_list *nl, const struct graph_ctx *g, in
 int lamina_build_llama_moe_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_build_gemma_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_build_olmo2_layer(struct node_list *nl, const struct graph_ctx *g, int il);
+int lamina_build_bert_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_gemma_hparams(lamina_arch_loader *L, lamina_hparams *hp);
 int lamina_granite_hparams(lamina_arch_loader *L, lamina_hparams *hp);
 

@@ -103,7 +103,9 @@ int lamina_graph_input(node_list *nl, const graph_ctx *g)
     const stage_mem *mem = g->mem;
     const int32_t T = g->n_tokens;
     lamina_node *n;
+    int rc;
     lamina_tensor x = ten(mem->scratch, mem->x, LAMINA_TYPE_F32, hp->n_embd, T, 1);
+    lamina_tensor cur = ten(mem->scratch, mem->cur, LAMINA_TYPE_F32, hp->n_embd, T, 1);
 
     /* x[:, t] = dequant(tok_embd[:, ids[t]]) */
     PUSH(LAMINA_OP_GET_ROWS);
@@ -111,8 +113,47 @@ int lamina_graph_input(node_list *nl, const graph_ctx *g)
     n->src[0] = wten(g, g->m->tok_embd);
     n->src[1] = ten(mem->scratch, mem->ids, LAMINA_TYPE_I32, T, 1, 1);
     n->n_src = 2;
+    /* encoders (bert): x += token_types[:, type[t]] (every token type 0);
+     * x += position_embd[:, pos[t]]; x = layer_norm(x) * w + b */
+    if (g->m->type_embd) {
+        PUSH(LAMINA_OP_GET_ROWS);
+        n->dst = cur;
+        n->src[0] = wten(g, g->m->type_embd);
+        n->src[1] = ten(mem->scratch, mem->types, LAMINA_TYPE_I32, T, 1, 1);
+        n->n_src = 2;
+        if ((rc = binary(nl, LAMINA_OP_ADD, x, x, cur)) < 0) return rc;
+    }
+    if (g->m->pos_embd) {
+        PUSH(LAMINA_OP_GET_ROWS);
+        n->dst = cur;
+        n->src[0] = wten(g, g->m->pos_embd);
+        n->src[1] = ten(mem->scratch, mem->pos, LAMINA_TYPE_I32, T, 1, 1);
+        n->n_src = 2;
+        if ((rc = binary(nl, LAMINA_OP_ADD, x, x, cur)) < 0) return rc;
+    }
+    if (g->m->tok_norm && (rc = lamina_g_layer_norm(nl, g, x, x, g->m->tok_norm, g->m->tok_norm_b)) < 0)
+        return rc;
     /* x *= embd_scale (Gemma: sqrt(n_embd); Granite: its embedding_scale) */
     return hp->embd_scale != 1.0f ? lamina_g_scale(nl, x, hp->embd_scale) : 0;
+}
+
+int lamina_g_layer_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_tensor src,
+                        const lamina_gguf_tensor *w, const lamina_gguf_tensor *b)
+{
+    lamina_node *n;
+    PUSH(LAMINA_OP_NORM);
+    n->dst = dst;
+    n->src[0] = src;
+    n->n_src = 1;
+    if (w) { n->src[1] = wten(g, w); n->n_src = 2; }
+    if (w && b) { n->src[2] = wten(g, b); n->n_src = 3; }
+    n->fp[0] = g->m->hp.norm_eps;
+    return 0;
+}
+
+int lamina_g_add_into(node_list *nl, lamina_tensor dst, lamina_tensor a, lamina_tensor b)
+{
+    return binary(nl, LAMINA_OP_ADD, dst, a, b);
 }
 
 /* A row range [row0, row0 + rows) of weight w: a view of a fused weight
@@ -289,22 +330,38 @@ int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, co
     return 0;
 }
 
-int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+int lamina_g_ffn_io(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w,
+                    lamina_tensor dst, lamina_tensor src)
 {
     const int64_t F = g->m->hp.n_ff;
     lamina_node *n;
     int rc;
-    /* 1. gate, up = Wgate cur, Wup cur (fused: gate rows, then up rows) */
+    if (!w->ffn_gate && !w->ffn_gate_up) {
+        /* ungated (bert): up = act(Wup src + bup); dst = Wdown up + bdown */
+        if ((rc = mul_mat(nl, a->up, wten(g, w->ffn_up), src)) < 0) return rc;
+        if (w->bup && (rc = binary(nl, LAMINA_OP_ADD, a->up, a->up, wten(g, w->bup))) < 0) return rc;
+        PUSH(LAMINA_OP_UNARY);
+        n->dst = a->up; n->src[0] = a->up; n->n_src = 1;
+        n->ip[0] = g->m->hp.act;
+        if ((rc = mul_mat(nl, dst, wten(g, w->ffn_down), a->up)) < 0) return rc;
+        return w->bdown ? binary(nl, LAMINA_OP_ADD, dst, dst, wten(g, w->bdown)) : 0;
+    }
+    /* 1. gate, up = Wgate src, Wup src (fused: gate rows, then up rows) */
     lamina_tensor wg = w->ffn_gate_up ? wrows(g, w->ffn_gate_up, 0, F) : wten(g, w->ffn_gate);
     lamina_tensor wu = w->ffn_gate_up ? wrows(g, w->ffn_gate_up, F, F) : wten(g, w->ffn_up);
-    if ((rc = mul_mat(nl, a->gate, wg, a->cur)) < 0) return rc;
-    if ((rc = mul_mat(nl, a->up, wu, a->cur)) < 0) return rc;
+    if ((rc = mul_mat(nl, a->gate, wg, src)) < 0) return rc;
+    if ((rc = mul_mat(nl, a->up, wu, src)) < 0) return rc;
     /* 2. gate = act(gate) * up */
     PUSH(LAMINA_OP_GLU);
     n->dst = a->gate; n->src[0] = a->gate; n->src[1] = a->up; n->n_src = 2;
     n->ip[0] = g->m->hp.act;
-    /* 3. cur = Wdown gate */
-    return mul_mat(nl, a->cur, wten(g, w->ffn_down), a->gate);
+    /* 3. dst = Wdown gate */
+    return mul_mat(nl, dst, wten(g, w->ffn_down), a->gate);
+}
+
+int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    return lamina_g_ffn_io(nl, g, a, w, a->cur, a->cur);
 }
 
 int lamina_g_self_attention(node_list *nl, const graph_ctx *g, const layer_acts *a,
@@ -382,7 +439,8 @@ int lamina_graph_output(node_list *nl, const graph_ctx *g)
     int rc;
 
     lamina_tensor x  = ten(s, mem->x,  LAMINA_TYPE_F32, hp->n_embd, T, 1);
-    lamina_tensor on = wten(g, g->m->output_norm);
+    lamina_tensor on;
+    if (g->m->output_norm) on = wten(g, g->m->output_norm);
     /* 0. hidden states without the head (embeddings): cur = n(the rows of
      *    x asked for).  The layers are done with `cur`; it has T rows. */
     if (g->n_hid > 0) {
@@ -392,9 +450,9 @@ int lamina_graph_output(node_list *nl, const graph_ctx *g)
         n->src[0] = x;
         n->src[1] = ten(s, mem->houts, LAMINA_TYPE_I32, g->n_hid, 1, 1);
         n->n_src = 2;
-        if ((rc = rms_norm(nl, xh, xh, &on, hp->eps)) < 0) return rc;
+        if (g->m->output_norm && (rc = rms_norm(nl, xh, xh, &on, hp->eps)) < 0) return rc;
     }
-    if (O == 0) return 0;
+    if (O == 0 || !g->m->output) return 0;     /* an encoder has no head */
     lamina_tensor xo = ten(s, mem->xo, LAMINA_TYPE_F32, hp->n_embd, O, 1);
     /* 1. xo = the rows of x that want logits */
     PUSH(LAMINA_OP_GET_ROWS);
@@ -446,6 +504,7 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
     mem->info = take(&at, 2 * T * 4);
     mem->outs = take(&at, O * 4);
     mem->houts = take(&at, T * 4);
+    mem->types = take(&at, T * 4);
     return at;
 }
 

@@ -49,7 +49,17 @@ int lamina_g_self_attention(node_list *nl, const graph_ctx *g, const layer_acts 
 /* cur = sum over the k experts the router picks for each token (weights:
  * softmax over the picked) of Wdown_e (act(Wgate_e cur) * Wup_e cur) */
 int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
-/* cur = Wdown (act(Wgate cur) * Wup cur), gate and up separate or fused */
+/* cur = Wdown (act(Wgate cur) * Wup cur), gate and up separate or fused;
+ * without a gate (bert): cur = Wdown act(Wup cur + bup) + bdown */
 int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+/* the same from src into dst (src is only read) */
+int lamina_g_ffn_io(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w,
+                    lamina_tensor dst, lamina_tensor src);
+/* dst = layer_norm(src) * w + b (mean subtracted; w, b may be NULL), eps
+ * hp.norm_eps */
+int lamina_g_layer_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_tensor src,
+                        const lamina_gguf_tensor *w, const lamina_gguf_tensor *b);
+/* dst = a + b */
+int lamina_g_add_into(node_list *nl, lamina_tensor dst, lamina_tensor a, lamina_tensor b);
 
 #endif

@@ -80,7 +80,7 @@ static int hp_f32(loader *L, const char *suffix, int required, float def, float 
 }
 
 /* The dimensions a slot's shape is made of. */
-enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE, D_CLS };
+enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE, D_CLS, D_TT, D_CTX };
 
 typedef struct slot_def {
     const char *name;           /* after "blk.N." for layer slots */
@@ -117,6 +117,12 @@ static const slot_def layer_slots[LW_COUNT] = {
     [LW_DOWN_EXPS]      = { "ffn_down_exps.weight",       D_FE,   D_E,   0, D_X },
     [LW_Q_NORM_ROW]     = { "attn_q_norm.weight",         D_Q,    D_1,   1 },
     [LW_K_NORM_ROW]     = { "attn_k_norm.weight",         D_K,    D_1,   1 },
+    [LW_ATTN_OUT_NORM]  = { "attn_output_norm.weight",    D_E,    D_1,   1 },
+    [LW_ATTN_OUT_NORM_B]= { "attn_output_norm.bias",      D_E,    D_1,   1 },
+    [LW_BUP]            = { "ffn_up.bias",                D_F,    D_1,   1 },
+    [LW_BDOWN]          = { "ffn_down.bias",              D_E,    D_1,   1 },
+    [LW_LAYER_OUT_NORM] = { "layer_output_norm.weight",   D_E,    D_1,   1 },
+    [LW_LAYER_OUT_NORM_B]={ "layer_output_norm.bias",     D_E,    D_1,   1 },
 };
 
 static const slot_def model_slots[LG_COUNT] = {
@@ -128,6 +134,10 @@ static const slot_def model_slots[LG_COUNT] = {
     [LG_ROPE_SHORT]  = { "rope_factors_short.weight", D_ROT2, D_1,     1 },
     [LG_CLS_OUT]     = { "cls.output.weight",         D_E,    D_CLS,   0 },
     [LG_CLS_OUT_B]   = { "cls.output.bias",           D_CLS,  D_1,     1 },
+    [LG_TOKEN_TYPES] = { "token_types.weight",        D_E,    D_TT,    0 },
+    [LG_POS_EMBD]    = { "position_embd.weight",      D_E,    D_CTX,   0 },
+    [LG_TOK_NORM]    = { "token_embd_norm.weight",    D_E,    D_1,     1 },
+    [LG_TOK_NORM_B]  = { "token_embd_norm.bias",      D_E,    D_1,     1 },
 };
 
 /* A fused slot and the separate ones it stands for. */
@@ -156,6 +166,8 @@ static int64_t dim(const lamina_hparams *hp, int d)
     case D_X:     return hp->n_expert;
     case D_FE:    return hp->n_ff_exp;
     case D_CLS:   return hp->n_cls_out;
+    case D_TT:    return hp->n_token_types;
+    case D_CTX:   return hp->n_ctx_train;
     default:      return 1;
     }
 }
@@ -301,7 +313,28 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
                  L->path, L->arch, hp->n_rot, hp->head_dim);
         return LAMINA_EFORMAT;
     }
-    if ((rc = hp_f32(L, "attention.layer_norm_rms_epsilon", 1, 0, &hp->eps)) < 0) return rc;
+    if (a->flags & LAMINA_ARCH_F_ENCODER) {
+        /* an encoder: LayerNorm, attention both ways, embeddings only */
+        int causal = 0;
+        char ck[160], e2[256];
+        snprintf(ck, sizeof ck, "%s.attention.causal", L->arch);
+        rc = lamina_gguf_get_bool(m->gguf, ck, &causal, e2, sizeof e2);
+        if (rc < 0 && rc != LAMINA_ENOENT) {
+            snprintf(L->err, L->err_size, "%s: %s", L->path, e2);
+            return LAMINA_EFORMAT;
+        }
+        if (rc == 0 && causal) {
+            snprintf(L->err, L->err_size, "%s: %s = true: a causal %s is not supported (its encoder "
+                     "attends both ways)", L->path, ck, L->arch);
+            return LAMINA_ENOTSUP;
+        }
+        hp->causal = 0;
+        if ((rc = hp_f32(L, "attention.layer_norm_epsilon", 1, 0, &hp->norm_eps)) < 0) return rc;
+        hp->eps = hp->norm_eps;
+    } else {
+        hp->causal = 1;
+        if ((rc = hp_f32(L, "attention.layer_norm_rms_epsilon", 1, 0, &hp->eps)) < 0) return rc;
+    }
     if ((rc = hp_f32(L, "rope.freq_base", 0, 10000.0f, &hp->rope_base)) < 0) return rc;
     if ((rc = key_u32(L, "rope.scaling.original_context_length", 0, (uint32_t)hp->n_ctx_train,
                       &hp->n_ctx_orig)) < 0) return rc;
@@ -348,6 +381,14 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     else if (hp->pooling > LAMINA_POOL_RANK) {
         snprintf(L->err, L->err_size, "%s: metadata key '%s.pooling_type' = %d is not a pooling type (0..4)",
                  L->path, L->arch, hp->pooling);
+        return LAMINA_EFORMAT;
+    }
+
+    /* token types (bert): as many as token_types.weight has rows */
+    const lamina_gguf_tensor *tt = lamina_gguf_tensor_find(L->m->gguf, "token_types.weight");
+    hp->n_token_types = tt ? (int32_t)(tt->n_dims >= 2 ? tt->ne[1] : 1) : 0;
+    if (tt && (hp->n_token_types < 1 || hp->n_token_types > 4096)) {
+        snprintf(L->err, L->err_size, "%s: token_types.weight has %d rows (1..4096)", L->path, hp->n_token_types);
         return LAMINA_EFORMAT;
     }
 
@@ -442,6 +483,49 @@ static int load_classifier(loader *L, const lamina_gguf_tensor *w, const lamina_
     return 0;
 }
 
+int lamina_model_embed_pooling(const lamina_model *m, const char *name, char *err, size_t es)
+{
+    const int encoder = !m->hp.causal;
+    switch (m->hp.pooling) {
+    case LAMINA_POOL_UNSPECIFIED:
+        if (!encoder) return LAMINA_POOL_LAST;
+        snprintf(err, es, "model '%s' is an encoder whose file names no pooling (%s.pooling_type): it gives one "
+                 "vector per token, not one per input", name, m->hp.arch_name);
+        return -1;
+    case LAMINA_POOL_LAST:
+    case LAMINA_POOL_MEAN:
+        return m->hp.pooling;
+    case LAMINA_POOL_CLS:
+        if (encoder) return LAMINA_POOL_CLS;
+        break;
+    case LAMINA_POOL_NONE:
+        snprintf(err, es, "model '%s' has pooling type 'none' (%s.pooling_type = 0): it gives one vector per "
+                 "token, not one per input", name, m->hp.arch_name);
+        return -1;
+    case LAMINA_POOL_RANK:
+        snprintf(err, es, "model '%s' is a reranker (%s.pooling_type = 4): it scores pairs of texts and has no "
+                 "embedding vector", name, m->hp.arch_name);
+        return -1;
+    default:
+        snprintf(err, es, "model '%s' has an unknown pooling type %d (%s.pooling_type)", name, (int)m->hp.pooling,
+                 m->hp.arch_name);
+        return -1;
+    }
+    snprintf(err, es, "model '%s' asks for CLS pooling (%s.pooling_type = 2), which lamina does only for "
+             "encoders (bert), not for its causal architectures", name, m->hp.arch_name);
+    return -1;
+}
+
+int32_t lamina_model_embed_ctx(const lamina_model *m, int32_t n_ctx, int32_t n_batch)
+{
+    int32_t n = n_ctx;
+    if (!m->hp.causal) {
+        if (n_batch < n) n = n_batch;
+        if (m->pos_embd && m->hp.n_ctx_train < n) n = m->hp.n_ctx_train;
+    }
+    return n;
+}
+
 int lamina_model_classify(const lamina_model *m, const float *h, float *out)
 {
     if (!m->cls_out) return LAMINA_ENOTSUP;
@@ -482,6 +566,11 @@ static int bind_weights(loader *L, const lamina_arch_info *a)
     m->rope_freqs = g[LG_ROPE_FREQS];
     m->rope_long = g[LG_ROPE_LONG];
     m->rope_short = g[LG_ROPE_SHORT];
+    m->type_embd = g[LG_TOKEN_TYPES];
+    m->pos_embd = g[LG_POS_EMBD];
+    m->tok_norm = g[LG_TOK_NORM];
+    m->tok_norm_b = g[LG_TOK_NORM_B];
+    if (a->flags & LAMINA_ARCH_F_ENCODER) m->output = NULL;          /* no head: embeddings only */
     if (g[LG_CLS_OUT] && (rc = load_classifier(L, g[LG_CLS_OUT], g[LG_CLS_OUT_B])) < 0) return rc;
     if (!g[LG_CLS_OUT] && g[LG_CLS_OUT_B]) {
         snprintf(L->err, L->err_size, "%s: tensor 'cls.output.bias' without 'cls.output.weight'", L->path);
@@ -602,7 +691,8 @@ static uint64_t tsize(const lamina_gguf_tensor *t) { return t ? t->size : 0; }
 
 uint64_t lamina_model_layer_bytes(const lamina_model *m, int il)
 {
-    if (il < 0) return tsize(m->tok_embd);
+    if (il < 0) return tsize(m->tok_embd) + tsize(m->type_embd) + tsize(m->pos_embd) + tsize(m->tok_norm) +
+                       tsize(m->tok_norm_b);
     if (il >= m->hp.n_layer)
         return tsize(m->output_norm) + tsize(m->output);
     uint64_t n = 0;

@@ -59,6 +59,12 @@ typedef struct lamina_hparams {
     int32_t  pooling;           /* <arch>.pooling_type (LAMINA_POOL_*), or
                                    LAMINA_POOL_UNSPECIFIED when absent */
     int32_t  n_cls_out;         /* classifier outputs (cls.output rows), 0: none */
+    int32_t  causal;            /* 1: a decoder (causal attention); 0: an
+                                   encoder (BERT: every token attends to its
+                                   whole sequence, read in one pass; no head) */
+    float    norm_eps;          /* LayerNorm epsilon of encoders
+                                   (<arch>.attention.layer_norm_epsilon) */
+    int32_t  n_token_types;     /* rows of token_types.weight, 0: none */
 } lamina_hparams;
 
 /* Pooling of embeddings, GGUF's <arch>.pooling_type values. */
@@ -81,6 +87,7 @@ enum lamina_layer_slot {
     LW_FFN_NORM, LW_GATE, LW_UP, LW_GATE_UP, LW_DOWN, LW_POST_FFW_NORM,
     LW_GATE_INP, LW_GATE_EXPS, LW_UP_EXPS, LW_DOWN_EXPS,
     LW_Q_NORM_ROW, LW_K_NORM_ROW,
+    LW_ATTN_OUT_NORM, LW_ATTN_OUT_NORM_B, LW_BUP, LW_BDOWN, LW_LAYER_OUT_NORM, LW_LAYER_OUT_NORM_B,
     LW_COUNT
 };
 #define LW(slot) (UINT64_C(1) << (slot))
@@ -107,6 +114,12 @@ typedef union lamina_layer_weights {
         const lamina_gguf_tensor *ffn_down_exps;  /* [Fe, E, X] */
         const lamina_gguf_tensor *q_norm_row, *k_norm_row; /* [Dq], [Dk]: over the
                                                    whole q, k row (olmo2) */
+        const lamina_gguf_tensor *attn_out_norm, *attn_out_norm_b; /* [E] LayerNorm
+                                                   after the attention's residual (bert) */
+        const lamina_gguf_tensor *bup;            /* [F] (bert) */
+        const lamina_gguf_tensor *bdown;          /* [E] (bert) */
+        const lamina_gguf_tensor *layer_out_norm, *layer_out_norm_b; /* [E] LayerNorm
+                                                   after the FFN's residual (bert) */
     };
     const lamina_gguf_tensor *slot[LW_COUNT];     /* the same, by lamina_layer_slot */
 } lamina_layer_weights;
@@ -126,6 +139,10 @@ typedef struct lamina_model {
                                                (cls.output.weight) as floats,
                                                owned, or NULL */
     float   *cls_out_b;                     /* [n_cls_out] its bias, or NULL */
+    const lamina_gguf_tensor *type_embd;    /* [E, n_token_types] (bert), or NULL */
+    const lamina_gguf_tensor *pos_embd;     /* [E, n_ctx_train] absolute positions (bert) */
+    const lamina_gguf_tensor *tok_norm, *tok_norm_b;  /* [E] LayerNorm of the
+                                               input embedding (bert), or NULL */
     lamina_layer_weights *layers;           /* n_layer, owned */
     uint64_t weight_bytes;                  /* sum of all tensor sizes */
 } lamina_model;
@@ -147,6 +164,17 @@ const lamina_gguf_tensor *lamina_model_rope_factors(const lamina_model *m, int32
  * output norm): the classifier head, then (qwen3, as llama.cpp) a softmax;
  * out[n_cls_out].  LAMINA_ENOTSUP when the model has no classifier head. */
 int  lamina_model_classify(const lamina_model *m, const float *h, float *out);
+
+/* How to pool model m's hidden states into one vector per input (embeddings):
+ * LAMINA_POOL_LAST, MEAN or CLS, or -1 with the reason naming `name` (no
+ * pooling in an encoder's file, pooling none or rank, CLS on a causal
+ * model).  Causal models without a pooling_type pool the last token. */
+int  lamina_model_embed_pooling(const lamina_model *m, const char *name, char *err, size_t err_size);
+
+/* The most tokens one input may embed with a context of n_ctx: an encoder
+ * sees its whole input in one batch of at most n_batch, within its
+ * trained positions when it has absolute ones. */
+int32_t lamina_model_embed_ctx(const lamina_model *m, int32_t n_ctx, int32_t n_batch);
 
 /* Bytes of the weights layer `il` reads (il == -1: input embedding,
  * il == n_layer: output norm + head). */

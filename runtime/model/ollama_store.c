@@ -23,10 +23,21 @@
 
 #define MT_PREFIX "application/vnd.ollama.image."
 
+int lamina_ollama_own_store(const lamina_config *cfg, char dir[4096])
+{
+    const char *x = lamina_env_get("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (cfg && cfg->model_store[0]) snprintf(dir, 4096, "%s", cfg->model_store);
+    else if (x && x[0] == '/') snprintf(dir, 4096, "%s/lamina/store", x);
+    else if (home && home[0] == '/') snprintf(dir, 4096, "%s/.local/share/lamina/store", home);
+    else { dir[0] = 0; return LAMINA_ENOENT; }
+    return 0;
+}
+
 int lamina_ollama_stores(const lamina_config *cfg, char dirs[][4096])
 {
     int n = 0;
-    for (int i = 0; cfg && i < cfg->n_ollama_stores && n < LAMINA_MAX_PATHS; i++)
+    if (lamina_ollama_own_store(cfg, dirs[n]) == 0) n++;
+    for (int i = 0; cfg && i < cfg->n_ollama_stores && n < LAMINA_MAX_PATHS + 1; i++)
         snprintf(dirs[n++], 4096, "%s", cfg->ollama_stores[i]);
     const char *v = lamina_env_get("OLLAMA_MODELS"), *home = getenv("HOME");
     if (v && *v) snprintf(dirs[n++], 4096, "%s", v);
@@ -88,6 +99,17 @@ static int parse_name(const char *name, oname *o)
     return 1;
 }
 
+int lamina_ollama_name_parts(const char *name, char *host, char *ns, char *model, char *tag)
+{
+    oname o;
+    if (!name || !parse_name(name, &o)) return 0;
+    memcpy(host, o.host, sizeof o.host);
+    memcpy(ns, o.ns, sizeof o.ns);
+    memcpy(model, o.model, sizeof o.model);
+    memcpy(tag, o.tag, sizeof o.tag);
+    return 1;
+}
+
 int lamina_ollama_name_valid(const char *name)
 {
     oname o;
@@ -108,6 +130,11 @@ static int digest_ok(const char *d)
     for (const char *c = d + 7; *c; c++)
         if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
     return 1;
+}
+
+int lamina_ollama_digest_valid(const char *d)
+{
+    return d && digest_ok(d);
 }
 
 /* Read a manifest file and fill m from its layers. */

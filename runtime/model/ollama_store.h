@@ -8,7 +8,7 @@
  * config, layers of {mediaType, digest, size}) whose layers are files
  * blobs/sha256-HEX.  The layer of media type application/vnd.ollama.image.model
  * is the GGUF file, used where it lies (never copied).  Nothing in a store is
- * ever written.
+ * ever written here; `lamina pull` (pull.h) writes lamina's own store.
  *
  * Names as Ollama's: MODEL[:TAG], NAMESPACE/MODEL[:TAG] or
  * HOST/NAMESPACE/MODEL[:TAG], with registry.ollama.ai, library and latest
@@ -34,10 +34,23 @@
 
 #define LAMINA_MAX_STORES (LAMINA_MAX_PATHS + 3)
 
-/* The store directories to look in, existing or not: the config's, then
- * $OLLAMA_MODELS (or ~/.ollama/models), then the service's.  Returns how
- * many (at most LAMINA_MAX_STORES). */
+/* The store directories to look in, existing or not: lamina's own (see
+ * lamina_ollama_own_store), the config's, then $OLLAMA_MODELS (or
+ * ~/.ollama/models), then the service's.  Returns how many (at most
+ * LAMINA_MAX_STORES). */
 int lamina_ollama_stores(const lamina_config *cfg, char dirs[][4096]);
+
+/* lamina's own store, the one `lamina pull` writes (same layout): [model]
+ * store, else $XDG_DATA_HOME/lamina/store, else ~/.local/share/lamina/store.
+ * 0, or LAMINA_ENOENT when there is neither a setting nor a home. */
+int lamina_ollama_own_store(const lamina_config *cfg, char dir[4096]);
+
+/* Split a valid name into its parts, the implied ones filled in (each
+ * buffer at least 81 bytes).  1, or 0 for an invalid name. */
+int lamina_ollama_name_parts(const char *name, char *host, char *ns, char *model, char *tag);
+
+/* 1 when d is "sha256:" and 64 lowercase hex digits. */
+int lamina_ollama_digest_valid(const char *d);
 
 typedef struct lamina_ollama_model {
     char name[128];          /* shortest name, tag included */

@@ -47,6 +47,8 @@ static const char *const roles[LAMINA_OP_COUNT][LAMINA_MAX_SRC] = {
     [LAMINA_OP_MOE_WEIGHTS] = { "logits", "ids" },
     [LAMINA_OP_MUL_MAT_ID]  = { "W", "A", "ids" },
     [LAMINA_OP_MOE_SUM]     = { "Y", "weights" },
+    [LAMINA_OP_NORM]        = { "X", "weight", "bias" },
+    [LAMINA_OP_UNARY]       = { "X" },
 };
 
 
@@ -232,9 +234,11 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
     uint32_t lo = 1, hi = 1;
     switch (op) {
     case LAMINA_OP_RMS_NORM: lo = 1; hi = 2; break;
+    case LAMINA_OP_NORM:     lo = 1; hi = 3; break;
     case LAMINA_OP_ROPE:     lo = 2; hi = 3; break;
     case LAMINA_OP_ATTENTION: lo = hi = 4; break;
     case LAMINA_OP_SCALE:
+    case LAMINA_OP_UNARY:
     case LAMINA_OP_TOPK:
     case LAMINA_OP_COPY:     lo = hi = 1; break;
     case LAMINA_OP_MUL_MAT_ID: lo = hi = 3; break;
@@ -312,6 +316,28 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
         CHECK(same_shape(d, &s[0]), "rms_norm: dst shape differs from src0 (X)");
         CHECK(isfinite(fp[0]) && fp[0] >= 0.0f, "rms_norm: eps (fp[0]) = %g must be >= 0",
               (double)fp[0]);
+        break;
+
+    case LAMINA_OP_NORM:
+        CHECK_TYPE(s[0].type == LAMINA_TYPE_F32, "norm: src0 (X) must be f32, got %s",
+                   type_name(s[0].type));
+        for (uint32_t i = 1; i < node->n_src; i++) {
+            CHECK_TYPE(s[i].type == LAMINA_TYPE_F32, "norm: src%u (%s) must be f32, got %s", i,
+                       roles[op][i], type_name(s[i].type));
+            CHECK(shape_is(&s[i], s[0].ne[0], 1, 1, 1), "norm: src%u (%s) must be [K=%lld]", i,
+                  roles[op][i], (long long)s[0].ne[0]);
+        }
+        CHECK(same_shape(d, &s[0]), "norm: dst shape differs from src0 (X)");
+        CHECK(isfinite(fp[0]) && fp[0] >= 0.0f, "norm: eps (fp[0]) = %g must be >= 0",
+              (double)fp[0]);
+        break;
+
+    case LAMINA_OP_UNARY:
+        CHECK_TYPE(s[0].type == LAMINA_TYPE_F32, "unary: src0 (X) must be f32, got %s",
+                   type_name(s[0].type));
+        CHECK(same_shape(d, &s[0]), "unary: dst shape differs from src0 (X)");
+        CHECK_TYPE(ip[0] == LAMINA_ACT_SILU || ip[0] == LAMINA_ACT_GELU_TANH,
+                   "unary: act (ip[0]) = %d is unknown", ip[0]);
         break;
 
     case LAMINA_OP_ADD:
@@ -702,6 +728,79 @@ static int k_rms_norm(ref_ctx *c, float *out)
                     y[k] = (float)((double)y[k] * inv * (wv ? (double)wv[k] : 1.0));
             }
     free(wv);
+    return 0;
+}
+
+/* NORM: per row out[k] = (X[k] - mu) / sqrt(var + eps) * w[k] + b[k] */
+static int k_norm(ref_ctx *c, float *out)
+{
+    const lamina_tensor *X = &c->node->src[0];
+    const int64_t K = X->ne[0];
+    const double eps = c->node->fp[0];
+    float *wb = NULL;
+    if (c->node->n_src >= 2) {
+        wb = malloc(2 * (size_t)K * sizeof *wb);
+        if (wb == NULL) {
+            set_err(c->err, c->err_size, "norm: out of memory");
+            return LAMINA_ENOMEM;
+        }
+        load_row(wb, &c->node->src[1], c->src[1], 0, 0, 0);
+        if (c->node->n_src == 3)
+            load_row(wb + K, &c->node->src[2], c->src[2], 0, 0, 0);
+        else
+            memset(wb + K, 0, (size_t)K * sizeof *wb);
+    }
+    int64_t r = 0;
+    for (int64_t i3 = 0; i3 < X->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < X->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < X->ne[1]; i1++, r++) {
+                float *y = out + r * K;
+                load_row(y, X, c->src[0], i1, i2, i3);
+                /* step 1: mean, then the mean of squared deviations, in double */
+                double mu = 0.0, var = 0.0;
+                for (int64_t k = 0; k < K; k++)
+                    mu += (double)y[k];
+                mu /= (double)K;
+                for (int64_t k = 0; k < K; k++)
+                    var += ((double)y[k] - mu) * ((double)y[k] - mu);
+                /* step 2: inverse root */
+                const double inv = 1.0 / sqrt(var / (double)K + eps);
+                /* step 3: normalize, weight and bias */
+                for (int64_t k = 0; k < K; k++) {
+                    double z = ((double)y[k] - mu) * inv;
+                    if (wb)
+                        z = z * (double)wb[k] + (double)wb[K + k];
+                    y[k] = (float)z;
+                }
+            }
+    free(wb);
+    return 0;
+}
+
+/* UNARY: out = act(X) */
+static int k_act(ref_ctx *c, float *out)
+{
+    const lamina_tensor *X = &c->node->src[0];
+    const int64_t K = X->ne[0];
+    const int act = c->node->ip[0];
+    int64_t r = 0;
+    for (int64_t i3 = 0; i3 < X->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < X->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < X->ne[1]; i1++, r++) {
+                float *y = out + r * K;
+                load_row(y, X, c->src[0], i1, i2, i3);
+                for (int64_t k = 0; k < K; k++) {
+                    const double a = y[k];
+                    double z;
+                    if (act == LAMINA_ACT_SILU) {
+                        z = a / (1.0 + exp(-a));
+                    } else {
+                        const double u = SQRT_2_OVER_PI * (a + 0.044715 * a * a * a);
+                        z = 0.5 * a * (1.0 + tanh(u));
+                    }
+                    y[k] = (float)z;
+                }
+            }
     return 0;
 }
 
@@ -1184,6 +1283,8 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
     case LAMINA_OP_MOE_WEIGHTS: rc = k_moe_weights(&c, out); break;
     case LAMINA_OP_MUL_MAT_ID:  rc = k_mul_mat_id(&c, out); break;
     case LAMINA_OP_MOE_SUM:     rc = k_moe_sum(&c, out); break;
+    case LAMINA_OP_NORM:        rc = k_norm(&c, out); break;
+    case LAMINA_OP_UNARY:       rc = k_act(&c, out); break;
     default:                  rc = LAMINA_ENOTSUP; break;
     }
 

@@ -17,10 +17,13 @@
  * full, the request waits for its own inputs to finish before submitting
  * more).  The vector is the final hidden state after the output norm (the
  * input of the vocabulary projection, which is skipped), pooled as the
- * file's <arch>.pooling_type says: mean (1) or last token (3); decoder
- * models without the key use the last token, as llama.cpp and Ollama do
- * for them.  Pooling "none" (0), "cls" (2) and "rank" (4) give no single
- * vector per input here: 400.
+ * file's <arch>.pooling_type says: mean (1) or last token (3), and for
+ * encoders (bert: no output norm, the last layer's LayerNorm is the end)
+ * also cls (2, the first token, [CLS]); decoder models without the key
+ * use the last token, as llama.cpp and Ollama do for them.  Pooling "none"
+ * (0), "rank" (4), "cls" on a decoder and an encoder without the key give
+ * no single vector per input here: 400.  An encoder reads each input
+ * whole in one decode step: an input longer than the batch is a 400.
  *
  * Normalisation, as Ollama and OpenAI do: /api/embed and /v1/embeddings
  * return unit-length (L2) vectors; with "dimensions" N the vector is cut
@@ -212,28 +215,6 @@ static int embed_run(srv_call *c, srv_model *m, lamina_token *const *toks, const
 /* ------------------------------------------------------------------ */
 /* Shared pieces                                                      */
 
-/* The pooling to use for model m, or -1 with the message. */
-static int model_pooling(const srv_model *m, char *err, size_t es)
-{
-    switch (m->model->hp.pooling) {
-    case LAMINA_POOL_UNSPECIFIED:
-    case LAMINA_POOL_LAST: return LAMINA_POOL_LAST;
-    case LAMINA_POOL_MEAN: return LAMINA_POOL_MEAN;
-    case LAMINA_POOL_NONE:
-        snprintf(err, es, "model '%s' has pooling type 'none' (%s.pooling_type = 0): it returns one vector per "
-                 "token, not one per input, which this endpoint needs", m->name, m->model->hp.arch_name);
-        return -1;
-    case LAMINA_POOL_RANK:
-        snprintf(err, es, "model '%s' is a reranker (%s.pooling_type = 4): it scores pairs of texts and has no "
-                 "embedding vector", m->name, m->model->hp.arch_name);
-        return -1;
-    default:
-        snprintf(err, es, "model '%s' asks for CLS pooling (%s.pooling_type = 2), which lamina does not do for its "
-                 "causal architectures", m->name, m->model->hp.arch_name);
-        return -1;
-    }
-}
-
 static json_t *float_list(const float *v, int32_t d)
 {
     json_t *a = json_array();
@@ -339,7 +320,8 @@ static int inputs_fit(emb_inputs *in, int32_t limit, int truncate, const char *f
 /* The context an input may fill: the slot's, or options.num_ctx when smaller. */
 static int32_t ctx_limit(const srv_model *m, int32_t num_ctx)
 {
-    int32_t n = lamina_engine_params_get(m->eng)->n_ctx;
+    const lamina_engine_params *ep = lamina_engine_params_get(m->eng);
+    int32_t n = lamina_model_embed_ctx(m->model, ep->n_ctx, ep->n_batch);
     return num_ctx > 0 && num_ctx < n ? num_ctx : n;
 }
 
@@ -419,7 +401,7 @@ static int ollama_embed(srv_call *c, int legacy)
         srv_gen_opts_clear(&o);
         return srv_reply_json(c, 200, j);
     }
-    int pool = model_pooling(m, err, sizeof err);
+    int pool = lamina_model_embed_pooling(m->model, m->name, err, sizeof err);
     emb_inputs in;
     memset(&in, 0, sizeof in);
     float *vec = NULL;
@@ -564,7 +546,7 @@ int srv_oai_embeddings(srv_call *c)
     float *vec = NULL;
     json_t *j = NULL;
     const int32_t E = m->model->hp.n_embd;
-    int pool = model_pooling(m, err, sizeof err);
+    int pool = lamina_model_embed_pooling(m->model, m->name, err, sizeof err);
     if (pool < 0) goto bad_model;
     if (dims > E) {
         snprintf(err, sizeof err, "dimensions: model '%s' has %d dimensions, got %lld", m->name, E, (long long)dims);

@@ -616,6 +616,10 @@ int srv_api_chat(srv_call *c)
         srv_gen_opts_clear(&o);
         return rc;
     }
+    if (srv_model_generates(m, err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
+    }
     if (!lamina_chat_available(m->chat)) {
         srv_pool_release(c->s, m, o.keep_alive);
         snprintf(err, sizeof err, "model '%s' has no chat template lamina knows; use /api/generate", m->name);

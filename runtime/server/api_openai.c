@@ -438,6 +438,10 @@ int srv_oai_chat(srv_call *c)
         return srv_model_error(c, http, err);
     }
     char *text = NULL;
+    if (srv_model_generates(m, err, sizeof err) < 0) {
+        srv_pool_release(c->s, m, o.keep_alive);
+        goto bad;
+    }
     if (!lamina_chat_available(m->chat)) {
         snprintf(err, sizeof err, "model '%s' has no chat template lamina knows; use /v1/completions", m->name);
         srv_pool_release(c->s, m, o.keep_alive);

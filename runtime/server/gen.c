@@ -201,11 +201,23 @@ int srv_peer_closed(int fd)
     return n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
+int srv_model_generates(const srv_model *m, char *err, size_t err_size)
+{
+    if (m->model->hp.causal) return 0;
+    snprintf(err, err_size, "model '%s' is an encoder (%s): it gives embeddings (/api/embed, /v1/embeddings) "
+             "and cannot generate text", m->name, m->model->hp.arch_name);
+    return -1;
+}
+
 int srv_gen_start(srv *s, srv_model *m, const lamina_token *ctx_toks, size_t n_ctx_toks,
                   const char *text, unsigned tok_flags, const srv_gen_opts *o, double t_recv,
                   int keep_all, int keep_tokens, srv_req **out, int *http, char *err, size_t err_size)
 {
     *out = NULL;
+    if (srv_model_generates(m, err, err_size) < 0) {
+        *http = 400;
+        return LAMINA_EINVAL;
+    }
     lamina_token *ids = NULL;
     size_t n = 0;
     int rc = lamina_tokenizer_encode(m->tok, text, strlen(text), tok_flags, &ids, &n, err, err_size);
@@ -570,31 +582,49 @@ int srv_job_reply(srv_call *c, srv_job *j, int stream)
 /* ------------------------------------------------------------------ */
 /* Fill in the middle                                                 */
 
-/* The FIM id the file names (tokenizer.ggml.fim_X_token_id, or the older
- * X_token_id), else the first of the known texts in the vocabulary. */
-static lamina_token fim_id(const srv_model *m, const char *key, const char *old_key, const char *const *texts)
+/* The three FIM tokens, in infill order: the id the file names
+ * (tokenizer.ggml.fim_X_token_id, or the older X_token_id), else the first
+ * of the known texts that `find` finds in the vocabulary. */
+static const struct {
+    const char *key, *old_key;
+    const char *texts[6];
+} fim_kinds[3] = {
+    { "tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id",
+      { "<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "<｜fim▁begin｜>", "<PRE>", NULL } },
+    { "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id",
+      { "<|fim_suffix|>", "<fim_suffix>", "<fim-suffix>", "<｜fim▁hole｜>", "<SUF>", NULL } },
+    { "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id",
+      { "<|fim_middle|>", "<fim_middle>", "<fim-middle>", "<｜fim▁end｜>", "<MID>", NULL } },
+};
+
+int srv_fim_ids(const lamina_gguf *g, int64_t n_vocab, lamina_token (*find)(void *ctx, const char *text),
+                void *ctx, lamina_token ids[3])
 {
-    uint32_t v;
-    if ((lamina_gguf_get_u32(m->model->gguf, key, &v, NULL, 0) == 0 ||
-         lamina_gguf_get_u32(m->model->gguf, old_key, &v, NULL, 0) == 0) &&
-        (int64_t)v < lamina_tokenizer_n_vocab(m->tok))
-        return (lamina_token)v;
-    for (; *texts; texts++) {
-        lamina_token id = lamina_tokenizer_find(m->tok, *texts, strlen(*texts));
-        if (id != LAMINA_TOKEN_NONE) return id;
+    int found = 1;
+    for (int k = 0; k < 3; k++) {
+        uint32_t v;
+        ids[k] = LAMINA_TOKEN_NONE;
+        if ((lamina_gguf_get_u32(g, fim_kinds[k].key, &v, NULL, 0) == 0 ||
+             lamina_gguf_get_u32(g, fim_kinds[k].old_key, &v, NULL, 0) == 0) && (int64_t)v < n_vocab)
+            ids[k] = (lamina_token)v;
+        for (const char *const *t = fim_kinds[k].texts; ids[k] == LAMINA_TOKEN_NONE && *t; t++)
+            ids[k] = find(ctx, *t);
+        if (ids[k] == LAMINA_TOKEN_NONE) found = 0;
     }
-    return LAMINA_TOKEN_NONE;
+    return found;
+}
+
+static lamina_token fim_find_tok(void *ctx, const char *text)
+{
+    return lamina_tokenizer_find(ctx, text, strlen(text));
 }
 
 int srv_fim_tokens(const srv_model *m, const char *prefix, const char *suffix, lamina_token **out, size_t *n_out,
                    char *err, size_t es)
 {
-    static const char *const pre[] = { "<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "<｜fim▁begin｜>", "<PRE>", NULL };
-    static const char *const suf[] = { "<|fim_suffix|>", "<fim_suffix>", "<fim-suffix>", "<｜fim▁hole｜>", "<SUF>", NULL };
-    static const char *const mid[] = { "<|fim_middle|>", "<fim_middle>", "<fim-middle>", "<｜fim▁end｜>", "<MID>", NULL };
-    lamina_token p = fim_id(m, "tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id", pre);
-    lamina_token s = fim_id(m, "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id", suf);
-    lamina_token d = fim_id(m, "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id", mid);
+    lamina_token ids[3];
+    srv_fim_ids(m->model->gguf, lamina_tokenizer_n_vocab(m->tok), fim_find_tok, (void *)m->tok, ids);
+    lamina_token p = ids[0], s = ids[1], d = ids[2];
     *out = NULL;
     *n_out = 0;
     if (p == LAMINA_TOKEN_NONE || s == LAMINA_TOKEN_NONE || d == LAMINA_TOKEN_NONE) {

@@ -16,10 +16,34 @@
  *   5. the endpoint handler, which queues one reply.
  * Each reply is counted in the metrics by route label and status, and
  * logged (unless quiet) when the connection is done with it.
+ *
+ * Connections (see "Connections" below):
+ *   - libmicrohttpd accepts up to a hard cap above [server] max_connections;
+ *     a connection accepted while max_connections are already open is
+ *     answered 503 with Retry-After and Connection: close (before the
+ *     route checks), unless others closed by the time its request came;
+ *   - a request must arrive whole (request line, headers, body) within
+ *     [server] header_timeout seconds of the connection's accept, or of
+ *     the end of the previous reply plus idle_timeout on a kept-alive
+ *     connection (and never more than header_timeout after its request
+ *     line); a watchdog thread answers 408 and shuts the socket down
+ *     (slow clients, "slowloris");
+ *   - between requests a connection may be idle idle_timeout seconds
+ *     (libmicrohttpd's timeout); while a request is worked on and its reply
+ *     sent (streams of any length) neither limit applies;
+ *   - [server] rate_limit: requests per minute per API key (the bearer
+ *     token a client sends) or, without one, per client address: a token
+ *     bucket of rate_burst; over it, 429 with Retry-After.  Health,
+ *     readiness, liveness and /metrics are exempt.
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -29,7 +53,15 @@
 
 #include "server/server.h"
 
-#define IDLE_TIMEOUT_S 120u
+/* Connections libmicrohttpd accepts beyond max_connections, to answer
+ * them 503: a quarter of max_connections, at least 16, at most 256.
+ * Beyond max_connections + this margin it closes new connections at once. */
+#define OVERFLOW_MARGIN(max) ((max) / 4 < 16 ? 16u : (max) / 4 > 256 ? 256u : (unsigned)(max) / 4)
+/* Rate limits: keys and addresses tracked (more share one bucket), and
+ * the longest key kept (longer ones are cut). */
+#define RL_SLOTS 1024
+#define RL_MAX   8192
+#define RL_KEY   136
 
 typedef struct route {
     const char *method;
@@ -60,6 +92,7 @@ static const route routes[] = {
     { "POST", "/api/chat",            0, SRV_OLLAMA, 1, 0, srv_api_chat },
     { "POST", "/api/embed",           0, SRV_OLLAMA, 1, 0, srv_api_embed },
     { "POST", "/api/embeddings",      0, SRV_OLLAMA, 1, 0, srv_api_embeddings },
+    { "POST", "/api/pull",            0, SRV_OLLAMA, 1, 0, srv_api_pull },
     { "GET",  "/v1/models",           0, SRV_OPENAI, 0, 0, srv_oai_models },
     { "GET",  "/v1/models/",          1, SRV_OPENAI, 0, 0, srv_oai_model },
     { "POST", "/v1/chat/completions", 0, SRV_OPENAI, 1, 0, srv_oai_chat },
@@ -95,6 +128,262 @@ static int path_match(const route *r, const char *url)
 {
     if (r->prefix) return strncmp(url, r->path, strlen(r->path)) == 0 && url[strlen(r->path)] != 0;
     return strcmp(url, r->path) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections: the count, request deadlines, rate limits             */
+
+/* One open connection (libmicrohttpd's socket context). */
+typedef struct track {
+    struct track *prev, *next;
+    int      fd;
+    int      over;                /* accepted with max_connections already open */
+    int      cut;                 /* shut down by the watchdog */
+    double   deadline;            /* the request must be whole by then; 0: none */
+} track;
+
+typedef struct rl_entry {
+    struct rl_entry *next;
+    double   tokens, t;
+    char     key[RL_KEY];
+} rl_entry;
+
+struct srv_http {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;           /* on CLOCK_MONOTONIC: wakes the watchdog */
+    pthread_t       watchdog;
+    int             started, stop;
+    track          *head;
+    int             open;         /* connections open */
+    rl_entry       *rl[RL_SLOTS];
+    int             n_rl;
+    rl_entry        rl_shared;    /* for keys beyond RL_MAX */
+};
+
+static track *conn_track(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv *s = cls;
+    struct srv_http *h = s->http;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        track *t = calloc(1, sizeof *t);
+        *socket_context = t;
+        if (!t) return;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&h->mu);
+        h->open++;
+        t->over = h->open > s->set.max_connections;
+        if (s->cfg.server_header_timeout > 0) t->deadline = srv_now() + s->cfg.server_header_timeout;
+        t->next = h->head;
+        if (h->head) h->head->prev = t;
+        h->head = t;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        /* libmicrohttpd closes the socket after this call: the watchdog
+         * never sees a descriptor that was reused */
+        track *t = *socket_context;
+        if (!t) return;
+        pthread_mutex_lock(&h->mu);
+        if (t->prev) t->prev->next = t->next;
+        else h->head = t->next;
+        if (t->next) t->next->prev = t->prev;
+        h->open--;
+        pthread_mutex_unlock(&h->mu);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* The request line came: the rest of the request has header_timeout. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    srv *s = cls;
+    (void)uri;
+    track *t = conn_track(conn);
+    if (t && s->cfg.server_header_timeout > 0) {
+        double d = srv_now() + s->cfg.server_header_timeout;
+        pthread_mutex_lock(&s->http->mu);
+        if (t->deadline <= 0 || d < t->deadline) t->deadline = d;
+        pthread_mutex_unlock(&s->http->mu);
+    }
+    return NULL;
+}
+
+/* Set the connection's deadline (0: none); 1 when the watchdog already
+ * shut it down. */
+static int set_deadline(srv *s, struct MHD_Connection *conn, double deadline)
+{
+    track *t = conn_track(conn);
+    if (!t) return 0;
+    pthread_mutex_lock(&s->http->mu);
+    t->deadline = deadline;
+    int cut = t->cut;
+    if (deadline > 0) pthread_cond_signal(&s->http->cv);
+    pthread_mutex_unlock(&s->http->mu);
+    return cut;
+}
+
+/* Whether the watchdog shut this connection down. */
+static int conn_cut(srv *s, struct MHD_Connection *conn)
+{
+    track *t = conn_track(conn);
+    if (!t) return 0;
+    pthread_mutex_lock(&s->http->mu);
+    int cut = t->cut;
+    pthread_mutex_unlock(&s->http->mu);
+    return cut;
+}
+
+/* Whether this connection is over max_connections now: accepted over
+ * it, and still over it (a connection whose turn came is served). */
+static int conn_over(srv *s, struct MHD_Connection *conn)
+{
+    track *t = conn_track(conn);
+    if (!t) return 0;
+    pthread_mutex_lock(&s->http->mu);
+    if (t->over && s->http->open <= s->set.max_connections) t->over = 0;
+    int over = t->over;
+    pthread_mutex_unlock(&s->http->mu);
+    return over;
+}
+
+/* Shut down the connections past their deadline: a 408 (best effort,
+ * nothing else is being written to them: their request is not whole),
+ * then shutdown(), which ends libmicrohttpd's wait on the socket. */
+static void *watchdog(void *arg)
+{
+    srv *s = arg;
+    struct srv_http *h = s->http;
+    static const char body[] = "{\"error\":\"the request did not arrive whole in time ([server] header_timeout)\"}";
+    char msg[512];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof body - 1, body);
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        double now = srv_now(), next = now + 1.0;
+        int n_cut = 0;
+        for (track *t = h->head; t; t = t->next) {
+            if (t->deadline <= 0 || t->cut) continue;
+            if (t->deadline <= now) {
+                t->cut = 1;
+                t->deadline = 0;
+                n_cut++;
+                if (t->fd >= 0) {
+                    (void)send(t->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    shutdown(t->fd, SHUT_RDWR);
+                }
+            } else if (t->deadline < next) {
+                next = t->deadline;
+            }
+        }
+        if (n_cut) {
+            pthread_mutex_unlock(&h->mu);
+            for (int i = 0; i < n_cut; i++) srv_metrics_event(s->metrics, "request_timeout");
+            if (!s->set.quiet)
+                s->log(s, "closed %d connection%s whose request did not arrive whole in %d s "
+                          "([server] header_timeout)", n_cut, n_cut == 1 ? "" : "s", s->cfg.server_header_timeout);
+            pthread_mutex_lock(&h->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double wait = next - now + 0.01;
+        long ns = ts.tv_nsec + (long)((wait - floor(wait)) * 1e9);
+        ts.tv_sec += (time_t)floor(wait) + ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+int srv_http_connections(srv *s)
+{
+    if (!s->http) return 0;
+    pthread_mutex_lock(&s->http->mu);
+    int n = s->http->open;
+    pthread_mutex_unlock(&s->http->mu);
+    return n;
+}
+
+/* The rate limit's key: the bearer token the client sent, else its address. */
+static void rate_key(struct MHD_Connection *conn, char *key, size_t size)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+        const char *k = auth + 7;
+        while (*k == ' ') k++;
+        if (*k) { snprintf(key, size, "k %s", k); return; }
+    }
+    char addr[INET6_ADDRSTRLEN] = "?";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof addr);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
+    snprintf(key, size, "a %s", addr);
+}
+
+static unsigned rl_hash(const char *k)
+{
+    uint32_t h = 2166136261u;
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 16777619u;
+    return h % RL_SLOTS;
+}
+
+/* Take one request from the key's bucket: 1, or 0 with the seconds until
+ * the next one is allowed. */
+static int rate_take(srv *s, const char *key, int *retry_after)
+{
+    struct srv_http *h = s->http;
+    double rate = s->cfg.server_rate_limit / 60.0;            /* per second */
+    double burst = s->cfg.server_rate_burst > 0 ? s->cfg.server_rate_burst : s->cfg.server_rate_limit;
+    double now = srv_now();
+    unsigned slot = rl_hash(key);
+    pthread_mutex_lock(&h->mu);
+    rl_entry *e;
+    for (e = h->rl[slot]; e; e = e->next)
+        if (!strcmp(e->key, key)) break;
+    if (!e && h->n_rl >= RL_MAX) {
+        /* forget the buckets that are full again: the same as new ones */
+        for (int i = 0; i < RL_SLOTS; i++)
+            for (rl_entry **p = &h->rl[i]; *p;) {
+                rl_entry *x = *p;
+                if (x->tokens + (now - x->t) * rate >= burst) { *p = x->next; free(x); h->n_rl--; }
+                else p = &x->next;
+            }
+    }
+    if (!e && h->n_rl < RL_MAX && (e = calloc(1, sizeof *e)) != NULL) {
+        snprintf(e->key, sizeof e->key, "%s", key);
+        e->tokens = burst;
+        e->t = now;
+        e->next = h->rl[slot];
+        h->rl[slot] = e;
+        h->n_rl++;
+    }
+    if (!e) {
+        e = &h->rl_shared;
+        if (e->t <= 0) { e->tokens = burst; e->t = now; }
+    }
+    e->tokens += (now - e->t) * rate;
+    if (e->tokens > burst) e->tokens = burst;
+    e->t = now;
+    int ok = e->tokens >= 1.0;
+    if (ok) e->tokens -= 1.0;
+    else *retry_after = (int)ceil((1.0 - e->tokens) / rate);
+    pthread_mutex_unlock(&h->mu);
+    if (!ok && *retry_after < 1) *retry_after = 1;
+    return ok;
 }
 
 /* ------------------------------------------------------------------ */
@@ -142,6 +431,7 @@ static const char *oai_type(int status)
     case 401: return "authentication_error";
     case 403: return "permission_error";
     case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
     case 503: return "overloaded_error";
     case 504: return "timeout_error";
     default: return status >= 500 ? "server_error" : "invalid_request_error";
@@ -157,13 +447,8 @@ static json_t *error_json(int flavor, int status, const char *msg)
     return json_pack("{s:s}", "error", msg);
 }
 
-int srv_reply_error(srv_call *c, int status, const char *fmt, ...)
+static int reply_error(srv_call *c, int status, int close, const char *msg)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     snprintf(c->log, sizeof c->log, "%s", msg);
     json_t *j = error_json(c->flavor, status, msg);
     char *text = json_dumps(j, JSON_COMPACT);
@@ -172,13 +457,24 @@ int srv_reply_error(srv_call *c, int status, const char *fmt, ...)
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!resp) { free(text); return MHD_NO; }
     MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    if (status == 503) {
+    if (status == 503 || status == 429) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", c->retry_after > 0 ? c->retry_after : 1);
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"lamina\"");
+    if (close) MHD_add_response_header(resp, "Connection", "close");
     return queue(c, status, resp);
+}
+
+int srv_reply_error(srv_call *c, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return reply_error(c, status, 0, msg);
 }
 
 /* ---- streamed replies ---- */
@@ -308,6 +604,7 @@ static int call_init(srv_call *c, srv *s, struct MHD_Connection *conn, conn_stat
 
 static void call_done(srv_call *c, conn_state *cs)
 {
+    set_deadline(c->s, c->conn, 0);     /* a reply is queued: the rest of the request is discarded */
     cs->replied = 1;
     cs->status = c->status;
     if (c->log[0] && !cs->log[0]) snprintf(cs->log, sizeof cs->log, "%s", c->log);
@@ -331,7 +628,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!cs) return MHD_NO;
         *con_cls = cs;
         cs->t0 = srv_now();
-        /* no idle timeout while the request is worked on (see on_completed) */
+        if (conn_cut(s, conn)) return MHD_NO;
+        /* no idle timeout while the request is worked on (see on_completed);
+         * the request's deadline still holds until it is whole */
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
         const char *m = !strcmp(method, "HEAD") ? "GET" : method;
         const route *known = NULL;      /* the path's route, whatever the method */
@@ -347,6 +646,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs->flavor = cs->rt ? cs->rt->flavor : !strncmp(url, "/v1/", 4) ? SRV_OPENAI : SRV_OLLAMA;
         call_init(&c, s, conn, cs, method, url);
 
+        if (conn_over(s, conn)) {       /* over max_connections: a whole 503, then the connection closes */
+            srv_metrics_event(s->metrics, "connection_overflow");
+            c.retry_after = 1;
+            char msg[160];
+            snprintf(msg, sizeof msg, "too many connections: %d are open ([server] max_connections); retry later",
+                     s->set.max_connections);
+            int rc = reply_error(&c, 503, 1, msg);
+            call_done(&c, cs);
+            return (enum MHD_Result)rc;
+        }
         const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
         if (!host_allowed(s, host)) {
             srv_metrics_event(s->metrics, "host_refused");
@@ -401,6 +710,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             call_done(&c, cs);
             return (enum MHD_Result)rc;
         }
+        if (s->cfg.server_rate_limit > 0 && !cs->rt->open && cs->rt->fn != srv_metrics_handler) {
+            char key[RL_KEY];
+            rate_key(conn, key, sizeof key);
+            if (!rate_take(s, key, &c.retry_after)) {
+                srv_metrics_event(s->metrics, "rate_limited");
+                int rc = srv_reply_error(&c, 429, "rate limit of %d requests per minute reached "
+                                                  "([server] rate_limit); retry in %d s",
+                                         s->cfg.server_rate_limit, c.retry_after);
+                call_done(&c, cs);
+                return (enum MHD_Result)rc;
+            }
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;
@@ -437,6 +758,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (cs->replied) return MHD_YES;
+    /* the request is whole: no deadline while it is worked on and answered */
+    if (set_deadline(s, conn, 0)) return MHD_NO;
 
     call_init(&c, s, conn, cs, method, url);
     int rc;
@@ -462,7 +785,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     srv *s = cls;
     conn_state *cs = *con_cls;
-    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
+    /* idle: idle_timeout until the next request starts, and that request
+     * whole within header_timeout more (on_uri may bring it closer) */
+    int idle = s->cfg.server_idle_timeout, hdr = s->cfg.server_header_timeout;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)idle);
+    set_deadline(s, conn, hdr > 0 && idle > 0 ? srv_now() + idle + hdr : 0);
     if (!cs) return;
     if (!s->set.quiet) {
         const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
@@ -486,19 +813,62 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     if (s->verbose) s->log(s, "http: %s", msg);
 }
 
+static void http_free(srv *s)
+{
+    struct srv_http *h = s->http;
+    if (!h) return;
+    if (h->started) {
+        pthread_mutex_lock(&h->mu);
+        h->stop = 1;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->watchdog, NULL);
+    }
+    for (int i = 0; i < RL_SLOTS; i++)
+        while (h->rl[i]) {
+            rl_entry *e = h->rl[i];
+            h->rl[i] = e->next;
+            free(e);
+        }
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    s->http = NULL;
+}
+
 int srv_http_start(srv *s, int listen_fd, char *err, size_t err_size)
 {
+    struct srv_http *h = calloc(1, sizeof *h);
+    if (!h) { snprintf(err, err_size, "out of memory"); return LAMINA_ENOMEM; }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&h->mu, NULL);
+    s->http = h;
+    int e = pthread_create(&h->watchdog, NULL, watchdog, s);
+    if (e != 0) {
+        snprintf(err, err_size, "cannot start a thread: %s", strerror(e));
+        http_free(s);
+        return LAMINA_EIO;
+    }
+    h->started = 1;
+    unsigned max = (unsigned)s->set.max_connections;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                               MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->set.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                              MHD_OPTION_CONNECTION_LIMIT, max + OVERFLOW_MARGIN(max),
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.server_idle_timeout,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
+        http_free(s);
         snprintf(err, err_size, "libmicrohttpd could not start on the listening socket");
         return LAMINA_EIO;
     }
@@ -514,4 +884,5 @@ void srv_http_stop(srv *s)
 {
     if (s->mhd) MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    http_free(s);
 }

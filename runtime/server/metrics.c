@@ -216,6 +216,9 @@ char *srv_metrics_render(srv *s, size_t *len)
             "lamina_build_info{version=\"%s\"} 1\n", LAMINA_VERSION_STRING);
     put(&o, "# HELP lamina_uptime_seconds Seconds since the server started.\n# TYPE lamina_uptime_seconds gauge\n"
             "lamina_uptime_seconds %.3f\n", srv_now() - s->t_start);
+    put(&o, "# HELP lamina_http_connections Client connections open now (those over [server] max_connections "
+            "included, until their 503 is sent).\n# TYPE lamina_http_connections gauge\nlamina_http_connections %d\n",
+        srv_http_connections(s));
 
     pthread_mutex_lock(&m->mu);
     put(&o, "# HELP lamina_http_requests_total HTTP requests answered, by endpoint and status code.\n"
@@ -237,7 +240,9 @@ char *srv_metrics_render(srv *s, size_t *len)
     for (int i = 0; i < m->n_mod; i++)
         put(&o, "lamina_generation_requests_total{model=\"%s\"} %llu\n", esc(m->mod[i].model, b1, sizeof b1),
             (unsigned long long)m->mod[i].requests);
-    put(&o, "# HELP lamina_events_total Notable outcomes: cancelled (client went away), timeout, queue_full, load_failed, ...\n"
+    put(&o, "# HELP lamina_events_total Notable outcomes: cancelled (client went away), timeout, queue_full, load_failed, "
+            "connection_overflow (503 over max_connections), request_timeout (request not whole in "
+            "header_timeout), rate_limited (429), ...\n"
             "# TYPE lamina_events_total counter\n");
     for (int i = 0; i < m->n_ev; i++)
         put(&o, "lamina_events_total{event=\"%s\"} %llu\n", esc(m->ev[i].name, b1, sizeof b1),

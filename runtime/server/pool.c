@@ -32,6 +32,7 @@
 #include "conf.h"
 #include "ollama_store.h"
 #include "server/server.h"
+#include "arch.h"
 
 #ifndef LAMINA_DATADIR
 #define LAMINA_DATADIR "/usr/local/share/lamina"
@@ -463,36 +464,62 @@ static json_t *kv_json(const lamina_gguf *g, const char *key, uint32_t type, int
     }
 }
 
+/* A token's id by its text in the file's vocabulary, without a tokenizer
+ * (models not loaded): the special tokens FIM needs sit at the end, so
+ * only the last 4096 entries are looked at. */
+static lamina_token gguf_token_find(void *ctx, const char *text)
+{
+    const lamina_gguf *g = ctx;
+    uint32_t et;
+    uint64_t n;
+    const void *d;
+    size_t tl = strlen(text);
+    if (lamina_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &d, NULL, 0) < 0 || et != LAMINA_GGUF_STRING)
+        return LAMINA_TOKEN_NONE;
+    for (uint64_t k = n; k-- > 0 && n - k <= 4096;) {
+        const char *str;
+        size_t sl;
+        if (lamina_gguf_arr_str(g, "tokenizer.ggml.tokens", k, &str, &sl) == 0 && sl == tl && !memcmp(str, text, tl))
+            return (lamina_token)k;
+    }
+    return LAMINA_TOKEN_NONE;
+}
+
 /* Ollama's capabilities: completion; tools (every chat model: templates
  * that take none get lamina's generic format); thinking (the template
- * thinks); insert (fill-in-the-middle tokens); embedding (the file says
+ * thinks); insert (all three fill-in-the-middle tokens, as
+ * srv_fim_tokens needs them); embedding (the file says
  * how to pool). */
 static json_t *model_caps(const lamina_gguf *g, const char *tmpl)
 {
-    json_t *caps = json_pack("[s, s]", "completion", "tools");
-    if (lamina_template_thinks(tmpl)) json_array_append_new(caps, json_string("thinking"));
-    int fim = lamina_gguf_find(g, "tokenizer.ggml.fim_pre_token_id") >= 0 ||
-              lamina_gguf_find(g, "tokenizer.ggml.prefix_token_id") >= 0;
-    static const char *const fim_texts[] = { "<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "<PRE>" };
-    for (size_t i = 0; !fim && i < sizeof fim_texts / sizeof *fim_texts; i++) {
-        uint32_t et;
-        uint64_t n;
-        const void *d;
-        if (lamina_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &d, NULL, 0) < 0 || et != LAMINA_GGUF_STRING) break;
-        for (uint64_t k = n; k-- > 0 && !fim;) {   /* special tokens sit at the end */
-            const char *str;
-            size_t sl;
-            if (lamina_gguf_arr_str(g, "tokenizer.ggml.tokens", k, &str, &sl) == 0 && sl == strlen(fim_texts[i]) &&
-                !memcmp(str, fim_texts[i], sl))
-                fim = 1;
-            if (n - k > 4096) break;
-        }
-    }
-    if (fim) json_array_append_new(caps, json_string("insert"));
     char key[96];
     int64_t pool = -1;
     const char *arch = NULL;
     size_t al = 0;
+    if (lamina_gguf_get_str(g, "general.architecture", &arch, &al, NULL, 0) == 0 && al < 64) {
+        /* an encoder (bert) gives embeddings and nothing else */
+        char an[64];
+        memcpy(an, arch, al);
+        an[al] = 0;
+        const lamina_arch_info *ai = lamina_arch_find(an);
+        if (ai && (ai->flags & LAMINA_ARCH_F_ENCODER)) {
+            snprintf(key, sizeof key, "%s.pooling_type", an);
+            json_t *ec = json_array();
+            if (lamina_gguf_get_i64(g, key, &pool, NULL, 0) < 0 || pool != 4)
+                json_array_append_new(ec, json_string("embedding"));
+            return ec;
+        }
+    }
+    json_t *caps = json_pack("[s, s]", "completion", "tools");
+    if (lamina_template_thinks(tmpl)) json_array_append_new(caps, json_string("thinking"));
+    lamina_token fim[3];
+    uint32_t et;
+    uint64_t n_vocab = 0;
+    const void *d;
+    if (lamina_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n_vocab, &d, NULL, 0) < 0 || et != LAMINA_GGUF_STRING)
+        n_vocab = 0;
+    if (n_vocab && srv_fim_ids(g, (int64_t)n_vocab, gguf_token_find, (void *)g, fim))
+        json_array_append_new(caps, json_string("insert"));
     if (lamina_gguf_get_str(g, "general.architecture", &arch, &al, NULL, 0) == 0 && al < 64) {
         snprintf(key, sizeof key, "%.*s.pooling_type", (int)al, arch);
         if (lamina_gguf_get_i64(g, key, &pool, NULL, 0) == 0 && pool != 4)

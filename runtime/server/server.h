@@ -217,6 +217,9 @@ struct srv_req {
     json_t  *lp_out, *lp_all;
 };
 
+/* 0 when model m generates text; -1 with the reason (an encoder gives
+ * embeddings only). */
+int  srv_model_generates(const srv_model *m, char *err, size_t err_size);
 /* Tokenize and submit.  `text` is tokenized with flags; ctx_toks (may be
  * NULL) go before it.  On success *out holds a request (srv_req_put when
  * done with it).  On failure < 0 with *http and the message. */
@@ -234,6 +237,11 @@ int  srv_gen_next(srv_req *r, int fd, char **text, size_t *len);
 /* The logprob entries produced since the last call (new reference, an
  * array; NULL when the request has no logprobs). */
 json_t *srv_gen_take_logprobs(srv_req *r);
+/* The prefix, suffix and middle token ids of a model: the ids its file
+ * names, else the first known text find() finds; 1 when all three are
+ * there (missing ones are LAMINA_TOKEN_NONE). */
+int  srv_fim_ids(const lamina_gguf *g, int64_t n_vocab, lamina_token (*find)(void *ctx, const char *text),
+                 void *ctx, lamina_token ids[3]);
 /* Fill in the middle: [BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID, with the
  * ids the file names (tokenizer.ggml.fim_{pre,suf,mid}_token_id, or the
  * older {prefix,suffix,middle}_token_id) or the known FIM token texts
@@ -388,7 +396,8 @@ struct srv_call {
 int  srv_reply_json(srv_call *c, int status, json_t *j);
 int  srv_reply_text(srv_call *c, int status, const char *content_type, const char *text, size_t len);
 /* An error in the call's flavour: Ollama {"error": msg}; OpenAI
- * {"error": {"message", "type", "param", "code"}}.  503 adds Retry-After. */
+ * {"error": {"message", "type", "param", "code"}}.  503 and 429 add
+ * Retry-After. */
 int  srv_reply_error(srv_call *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* A streamed reply: `next` is called from the connection's thread to
@@ -421,6 +430,8 @@ int  srv_api_embeddings(srv_call *c);
 int  srv_oai_embeddings(srv_call *c);
 /* api_embed.c: POST /v1/rerank (and /rerank, /v1/reranking, /reranking) */
 int  srv_rerank(srv_call *c);
+/* api_models.c: POST /api/pull (streamed progress; needs the API key when one is set) */
+int  srv_api_pull(srv_call *c);
 int  srv_metrics_handler(srv_call *c);
 /* GET /health, /healthz (200 when a backend passed its self-test and no
  * preload is under way, else 503 with the reason) and /readyz (503 while
@@ -471,6 +482,7 @@ struct srv {
     int              loopback;        /* listening on a loopback address: Host is checked */
     volatile int     preloading;      /* the preload model is loading: not healthy yet */
     volatile int     draining;        /* SIGTERM: new requests get 503, those in flight finish */
+    struct srv_http *http;            /* http.c: open connections, request deadlines, rate limits */
 };
 
 /* Start the daemon on an already bound, listening socket. */
@@ -478,5 +490,7 @@ int  srv_http_start(srv *s, int listen_fd, char *err, size_t err_size);
 /* Stop accepting; returns the listen socket to close. */
 int  srv_http_quiesce(srv *s);
 void srv_http_stop(srv *s);
+/* Client connections open now (for /metrics). */
+int  srv_http_connections(srv *s);
 
 #endif

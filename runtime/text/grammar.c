@@ -27,6 +27,17 @@
 #define EXP_DIGITS 2
 #define INF_NEED 1000000
 
+__extension__ typedef __int128 i128;
+
+/* A pattern or format: a DFA over the decoded string content's bytes.
+ * Every state can still reach an accepting one. */
+typedef struct gdfa {
+    int32_t n, ncls;
+    uint8_t cls[256];       /* byte -> class */
+    int32_t *next;          /* [n * ncls]; -1: not allowed */
+    uint8_t *acc;           /* [n] the content may end here */
+} gdfa;
+
 enum { N_OBJECT, N_ARRAY, N_STRING, N_NUMBER, N_INTEGER, N_LITERAL, N_ALT };
 
 typedef struct gprop {
@@ -50,6 +61,10 @@ typedef struct gnode {
     int32_t min_items, max_items;   /* max < 0: unbounded */
     /* string */
     int32_t min_len, max_len;       /* max < 0: unbounded */
+    int32_t dfa;                    /* pattern/format: index in dfas, or -1 */
+    /* number, integer: bounds (ranged), in units of 10^-16 (number) or 1 */
+    int ranged;
+    i128 num_lo, num_hi;
     /* literal: sorted, distinct */
     char **lits;
     size_t *lit_lens;
@@ -65,6 +80,9 @@ struct lamina_grammar {
     int32_t n_nodes, cap_nodes;
     int32_t root;
     int32_t any;            /* the "any value" node, -1 until made */
+    gdfa *dfas;
+    int32_t n_dfas;
+    size_t dfa_cells;       /* transitions in all the DFAs */
     /* per object node: precomputed masks by next-property index */
 };
 
@@ -112,6 +130,7 @@ static int32_t new_node(cctx *c, int kind)
     n->items = -1;
     n->max_items = -1;
     n->max_len = -1;
+    n->dfa = -1;
     return g->n_nodes++;
 }
 
@@ -170,6 +189,875 @@ static int32_t literal_words(cctx *c, const char *const *words, int n)
     return id;
 }
 
+/* ------------------------------------------------------------------ */
+/* Patterns and formats: a regular expression over the decoded string  */
+/* content, compiled to a DFA over its UTF-8 bytes                      */
+
+#define RX_MAX_NFA 20000    /* NFA states per pattern */
+#define RX_MAX_DFA 4000     /* DFA states per pattern (after length folding) */
+#define RX_MAX_REPEAT 1000  /* largest {n,m} count */
+#define RX_MAX_RANGES 512   /* code point ranges in one class */
+#define RX_MAX_GROUPS 64    /* group nesting */
+#define RX_MAX_WORK 30000000 /* NFA state visits while building the DFA */
+#define RX_MAX_CELLS (8u << 20) /* DFA transitions in one schema (32 MiB) */
+
+typedef struct nfa_edge { int32_t from, to; int16_t lo, hi; } nfa_edge;   /* lo < 0: epsilon */
+
+typedef struct rxc {
+    const char *src;
+    size_t len, pos;
+    nfa_edge *e;
+    int32_t ne, cap, ns;
+    int depth;
+    cctx *c;
+    const char *kw, *path;
+} rxc;
+
+typedef struct rfrag { int32_t s, t; } rfrag;
+
+typedef struct cset { int n; uint32_t lo[RX_MAX_RANGES], hi[RX_MAX_RANGES]; } cset;
+
+static int rx_fail(rxc *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int rx_fail(rxc *r, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cfail(r->c, "keyword '%s' at %s: %s", r->kw, r->path, msg);
+}
+
+static int32_t rx_state(rxc *r)
+{
+    if (r->ns >= RX_MAX_NFA) return rx_fail(r, "the pattern is too large (more than %d NFA states)", RX_MAX_NFA);
+    return r->ns++;
+}
+
+static int rx_edge(rxc *r, int32_t a, int32_t b, int lo, int hi)
+{
+    if (r->ne == r->cap) {
+        int32_t cap = r->cap ? r->cap * 2 : 256;
+        nfa_edge *e = realloc(r->e, (size_t)cap * sizeof *e);
+        if (!e) return cfail(r->c, "out of memory");
+        r->e = e;
+        r->cap = cap;
+    }
+    r->e[r->ne++] = (nfa_edge){ a, b, (int16_t)lo, (int16_t)hi };
+    return 0;
+}
+
+static int rx_eps(rxc *r, int32_t a, int32_t b) { return rx_edge(r, a, b, -1, -1); }
+
+static int cset_add(rxc *r, cset *cs, uint32_t lo, uint32_t hi)
+{
+    if (cs->n >= RX_MAX_RANGES) return rx_fail(r, "a character class has more than %d ranges", RX_MAX_RANGES);
+    cs->lo[cs->n] = lo;
+    cs->hi[cs->n++] = hi;
+    return 0;
+}
+
+/* Sort and merge the ranges. */
+static void cset_norm(cset *cs)
+{
+    for (int i = 1; i < cs->n; i++)     /* insertion sort: classes are small */
+        for (int j = i; j > 0 && cs->lo[j - 1] > cs->lo[j]; j--) {
+            uint32_t t = cs->lo[j]; cs->lo[j] = cs->lo[j - 1]; cs->lo[j - 1] = t;
+            t = cs->hi[j]; cs->hi[j] = cs->hi[j - 1]; cs->hi[j - 1] = t;
+        }
+    int k = 0;
+    for (int i = 0; i < cs->n; i++) {
+        if (k > 0 && cs->lo[i] <= cs->hi[k - 1] + 1) {
+            if (cs->hi[i] > cs->hi[k - 1]) cs->hi[k - 1] = cs->hi[i];
+            continue;
+        }
+        cs->lo[k] = cs->lo[i];
+        cs->hi[k++] = cs->hi[i];
+    }
+    cs->n = k;
+}
+
+/* Complement within [0, top]. */
+static void cset_negate(cset *cs, uint32_t top)
+{
+    cset_norm(cs);
+    cset o;
+    o.n = 0;
+    uint32_t next = 0;
+    for (int i = 0; i < cs->n && next <= top; i++) {
+        if (cs->lo[i] > next) { o.lo[o.n] = next; o.hi[o.n++] = cs->lo[i] - 1 < top ? cs->lo[i] - 1 : top; }
+        next = cs->hi[i] + 1;
+    }
+    if (next <= top) { o.lo[o.n] = next; o.hi[o.n++] = top; }
+    *cs = o;
+}
+
+static int utf8_len(uint32_t c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4; }
+
+static void utf8_enc(uint32_t c, uint8_t *b)
+{
+    int n = utf8_len(c);
+    if (n == 1) { b[0] = (uint8_t)c; return; }
+    for (int i = n - 1; i > 0; i--) { b[i] = (uint8_t)(0x80 | (c & 0x3F)); c >>= 6; }
+    b[0] = (uint8_t)((n == 2 ? 0xC0 : n == 3 ? 0xE0 : 0xF0) | c);
+}
+
+/* Edges from s to t for the code points lo..hi (no surrogates), as
+ * sequences of byte ranges. */
+static int emit_range(rxc *r, int32_t s, int32_t t, uint32_t lo, uint32_t hi)
+{
+    static const uint32_t lim[3] = { 0x7F, 0x7FF, 0xFFFF };
+    for (int i = 0; i < 3; i++)
+        if (lo <= lim[i] && hi > lim[i])
+            return emit_range(r, s, t, lo, lim[i]) || emit_range(r, s, t, lim[i] + 1, hi) ? -1 : 0;
+    if (hi < 0x80) return rx_edge(r, s, t, (int)lo, (int)hi);
+    int n = utf8_len(lo);
+    for (int i = 1; i < n; i++) {
+        uint32_t m = (1u << (6 * i)) - 1;
+        if ((lo & ~m) != (hi & ~m)) {
+            if ((lo & m) != 0)
+                return emit_range(r, s, t, lo, lo | m) || emit_range(r, s, t, (lo | m) + 1, hi) ? -1 : 0;
+            if ((hi & m) != m)
+                return emit_range(r, s, t, lo, (hi & ~m) - 1) || emit_range(r, s, t, hi & ~m, hi) ? -1 : 0;
+        }
+    }
+    uint8_t a[4], b[4];
+    utf8_enc(lo, a);
+    utf8_enc(hi, b);
+    int32_t cur = s;
+    for (int i = 0; i < n; i++) {
+        int32_t nx = i == n - 1 ? t : rx_state(r);
+        if (nx < 0 || rx_edge(r, cur, nx, a[i], b[i])) return -1;
+        cur = nx;
+    }
+    return 0;
+}
+
+static int rx_set_frag(rxc *r, cset *cs, rfrag *out)
+{
+    cset_norm(cs);
+    out->s = rx_state(r);
+    out->t = rx_state(r);
+    if (out->s < 0 || out->t < 0) return -1;
+    for (int i = 0; i < cs->n; i++) {
+        uint32_t lo = cs->lo[i], hi = cs->hi[i] > 0x10FFFF ? 0x10FFFF : cs->hi[i];
+        if (lo < 0xD800 && emit_range(r, out->s, out->t, lo, hi < 0xD7FF ? hi : 0xD7FF)) return -1;
+        if (hi > 0xDFFF && emit_range(r, out->s, out->t, lo > 0xE000 ? lo : 0xE000, hi)) return -1;
+    }
+    return 0;
+}
+
+static int rx_peek(const rxc *r) { return r->pos < r->len ? (unsigned char)r->src[r->pos] : -1; }
+
+/* The code point at pos (the text is valid UTF-8), advancing past it. */
+static uint32_t rx_cp(rxc *r)
+{
+    const unsigned char *p = (const unsigned char *)r->src + r->pos;
+    uint32_t c = p[0];
+    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (r->pos + (size_t)n > r->len) n = 1;
+    if (n > 1) {
+        c &= n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07;
+        for (int i = 1; i < n; i++) c = c << 6 | (p[i] & 0x3F);
+    }
+    r->pos += (size_t)n;
+    return c;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* After a backslash (pos at the escaped character): a class shorthand
+ * (added to cs, returns 1) or a literal (*cp, returns 0); -1 refused. */
+static int rx_escape(rxc *r, cset *cs, uint32_t *cp)
+{
+    size_t at = r->pos - 1;
+    int e = rx_peek(r);
+    if (e < 0) return rx_fail(r, "trailing backslash at position %zu", at);
+    r->pos++;
+    switch (e) {
+    case 'd': return cset_add(r, cs, '0', '9') ? -1 : 1;
+    case 'D': return cset_add(r, cs, 0, '0' - 1) || cset_add(r, cs, '9' + 1, 0x7F) ? -1 : 1;
+    case 'w':
+        return cset_add(r, cs, '0', '9') || cset_add(r, cs, 'A', 'Z') || cset_add(r, cs, '_', '_') ||
+               cset_add(r, cs, 'a', 'z') ? -1 : 1;
+    case 'W':
+        return cset_add(r, cs, 0, '0' - 1) || cset_add(r, cs, '9' + 1, 'A' - 1) || cset_add(r, cs, 'Z' + 1, '_' - 1) ||
+               cset_add(r, cs, '_' + 1, 'a' - 1) || cset_add(r, cs, 'z' + 1, 0x7F) ? -1 : 1;
+    case 's': return cset_add(r, cs, 0x09, 0x0D) || cset_add(r, cs, ' ', ' ') ? -1 : 1;
+    case 'S': return cset_add(r, cs, 0, 0x08) || cset_add(r, cs, 0x0E, 0x1B) || cset_add(r, cs, 0x21, 0x7F) ? -1 : 1;
+    case 'n': *cp = '\n'; return 0;
+    case 't': *cp = '\t'; return 0;
+    case 'r': *cp = '\r'; return 0;
+    case 'f': *cp = '\f'; return 0;
+    case 'v': *cp = '\v'; return 0;
+    case 'a': *cp = 7; return 0;
+    case '0': *cp = 0; return 0;
+    case 'x': case 'u': case 'U': {
+        int n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+        uint32_t v = 0;
+        for (int i = 0; i < n; i++) {
+            int h = hexval(rx_peek(r));
+            if (h < 0) return rx_fail(r, "escape '\\%c' at position %zu: expected %d hex digits", e, at, n);
+            v = v * 16 + (uint32_t)h;
+            r->pos++;
+        }
+        if (v > 0x10FFFF) return rx_fail(r, "escape at position %zu: not a code point", at);
+        *cp = v;
+        return 0;
+    }
+    case 'b': case 'B': case 'A': case 'Z': case 'z': case 'G':
+        return rx_fail(r, "assertion '\\%c' at position %zu is not supported", e, at);
+    case 'p': case 'P':
+        return rx_fail(r, "unicode property class '\\%c' at position %zu is not supported", e, at);
+    default:
+        if (e >= '1' && e <= '9') return rx_fail(r, "backreference '\\%c' at position %zu is not supported", e, at);
+        if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || e >= 0x80)
+            return rx_fail(r, "escape '\\%c' at position %zu is not supported", e, at);
+        *cp = (uint32_t)e;
+        return 0;
+    }
+}
+
+static int rx_class(rxc *r, rfrag *out)
+{
+    size_t at = r->pos;
+    r->pos++;   /* [ */
+    cset *cs = malloc(sizeof *cs);
+    if (!cs) return cfail(r->c, "out of memory");
+    cs->n = 0;
+    int neg = 0, shorthand = 0, first = 1, rc = -1;
+    if (rx_peek(r) == '^') { neg = 1; r->pos++; }
+    for (;;) {
+        int ch = rx_peek(r);
+        if (ch < 0) { rx_fail(r, "missing ']' for the class at position %zu", at); goto out; }
+        if (ch == ']' && !first) { r->pos++; break; }
+        first = 0;
+        uint32_t lo, hi;
+        if (ch == '\\') {
+            r->pos++;
+            int k = rx_escape(r, cs, &lo);
+            if (k < 0) goto out;
+            if (k == 1) { shorthand = 1; continue; }
+        } else lo = rx_cp(r);
+        hi = lo;
+        if (rx_peek(r) == '-' && r->pos + 1 < r->len && r->src[r->pos + 1] != ']') {
+            size_t dash = r->pos;
+            r->pos++;
+            if (rx_peek(r) == '\\') {
+                r->pos++;
+                int k = rx_escape(r, cs, &hi);
+                if (k < 0) goto out;
+                if (k == 1) { rx_fail(r, "bad range at position %zu", dash); goto out; }
+            } else hi = rx_cp(r);
+            if (hi < lo) { rx_fail(r, "bad range at position %zu", dash); goto out; }
+        }
+        if (cset_add(r, cs, lo, hi)) goto out;
+    }
+    /* a negated class with \d, \w or \s stays in ASCII: Python's shorthands
+     * also match non-ASCII characters */
+    if (neg) cset_negate(cs, shorthand ? 0x7F : 0x10FFFF);
+    rc = rx_set_frag(r, cs, out);
+out:
+    free(cs);
+    return rc;
+}
+
+static int rx_alt(rxc *r, rfrag *out);
+
+static int rx_atom(rxc *r, rfrag *out)
+{
+    size_t at = r->pos;
+    int ch = rx_peek(r);
+    if (ch == '(') {
+        r->pos++;
+        if (rx_peek(r) == '?') {
+            if (r->pos + 1 < r->len && r->src[r->pos + 1] == ':') r->pos += 2;
+            else if (r->pos + 2 < r->len && r->src[r->pos + 1] == 'P' && r->src[r->pos + 2] == '<') {
+                const char *gt = memchr(r->src + r->pos, '>', r->len - r->pos);
+                if (!gt) return rx_fail(r, "bad group name at position %zu", at);
+                r->pos = (size_t)(gt - r->src) + 1;
+            } else
+                return rx_fail(r, "group '(?%c' at position %zu (lookaround or flags) is not supported",
+                               r->pos + 1 < r->len ? r->src[r->pos + 1] : ' ', at);
+        }
+        if (++r->depth > RX_MAX_GROUPS) return rx_fail(r, "groups nested more than %d deep", RX_MAX_GROUPS);
+        if (rx_alt(r, out)) return -1;
+        r->depth--;
+        if (rx_peek(r) != ')') return rx_fail(r, "missing ')' for the group at position %zu", at);
+        r->pos++;
+        return 0;
+    }
+    if (ch == '[') return rx_class(r, out);
+    if (ch == '*' || ch == '+' || ch == '?' || ch == '{')
+        return rx_fail(r, "nothing to repeat at position %zu", at);
+    cset cs;
+    cs.n = 0;
+    if (ch == '.') {
+        r->pos++;
+        if (cset_add(r, &cs, 0, '\n' - 1) || cset_add(r, &cs, '\n' + 1, 0x10FFFF)) return -1;
+        return rx_set_frag(r, &cs, out);
+    }
+    uint32_t cp;
+    if (ch == '\\') {
+        r->pos++;
+        int k = rx_escape(r, &cs, &cp);
+        if (k < 0) return -1;
+        if (k == 1) return rx_set_frag(r, &cs, out);
+    } else cp = rx_cp(r);
+    if (cset_add(r, &cs, cp, cp)) return -1;
+    return rx_set_frag(r, &cs, out);
+}
+
+static int rx_count(rxc *r, long *v)
+{
+    long x = -1;
+    while (rx_peek(r) >= '0' && rx_peek(r) <= '9') {
+        x = (x < 0 ? 0 : x) * 10 + (rx_peek(r) - '0');
+        if (x > 1000000) x = 1000000;
+        r->pos++;
+    }
+    *v = x;
+    return x >= 0;
+}
+
+static int rx_repeat(rxc *r, rfrag *out)
+{
+    size_t start = r->pos;
+    rfrag a;
+    if (rx_atom(r, &a)) return -1;
+    size_t qat = r->pos;
+    int ch = rx_peek(r);
+    long mn, mx;
+    if (ch == '*') mn = 0, mx = -1;
+    else if (ch == '+') mn = 1, mx = -1;
+    else if (ch == '?') mn = 0, mx = 1;
+    else if (ch == '{') {
+        r->pos++;
+        int h1 = rx_count(r, &mn), h2 = 0;
+        if (!h1) mn = 0;
+        if (rx_peek(r) == ',') {
+            r->pos++;
+            h2 = rx_count(r, &mx);
+            if (!h2) mx = -1;
+        } else mx = mn;
+        if ((!h1 && !h2) || rx_peek(r) != '}')
+            return rx_fail(r, "'{' at position %zu is not a quantifier (escape it as '\\{')", qat);
+        if (mn > RX_MAX_REPEAT || mx > RX_MAX_REPEAT)
+            return rx_fail(r, "quantifier at position %zu: counts above %d are not supported", qat, RX_MAX_REPEAT);
+        if (mx >= 0 && mx < mn) return rx_fail(r, "quantifier at position %zu: min > max", qat);
+    } else { *out = a; return 0; }
+    r->pos++;
+    size_t after = r->pos;
+    ch = rx_peek(r);
+    if (ch == '?') return rx_fail(r, "lazy quantifier at position %zu is not supported", after);
+    if (ch == '+') return rx_fail(r, "possessive quantifier at position %zu is not supported", after);
+    if (ch == '*' || ch == '{') return rx_fail(r, "multiple repeat at position %zu", after);
+    int used = 0;
+    int32_t s = rx_state(r), cur = s;
+    if (s < 0) return -1;
+    /* each copy of the atom: the one parsed, then parsed again */
+#define RX_COPY(x) do { if (!used) { x = a; used = 1; } else { r->pos = start; if (rx_atom(r, &x)) return -1; r->pos = after; } } while (0)
+    for (long i = 0; i < mn; i++) {
+        rfrag x;
+        RX_COPY(x);
+        if (rx_eps(r, cur, x.s)) return -1;
+        cur = x.t;
+    }
+    if (mx < 0) {
+        rfrag x;
+        RX_COPY(x);
+        int32_t q = rx_state(r);
+        if (q < 0 || rx_eps(r, cur, q) || rx_eps(r, q, x.s) || rx_eps(r, x.t, q)) return -1;
+        cur = q;
+    } else if (mx > mn) {
+        int32_t t = rx_state(r);
+        if (t < 0) return -1;
+        for (long i = mn; i < mx; i++) {
+            rfrag x;
+            RX_COPY(x);
+            if (rx_eps(r, cur, x.s) || rx_eps(r, cur, t)) return -1;
+            cur = x.t;
+        }
+        if (rx_eps(r, cur, t)) return -1;
+        cur = t;
+    }
+#undef RX_COPY
+    out->s = s;
+    out->t = cur;
+    return 0;
+}
+
+static int rx_cat(rxc *r, rfrag *out)
+{
+    int32_t s = rx_state(r), cur = s;
+    if (s < 0) return -1;
+    for (;;) {
+        int ch = rx_peek(r);
+        if (ch < 0 || ch == '|' || ch == ')') break;
+        if (ch == '^') {
+            if (r->depth == 0 && cur == s) { r->pos++; continue; }
+            return rx_fail(r, "anchor '^' at position %zu (only at the start of the pattern) is not supported", r->pos);
+        }
+        if (ch == '$') {
+            if (r->depth == 0 && (r->pos + 1 == r->len || r->src[r->pos + 1] == '|')) { r->pos++; continue; }
+            return rx_fail(r, "anchor '$' at position %zu (only at the end of the pattern) is not supported", r->pos);
+        }
+        rfrag a;
+        if (rx_repeat(r, &a) || rx_eps(r, cur, a.s)) return -1;
+        cur = a.t;
+    }
+    out->s = s;
+    out->t = cur;
+    return 0;
+}
+
+static int rx_alt(rxc *r, rfrag *out)
+{
+    rfrag f;
+    if (rx_cat(r, &f)) return -1;
+    if (rx_peek(r) != '|') { *out = f; return 0; }
+    int32_t s = rx_state(r), t = rx_state(r);
+    if (s < 0 || t < 0 || rx_eps(r, s, f.s) || rx_eps(r, f.t, t)) return -1;
+    while (rx_peek(r) == '|') {
+        r->pos++;
+        if (rx_cat(r, &f) || rx_eps(r, s, f.s) || rx_eps(r, f.t, t)) return -1;
+    }
+    out->s = s;
+    out->t = t;
+    return 0;
+}
+
+/* The bytes a JSON string's content can decode to (raw, or through the
+ * escapes \b \t \n \f \r); other control characters would need \u escapes,
+ * which constrained strings do not use. */
+static int producible(unsigned b) { return b >= 0x20 || (b >= 0x08 && b <= 0x0A) || b == 0x0C || b == 0x0D; }
+
+static int cmp_i32(const void *x, const void *y)
+{
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return (a > b) - (a < b);
+}
+
+typedef struct dfab {       /* DFA under construction */
+    int32_t n, cap;
+    int32_t *off, *len, *cnt;       /* per state: its NFA set in pool, char count */
+    int32_t *pool;
+    size_t npool, cappool;
+    int32_t *next;                  /* [cap * ncls] */
+    int32_t *hash;                  /* open addressing, -1 empty */
+    int32_t hsize;
+} dfab;
+
+static uint32_t set_hash(const int32_t *s, int32_t n, int32_t cnt)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)cnt;
+    for (int32_t i = 0; i < n; i++) h = (h ^ (uint32_t)s[i]) * 16777619u;
+    return h;
+}
+
+/* The DFA state for NFA set s (sorted) and count: found or added; -1 with
+ * the error set. */
+static int32_t dfab_get(rxc *r, dfab *d, const int32_t *s, int32_t n, int32_t cnt, int ncls)
+{
+    uint32_t h = set_hash(s, n, cnt);
+    int32_t i = (int32_t)(h & (uint32_t)(d->hsize - 1));
+    while (d->hash[i] >= 0) {
+        int32_t k = d->hash[i];
+        if (d->len[k] == n && d->cnt[k] == cnt && !memcmp(d->pool + d->off[k], s, (size_t)n * sizeof *s)) return k;
+        i = (i + 1) & (d->hsize - 1);
+    }
+    if (d->n >= RX_MAX_DFA)
+        return rx_fail(r, "the pattern is too complex (more than %d automaton states%s)", RX_MAX_DFA,
+                       "; with minLength/maxLength, each length counts");
+    if (d->n == d->cap) {
+        int32_t cap = d->cap ? d->cap * 2 : 64;
+        int32_t *o = realloc(d->off, (size_t)cap * sizeof *o);
+        if (o) d->off = o;
+        int32_t *l = realloc(d->len, (size_t)cap * sizeof *l);
+        if (l) d->len = l;
+        int32_t *cn = realloc(d->cnt, (size_t)cap * sizeof *cn);
+        if (cn) d->cnt = cn;
+        int32_t *nx = realloc(d->next, (size_t)cap * (size_t)ncls * sizeof *nx);
+        if (nx) d->next = nx;
+        if (!o || !l || !cn || !nx) return cfail(r->c, "out of memory");
+        d->cap = cap;
+    }
+    if (d->npool + (size_t)n > d->cappool) {
+        size_t cap = (d->cappool ? d->cappool * 2 : 4096) + (size_t)n;
+        int32_t *p = realloc(d->pool, cap * sizeof *p);
+        if (!p) return cfail(r->c, "out of memory");
+        d->pool = p;
+        d->cappool = cap;
+    }
+    int32_t k = d->n++;
+    d->off[k] = (int32_t)d->npool;
+    d->len[k] = n;
+    d->cnt[k] = cnt;
+    memcpy(d->pool + d->npool, s, (size_t)n * sizeof *s);
+    d->npool += (size_t)n;
+    d->hash[i] = k;
+    return k;
+}
+
+/* Compile the NFA (start, final) with the length bounds folded in
+ * (characters counted at UTF-8 lead bytes; max_len < 0: none) into *out:
+ * dead states pruned, state 0 the start. */
+static int rx_build_dfa(rxc *r, int32_t start, int32_t final, int32_t min_len, int32_t max_len, gdfa *out)
+{
+    int32_t ns = r->ns;
+    int rc = -1;
+    int32_t *eoff = calloc((size_t)ns + 1, sizeof *eoff), *eidx = malloc(((size_t)r->ne + 1) * sizeof *eidx);
+    int32_t *mark = calloc((size_t)ns, sizeof *mark), *stack = malloc((size_t)ns * sizeof *stack);
+    int32_t *set = malloc((size_t)ns * sizeof *set);
+    dfab d;
+    memset(&d, 0, sizeof d);
+    d.hsize = 8192;
+    d.hash = malloc((size_t)d.hsize * sizeof *d.hash);
+    int32_t *live = NULL, *rcnt = NULL, *roff = NULL, *radj = NULL, *map = NULL;
+    if (!eoff || !eidx || !mark || !stack || !set || !d.hash) { cfail(r->c, "out of memory"); goto done; }
+    memset(d.hash, -1, (size_t)d.hsize * sizeof *d.hash);
+    for (int32_t i = 0; i < r->ne; i++) eoff[r->e[i].from + 1]++;
+    for (int32_t i = 0; i < ns; i++) eoff[i + 1] += eoff[i];
+    {
+        int32_t *fill = calloc((size_t)ns, sizeof *fill);
+        if (!fill) { cfail(r->c, "out of memory"); goto done; }
+        for (int32_t i = 0; i < r->ne; i++) eidx[eoff[r->e[i].from] + fill[r->e[i].from]++] = i;
+        free(fill);
+    }
+    /* byte classes: uniform in edges, producibility and lead/continuation */
+    uint8_t bnd[257];
+    memset(bnd, 0, sizeof bnd);
+    static const int fixed[] = { 0x08, 0x0B, 0x0C, 0x0E, 0x20, 0x80, 0xC0 };
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) bnd[fixed[i]] = 1;
+    for (int32_t i = 0; i < r->ne; i++)
+        if (r->e[i].lo >= 0) { bnd[r->e[i].lo] = 1; bnd[r->e[i].hi + 1] = 1; }
+    int ncls = 0, rep[256];
+    for (int b = 0; b < 256; b++) {
+        if (b > 0 && bnd[b]) ncls++;
+        if (b == 0 || bnd[b]) rep[ncls] = b;
+        out->cls[b] = (uint8_t)ncls;
+    }
+    ncls++;
+    out->ncls = ncls;
+    int32_t cap_cnt = max_len >= 0 ? max_len : min_len;
+    int32_t stamp = 0;
+    /* closure of {start} */
+    int32_t n = 0, sp = 0;
+    stamp++;
+    mark[start] = stamp;
+    stack[sp++] = start;
+#define RX_CLOSE() \
+    while (sp) { \
+        int32_t x = stack[--sp]; \
+        set[n++] = x; \
+        for (int32_t j = eoff[x]; j < eoff[x + 1]; j++) { \
+            const nfa_edge *ed = &r->e[eidx[j]]; \
+            if (ed->lo < 0 && mark[ed->to] != stamp) { mark[ed->to] = stamp; stack[sp++] = ed->to; } \
+        } \
+    }
+    RX_CLOSE();
+    qsort(set, (size_t)n, sizeof *set, cmp_i32);
+    if (dfab_get(r, &d, set, n, 0, ncls) < 0) goto done;
+    long work = 0;
+    for (int32_t k = 0; k < d.n; k++) {
+        work += (long)d.len[k] * ncls;
+        if (work > RX_MAX_WORK) {
+            rx_fail(r, "the pattern is too complex (its automaton takes too long to build)");
+            goto done;
+        }
+        for (int cl = 0; cl < ncls; cl++) {
+            int b = rep[cl];
+            int32_t to = -1;
+            int32_t cnt = d.cnt[k] + (b < 0x80 || b >= 0xC0);
+            if (cnt > cap_cnt) cnt = max_len >= 0 ? -1 : cap_cnt;
+            if (producible((unsigned)b) && cnt >= 0) {
+                stamp++;
+                n = 0;
+                sp = 0;
+                for (int32_t i = 0; i < d.len[k]; i++) {
+                    int32_t x = d.pool[d.off[k] + i];
+                    for (int32_t j = eoff[x]; j < eoff[x + 1]; j++) {
+                        const nfa_edge *ed = &r->e[eidx[j]];
+                        if (ed->lo >= 0 && ed->lo <= b && b <= ed->hi && mark[ed->to] != stamp) {
+                            mark[ed->to] = stamp;
+                            stack[sp++] = ed->to;
+                        }
+                    }
+                }
+                RX_CLOSE();
+                if (n) {
+                    qsort(set, (size_t)n, sizeof *set, cmp_i32);
+                    to = dfab_get(r, &d, set, n, cnt, ncls);
+                    if (to < 0) goto done;
+                }
+            }
+            d.next[(size_t)k * (size_t)ncls + (size_t)cl] = to;
+        }
+    }
+#undef RX_CLOSE
+    /* live: states from which an accepting state is reachable */
+    int32_t N = d.n;
+    size_t NZ = (size_t)(uint32_t)N + 1;
+    live = calloc(NZ, sizeof *live);
+    rcnt = calloc(NZ, sizeof *rcnt);
+    map = malloc(NZ * sizeof *map);
+    if (!live || !rcnt || !map) { cfail(r->c, "out of memory"); goto done; }
+    size_t ntr = 0;
+    for (int32_t k = 0; k < N; k++)
+        for (int cl = 0; cl < ncls; cl++) {
+            int32_t to = d.next[(size_t)k * (size_t)ncls + (size_t)cl];
+            if (to >= 0) { rcnt[to + 1]++; ntr++; }
+        }
+    for (int32_t k = 0; k < N; k++) rcnt[k + 1] += rcnt[k];
+    roff = calloc(NZ, sizeof *roff);
+    radj = malloc((ntr + 1) * sizeof *radj);
+    int32_t *q = malloc(NZ * sizeof *q);
+    if (!roff || !radj || !q) { free(q); cfail(r->c, "out of memory"); goto done; }
+    for (int32_t k = 0; k < N; k++)
+        for (int cl = 0; cl < ncls; cl++) {
+            int32_t to = d.next[(size_t)k * (size_t)ncls + (size_t)cl];
+            if (to >= 0) radj[rcnt[to] + roff[to]++] = k;
+        }
+    int32_t qh = 0, qt = 0;
+    for (int32_t k = 0; k < N; k++) {
+        int acc = d.cnt[k] >= min_len && bsearch(&final, d.pool + d.off[k], (size_t)d.len[k], sizeof final, cmp_i32);
+        if (acc) { live[k] = 2; q[qt++] = k; }
+    }
+    while (qh < qt) {
+        int32_t k = q[qh++];
+        for (int32_t j = rcnt[k]; j < rcnt[k + 1]; j++)
+            if (!live[radj[j]]) { live[radj[j]] = 1; q[qt++] = radj[j]; }
+    }
+    if (!live[0]) { free(q); rx_fail(r, "no string matches (within the length bounds)"); goto done; }
+    /* renumber the live states reachable from the start */
+    for (int32_t k = 0; k < N; k++) map[k] = -1;
+    qh = qt = 0;
+    map[0] = 0;
+    q[qt++] = 0;
+    while (qh < qt) {
+        int32_t k = q[qh++];
+        for (int cl = 0; cl < ncls; cl++) {
+            int32_t to = d.next[(size_t)k * (size_t)ncls + (size_t)cl];
+            if (to >= 0 && live[to] && map[to] < 0) { map[to] = qt; q[qt++] = to; }
+        }
+    }
+    out->n = qt;
+    out->next = malloc((size_t)qt * (size_t)ncls * sizeof *out->next);
+    out->acc = malloc((size_t)qt);
+    if (!out->next || !out->acc) { free(q); cfail(r->c, "out of memory"); goto done; }
+    for (int32_t i = 0; i < qt; i++) {
+        int32_t k = q[i];
+        out->acc[i] = live[k] == 2;
+        for (int cl = 0; cl < ncls; cl++) {
+            int32_t to = d.next[(size_t)k * (size_t)ncls + (size_t)cl];
+            out->next[(size_t)i * (size_t)ncls + (size_t)cl] = to >= 0 && live[to] ? map[to] : -1;
+        }
+    }
+    free(q);
+    rc = 0;
+done:
+    free(eoff); free(eidx); free(mark); free(stack); free(set);
+    free(d.off); free(d.len); free(d.cnt); free(d.pool); free(d.next); free(d.hash);
+    free(live); free(rcnt); free(roff); free(radj); free(map);
+    return rc;
+}
+
+/* The regular expression `src` (whole-string match) with length bounds
+ * as a DFA; its index in g->dfas, or -1 with the error set. */
+static int32_t rx_compile(cctx *c, const char *src, size_t len, const char *kw, const char *path,
+                          int32_t min_len, int32_t max_len)
+{
+    lamina_grammar *g = c->g;
+    rxc r;
+    memset(&r, 0, sizeof r);
+    r.src = src;
+    r.len = len;
+    r.c = c;
+    r.kw = kw;
+    r.path = path;
+    rfrag f;
+    int32_t id = -1;
+    if (rx_alt(&r, &f) == 0) {
+        if (r.pos < r.len) rx_fail(&r, "unbalanced ')' at position %zu", r.pos);
+        else {
+            gdfa *ds = realloc(g->dfas, ((size_t)g->n_dfas + 1) * sizeof *ds);
+            if (!ds) cfail(c, "out of memory");
+            else {
+                g->dfas = ds;
+                gdfa *d = &ds[g->n_dfas];
+                memset(d, 0, sizeof *d);
+                if (rx_build_dfa(&r, f.s, f.t, min_len, max_len, d) == 0) {
+                    g->dfa_cells += (size_t)d->n * (size_t)d->ncls;
+                    if (g->dfa_cells > RX_MAX_CELLS) {
+                        rx_fail(&r, "the schema's patterns and formats take more than %u automaton transitions",
+                                RX_MAX_CELLS);
+                        free(d->next);
+                        free(d->acc);
+                    } else id = g->n_dfas++;
+                } else { free(d->next); free(d->acc); }
+            }
+        }
+    }
+    free(r.e);
+    return id;
+}
+
+static inline int32_t dfa_next(const gdfa *d, int32_t s, unsigned c)
+{
+    return d->next[(size_t)s * (size_t)d->ncls + d->cls[c]];
+}
+
+/* Does the DFA accept the whole of bytes[0..n)? */
+static int dfa_match(const gdfa *d, const char *bytes, size_t n)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < n && s >= 0; i++) s = dfa_next(d, s, (unsigned char)bytes[i]);
+    return s >= 0 && d->acc[s];
+}
+
+/* Formats with a real constraint, as patterns (whole-string).  Dates are
+ * checked against the calendar (29 February only in leap years); times
+ * take at most 9 fraction digits and no leap second; upper-case T and Z;
+ * email: a plain dot-atom local part and a dotted domain (a subset of RFC
+ * 5321); ipv4: dotted decimal without leading zeros. */
+#define RX_YEAR "(000[1-9]|00[1-9][0-9]|0[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9])"
+#define RX_LEAP "([0-9][0-9](0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+#define RX_MD "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+#define RX_DATE "(" RX_YEAR "-" RX_MD "|" RX_LEAP "-02-29)"
+#define RX_TIME "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+#define RX_HEX4 "[0-9a-fA-F]{4}"
+#define RX_EMAIL "[A-Za-z0-9_%+-]{1,32}(\\.[A-Za-z0-9_%+-]{1,32}){0,3}@[A-Za-z0-9]{1,20}(\\.[A-Za-z0-9]{1,20}){0,3}\\.[a-z]{2,8}"
+#define RX_OCTET "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+static const char *format_rx(const char *f)
+{
+    if (!strcmp(f, "date")) return RX_DATE;
+    if (!strcmp(f, "time")) return RX_TIME;
+    if (!strcmp(f, "date-time")) return RX_DATE "T" RX_TIME;
+    if (!strcmp(f, "uuid")) return RX_HEX4 RX_HEX4 "-" RX_HEX4 "-" RX_HEX4 "-" RX_HEX4 "-" RX_HEX4 RX_HEX4 RX_HEX4;
+    if (!strcmp(f, "email")) return RX_EMAIL;
+    if (!strcmp(f, "ipv4")) return RX_OCTET "(\\." RX_OCTET "){3}";
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Numeric bounds                                                      */
+
+/* Values are kept exactly as integers in units of 10^-fs (fs = 16 for
+ * numbers, 0 for integers): 16 integer and 16 fraction digits fit. */
+static i128 p10(int k)
+{
+    i128 x = 1;
+    while (k-- > 0) x *= 10;
+    return x;
+}
+
+/* ceil (up) or floor of d * 10^fs, exactly; |d| is clamped to 10^17. */
+static i128 scale_double(double d, int fs, int up)
+{
+    if (d != d) return 0;
+    int neg = d < 0;
+    if (neg) { d = -d; up = !up; }
+    i128 r;
+    if (d >= 1e17) r = p10(17 + fs);
+    else {
+        int e;
+        double f = frexp(d, &e);
+        int64_t m = (int64_t)ldexp(f, 53);
+        e -= 53;
+        if (e >= 0) r = ((i128)m << e) * p10(fs);
+        else {
+            i128 num = (i128)m * p10(fs);
+            int sh = -e;
+            if (sh >= 120) r = (num != 0 && up) ? 1 : 0;
+            else {
+                r = num >> sh;
+                if (up && (r << sh) != num) r++;
+            }
+        }
+    }
+    return neg ? -r : r;
+}
+
+/* One bound keyword; *have set when present.  lower: minimum side. */
+static int num_bound(cctx *c, json_t *s, const char *kw, const char *xkw, int lower, int fs, const char *path,
+                     i128 *out, int *have)
+{
+    json_t *v = json_object_get(s, kw), *x = json_object_get(s, xkw);
+    int excl_flag = 0;
+    if (x && json_is_boolean(x)) {     /* draft 4: exclusiveMinimum: true modifies minimum */
+        excl_flag = json_is_true(x);
+        x = NULL;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        json_t *b = pass ? x : v;
+        const char *name = pass ? xkw : kw;
+        if (!b) continue;
+        if (!json_is_number(b)) return cfail(c, "keyword '%s' at %s: expected a number", name, path);
+        int excl = pass || excl_flag;
+        i128 r;
+        if (json_is_integer(b) && (fs == 0 || (json_integer_value(b) < (1ll << 53) && json_integer_value(b) > -(1ll << 53)))) {
+            json_int_t iv = json_integer_value(b);
+            if (fs == 0) r = (i128)iv + (excl ? (lower ? 1 : -1) : 0);
+            else if (!excl) r = (i128)iv * p10(fs);
+            else r = scale_double(nextafter((double)iv, lower ? INFINITY : -INFINITY), fs, lower);
+        } else {
+            if (json_is_integer(b))
+                return cfail(c, "keyword '%s' at %s: integers beyond 2^53 are not supported as bounds of numbers", name, path);
+            double d = json_real_value(b);
+            if (!isfinite(d)) return cfail(c, "keyword '%s' at %s: expected a finite number", name, path);
+            if (excl) d = nextafter(d, lower ? INFINITY : -INFINITY);
+            r = scale_double(d, fs, lower);
+        }
+        if (!*have || (lower ? r > *out : r < *out)) *out = r;
+        *have = 1;
+    }
+    return 0;
+}
+
+/* Can a number whose magnitude lies in [a, b] (scaled) have the sign neg
+ * and still be within the node's bounds? */
+static int range_meets(const gnode *nd, int neg, i128 a, i128 b)
+{
+    i128 lo = neg ? -nd->num_hi : nd->num_lo, hi = neg ? -nd->num_lo : nd->num_hi;
+    return a <= hi && b >= lo;
+}
+
+/* Number prefix state: neg, I (integer part) with di digits; frac: in the
+ * fraction with F of fd digits.  Can it be completed into a value within
+ * the bounds? */
+static int num_viable(const gnode *nd, int neg, uint64_t I, int di, int frac, uint64_t F, int fd)
+{
+    int fs = nd->kind == N_NUMBER ? FRAC_DIGITS : 0;
+    i128 U = p10(fs);
+    if (frac) {
+        i128 base = (i128)I * U + (i128)F * p10(fs - fd);
+        return range_meets(nd, neg, base, base + p10(fs - fd) - 1);
+    }
+    if (di == 0) return range_meets(nd, neg, 0, p10(INT_DIGITS) * U - 1);
+    if (I == 0) return range_meets(nd, neg, 0, U - 1);
+    for (int k = 0; di + k <= INT_DIGITS; k++) {
+        i128 a = (i128)I * p10(k);
+        if (range_meets(nd, neg, a * U, (a + p10(k)) * U - 1)) return 1;
+    }
+    return 0;
+}
+
+/* Is the number, complete as it is, within the bounds? */
+static int num_in_range(const gnode *nd, int neg, uint64_t I, int frac, uint64_t F, int fd)
+{
+    int fs = nd->kind == N_NUMBER ? FRAC_DIGITS : 0;
+    i128 v = (i128)I * p10(fs);
+    if (frac) v += (i128)F * p10(fs - fd);
+    if (neg) v = -v;
+    return v >= nd->num_lo && v <= nd->num_hi;
+}
+
 static int32_t compile(cctx *c, json_t *s, const char *path);
 
 /* The "any JSON value" node (made once). */
@@ -208,6 +1096,7 @@ static int is_supported(const char *k)
     static const char *const kw[] = { "type", "properties", "required", "additionalProperties", "items",
                                       "prefixItems", "enum", "const", "anyOf", "oneOf", "allOf", "nullable",
                                       "$ref", "minItems", "maxItems", "minLength", "maxLength", "format",
+                                      "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                                       NULL };
     for (int i = 0; kw[i]; i++)
         if (strcmp(k, kw[i]) == 0) return 1;
@@ -248,6 +1137,43 @@ static int value_is_type(json_t *v, const char *t)
     return 0;
 }
 
+/* Does enum/const value x also meet the schema's string and number
+ * keywords?  1 yes, 0 no, -1 refused (error set). */
+static int value_meets(cctx *c, json_t *s, json_t *x, const char *path, int32_t *dfa)
+{
+    if (json_is_number(x)) {
+        i128 lo = 0, hi = 0;
+        int hlo = 0, hhi = 0;
+        if (num_bound(c, s, "minimum", "exclusiveMinimum", 1, FRAC_DIGITS, path, &lo, &hlo) < 0 ||
+            num_bound(c, s, "maximum", "exclusiveMaximum", 0, FRAC_DIGITS, path, &hi, &hhi) < 0)
+            return -1;
+        i128 vlo, vhi;      /* the value, rounded down and up */
+        if (json_is_integer(x)) vlo = vhi = (i128)json_integer_value(x) * p10(FRAC_DIGITS);
+        else {
+            vlo = scale_double(json_real_value(x), FRAC_DIGITS, 0);
+            vhi = scale_double(json_real_value(x), FRAC_DIGITS, 1);
+        }
+        return (!hlo || vlo >= lo) && (!hhi || vhi <= hi);
+    }
+    if (!json_is_string(x)) return 1;
+    int32_t mn = 0, mx = -1;
+    if (get_count(c, s, "minLength", path, MAX_MIN_LEN, &mn) < 0) return -1;
+    if (get_count(c, s, "maxLength", path, INT32_MAX / 2, &mx) < 0) return -1;
+    json_t *f = json_object_get(s, "format"), *pat = json_object_get(s, "pattern");
+    const char *rx = json_is_string(pat) ? json_string_value(pat) : NULL;
+    size_t rl = rx ? json_string_length(pat) : 0;
+    if (!rx && json_is_string(f) && (rx = format_rx(json_string_value(f)))) rl = strlen(rx);
+    const char *v = json_string_value(x);
+    size_t n = json_string_length(x);
+    if (rx) {   /* *dfa: compiled once per enum (-1 until then) */
+        if (*dfa < 0 && (*dfa = rx_compile(c, rx, rl, pat ? "pattern" : "format", path, mn, mx)) < 0) return -1;
+        return dfa_match(&c->g->dfas[*dfa], v, n);
+    }
+    int32_t chars = 0;
+    for (size_t i = 0; i < n; i++) chars += ((unsigned char)v[i] & 0xC0) != 0x80;
+    return chars >= mn && (mx < 0 || chars <= mx);
+}
+
 static int32_t compile_type(cctx *c, json_t *s, const char *t, const char *path)
 {
     char p[1024];
@@ -257,15 +1183,43 @@ static int32_t compile_type(cctx *c, json_t *s, const char *t, const char *path)
         int32_t mn = 0, mx = -1;
         if (get_count(c, s, "minLength", path, MAX_MIN_LEN, &mn) < 0) return -1;
         if (get_count(c, s, "maxLength", path, INT32_MAX / 2, &mx) < 0) return -1;
-        json_t *f = json_object_get(s, "format");
+        json_t *f = json_object_get(s, "format"), *pat = json_object_get(s, "pattern");
         if (f && !json_is_string(f)) return cfail(c, "keyword 'format' at %s: expected a string", path);
+        if (pat && !json_is_string(pat)) return cfail(c, "keyword 'pattern' at %s: expected a string", path);
         if (mx >= 0 && mx < mn) return cfail(c, "maxLength < minLength at %s: no string fits", path);
+        const char *frx = f ? format_rx(json_string_value(f)) : NULL;
+        if (frx && pat)
+            return cfail(c, "keyword 'format' ('%s') next to 'pattern' at %s is not supported", json_string_value(f), path);
+        if (frx || pat) {
+            int32_t d = pat ? rx_compile(c, json_string_value(pat), json_string_length(pat), "pattern", path, mn, mx)
+                            : rx_compile(c, frx, strlen(frx), "format", path, mn, mx);
+            if (d < 0) return -1;
+            c->g->nodes[id].dfa = d;
+            mn = 0;
+            mx = -1;    /* folded into the automaton */
+        }
         c->g->nodes[id].min_len = mn;
         c->g->nodes[id].max_len = mx;
         return id;
     }
-    if (!strcmp(t, "number")) return new_node(c, N_NUMBER);
-    if (!strcmp(t, "integer")) return new_node(c, N_INTEGER);
+    if (!strcmp(t, "number") || !strcmp(t, "integer")) {
+        int isnum = !strcmp(t, "number");
+        int fs = isnum ? FRAC_DIGITS : 0;
+        i128 lo = -(p10(INT_DIGITS) * p10(fs) - 1), hi = -lo;
+        int hlo = 0, hhi = 0;
+        if (num_bound(c, s, "minimum", "exclusiveMinimum", 1, fs, path, &lo, &hlo) < 0 ||
+            num_bound(c, s, "maximum", "exclusiveMaximum", 0, fs, path, &hi, &hhi) < 0)
+            return -1;
+        int32_t id = new_node(c, isnum ? N_NUMBER : N_INTEGER);
+        if (id < 0 || !(hlo || hhi)) return id;
+        gnode *nd = &c->g->nodes[id];
+        nd->ranged = 1;
+        nd->num_lo = lo;
+        nd->num_hi = hi;
+        if (lo > hi || (!num_viable(nd, 0, 0, 0, 0, 0, 0) && !num_viable(nd, 1, 0, 0, 0, 0, 0)))
+            return cfail(c, "minimum/maximum at %s: no %s fits (with at most %d integer digits)", path, t, INT_DIGITS);
+        return id;
+    }
     if (!strcmp(t, "boolean")) { static const char *const w[2] = { "false", "true" }; return literal_words(c, w, 2); }
     if (!strcmp(t, "null")) { static const char *const w[1] = { "null" }; return literal_words(c, w, 1); }
     if (!strcmp(t, "array")) {
@@ -530,11 +1484,14 @@ static int32_t compile_inner(cctx *c, json_t *s, const char *path)
         json_t **vals = calloc(n + 1, sizeof *vals);
         if (!vals) return cfail(c, "out of memory");
         int k2 = 0;
+        int32_t dfa = -1;
         for (size_t i = 0; i < n; i++) {
             json_t *x = en ? json_array_get(en, i) : cn;
             int ok = nt == 0;
             for (int t = 0; t < nt && !ok; t++) ok = value_is_type(x, types[t]);
             if (ok && cn && en && !json_equal(x, cn)) ok = 0;
+            if (ok) ok = value_meets(c, s, x, path, &dfa);
+            if (ok < 0) { free(vals); return -1; }
             if (ok) vals[k2++] = x;
         }
         int32_t id = k2 ? literal_node(c, vals, k2) : cfail(c, "enum/const at %s: no value fits the type", path);
@@ -548,8 +1505,12 @@ static int32_t compile_inner(cctx *c, json_t *s, const char *path)
         else if (json_object_get(s, "items") || json_object_get(s, "prefixItems") ||
                  json_object_get(s, "minItems") || json_object_get(s, "maxItems"))
             types[nt++] = "array";
-        else if (json_object_get(s, "minLength") || json_object_get(s, "maxLength") || json_object_get(s, "format"))
+        else if (json_object_get(s, "minLength") || json_object_get(s, "maxLength") || json_object_get(s, "format") ||
+                 json_object_get(s, "pattern"))
             types[nt++] = "string";
+        else if (json_object_get(s, "minimum") || json_object_get(s, "maximum") ||
+                 json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum"))
+            types[nt++] = "number";
         else
             return any_node(c);
     }
@@ -671,6 +1632,11 @@ static void grammar_free(lamina_grammar *g)
         free(x->lit_lens);
         free(x->alts);
     }
+    for (int32_t i = 0; i < g->n_dfas; i++) {
+        free(g->dfas[i].next);
+        free(g->dfas[i].acc);
+    }
+    free(g->dfas);
     free(g->nodes);
     free(g);
 }
@@ -837,10 +1803,14 @@ static int frame_step(const lamina_grammar *g, gframe *f, int depth, unsigned c,
         case N_ARRAY: if (c != '[') return R_FAIL; f->st = A_OPEN; f->a = 0; return R_OK;
         case N_STRING: if (c != '"') return R_FAIL; f->st = S_IN; f->a = 0; return R_OK;
         case N_NUMBER: case N_INTEGER:
-            if (c == '-') { f->st = N_SIGN; return R_OK; }
-            if (c == '0') { f->st = N_ZERO; return R_OK; }
-            if (c >= '1' && c <= '9') { f->st = N_INT; f->a = 1; return R_OK; }
-            return R_FAIL;
+            if (c == '-') {
+                if (nd->ranged && !num_viable(nd, 1, 0, 0, 0, 0, 0)) return R_FAIL;
+                f->st = N_SIGN;
+                f->flags = 1;
+                return R_OK;
+            }
+            f->flags = 0;
+            goto first_digit;
         case N_LITERAL: f->st = L_IN; f->a = 0; f->b = nd->n_lits - 1; f->pos = 0; break;
         default: return R_FAIL;
         }
@@ -945,6 +1915,21 @@ static int frame_step(const lamina_grammar *g, gframe *f, int depth, unsigned c,
         }
     /* ---- strings ---- */
     case S_IN:
+        if (nd->dfa >= 0) {     /* pattern/format: the DFA state in b */
+            const gdfa *d = &g->dfas[nd->dfa];
+            if (c == '"') return d->acc[f->b] ? R_DONE : R_FAIL;
+            if (c == '\\') {
+                static const unsigned char esc[8] = { '"', '\\', '/', 8, 9, 10, 12, 13 };
+                for (int i = 0; i < 8; i++)
+                    if (dfa_next(d, f->b, esc[i]) >= 0) { f->st = S_ESC; return R_OK; }
+                return R_FAIL;
+            }
+            if (c < 0x20) return R_FAIL;
+            int32_t to = dfa_next(d, f->b, c);
+            if (to < 0) return R_FAIL;
+            f->b = to;
+            return R_OK;
+        }
         if (f->u8 == 0) {
             if (c == '"') return f->a >= nd->min_len ? R_DONE : R_FAIL;
             if (c == '\\') {
@@ -959,6 +1944,17 @@ static int frame_step(const lamina_grammar *g, gframe *f, int depth, unsigned c,
         if (counted) f->a++;
         return R_OK;
     case S_ESC:
+        if (nd->dfa >= 0) {     /* no \u escapes: the decoded byte goes to the DFA */
+            static const char escs[] = "\"\\/bfnrt";
+            static const unsigned char dec[8] = { '"', '\\', '/', 8, 12, 10, 13, 9 };
+            const char *p = c ? strchr(escs, (int)c) : NULL;
+            if (!p) return R_FAIL;
+            int32_t to = dfa_next(&g->dfas[nd->dfa], f->b, dec[p - escs]);
+            if (to < 0) return R_FAIL;
+            f->b = to;
+            f->st = S_IN;
+            return R_OK;
+        }
         if (c == 'u') { f->st = S_U1; f->flags = 0; return R_OK; }
         if (!strchr("\"\\/bfnrt", (int)c) || c == 0) return R_FAIL;
         f->a++;
@@ -974,22 +1970,52 @@ static int frame_step(const lamina_grammar *g, gframe *f, int depth, unsigned c,
         return R_OK;
     }
     /* ---- numbers ---- */
+    /* with bounds (ranged), m1 holds the integer part, m2 the fraction
+     * digits, flags the sign; a digit is taken only if the number can
+     * still end within the bounds; no exponent */
     case N_SIGN:
-        if (c == '0') { f->st = N_ZERO; return R_OK; }
-        if (c >= '1' && c <= '9') { f->st = N_INT; f->a = 1; return R_OK; }
-        return R_FAIL;
+    first_digit:
+        if (c < '0' || c > '9') return R_FAIL;
+        if (nd->ranged) {
+            if (!num_viable(nd, f->flags, c - '0', 1, 0, 0, 0)) return R_FAIL;
+            f->m1 = c - '0';
+        }
+        f->st = c == '0' ? N_ZERO : N_INT;
+        f->a = 1;
+        return R_OK;
     case N_ZERO: case N_INT:
-        if (c >= '0' && c <= '9' && f->st == N_INT && f->a < INT_DIGITS) { f->a++; return R_OK; }
-        if (nd->kind == N_NUMBER && c == '.') { f->st = N_FRAC0; return R_OK; }
-        if (nd->kind == N_NUMBER && (c == 'e' || c == 'E')) { f->st = N_EXP0; return R_OK; }
-        return (c >= '0' && c <= '9') ? R_FAIL : R_POP;
-    case N_FRAC0:
-        if (c >= '0' && c <= '9') { f->st = N_FRAC; f->a = 1; return R_OK; }
-        return R_FAIL;
-    case N_FRAC:
-        if (c >= '0' && c <= '9') { if (f->a >= FRAC_DIGITS) return R_FAIL; f->a++; return R_OK; }
-        if (c == 'e' || c == 'E') { f->st = N_EXP0; return R_OK; }
-        return R_POP;
+        if (c >= '0' && c <= '9' && f->st == N_INT && f->a < INT_DIGITS) {
+            if (nd->ranged) {
+                if (!num_viable(nd, f->flags, f->m1 * 10 + (c - '0'), f->a + 1, 0, 0, 0)) return R_FAIL;
+                f->m1 = f->m1 * 10 + (c - '0');
+            }
+            f->a++;
+            return R_OK;
+        }
+        if (nd->kind == N_NUMBER && c == '.') {
+            if (nd->ranged && !num_viable(nd, f->flags, f->m1, f->a, 1, 0, 0)) return R_FAIL;
+            f->st = N_FRAC0;
+            f->a = 0;
+            return R_OK;
+        }
+        if (nd->kind == N_NUMBER && (c == 'e' || c == 'E') && !nd->ranged) { f->st = N_EXP0; return R_OK; }
+        if (c >= '0' && c <= '9') return R_FAIL;
+        return !nd->ranged || num_in_range(nd, f->flags, f->m1, 0, 0, 0) ? R_POP : R_FAIL;
+    case N_FRAC0: case N_FRAC:
+        if (c >= '0' && c <= '9') {
+            if (f->a >= FRAC_DIGITS) return R_FAIL;
+            if (nd->ranged) {
+                if (!num_viable(nd, f->flags, f->m1, 0, 1, f->m2 * 10 + (c - '0'), f->a + 1)) return R_FAIL;
+                f->m2 = f->m2 * 10 + (c - '0');
+            }
+            f->st = N_FRAC;
+            f->a++;
+            return R_OK;
+        }
+        if (f->st == N_FRAC0) return R_FAIL;
+        if ((c == 'e' || c == 'E') && !nd->ranged) { f->st = N_EXP0; return R_OK; }
+        if (c == 'e' || c == 'E') return R_FAIL;
+        return !nd->ranged || num_in_range(nd, f->flags, f->m1, 1, f->m2, f->a) ? R_POP : R_FAIL;
     case N_EXP0:
         if (c == '+' || c == '-') { f->st = N_EXPS; return R_OK; }
         /* FALLTHROUGH */
@@ -1008,7 +2034,9 @@ static int frame_can_end(const lamina_grammar *g, const gframe *f)
 {
     const gnode *nd = &g->nodes[f->node];
     switch (f->st) {
-    case N_ZERO: case N_INT: case N_FRAC: case N_EXP: return 1;
+    case N_ZERO: case N_INT: case N_FRAC:
+        return !nd->ranged || num_in_range(nd, f->flags, f->m1, f->st == N_FRAC, f->m2, f->a);
+    case N_EXP: return 1;
     case L_IN: return nd->lit_lens[f->a] == (size_t)f->pos;
     default: return 0;
     }
@@ -1141,6 +2169,11 @@ struct lamina_gvocab {
     int32_t n_order;
     int32_t *order2, *lcp2; /* the normal tokens that are not plain */
     int32_t n_order2;
+    /* by position in order: bytes (contiguous, for cache-friendly walks),
+     * offsets into them, lengths, plain */
+    char *obytes;
+    uint32_t *ooff, *olen;
+    uint8_t *oplain;
     uint32_t max_len;
 };
 
@@ -1171,6 +2204,7 @@ void lamina_gvocab_free(lamina_gvocab *v)
     if (!v) return;
     free(v->bytes); free(v->len); free(v->kind); free(v->plain); free(v->nchars);
     free(v->order); free(v->lcp); free(v->order2); free(v->lcp2);
+    free(v->obytes); free(v->ooff); free(v->olen); free(v->oplain);
     free(v);
 }
 
@@ -1233,6 +2267,26 @@ int lamina_gvocab_create(const lamina_tokenizer *tok, int32_t n_vocab, lamina_gv
     pthread_mutex_unlock(&mu);
     make_lcp(v, v->order, v->n_order, v->lcp);
     make_lcp(v, v->order2, v->n_order2, v->lcp2);
+    size_t total = 0, no = (size_t)v->n_order + 1;
+    for (int32_t i = 0; i < v->n_order; i++) total += v->len[v->order[i]];
+    v->obytes = malloc(total + 1);
+    v->ooff = malloc(no * sizeof *v->ooff);
+    v->olen = malloc(no * sizeof *v->olen);
+    v->oplain = malloc(no);
+    if (!v->obytes || !v->ooff || !v->olen || !v->oplain || total > UINT32_MAX) {
+        lamina_gvocab_free(v);
+        if (err) snprintf(err, err_size, "out of memory");
+        return LAMINA_ENOMEM;
+    }
+    total = 0;
+    for (int32_t i = 0; i < v->n_order; i++) {
+        int32_t t = v->order[i];
+        memcpy(v->obytes + total, v->bytes[t], v->len[t]);
+        v->ooff[i] = (uint32_t)total;
+        v->olen[i] = v->len[t];
+        v->oplain[i] = v->plain[t];
+        total += v->len[t];
+    }
     *out = v;
     return 0;
 }
@@ -1247,6 +2301,7 @@ struct lamina_gmatch {
     gset *scratch;          /* [max_len + 1] states by depth */
     uint32_t n_scratch;
     uint8_t *allowed;       /* [n_vocab] */
+    int32_t *dstate;        /* [max_len + 1] DFA states by depth */
 };
 
 int lamina_gmatch_create(const lamina_grammar *g, const lamina_gvocab *v, lamina_gmatch **out,
@@ -1263,7 +2318,8 @@ int lamina_gmatch_create(const lamina_grammar *g, const lamina_gvocab *v, lamina
         m->n_scratch = v->max_len + 1;
         m->scratch = malloc((size_t)m->n_scratch * sizeof *m->scratch);
         m->allowed = malloc(v->n_vocab > 0 ? (size_t)v->n_vocab : 1);
-        if (!m->scratch || !m->allowed) goto oom;
+        m->dstate = malloc((size_t)m->n_scratch * sizeof *m->dstate);
+        if (!m->scratch || !m->allowed || !m->dstate) goto oom;
     }
     *out = m;
     return 0;
@@ -1278,6 +2334,7 @@ void lamina_gmatch_free(lamina_gmatch *m)
     if (!m) return;
     free(m->scratch);
     free(m->allowed);
+    free(m->dstate);
     free(m);
 }
 
@@ -1327,6 +2384,32 @@ static void walk(lamina_gmatch *m, const int32_t *order, const int32_t *lcp, int
     }
 }
 
+/* Inside a pattern/format string: the plain tokens (string characters
+ * only) through the DFA alone, in trie order from state s0. */
+static void dfa_walk(lamina_gmatch *m, const gdfa *d, int32_t s0)
+{
+    const lamina_gvocab *v = m->v;
+    int32_t *st = m->dstate;
+    st[0] = s0;
+    uint32_t good = 0;      /* st[0..good] hold the previous token's states */
+    for (int32_t i = 0; i < v->n_order;) {
+        uint32_t k = (uint32_t)v->lcp[i], len = v->olen[i];
+        if (k > good) k = good;
+        const unsigned char *p = (const unsigned char *)v->obytes + v->ooff[i];
+        while (k < len) {
+            unsigned c = p[k];
+            if (c < 0x20 || c == '"' || c == '\\') break;
+            int32_t to = dfa_next(d, st[k], c);
+            if (to < 0) break;
+            st[++k] = to;
+        }
+        good = k;
+        if (k == len) { if (v->oplain[i]) m->allowed[v->order[i]] = 1; i++; continue; }
+        i++;
+        while (i < v->n_order && (uint32_t)v->lcp[i] > k) i++;
+    }
+}
+
 void lamina_gmatch_mask(lamina_gmatch *m, float *logits)
 {
     const lamina_gvocab *v = m->v;
@@ -1336,7 +2419,10 @@ void lamina_gmatch_mask(lamina_gmatch *m, float *logits)
     if (c->n == 1 && c->nf > 0) {
         const gframe *top = &c->f[c->nf - 1];
         const gnode *nd = &m->g->nodes[top->node];
-        if (top->st == S_IN && top->u8 == 0 && nd->kind == N_STRING) {
+        if (top->st == S_IN && nd->kind == N_STRING && nd->dfa >= 0) {
+            fast = 1;
+            dfa_walk(m, &m->g->dfas[nd->dfa], top->b);
+        } else if (top->st == S_IN && top->u8 == 0 && nd->kind == N_STRING) {
             fast = 1;
             int64_t room = nd->max_len < 0 ? INT64_MAX : (int64_t)nd->max_len - top->a;
             for (int32_t i = 0; i < v->n_vocab; i++)

@@ -21,6 +21,34 @@
  *   - numbers: at most 16 integer digits, 16 fraction digits, 2 exponent
  *     digits; strings: valid UTF-8, no control characters, no \u escapes
  *     of surrogates; maxLength bounds characters (an escape is one);
+ *   - numeric bounds (minimum, maximum, exclusiveMinimum, exclusiveMaximum,
+ *     numeric or draft 4's boolean form) on integer and number: a digit is
+ *     taken only if the number can still end within the bounds, compared
+ *     exactly (values as integers of 10^-16); no exponent under bounds; an
+ *     exclusive bound of a number excludes the nearest double too, so the
+ *     parsed double is strictly inside; bounds clamp at 16 integer digits;
+ *   - pattern and the formats date, time, date-time, uuid, email, ipv4
+ *     become a DFA over the decoded string bytes (minLength/maxLength
+ *     folded in, dead states pruned); the string then has no \u escapes,
+ *     only the escapes \" \\ \/ \b \f \n \r \t, each one byte to the
+ *     DFA.  Other formats are annotations (any string), as JSON Schema
+ *     2020-12 says by default.  Formats: dates on the calendar (29 February
+ *     in leap years only, years 0001-9999), times HH:MM:SS with at most 9
+ *     fraction digits and Z or an offset (upper-case T and Z), uuid
+ *     8-4-4-4-12 hex;
+ *   - patterns always match whole (as llama.cpp), anchored or not, so the
+ *     output also matches an unanchored search.  The subset: UTF-8
+ *     literals, escaped punctuation, \n \t \r \f \v \0 \xHH \uHHHH
+ *     \UHHHHHHHH, \d \w \s (ASCII sets) and \D \W \S (their ASCII
+ *     complements, a subset of what Python's match), [...] and [^...]
+ *     (negated: any character not listed, ASCII only if the class holds a
+ *     shorthand), '.' (any character but \n), (...) (?:...) (?P<n>...),
+ *     |, ? * + {n} {n,m} {n,} {,m} (counts up to 1000), ^ at the start and
+ *     $ at the end of the pattern or of a top-level alternative.  Anything
+ *     else is refused naming the construct and its byte position; automata
+ *     over 20000 NFA or 4000 DFA states are refused;
+ *   - enum/const values next to these keywords are kept only if they meet
+ *     them (whole-pattern match, lengths, bounds);
  *   - nesting is at most LAMINA_GRAMMAR_MAX_DEPTH containers and scalars
  *     deep; a schema whose smallest instance is deeper is refused.
  * Every state the matcher can reach can still be completed, so a model
@@ -32,10 +60,12 @@
  * additionalProperties, items (schema, false, or an array as tuple),
  * prefixItems, enum, const, anyOf, oneOf (as anyOf), allOf with one
  * subschema, nullable, $ref (#, #/$defs/..., #/definitions/...),
- * minItems, maxItems, minLength, maxLength, format (accepted, any string);
+ * minItems, maxItems, minLength, maxLength, minimum, maximum,
+ * exclusiveMinimum, exclusiveMaximum, pattern, format (see above);
  * description, title, default, examples, $schema, $id, $comment,
  * deprecated, readOnly, writeOnly, discriminator, $defs and definitions
- * are ignored.  Anything else is refused with its keyword and JSON path.
+ * are ignored.  Anything else (multipleOf, patternProperties, not, if, ...)
+ * is refused with its keyword and JSON path.
  * Internal to liblamina.
  */
 #ifndef LAMINA_GRAMMAR_H

@@ -9,7 +9,7 @@
  *   dump_logits tokenize MODEL STRINGS.hex [options] > out.json
  *   dump_logits embed    MODEL TEXTS.hex [options] > out.json
  *     (embeddings through llama.cpp's embeddings API: context params
- *     embeddings=true, pooling_type --pooling last|mean (default last, what
+ *     embeddings=true, pooling_type --pooling last|mean|cls (default last, what
  *     llama.cpp uses for a decoder model without <arch>.pooling_type), one
  *     llama_decode per text in sequence 0, llama_get_embeddings_seq; the
  *     vector as llama.cpp returns it, not normalised, plus its L2 norm)
@@ -282,8 +282,9 @@ static int embed_main(const char *model_path, const char *input_path, int thread
     cp.embeddings = true;
     if (!strcmp(pooling, "last")) cp.pooling_type = LLAMA_POOLING_TYPE_LAST;
     else if (!strcmp(pooling, "mean")) cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+    else if (!strcmp(pooling, "cls")) cp.pooling_type = LLAMA_POOLING_TYPE_CLS;
     else if (rank) cp.pooling_type = LLAMA_POOLING_TYPE_RANK;
-    else die("--pooling must be last|mean|rank");
+    else die("--pooling must be last|mean|cls|rank");
     if (!strcmp(fa, "on")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     else if (!strcmp(fa, "off")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     else if (!strcmp(fa, "auto")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;

@@ -17,7 +17,7 @@
  *  4. The real default model, when present (skipped otherwise).
  *
  * `test_gguf --write-seeds DIR` writes the built files into DIR as a seed
- * corpus for the fuzzer (tests/gguf/fuzz_gguf.c).
+ * corpus for the fuzzer (tests/fuzz/fuzz_gguf.c).
  */
 #include "config.h"
 

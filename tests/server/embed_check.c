@@ -5,6 +5,8 @@
  * scripts/record-golden-embed.sh).
  *
  * usage: embed_check [--tight|--exact] GOLDEN.json MODEL.gguf ref|cpu
+ *        embed_check --encoder GOLDEN.json MODEL.gguf ref|cpu mean|cls
+ *        (an encoder, tests/golden/tiny-bert-embed.json: encoder_check)
  *
  * Every text of the recording runs in one decode call, each in a sequence
  * slot of its own, asking for the hidden state of its last token only
@@ -81,23 +83,169 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* --encoder: an encoder (bert) against tests/golden/tiny-bert-embed.json's
+ * recording for POOL (mean or cls).  Every text in one decode call, each
+ * in a sequence slot of its own, attending both ways within its slot only;
+ * the hidden state of every token (mean) or of the first ([CLS]) pooled
+ * here as llama.cpp pools it.  Per text: the token ids are llama.cpp's;
+ * cosine >= ENC_COS and the lengths within ENC_NORM (f32 weights on both
+ * sides: only the order of the sums differs).  Then the longest text alone
+ * gives the batch's vector, and the engine refuses what an encoder cannot
+ * do: logits, and a sequence that is not whole in the batch. */
+#define ENC_COS 0.999
+#define ENC_NORM 0.005
+
+static int encoder_check(json_t *g, const char *pool, lamina_model *m, lamina_tokenizer *tok, lamina_be *be)
+{
+    char err[1024] = "";
+    json_t *sec = json_object_get(g, pool);
+    json_t *cases = json_object_get(sec, "cases");
+    size_t nc = json_array_size(cases);
+    if (nc == 0) { printf("not ok 1 - no '%s' cases in the recording\n1..1\n", pool); return 1; }
+    const int want_pool = !strcmp(pool, "cls") ? LAMINA_POOL_CLS : LAMINA_POOL_MEAN;
+    const int E = m->hp.n_embd;
+    printf("# encoder, %s pooling; limits: cosine >= %g, |norm ratio - 1| <= %g\n", pool, ENC_COS, ENC_NORM);
+    ok(!m->hp.causal, "%s is an encoder", m->hp.arch_name);
+    ok(m->hp.pooling == want_pool, "the file's pooling_type is %d (%s)", m->hp.pooling, pool);
+
+    int32_t total = 0, max_n = 0;
+    lamina_token **ids = calloc(nc, sizeof *ids);
+    size_t *nids = calloc(nc, sizeof *nids);
+    for (size_t c = 0; c < nc; c++) {
+        json_t *jc = json_array_get(cases, c);
+        const char *text = json_string_value(json_object_get(jc, "input"));
+        json_t *gid = json_object_get(jc, "ids");
+        if (lamina_tokenizer_encode(tok, text, strlen(text), LAMINA_TOKENIZE_ADD_SPECIAL | LAMINA_TOKENIZE_PARSE_SPECIAL,
+                                    &ids[c], &nids[c], err, sizeof err) < 0) {
+            printf("not ok %d - tokenize: %s\n1..%d\n", n_test + 1, err, n_test + 1);
+            return 1;
+        }
+        int same = nids[c] == json_array_size(gid);
+        for (size_t i = 0; same && i < nids[c]; i++) same = ids[c][i] == json_integer_value(json_array_get(gid, i));
+        ok(same, "text %zu: lamina's %zu token ids are llama.cpp's", c, nids[c]);
+        total += (int32_t)nids[c];
+        if ((int32_t)nids[c] > max_n) max_n = (int32_t)nids[c];
+    }
+    lamina_engine_params p;
+    lamina_engine_params_default(&p);
+    p.n_seq = (int32_t)nc;
+    p.n_ctx = max_n;
+    p.n_batch = total;
+    p.n_outputs = 1;
+    lamina_engine *e;
+    if (lamina_engine_create(m, &be, 1, &p, &e, err, sizeof err) < 0) {
+        printf("not ok %d - engine: %s\n1..%d\n", n_test + 1, err, n_test + 1);
+        return 1;
+    }
+    int32_t *bt = malloc((size_t)total * 4), *bp = malloc((size_t)total * 4), *bs = malloc((size_t)total * 4);
+    int8_t *want = calloc((size_t)total, 1);
+    float *hid = malloc((size_t)total * (size_t)E * sizeof(float));
+    double *vec = calloc(nc * (size_t)E, sizeof *vec);
+    int32_t k = 0;
+    for (size_t c = 0; c < nc; c++)
+        for (size_t i = 0; i < nids[c]; i++, k++) {
+            bt[k] = ids[c][i]; bp[k] = (int32_t)i; bs[k] = (int32_t)c;
+            want[k] = want_pool == LAMINA_POOL_MEAN || i == 0;
+        }
+    lamina_batch b = { total, bt, bp, bs, NULL };
+    int32_t nh = -1;
+    int rc = lamina_engine_decode_hidden(e, &b, want, NULL, hid, &nh, err, sizeof err);
+    int32_t rows = want_pool == LAMINA_POOL_MEAN ? total : (int32_t)nc;
+    ok(rc == 0 && nh == rows, "all %zu texts in one decode call (%d tokens): %d hidden rows (rc %d) %s", nc, total,
+       nh, rc, rc < 0 ? err : "");
+    if (rc < 0) { printf("1..%d\n", n_test); return 1; }
+    /* pool: hidden rows come in token order */
+    int32_t h = 0;
+    for (size_t c = 0; c < nc; c++) {
+        size_t nr = want_pool == LAMINA_POOL_MEAN ? nids[c] : 1;
+        for (size_t r = 0; r < nr; r++, h++)
+            for (int i = 0; i < E; i++) vec[c * (size_t)E + (size_t)i] += hid[(size_t)h * (size_t)E + (size_t)i] / (double)nr;
+    }
+    double *ref = malloc((size_t)E * sizeof *ref), *cs = malloc(nc * sizeof *cs), sum = 0;
+    float *v32 = malloc((size_t)E * sizeof *v32);
+    for (size_t c = 0; c < nc; c++) {
+        json_t *ge = json_object_get(json_array_get(cases, c), "embedding");
+        for (int i = 0; i < E; i++) {
+            ref[i] = json_number_value(json_array_get(ge, (size_t)i));
+            v32[i] = (float)vec[c * (size_t)E + (size_t)i];
+        }
+        double na, nb;
+        cs[c] = cosine(v32, ref, E, &na, &nb);
+        sum += cs[c];
+        ok(json_array_size(ge) == (size_t)E && cs[c] >= ENC_COS && fabs(na / nb - 1) <= ENC_NORM,
+           "text %zu (%zu tokens): cosine %.7f, norm %.4f vs llama.cpp %.4f", c, nids[c], cs[c], na, nb);
+    }
+    qsort(cs, nc, sizeof *cs, cmp_d);
+    printf("# cosine with llama.cpp (%s): min %.7f (1 - cosine %.1e), mean %.9f, max %.7f\n", pool, cs[0],
+           1 - cs[0], sum / (double)nc, cs[nc - 1]);
+
+    /* the longest text alone in slot 0 */
+    size_t c = 0;
+    for (size_t i = 1; i < nc; i++) if (nids[i] > nids[c]) c = i;
+    int32_t n = (int32_t)nids[c];
+    for (int32_t i = 0; i < n; i++) {
+        bt[i] = ids[c][i]; bp[i] = i; bs[i] = 0;
+        want[i] = want_pool == LAMINA_POOL_MEAN || i == 0;
+    }
+    lamina_batch b1 = { n, bt, bp, bs, NULL };
+    rc = lamina_engine_decode_hidden(e, &b1, want, NULL, hid, &nh, err, sizeof err);
+    for (int i = 0; i < E; i++) {
+        double acc = 0;
+        for (int32_t r = 0; rc == 0 && r < nh; r++) acc += hid[(size_t)r * (size_t)E + (size_t)i];
+        v32[i] = (float)(nh > 0 ? acc / nh : 0);
+        ref[i] = vec[c * (size_t)E + (size_t)i];
+    }
+    double na, nb, cc = rc == 0 ? cosine(v32, ref, E, &na, &nb) : 0;
+    ok(rc == 0 && cc >= 0.99999, "text %zu alone = in the batch (cosine %.7f)", c, cc);
+
+    /* what an encoder refuses: the second half of a text without the
+     * first (it would attend to only part of itself), and logits */
+    int32_t half = n / 2;
+    lamina_batch b2 = { n - half, bt + half, bp + half, bs + half, NULL };
+    err[0] = 0;
+    rc = lamina_engine_decode_hidden(e, &b2, want + half, NULL, hid, &nh, err, sizeof err);
+    ok(rc < 0 && strstr(err, "whole input"), "a sequence split over batches is refused: %s", err);
+    int8_t lg1[1] = { 1 };
+    lamina_batch b3 = { 1, bt, bp, bs, lg1 };
+    float *lo = malloc((size_t)m->hp.n_vocab * sizeof(float));
+    err[0] = 0;
+    rc = lamina_engine_decode(e, &b3, lo, err, sizeof err);
+    ok(rc < 0 && strstr(err, "encoder"), "logits are refused: %s", err);
+
+    free(lo); free(v32); free(ref); free(cs); free(vec); free(hid);
+    free(bt); free(bp); free(bs); free(want);
+    for (size_t i = 0; i < nc; i++) free(ids[i]);
+    free(ids); free(nids);
+    lamina_engine_free(e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int tight = 0, exact = 0;
-    if (argc > 1 && !strcmp(argv[1], "--tight")) { tight = 1; argv++; argc--; }
+    const char *enc_pool = NULL;
+    if (argc == 6 && !strcmp(argv[1], "--encoder")) { enc_pool = argv[5]; argv++; argc -= 2; }
+    else if (argc > 1 && !strcmp(argv[1], "--tight")) { tight = 1; argv++; argc--; }
     else if (argc > 1 && !strcmp(argv[1], "--exact")) { tight = exact = 1; argv++; argc--; }
-    if (argc != 4) { fprintf(stderr, "usage: embed_check [--tight|--exact] GOLDEN.json MODEL.gguf ref|cpu\n"); return 2; }
+    if (argc != 4) {
+        fprintf(stderr, "usage: embed_check [--tight|--exact] GOLDEN.json MODEL.gguf ref|cpu\n"
+                        "       embed_check --encoder GOLDEN.json MODEL.gguf ref|cpu mean|cls\n");
+        return 2;
+    }
     char err[1024] = "";
     json_error_t je;
     json_t *g = json_load_file(argv[1], 0, &je);
     if (!g) { printf("not ok 1 - %s: %s\n1..1\n", argv[1], je.text); return 1; }
-    json_t *cases = exact ? json_object_get(json_object_get(g, "exact"), "cases")
+    json_t *cases = enc_pool ? json_object_get(json_object_get(g, enc_pool), "cases")
+                  : exact ? json_object_get(json_object_get(g, "exact"), "cases")
                   : tight ? json_object_get(json_object_get(g, "precise"), "cases") : json_object_get(g, "cases");
     size_t nc = json_array_size(cases);
     if (nc == 0) { printf("not ok 1 - %s: no %scases\n1..1\n", argv[1], exact ? "exact." : tight ? "precise." : ""); return 1; }
-    json_t *other = tight && !exact ? json_object_get(g, "cases") : json_object_get(json_object_get(g, "precise"), "cases");
+    json_t *other = enc_pool ? cases : tight && !exact ? json_object_get(g, "cases") : json_object_get(json_object_get(g, "precise"), "cases");
     if (json_array_size(other) != nc) { printf("not ok 1 - %s: no second recording to measure llama.cpp's spread\n1..1\n", argv[1]); return 1; }
-    if (exact)
+    if (enc_pool)
+        ;
+    else if (exact)
         printf("# llama.cpp on an F32 copy of the model (f32 KV, no flash attention); limits: cosine >= %g, "
                "|norm ratio - 1| <= %g\n", EXACT_COS, EXACT_NORM);
     else
@@ -133,6 +281,18 @@ int main(int argc, char **argv)
     lamina_tokenizer *tok;
     if (lamina_model_load(argv[2], &m, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); return 1; }
     if (lamina_tokenizer_load(m->gguf, &tok, err, sizeof err) < 0) { printf("not ok 1 - %s\n1..1\n", err); return 1; }
+    if (enc_pool) {
+        int rc = encoder_check(g, enc_pool, m, tok, be);
+        if (be == &ref_be) be->iface->close(be->inst);
+        else lamina_be_close(be);
+        lamina_tokenizer_free(tok);
+        lamina_model_free(m);
+        lamina_runtime_close(rt);
+        json_decref(g);
+        if (rc) return rc;
+        printf("1..%d\n", n_test);
+        return n_fail ? 1 : 0;
+    }
     const int E = m->hp.n_embd;
     ok(m->hp.pooling == LAMINA_POOL_UNSPECIFIED, "the model has no pooling_type: last-token pooling (as llama.cpp)");
 

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Structured output against `lamina serve` on random-weight tiny models
-(tests/server/format.sh): many schemas x seeds at temperature 1 through
-/api/generate, /api/chat, /v1/chat/completions and /v1/completions, every
-output validated with jsonschema; the ollama and openai clients with
+(tests/server/format.sh): a corpus of schemas covering every supported
+keyword, each generated streamed and not, at temperature 0 and 1, on both
+models through /api/generate, every output validated with jsonschema (with
+a format checker for the formats lamina enforces); /api/chat,
+/v1/chat/completions and /v1/completions; the ollama and openai clients with
 pydantic schemas; refused schemas answer 400 naming the keyword.
 Prints TAP."""
 import concurrent.futures as cf
+import datetime
 import json
+import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Annotated, List, Literal, Optional
@@ -19,7 +24,7 @@ from pydantic import BaseModel, Field
 
 URL = sys.argv[1]
 MODELS = sys.argv[2:] or ["tiny-gemma3", "tiny-llama"]
-SEEDS = 4
+SEEDS = 2
 n_test = n_fail = 0
 
 
@@ -71,48 +76,189 @@ SCHEMAS = {
     "unicode": {"type": "object", "properties": {"ключ": S(3), "\u00e9\"": {"enum": ["\u00e9", "a\nb"]}},
                 "required": ["ключ", "\u00e9\""]},
 }
+I = lambda lo=None, hi=None, **k: dict(type="integer", **({"minimum": lo} if lo is not None else {}),
+                                        **({"maximum": hi} if hi is not None else {}), **k)
+N = lambda lo=None, hi=None, **k: dict(type="number", **({"minimum": lo} if lo is not None else {}),
+                                       **({"maximum": hi} if hi is not None else {}), **k)
+F = lambda f, **k: dict(type="string", format=f, **k)
+P = lambda p, **k: dict(type="string", pattern=p, **k)
+OBJ = lambda req=None, **props: {"type": "object", "properties": props,
+                                 "required": list(props) if req is None else req, "additionalProperties": False}
+SCHEMAS.update({
+    # numeric bounds
+    "int_range": I(10, 250),
+    "int_negative": I(-50, -3),
+    "int_exclusive": I(exclusiveMinimum=0, exclusiveMaximum=5),
+    "int_min_only": I(1000),
+    "int_max_only": I(None, -100),
+    "int_draft4": I(0, 9, exclusiveMinimum=True),
+    "num_range": N(-1.5, 2.25),
+    "num_exclusive": N(exclusiveMinimum=0, exclusiveMaximum=1),
+    "num_min_only": N(1000),
+    "num_implied": {"minimum": 0.5, "maximum": 0.75},
+    "obj_ranges": OBJ(age=I(0, 120), score=N(0, 1), temp=N(-50, 50), level=I(1, 3)),
+    "array_ranges": {"type": "array", "items": I(1, 6), "minItems": 2, "maxItems": 5},
+    "enum_range": {"enum": [1, 2, 5, 8, 13], "minimum": 4},
+    # formats
+    "date": F("date"),
+    "time": F("time"),
+    "date_time": F("date-time"),
+    "uuid": F("uuid"),
+    "email": F("email"),
+    "ipv4": F("ipv4"),
+    "uri_annotation": F("uri", maxLength=8),
+    "obj_formats": OBJ(id=F("uuid"), created=F("date-time"), day=F("date"), at=F("time")),
+    "array_dates": {"type": "array", "items": F("date"), "minItems": 1, "maxItems": 3},
+    "nullable_date": F("date", nullable=True),
+    # patterns
+    "pat_phone": P(r"^\d{3}-\d{4}$"),
+    "pat_code": P(r"^[A-Z]{2}[0-9]{2,4}$"),
+    "pat_alt": P(r"^(red|green|blue)-[0-9]$"),
+    "pat_unanchored": P(r"ab+c", maxLength=8),
+    "pat_negclass": P(r"^[^aeiou\s]{1,5}$"),
+    "pat_dot": P(r"^x.{0,3}y$"),
+    "pat_escapes": P(r'^a\.b\\c"/$'),
+    "pat_phone_us": P(r"^(?:\+1 )?\(\d{3}\) \d{3}-\d{4}$"),
+    "pat_word": P(r"^\w{2,6}@\w{2,6}\.(com|org)$"),
+    "pat_unicode": P(r"^[а-я]{1,4}é?$"),
+    "pat_lengths": P(r"^[a-z]+$", minLength=2, maxLength=6),
+    "pat_hex_colors": {"type": "array", "items": P(r"^#[0-9a-f]{6}$"), "maxItems": 3},
+    "obj_patterns": OBJ(sku=P(r"^SKU-[0-9]{3}$"), zip=P(r"^[0-9]{5}(-[0-9]{4})?$"), note=S(5)),
+    # structure
+    "deep_nested": OBJ(a=OBJ(b=OBJ(c={"type": "array", "items": OBJ(d=I(0, 9)), "maxItems": 2}))),
+    "optional_many": OBJ([], a=I(0, 5), b=S(3), c={"type": "boolean"}, d={"type": "null"}, e=F("date")),
+    "tuple": {"type": "array", "prefixItems": [I(1, 9), F("date"), {"enum": ["x", "y"]}], "items": False,
+              "minItems": 3},
+    "array_enum": {"type": "array", "items": {"enum": ["lo", "mid", "hi"]}, "minItems": 1, "maxItems": 3},
+    "anyof_scalars": {"anyOf": [I(0, 99), P(r"^[a-f]{2}$"), {"type": "null"}]},
+    "oneof_kinds": {"oneOf": [OBJ(kind={"const": "circle"}, r=N(0, 10)),
+                              OBJ(kind={"const": "rect"}, w=I(1, 9), h=I(1, 9))]},
+    "ref_defs": {"$defs": {"addr": OBJ(city=S(6), zip=P(r"^[0-9]{5}$")),
+                           "person": OBJ(name=S(6), home={"$ref": "#/$defs/addr"})},
+                 "type": "object", "properties": {"owner": {"$ref": "#/$defs/person"},
+                                                  "office": {"$ref": "#/$defs/addr"}},
+                 "required": ["owner", "office"]},
+    "list_recursive": {"$defs": {"node": OBJ(v=I(0, 9), next={"anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]})},
+                       "$ref": "#/$defs/node"},
+    "allof_single": {"allOf": [OBJ(x=I(-3, 3))], "description": "one subschema"},
+    "const_object": {"const": {"a": [1, 2], "b": None}},
+    "enum_mixed": {"enum": ["a", 1, None, True, {"x": 1}, [2.5]]},
+    "typelist_bounds": {"type": ["number", "string"], "minimum": 0, "maximum": 10, "maxLength": 3},
+    "addl_true": {"type": "object", "properties": {"a": I(0, 3)}, "required": ["a"], "additionalProperties": True},
+    "num_array_exclusive": {"type": "array", "items": N(exclusiveMinimum=-1, exclusiveMaximum=1), "maxItems": 3},
+    "empty_object": {"type": "object", "properties": {}, "additionalProperties": False},
+    "prefix_then_items": {"type": "array", "prefixItems": [F("uuid")], "items": I(0, 3), "minItems": 2, "maxItems": 4},
+    "items_true": {"type": "array", "items": True, "maxItems": 2},
+    "empty_schema": {},
+})
 # what jsonschema checks instead ("nullable" is OpenAPI's keyword, not JSON Schema's)
-VALIDATE = {"nullable": {"type": "object", "properties": {"q": {"type": ["integer", "null"]}}, "required": ["q"]}}
-# additional property names have no length bound: a random model may write
-# one until the token limit (then nothing is checked; most complete)
-UNBOUNDED = {"addl"}
+VALIDATE = {"nullable": {"type": "object", "properties": {"q": {"type": ["integer", "null"]}}, "required": ["q"]},
+            "nullable_date": {"type": ["string", "null"], "format": "date"},
+            "int_draft4": I(None, 9, exclusiveMinimum=0)}
+# additional property names and any-value schemas have no length bound, a
+# recursive list may go 32 deep, and an array of 16-digit numbers with
+# 21-byte whitespace runs is long: a random model may write until the token
+# limit (then nothing is checked; at least one output must complete)
+UNBOUNDED = {"addl", "addl_true", "items_true", "empty_schema", "list_recursive", "recursive",
+             "nested"}
+
+# Formats lamina enforces are checked; others are annotations (JSON Schema
+# 2020-12's default).  RFC 3339 date-time and time are checked here (the
+# jsonschema package needs an optional module for them).
+FORMATS = jsonschema.FormatChecker(formats=["date", "uuid", "email", "ipv4"])
+RFC3339_TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))")
 
 
-def gen_one(model, name, seed):
-    body = {"model": model, "prompt": "Answer in JSON.", "format": SCHEMAS[name], "stream": False,
-            "options": {"temperature": 1, "seed": seed, "num_predict": 300}}
-    st, txt = post("/api/generate", body)
-    if st != 200:
-        return f"HTTP {st}: {txt[:200]}"
-    r = json.loads(txt)
-    if r.get("done_reason") == "length" and name in UNBOUNDED:
+@FORMATS.checks("time")
+def is_time(s):
+    m = RFC3339_TIME.fullmatch(s) if isinstance(s, str) else None
+    return m is not None and int(m[1]) < 24 and int(m[2]) < 60 and int(m[3]) < 60 and \
+        (m[6] is None or (int(m[6]) < 24 and int(m[7]) < 60))
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def is_date_time(s):
+    if not isinstance(s, str) or len(s) < 11 or s[10] not in "Tt" or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", s[:10]):
+        return False
+    datetime.date.fromisoformat(s[:10])
+    return is_time(s[11:])
+
+
+def validate(name, value):
+    sch = VALIDATE.get(name, SCHEMAS[name])
+    jsonschema.Draft202012Validator(sch, format_checker=FORMATS).validate(value)
+
+
+def generate(model, name, seed, temp, stream):
+    """(done_reason, text) of one /api/generate, or (None, error)."""
+    body = {"model": model, "prompt": "Answer in JSON.", "format": SCHEMAS[name], "stream": stream,
+            "options": {"temperature": temp, "seed": seed, "num_predict": 300}}
+    if not stream:
+        st, txt = post("/api/generate", body)
+        if st != 200:
+            return None, f"HTTP {st}: {txt[:200]}"
+        r = json.loads(txt)
+        return r.get("done_reason"), r["response"]
+    req = urllib.request.Request(URL + "/api/generate", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    text, reason = "", None
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            for line in r:
+                o = json.loads(line)
+                text += o.get("response", "")
+                if o.get("done"):
+                    reason = o.get("done_reason")
+    except urllib.error.HTTPError as e:
+        return None, f"HTTP {e.code}: {e.read().decode()[:200]}"
+    return reason, text
+
+
+def gen_one(model, name, seed, temp, stream):
+    reason, text = generate(model, name, seed, temp, stream)
+    if reason is None:
+        return text
+    if reason == "length" and name in UNBOUNDED:
         return "cut"
-    if r.get("done_reason") != "stop":
-        return f"done_reason {r.get('done_reason')}: {r['response'][:200]!r}"
+    if reason != "stop":
+        return f"done_reason {reason}: {text[:200]!r}"
     try:
-        v = json.loads(r["response"])
+        v = json.loads(text)
     except ValueError as e:
-        return f"not JSON ({e}): {r['response'][:300]!r}"
+        return f"not JSON ({e}): {text[:300]!r}"
     try:
-        jsonschema.validate(v, VALIDATE.get(name, SCHEMAS[name]))
+        validate(name, v)
     except jsonschema.ValidationError as e:
-        return f"invalid ({e.message}): {r['response'][:300]!r}"
+        return f"invalid ({e.message}): {text[:300]!r}"
     return None
 
 
+# per model and schema: temperature 1 (SEEDS seeds, one of them streamed)
+# and temperature 0 (streamed and not)
+RUNS = [(seed, 1, seed == 0) for seed in range(SEEDS)] + [(0, 0, False), (0, 0, True)]
+
+
 def sweep():
-    jobs = [(m, n, seed) for m in MODELS for n in SCHEMAS for seed in range(SEEDS)]
+    t0 = time.time()
+    jobs = [(m, n, seed, temp, stream) for m in MODELS for n in SCHEMAS for seed, temp, stream in RUNS]
     with cf.ThreadPoolExecutor(8) as ex:
         res = list(ex.map(lambda j: gen_one(*j), jobs))
+    passed = 0
     for m in MODELS:
         for n in SCHEMAS:
-            mine = [(seed, r) for (mm, nn, seed), r in zip(jobs, res) if mm == m and nn == n]
-            bad = [(seed, r) for seed, r in mine if r and r != "cut"]
+            mine = [(j, r) for j, r in zip(jobs, res) if j[0] == m and j[1] == n]
+            bad = [(j, r) for j, r in mine if r and r != "cut"]
             cut = sum(r == "cut" for _, r in mine)
-            ok(not bad and cut < len(mine), f"{m}: schema '{n}', {SEEDS} seeds at temperature 1, every output valid" +
-               (f" ({cut} cut off by num_predict)" if cut else ""))
-            for seed, r in bad:
-                print(f"# seed {seed}: {r}")
+            good = ok(not bad and cut < len(mine),
+                      f"{m}: schema '{n}', {len(mine)} outputs (temperature 0 and 1, streamed and not) valid" +
+                      (f" ({cut} cut off by num_predict)" if cut else ""))
+            passed += good
+            for (_, _, seed, temp, stream), r in bad:
+                print(f"# seed {seed} temperature {temp}{' streamed' if stream else ''}: {r}")
+    n_out = sum(r is None for r in res)
+    ok(len(SCHEMAS) >= 50, f"corpus: {len(SCHEMAS)} schemas, {passed} of {len(SCHEMAS) * len(MODELS)} "
+       f"schema x model checks pass, {n_out} of {len(res)} outputs complete and valid, "
+       f"{time.time() - t0:.0f} s")
 
 
 def json_mode():
@@ -220,10 +366,11 @@ def clients():
                     options={"temperature": 0, "num_predict": 300})
     ok(r.done_reason == "length" or json.loads(r.response) is not None, "ollama client generate(format='json')")
     try:
-        oc.generate(model=MODELS[0], prompt="x", format={"type": "string", "pattern": "^a+$"})
-        ok(False, "ollama client: pattern refused")
+        oc.generate(model=MODELS[0], prompt="x", format={"type": "string", "pattern": "^(a)\\1$"})
+        ok(False, "ollama client: a pattern with a backreference refused")
     except ollama.ResponseError as e:
-        ok(e.status_code == 400 and "keyword 'pattern' at $" in str(e), f"ollama client: pattern refused: {e}")
+        ok(e.status_code == 400 and "keyword 'pattern' at $: backreference '\\1' at position 4" in str(e),
+           f"ollama client: a pattern with a backreference refused: {e}")
 
     cl = openai.OpenAI(base_url=URL + "/v1", api_key="x")
     for seed in range(3):
@@ -244,7 +391,10 @@ def clients():
 
 
 def refusals():
-    cases = [({"type": "integer", "minimum": 3}, "keyword 'minimum' at $ is not supported"),
+    cases = [({"type": "integer", "multipleOf": 3}, "keyword 'multipleOf' at $ is not supported"),
+             ({"type": "string", "pattern": "(?=x)"}, "keyword 'pattern' at $: group '(?=' at position 0"),
+             ({"type": "string", "pattern": "[a-"}, "keyword 'pattern' at $: missing ']'"),
+             ({"type": "integer", "minimum": 5, "maximum": 4}, "no integer fits"),
              ({"type": "object", "properties": {"a": {"type": "array", "items": {"not": {}}}}},
               "keyword 'not' at $.properties.a.items is not supported"),
              ({"$ref": "#/$defs/x", "$defs": {"x": {"$ref": "#/$defs/x"}}}, "no instance"),

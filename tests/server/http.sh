@@ -136,7 +136,7 @@ bad "unknown model (chat)" 404 /api/chat '{"model":"no-such-model","messages":[{
 bad "path traversal in the name" 400 /api/generate '{"model":"../../etc/passwd","prompt":"x"}' 'invalid model name'
 bad "absolute path as the name" 400 /api/generate '{"model":"/etc/passwd","prompt":"x"}' 'invalid model name'
 bad "a .gguf file name" 404 /api/generate '{"model":"tiny-gemma3.gguf","prompt":"x"}' 'not found'
-bad "structured output: unsupported keyword" 400 /api/generate '{"model":"tiny-gemma3","prompt":"x","format":{"type":"string","pattern":"a"}}' "keyword 'pattern' at \\$ is not supported"
+bad "structured output: unsupported keyword" 400 /api/generate '{"model":"tiny-gemma3","prompt":"x","format":{"type":"object","patternProperties":{"a":{}}}}' "keyword 'patternProperties' at \\$ is not supported"
 bad "images" 400 /api/generate '{"model":"tiny-gemma3","prompt":"x","images":["aGk="]}' 'images'
 bad "custom template" 400 /api/generate '{"model":"tiny-gemma3","prompt":"x","template":"{{ .Prompt }}"}' 'template'
 bad "context with a bad token" 400 /api/generate '{"model":"tiny-gemma3","prompt":"x","context":[1,99999999]}' 'outside the vocabulary'

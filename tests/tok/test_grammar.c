@@ -5,11 +5,15 @@
  * vocabulary. */
 #include "config.h"
 
+#include <locale.h>
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "grammar.h"
 #include "gguf.h"
@@ -41,6 +45,176 @@ static void refuse(const char *schema, const char *want)
     int rc = lamina_grammar_compile_text(schema, strlen(schema), &g, err, sizeof err);
     ok(rc < 0 && strstr(err, want) != NULL, "refused %s: %s", schema, err);
     lamina_grammar_unref(g);
+}
+
+/* ---- random walks: from "", feed allowed bytes at random until the
+ * value may end; every state on the way must allow a byte or the end
+ * (completability) and the result must satisfy `valid`. ---- */
+
+static uint64_t rng_state = 88172645463325252ull;
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+static int feeds(const lamina_grammar *g, const char *text, size_t n, int *can_end)
+{
+    lamina_gmatch *m = NULL;
+    char err[64];
+    if (lamina_gmatch_create(g, NULL, &m, err, sizeof err) < 0) return 0;
+    int okk = lamina_gmatch_feed(m, text, n) == 0;
+    if (can_end) *can_end = okk && lamina_gmatch_can_end(m);
+    lamina_gmatch_free(m);
+    return okk;
+}
+
+/* Walk `walks` times; returns how many ended in a value `valid` accepts. */
+static int random_walks(const char *schema, int walks, int (*valid)(const char *text, const void *arg),
+                        const void *arg, char *bad, size_t bad_size)
+{
+    lamina_grammar *g = NULL;
+    char err[256];
+    if (lamina_grammar_compile_text(schema, strlen(schema), &g, err, sizeof err) < 0) {
+        snprintf(bad, bad_size, "compile: %s", err);
+        return 0;
+    }
+    int good = 0;
+    char *buf = malloc(4096);
+    for (int w = 0; w < walks; w++) {
+        size_t n = 0;
+        int ended = 0;
+        while (n < 4000) {
+            int can_end = 0;
+            feeds(g, buf, n, &can_end);
+            unsigned char opts[256];
+            int no = 0;
+            for (int b = 1; b < 256; b++) {
+                buf[n] = (char)b;
+                if (feeds(g, buf, n + 1, NULL)) opts[no++] = (unsigned char)b;
+            }
+            if (can_end && (no == 0 || rnd(4) == 0 || n > 300)) { ended = 1; break; }
+            if (no == 0) break;     /* stuck: not completable */
+            /* after a while, prefer bytes that close things */
+            int pick = -1;
+            if (n > 120)
+                for (int i = 0; i < no && pick < 0; i++)
+                    if (strchr("\"]}", opts[i]) && opts[i]) pick = i;
+            buf[n++] = (char)opts[pick >= 0 ? pick : (int)rnd((unsigned)no)];
+        }
+        buf[n] = 0;
+        if (ended && valid(buf, arg)) good++;
+        else if (!bad[0]) snprintf(bad, bad_size, "%s: %.200s", ended ? "invalid" : "stuck", buf);
+    }
+    free(buf);
+    lamina_grammar_unref(g);
+    return good;
+}
+
+/* validators, independent of grammar.c: jansson parses, POSIX regex matches */
+static json_t *parse(const char *text)
+{
+    return json_loads(text, JSON_DECODE_ANY, NULL);
+}
+
+typedef struct range_arg { double lo, hi; int lo_ex, hi_ex, integer; } range_arg;
+static int valid_range(const char *text, const void *arg)
+{
+    const range_arg *r = arg;
+    json_t *j = parse(text);
+    if (!j || !json_is_number(j) || (r->integer && !json_is_integer(j))) { json_decref(j); return 0; }
+    double v = json_number_value(j);
+    json_decref(j);
+    if (strchr(text, 'e') || strchr(text, 'E')) return 0;
+    return (r->lo_ex ? v > r->lo : v >= r->lo) && (r->hi_ex ? v < r->hi : v <= r->hi);
+}
+
+static int valid_regex(const char *text, const void *arg)
+{
+    json_t *j = parse(text);
+    if (!json_is_string(j)) { json_decref(j); return 0; }
+    regex_t re;
+    char full[512];
+    snprintf(full, sizeof full, "^(%s)$", (const char *)arg);
+    int okk = regcomp(&re, full, REG_EXTENDED | REG_NOSUB) == 0;
+    okk = okk && regexec(&re, json_string_value(j), 0, NULL, 0) == 0;
+    regfree(&re);
+    json_decref(j);
+    return okk;
+}
+
+static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static int date_ok(const char *s)
+{
+    int y, mo, d, n = 0;
+    if (strlen(s) < 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    return y >= 1 && mo >= 1 && mo <= 12 && d >= 1 && d <= mdays[mo - 1] + (mo == 2 && leap(y));
+}
+static int digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+static int time_ok(const char *s)
+{
+    if (strlen(s) < 9 || !digits(s, 2) || s[2] != ':' || !digits(s + 3, 2) || s[5] != ':' || !digits(s + 6, 2)) return 0;
+    if (atoi(s) > 23 || atoi(s + 3) > 59 || atoi(s + 6) > 59) return 0;
+    s += 8;
+    if (*s == '.') {
+        int k = 0;
+        while (s[1 + k] >= '0' && s[1 + k] <= '9') k++;
+        if (k == 0) return 0;
+        s += 1 + k;
+    }
+    if (!strcmp(s, "Z")) return 1;
+    return (s[0] == '+' || s[0] == '-') && strlen(s) == 6 && digits(s + 1, 2) && s[3] == ':' && digits(s + 4, 2) &&
+           atoi(s + 1) <= 23 && atoi(s + 4) <= 59;
+}
+static int valid_format(const char *text, const void *arg)
+{
+    json_t *j = parse(text);
+    if (!json_is_string(j)) { json_decref(j); return 0; }
+    const char *s = json_string_value(j), *f = arg;
+    int r = 0;
+    if (!strcmp(f, "date")) r = strlen(s) == 10 && date_ok(s);
+    else if (!strcmp(f, "time")) r = time_ok(s);
+    else if (!strcmp(f, "date-time")) r = date_ok(s) && s[10] == 'T' && time_ok(s + 11);
+    else if (!strcmp(f, "uuid")) {
+        r = strlen(s) == 36;
+        for (int i = 0; i < 36 && r; i++)
+            r = (i == 8 || i == 13 || i == 18 || i == 23) ? s[i] == '-' : strchr("0123456789abcdefABCDEF", s[i]) && s[i];
+    }
+    json_decref(j);
+    return r;
+}
+
+static void walks_range(const char *type, const char *bounds, range_arg r)
+{
+    char schema[256], bad[512] = "";
+    snprintf(schema, sizeof schema, "{\"type\":\"%s\",%s}", type, bounds);
+    int n = 25, good = random_walks(schema, n, valid_range, &r, bad, sizeof bad);
+    ok(good == n, "%s: %d of %d random walks end in range %s", schema, good, n, bad);
+}
+
+static void walks_regex(const char *pattern_json, const char *posix, const char *extra)
+{
+    char schema[512], bad[512] = "";
+    snprintf(schema, sizeof schema, "{\"type\":\"string\",\"pattern\":\"%s\"%s}", pattern_json, extra);
+    int n = 25, good = random_walks(schema, n, valid_regex, posix, bad, sizeof bad);
+    ok(good == n, "%s: %d of %d random walks match ^(%s)$ %s", schema, good, n, posix, bad);
+}
+
+static void walks_format(const char *f)
+{
+    char schema[256], bad[512] = "";
+    snprintf(schema, sizeof schema, "{\"type\":\"string\",\"format\":\"%s\"}", f);
+    int n = 25, good = random_walks(schema, n, valid_format, f, bad, sizeof bad);
+    ok(good == n, "%s: %d of %d random walks are valid %s %s", schema, good, n, f, bad);
 }
 
 static double now(void)
@@ -86,15 +260,26 @@ static void bench(const char *path)
         "\"kind\":{\"enum\":[\"cat\",\"dog\"]}},\"required\":[\"name\",\"age\",\"tags\",\"kind\"]}";
     static const char *const prefixes[] = { "", "{", "{\"na", "{\"name\":\"Bob", "{\"name\":\"Bob\",\"age\":4",
                                             "{\"name\":\"Bob\",\"age\":42,\"tags\":[\"ab", "{\"name\":\"Bob\",\"age\":42,\"tags\":[],", NULL };
+    /* the keywords with automata and bounds */
+    static const char *const schema2 =
+        "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[A-Za-z]{2,8}-[0-9]{1,6}$\"},"
+        "\"day\":{\"type\":\"string\",\"format\":\"date-time\"},\"note\":{\"type\":\"string\",\"pattern\":\".{0,40}\"},"
+        "\"n\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":250},\"x\":{\"type\":\"number\",\"minimum\":-1,\"maximum\":1}},"
+        "\"required\":[\"id\",\"day\",\"note\",\"n\",\"x\"]}";
+    static const char *const prefixes2[] = { "{\"id\":\"ab", "{\"id\":\"ab-12\",\"day\":\"2024-0",
+                                             "{\"id\":\"ab-12\",\"day\":\"2024-01-01T00:00:00Z\",\"note\":\"hello ",
+                                             "{\"id\":\"ab-1\",\"day\":\"2024-01-01T00:00:00Z\",\"note\":\"\",\"n\":1",
+                                             "{\"id\":\"ab-1\",\"day\":\"2024-01-01T00:00:00Z\",\"note\":\"\",\"n\":12,\"x\":0.", NULL };
     float *logits = malloc((size_t)nv * sizeof *logits);
-    for (int any = 0; any < 2; any++) {
+    for (int any = 0; any < 3; any++) {
         lamina_grammar *g = NULL;
-        if (any) lamina_grammar_compile(NULL, &g, err, sizeof err);
-        else lamina_grammar_compile_text(schema, strlen(schema), &g, err, sizeof err);
-        for (int i = 0; prefixes[i]; i++) {
+        const char *const *pre = any == 2 ? prefixes2 : prefixes;
+        if (any == 1) lamina_grammar_compile(NULL, &g, err, sizeof err);
+        else lamina_grammar_compile_text(any ? schema2 : schema, strlen(any ? schema2 : schema), &g, err, sizeof err);
+        for (int i = 0; pre[i]; i++) {
             lamina_gmatch *m = NULL;
             lamina_gmatch_create(g, v, &m, err, sizeof err);
-            if (lamina_gmatch_feed(m, prefixes[i], strlen(prefixes[i])) < 0) { lamina_gmatch_free(m); continue; }
+            if (lamina_gmatch_feed(m, pre[i], strlen(pre[i])) < 0) { diag("bench: %s refused", pre[i]); lamina_gmatch_free(m); continue; }
             int reps = 20, allowed = 0;
             double t = now();
             double ms = 0;
@@ -105,7 +290,8 @@ static void bench(const char *path)
                 ms += (now() - t) * 1e3 / reps;
             }
             for (int32_t k = 0; k < nv; k++) allowed += logits[k] == 0;
-            diag("mask %-6s after %-42s %7.3f ms/step, %d tokens allowed", any ? "json" : "schema", prefixes[i], ms, allowed);
+            diag("mask %-7s after %-42s %7.3f ms/step, %d tokens allowed", any == 1 ? "json" : any ? "schema2" : "schema",
+                 pre[i], ms, allowed);
             lamina_gmatch_free(m);
         }
         lamina_grammar_unref(g);
@@ -119,6 +305,7 @@ static void bench(const char *path)
 int main(int argc, char **argv)
 {
     if (argc > 1) { bench(argv[1]); return 0; }
+    setlocale(LC_CTYPE, "C.UTF-8");     /* the POSIX regex checks see characters */
     /* any JSON value */
     check(NULL, "", 'v');
     check(NULL, "{}", 'd');
@@ -209,11 +396,204 @@ int main(int argc, char **argv)
     check("{\"allOf\":[{\"type\":\"string\"}],\"description\":\"d\"}", "\"q\"", 'd');
     check("{}", "[{\"x\":1}]", 'd');
     check("true", "3", 'c');
+
+    /* numeric bounds: a prefix only if some completion is in range */
+    const char *ir = "{\"type\":\"integer\",\"minimum\":10,\"maximum\":250}";
+    check(ir, "3", 'v');            /* 30..39 */
+    check(ir, "1", 'v');            /* 10..19, not 1 */
+    check(ir, "26", 'c');
+    check(ir, "260", 'x');
+    check(ir, "250", 'c');
+    check(ir, "251", 'x');
+    check(ir, "0", 'x');
+    check(ir, "-", 'x');
+    check(ir, "300", 'x');
+    check(ir, "1000", 'x');
+    check(ir, "9", 'v');
+    check(ir, "99", 'c');
+    check(ir, "99 ", 'x');
+    check("{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":250}}", "[9,", 'x');
+    check("{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":250}}", "[99,10]", 'd');
+    const char *is = "{\"type\":\"integer\",\"minimum\":-5,\"maximum\":5}";
+    check(is, "-", 'v');
+    check(is, "-5", 'c');
+    check(is, "-6", 'x');
+    check(is, "-0", 'c');
+    check(is, "-1", 'c');
+    check(is, "-10", 'x');
+    check(is, "5", 'c');
+    check(is, "6", 'x');
+    check(is, "05", 'x');
+    const char *ie = "{\"type\":\"integer\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":10}";
+    check(ie, "0", 'x');
+    check(ie, "1", 'c');
+    check(ie, "10", 'x');
+    check(ie, "9", 'c');
+    check("{\"type\":\"integer\",\"minimum\":0,\"exclusiveMinimum\":true}", "0", 'x');
+    check("{\"type\":\"integer\",\"minimum\":0,\"exclusiveMinimum\":true}", "1", 'c');
+    check("{\"type\":\"integer\",\"minimum\":2.5}", "2", 'v');    /* 20.. */
+    check("{\"type\":\"integer\",\"minimum\":2.5}", "3", 'c');
+    check("{\"type\":\"integer\",\"maximum\":-1000}", "-999", 'v');
+    check("{\"type\":\"integer\",\"maximum\":-1000}", "-1000", 'c');
+    check("{\"type\":\"integer\",\"minimum\":9999999999999999}", "9999999999999999", 'c');
+    const char *nr = "{\"type\":\"number\",\"minimum\":0.5,\"maximum\":1.5}";
+    check(nr, "0", 'v');
+    check(nr, "0.", 'v');
+    check(nr, "0.4", 'x');
+    check(nr, "0.5", 'c');
+    check(nr, "0.50", 'c');
+    check(nr, "0.49", 'x');
+    check(nr, "1", 'c');
+    check(nr, "1.5", 'c');
+    check(nr, "1.50", 'c');
+    check(nr, "1.51", 'x');
+    check(nr, "2", 'x');
+    check(nr, "1e", 'x');           /* no exponent under bounds */
+    check(nr, "-", 'x');
+    const char *nx = "{\"type\":\"number\",\"exclusiveMaximum\":1}";
+    check(nx, "1", 'x');
+    check(nx, "0.9999999999999998", 'c');
+    check(nx, "0.9999999999999999", 'x');   /* above the largest double below 1 (0.99999999999999988898) */
+    check(nx, "-1e5", 'x');
+    check(nx, "-12345.5", 'c');
+    check("{\"minimum\":0}", "-0", 'c');    /* implies a number; -0 is 0 */
+    check("{\"minimum\":0}", "-1", 'x');
+    check("{\"minimum\":0}", "0.25", 'c');
+    check("{\"type\":\"string\",\"minimum\":3}", "\"x\"", 'd');   /* bounds only constrain numbers */
+    check("{\"enum\":[1,5,20],\"minimum\":3}", "1", 'x');
+    check("{\"enum\":[1,5,20],\"minimum\":3}", "5", 'd');
+    refuse("{\"type\":\"integer\",\"minimum\":5,\"maximum\":3}", "no integer fits");
+    refuse("{\"type\":\"number\",\"minimum\":1e20}", "no number fits");
+    refuse("{\"type\":\"integer\",\"minimum\":\"x\"}", "keyword 'minimum' at $: expected a number");
+    refuse("{\"type\":\"number\",\"maximum\":18014398509481985}", "beyond 2^53");
+    walks_range("integer", "\"minimum\":10,\"maximum\":250", (range_arg){ 10, 250, 0, 0, 1 });
+    walks_range("integer", "\"minimum\":-37,\"exclusiveMaximum\":-3", (range_arg){ -37, -3, 0, 1, 1 });
+    walks_range("integer", "\"minimum\":123456789", (range_arg){ 123456789, 1e300, 0, 0, 1 });
+    walks_range("number", "\"minimum\":-1.25,\"maximum\":3.75", (range_arg){ -1.25, 3.75, 0, 0, 0 });
+    walks_range("number", "\"exclusiveMinimum\":0,\"exclusiveMaximum\":0.001", (range_arg){ 0, 0.001, 1, 1, 0 });
+    walks_range("number", "\"maximum\":-0.1", (range_arg){ -1e300, -0.1, 0, 0, 0 });
+    /* formats */
+    const char *fd = "{\"type\":\"string\",\"format\":\"date\"}";
+    check(fd, "\"2024-02-29\"", 'd');
+    check(fd, "\"2000-02-29\"", 'd');
+    check(fd, "\"2023-02-29", 'x');
+    check(fd, "\"1900-02-29", 'x');
+    check(fd, "\"2023-02-2", 'v');
+    check(fd, "\"2024-13", 'x');
+    check(fd, "\"2024-04-31", 'x');
+    check(fd, "\"2024-04-30\"", 'd');
+    check(fd, "\"0000", 'x');
+    check(fd, "\"2024-1", 'v');
+    check(fd, "\"2024-01-01T", 'x');
+    const char *ft = "{\"type\":\"string\",\"format\":\"time\"}";
+    check(ft, "\"23:59:59Z\"", 'd');
+    check(ft, "\"12:00:00.123+05:30\"", 'd');
+    check(ft, "\"12:00:00\"", 'x');
+    check(ft, "\"24", 'x');
+    check(ft, "\"12:60", 'x');
+    check("{\"format\":\"date-time\"}", "\"2024-03-01T07:08:09.5-01:00\"", 'd');
+    check("{\"format\":\"date-time\"}", "\"2024-03-01 07", 'x');
+    const char *fu = "{\"type\":\"string\",\"format\":\"uuid\"}";
+    check(fu, "\"123e4567-e89b-12d3-A456-426614174000\"", 'd');
+    check(fu, "\"123e4567e", 'x');
+    check(fu, "\"g", 'x');
+    check("{\"type\":\"string\",\"format\":\"uri\"}", "\"not checked\"", 'd');   /* annotation only */
+    const char *fe = "{\"type\":\"string\",\"format\":\"email\"}";
+    check(fe, "\"a.b+c@mail.example.io\"", 'd');
+    check(fe, "\"a@b", 'v');
+    check(fe, "\"a@b\"", 'x');
+    check(fe, "\"@", 'x');
+    const char *f4 = "{\"type\":\"string\",\"format\":\"ipv4\"}";
+    check(f4, "\"192.168.0.1\"", 'd');
+    check(f4, "\"01", 'x');
+    check(f4, "\"256", 'x');
+    check(f4, "\"1.2.3\"", 'x');
+    check("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":10}", "\"2024-01-01\"", 'd');
+    refuse("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":9}", "no string matches");
+    refuse("{\"type\":\"string\",\"format\":\"date\",\"pattern\":\"a\"}", "keyword 'format' ('date') next to 'pattern'");
+    check("{\"enum\":[\"2024-02-30\",\"2024-02-28\"],\"format\":\"date\"}", "\"2024-02-30\"", 'x');
+    check("{\"enum\":[\"2024-02-30\",\"2024-02-28\"],\"format\":\"date\"}", "\"2024-02-28\"", 'd');
+    walks_format("date");
+    walks_format("time");
+    walks_format("date-time");
+    walks_format("uuid");
+    /* patterns (generated strings match the whole pattern) */
+    const char *pz = "{\"type\":\"string\",\"pattern\":\"^[a-z]+$\"}";
+    check(pz, "\"abc\"", 'd');
+    check(pz, "\"\"", 'x');
+    check(pz, "\"aB", 'x');
+    check(pz, "\"a\\u0062", 'x');   /* no \u escapes in constrained strings */
+    const char *pp = "{\"pattern\":\"^\\\\d{3}-\\\\d{4}$\"}";
+    check(pp, "\"555-1234\"", 'd');
+    check(pp, "\"555-123\"", 'x');
+    check(pp, "\"5555", 'x');
+    const char *pa = "{\"type\":\"string\",\"pattern\":\"(ab|cd)*e\"}";
+    check(pa, "\"ababcde\"", 'd');
+    check(pa, "\"abc", 'v');
+    check(pa, "\"ac", 'x');
+    check(pa, "\"e\"", 'd');
+    const char *pd = "{\"type\":\"string\",\"pattern\":\"a.c\"}";
+    check(pd, "\"a\xc3\xa9" "c\"", 'd');
+    check(pd, "\"a\\nc", 'x');       /* . is not a newline */
+    check(pd, "\"a\\tc\"", 'd');
+    check(pd, "\"a\xc3(", 'x');
+    check("{\"pattern\":\"[^a]\"}", "\"\xc3\xa9\"", 'd');
+    check("{\"pattern\":\"[^a]\"}", "\"\\n\"", 'd');
+    check("{\"pattern\":\"[^a]\"}", "\"a", 'x');
+    check("{\"pattern\":\"[^\\\\d]\"}", "\"\xc3\xa9", 'x');   /* with \\d: ASCII only */
+    check("{\"pattern\":\"[^\\\\d]\"}", "\"x\"", 'd');
+    check("{\"pattern\":\"a\\\"b\"}", "\"a\\\"b\"", 'd');
+    check("{\"pattern\":\"a\\\\\\\\b\"}", "\"a\\\\b\"", 'd');
+    check("{\"pattern\":\"^a+$\",\"maxLength\":3,\"minLength\":2}", "\"aaa\"", 'd');
+    check("{\"pattern\":\"^a+$\",\"maxLength\":3,\"minLength\":2}", "\"aaaa", 'x');
+    check("{\"pattern\":\"^a+$\",\"maxLength\":3,\"minLength\":2}", "\"a\"", 'x');
+    check("{\"pattern\":\"b\"}", "\"b\"", 'd');
+    check("{\"pattern\":\"b\"}", "\"ab", 'x');      /* unanchored patterns are generated anchored */
+    check("{\"pattern\":\"x{2,}\"}", "\"xxxxx\"", 'd');
+    check("{\"pattern\":\"x{2,}\"}", "\"x\"", 'x');
+    check("{\"pattern\":\"^x{,2}y$\"}", "\"xxy\"", 'd');
+    check("{\"pattern\":\"^(?:a|b)?c$|^z$\"}", "\"bc\"", 'd');
+    check("{\"pattern\":\"^(?:a|b)?c$|^z$\"}", "\"z\"", 'd');
+    check("{\"pattern\":\"^(?P<n>q)\\\\.\\\\s$\"}", "\"q. \"", 'd');
+    check("{\"pattern\":\"\\\\u00e9\\\\x41\"}", "\"\xc3\xa9" "A\"", 'd');
+    check("{\"pattern\":\"\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87\"}", "\"\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87\"", 'd');
+    check("{\"pattern\":\"[\xd0\xb0-\xd1\x8f]+\"}", "\"\xd0\xb4\xd0\xb0\"", 'd');
+    check("{\"pattern\":\"^\\\\w+@\\\\w+\\\\.com$\"}", "\"a_1@b.com\"", 'd');
+    check("{\"enum\":[\"ab\",\"cd\"],\"pattern\":\"^a[a-z]$\"}", "\"cd\"", 'x');
+    check("{\"enum\":[\"ab\",\"cd\"],\"pattern\":\"^a[a-z]$\"}", "\"ab\"", 'd');
+    check("{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}[0-9]{2}$\"}},"
+          "\"required\":[\"id\"]}", "{\"id\":\"AB12\"}", 'd');
+    check("{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}[0-9]{2}$\"}},"
+          "\"required\":[\"id\"]}", "{\"id\":\"AB1\"}", 'x');
+    refuse("{\"pattern\":\"(?=a)\"}", "keyword 'pattern' at $: group '(?=' at position 0 (lookaround or flags) is not supported");
+    refuse("{\"properties\":{\"p\":{\"pattern\":\"(a)\\\\1\"}}}", "keyword 'pattern' at $.properties.p: backreference '\\1' at position 3");
+    refuse("{\"pattern\":\"a*?\"}", "lazy quantifier at position 2");
+    refuse("{\"pattern\":\"a++\"}", "possessive quantifier at position 2");
+    refuse("{\"pattern\":\"\\\\p{L}\"}", "unicode property class '\\p' at position 0");
+    refuse("{\"pattern\":\"a^\"}", "anchor '^' at position 1");
+    refuse("{\"pattern\":\"a$b\"}", "anchor '$' at position 1");
+    refuse("{\"pattern\":\"(a\"}", "missing ')'");
+    refuse("{\"pattern\":\"a)\"}", "unbalanced ')' at position 1");
+    refuse("{\"pattern\":\"[a\"}", "missing ']'");
+    refuse("{\"pattern\":\"[z-a]\"}", "bad range at position 2");
+    refuse("{\"pattern\":\"a{5000}\"}", "counts above 1000");
+    refuse("{\"pattern\":\"a{2\"}", "'{' at position 1 is not a quantifier");
+    refuse("{\"pattern\":\"*a\"}", "nothing to repeat at position 0");
+    refuse("{\"pattern\":\"\\\\bx\"}", "assertion '\\b' at position 0");
+    refuse("{\"pattern\":\"((a{1000}){1000}){1000}\"}", "the pattern is too large (more than 20000 NFA states)");
+    refuse("{\"pattern\":\"(a|b)*a(a|b){12}\"}", "too complex (more than 4000 automaton states");
+    refuse("{\"pattern\":\"[\\\\x00-\\\\x07]\"}", "no string matches");
+    refuse("{\"pattern\":3}", "keyword 'pattern' at $: expected a string");
+    walks_regex("^[a-c]{2,5}(x|yz)*[0-9]$", "[a-c]{2,5}(x|yz)*[0-9]", "");
+    walks_regex("(ab|cd)+e?", "(ab|cd)+e?", "");
+    walks_regex("[^a-y]{3}", "[^a-y]{3}", "");
+    walks_regex("\\\\w+@\\\\w+\\\\.(com|org)", "[A-Za-z0-9_]+@[A-Za-z0-9_]+[.](com|org)", ",\"maxLength\":12");
+    walks_regex("q.{0,4}", "q.{0,4}", "");
+    walks_regex("[\\\"\\\\\\\\/]+t", "[\"\\\\/]+t", "");
     /* refused */
     refuse("{\"type\":\"object\",\"properties\":{\"x\":{\"patternProperties\":{}}}}",
            "keyword 'patternProperties' at $.properties.x is not supported");
-    refuse("{\"type\":\"string\",\"pattern\":\"^a$\"}", "keyword 'pattern' at $ is not supported");
-    refuse("{\"type\":\"integer\",\"minimum\":0}", "keyword 'minimum' at $ is not supported");
+    refuse("{\"type\":\"integer\",\"multipleOf\":2}", "keyword 'multipleOf' at $ is not supported");
     refuse("{\"items\":{\"if\":{}}}", "keyword 'if' at $.items is not supported");
     refuse("{\"$ref\":\"#/$defs/a\",\"$defs\":{\"a\":{\"$ref\":\"#/$defs/a\"}}}", "no instance");
     refuse("{\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"n\":{\"$ref\":\"#/$defs/n\"}},\"required\":[\"n\"]}},\"$ref\":\"#/$defs/n\"}",

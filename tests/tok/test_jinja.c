@@ -9,7 +9,7 @@
  * away, and the API's edges.
  *
  *   test_jinja --write-seeds DIR   write the cases as a corpus for
- *                                  tests/tok/fuzz_jinja (template, NUL, context)
+ *                                  tests/fuzz/fuzz_jinja (template, NUL, context)
  */
 #include "config.h"
 

@@ -9,7 +9,7 @@
  * lamina_reply_content/thinking/n_calls say at the end.
  *
  *   test_reply --write-seeds DIR   write the cases as a corpus for
- *                                  tests/tok/fuzz_reply (option byte, text)
+ *                                  tests/fuzz/fuzz_reply (option byte, text)
  */
 #include "config.h"
 

@@ -22,6 +22,22 @@ GGUF files for the chosen architecture, with tiny dimensions:
           (post_attention_norm, post_ffw_norm) before the residual add,
           NEOX RoPE, untied output.
 
+  bert    an encoder as llama.cpp's converter (conversion/bert.py,
+          BertModel) writes one: n_embd 256, 4 heads (no GQA), n_ff 512,
+          absolute position_embd [n_embd, context_length], token_types
+          (token_type_count 2), token_embd_norm and per layer
+          attn_output_norm / layer_output_norm with biases, q/k/v, output
+          and FFN biases, no output norm or head; bert.attention.causal
+          false, bert.attention.layer_norm_epsilon 1e-12, bert.pooling_type
+          (--pooling: mean 1 by default, cls 2); a WordPiece vocabulary of
+          512 (tokenizer.ggml.model "bert"): [PAD] [UNK] [CLS] [SEP] [MASK],
+          then pieces in the converter's "phantom space" form (a word's
+          first piece '\u2581' + text, a continuation the bare text).
+  nomic-bert  the bert shapes as NomicBertModel converts nomic-embed-text:
+          fused attn_qkv, rotary positions (nomic-bert.rope.freq_base 1000)
+          instead of position_embd, a gated FFN (ffn_up, ffn_gate,
+          ffn_down), no biases but the LayerNorms'.
+
 --type picks the type of every matrix (norm vectors are always f32):
   f32 f16 bf16 q8_0 q4_0 q5_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs, or
   mixed   per-tensor types like a real Q4_K_M (gemma3: the types of the
@@ -178,6 +194,43 @@ def spm_vocab():
         n += 1
     assert len(set(tokens)) == len(tokens), "duplicate SPM piece"
     return tokens, scores, types
+
+
+def wpm_vocab():
+    """WordPiece vocabulary as llama.cpp's converter writes a BERT one:
+    the five special tokens (control) first, then whole words and single
+    characters, each as a word start ('\u2581' + text) and characters and
+    a few suffixes as continuations (bare text), padded with [unusedN]
+    control tokens to N_VOCAB."""
+    tokens, types = [], []
+    for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"):
+        tokens.append(t)
+        types.append(3)
+    words = {}
+    for w in re.findall(r"\w+|[^\w\s]", CORPUS.lower()):
+        words[w] = words.get(w, 0) + 1
+    chars = sorted({ch for w in words for ch in w})
+    pieces = []
+    for ch in chars:
+        pieces += ["\u2581" + ch, ch]
+    for suf in ("s", "ed", "ing", "ly", "er", "est", "tion"):
+        if suf not in pieces:
+            pieces.append(suf)
+    budget = N_VOCAB - len(tokens) - len(pieces) - 16
+    ranked = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))[:budget]
+    for w in ranked:
+        if "\u2581" + w not in pieces:
+            pieces.append("\u2581" + w)
+    for p in pieces:
+        tokens.append(p)
+        types.append(1)
+    n = 0
+    while len(tokens) < N_VOCAB:
+        tokens.append(f"[unused{n}]")
+        types.append(3)
+        n += 1
+    assert len(set(tokens)) == len(tokens), "duplicate WordPiece token"
+    return tokens, types
 
 
 def byte_to_unicode():
@@ -506,7 +559,11 @@ SHAPES = {
     "qwen3moe": (256, 512, 4, 2, 128),
     "granite": (256, 512, 4, 2,  64),
     "olmo2":   (256, 512, 4, 2,  64),
+    "bert":    (256, 512, 4, 4,  64),
+    "nomic-bert": (256, 512, 4, 4, 64),
 }
+ENCODER = ("bert", "nomic-bert")                   # embeddings only: no output norm or head
+POOLING = {"mean": 1, "cls": 2}       # <arch>.pooling_type values
 # mixture of experts: experts, used per token, expert FFN width
 MOE = {"qwen3moe": (8, 2, 256)}
 GGUF_ARCH = {"llama3": "llama"}       # the general.architecture written
@@ -537,13 +594,57 @@ def llama3_rope_freqs(D, base):
     return np.array(out, dtype=np.float32)
 
 
-def tensor_plan(arch, n_layer, tname):
+def bert_tensor_plan(arch, n_layer, base, n_ctx):
+    """The tensors of a BertModel in the converter's order (the Hugging
+    Face state dict's: embeddings, then each layer's attention, its output
+    LayerNorm, the FFN and the layer's output LayerNorm).  nomic-bert
+    (NomicBertModel): no position rows (RoPE), fused q/k/v (Wqkv), a gated
+    FFN (fc11, fc12), no biases but the norms'."""
+    E, F, H, _, D = SHAPES[arch]
+    nomic = arch == "nomic-bert"
+    mat = base if base is not None else QT.Q8_0
+    plan = [("token_embd.weight", [E, N_VOCAB], "embd", mat)]
+    if not nomic:
+        plan.append(("position_embd.weight", [E, n_ctx], "embd", mat))
+    plan += [("token_types.weight", [E, 2], "embd", QT.F32),
+             ("token_embd_norm.weight", [E], "norm", QT.F32),
+             ("token_embd_norm.bias", [E], "bias", QT.F32)]
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        if nomic:
+            plan.append((p + "attn_qkv.weight", [E, 3 * H * D], "mat", mat))
+        else:
+            for t in ("q", "k", "v"):
+                plan.append((p + f"attn_{t}.weight", [E, H * D], "mat", mat))
+                plan.append((p + f"attn_{t}.bias", [H * D], "bias", QT.F32))
+        plan.append((p + "attn_output.weight", [H * D, E], "mat", mat))
+        if not nomic:
+            plan.append((p + "attn_output.bias", [E], "bias", QT.F32))
+        plan += [(p + "attn_output_norm.weight", [E], "norm", QT.F32),
+                 (p + "attn_output_norm.bias", [E], "bias", QT.F32)]
+        if nomic:
+            plan += [(p + "ffn_up.weight", [E, F], "mat", mat),
+                     (p + "ffn_gate.weight", [E, F], "mat", mat),
+                     (p + "ffn_down.weight", [F, E], "mat", mat)]
+        else:
+            plan += [(p + "ffn_up.weight", [E, F], "mat", mat),
+                     (p + "ffn_up.bias", [F], "bias", QT.F32),
+                     (p + "ffn_down.weight", [F, E], "mat", mat),
+                     (p + "ffn_down.bias", [E], "bias", QT.F32)]
+        plan += [(p + "layer_output_norm.weight", [E], "norm", QT.F32),
+                 (p + "layer_output_norm.bias", [E], "bias", QT.F32)]
+    return plan
+
+
+def tensor_plan(arch, n_layer, tname, n_ctx=512):
     """[(name, ne (GGUF order), kind, type)] in file order."""
     E, F, H, HKV, D = SHAPES[arch]
     V = N_VOCAB
     mixed = tname == "mixed"
     base = None if mixed else TYPES[tname]
     gemma = arch in GEMMA
+    if arch in ENCODER:
+        return bert_tensor_plan(arch, n_layer, base, n_ctx)
 
     def pick(g, l):
         return base if base is not None else (g if gemma else l)
@@ -601,9 +702,49 @@ def tensor_plan(arch, n_layer, tname):
     return plan
 
 
-def metadata(arch, tname, n_layer):
+def bert_metadata(arch, tname, n_layer, pooling):
+    """The keys of a BertModel conversion: TextModel's hyperparameters,
+    causal attention off, the pooling type, then the WordPiece vocabulary
+    and its special tokens (gguf.SpecialVocab's keys).  nomic-bert adds its
+    RoPE base (nomic-embed-text: 1000)."""
+    E, F, H, _, _ = SHAPES[arch]
+    tokens, types = wpm_vocab()
+    a = arch
+    rope = [(f"{a}.rope.freq_base", VT.FLOAT32, 1000.0, None)] if arch == "nomic-bert" else []
+    return [
+        ("general.type", VT.STRING, "model", None),
+        ("general.name", VT.STRING, f"lamina tiny {arch} {tname}", None),
+        (f"{a}.block_count", VT.UINT32, n_layer, None),
+        (f"{a}.context_length", VT.UINT32, 512, None),
+        (f"{a}.embedding_length", VT.UINT32, E, None),
+        (f"{a}.feed_forward_length", VT.UINT32, F, None),
+        (f"{a}.attention.head_count", VT.UINT32, H, None),
+        (f"{a}.attention.layer_norm_epsilon", VT.FLOAT32, 1e-12, None),
+        ("general.file_type", VT.UINT32, FILE_TYPE[tname], None),
+    ] + rope + [
+        (f"{a}.attention.causal", VT.BOOL, False, None),
+        (f"{a}.pooling_type", VT.UINT32, POOLING[pooling], None),
+        ("tokenizer.ggml.token_type_count", VT.UINT32, 2, None),
+        ("tokenizer.ggml.model", VT.STRING, "bert", None),
+        ("tokenizer.ggml.pre", VT.STRING, "default", None),
+        ("tokenizer.ggml.tokens", VT.ARRAY, tokens, VT.STRING),
+        ("tokenizer.ggml.token_type", VT.ARRAY, types, VT.INT32),
+        ("tokenizer.ggml.bos_token_id", VT.UINT32, tokens.index("[CLS]"), None),
+        ("tokenizer.ggml.unknown_token_id", VT.UINT32, tokens.index("[UNK]"), None),
+        ("tokenizer.ggml.seperator_token_id", VT.UINT32, tokens.index("[SEP]"), None),
+        ("tokenizer.ggml.padding_token_id", VT.UINT32, tokens.index("[PAD]"), None),
+        ("tokenizer.ggml.cls_token_id", VT.UINT32, tokens.index("[CLS]"), None),
+        ("tokenizer.ggml.mask_token_id", VT.UINT32, tokens.index("[MASK]"), None),
+        ("tokenizer.ggml.add_bos_token", VT.BOOL, True, None),
+        ("tokenizer.ggml.add_eos_token", VT.BOOL, True, None),
+    ]
+
+
+def metadata(arch, tname, n_layer, pooling="mean"):
     """[(key, GGUFValueType, value, array element type or None)] after
     general.architecture (which the writer adds first)."""
+    if arch in ENCODER:
+        return bert_metadata(arch, tname, n_layer, pooling)
     E, F, H, HKV, D = SHAPES[arch]
     kv = [
         ("general.type", VT.STRING, "model", None),
@@ -772,11 +913,13 @@ def main(argv=None):
                     help="store this Jinja chat template as tokenizer.chat_template")
     ap.add_argument("--rerank", action="store_true",
                     help="make a Qwen3-Reranker (rank pooling, cls.output.weight; qwen3 only)")
+    ap.add_argument("--pooling", choices=list(POOLING), default="mean",
+                    help="bert: the pooling type the file names (default mean)")
     ap.add_argument("--fim", action="store_true",
                     help="name fill-in-the-middle tokens (tokenizer.ggml.fim_{pre,suf,mid}_token_id): "
                          "the tokens of the bytes 0x01, 0x02, 0x03 (byte-level BPE vocabularies only)")
     args = ap.parse_args(argv)
-    if args.fim and args.arch in ("gemma3", "gemma2"):
+    if args.fim and args.arch in ("gemma3", "gemma2") + ENCODER:
         ap.error("--fim needs a byte-level BPE vocabulary (not gemma)")
     if args.rerank and args.arch != "qwen3":
         ap.error("--rerank needs --arch qwen3")
@@ -787,7 +930,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     w = gguf.GGUFWriter(args.out, GGUF_ARCH.get(args.arch, args.arch))
     kvs = [("general.architecture", VT.STRING, GGUF_ARCH.get(args.arch, args.arch), None)]
-    meta = metadata(args.arch, args.tname, n_layer)
+    meta = metadata(args.arch, args.tname, n_layer, args.pooling)
     if args.context:
         meta = [(k, vt, args.context if k.endswith(".context_length") and "scaling" not in k else v, sub)
                 for k, vt, v, sub in meta]
@@ -808,7 +951,8 @@ def main(argv=None):
         kvs.append((key, vt, val, sub))
 
     tensors = []
-    for name, ne, kind, qt in tensor_plan(args.arch, n_layer, args.tname):
+    n_ctx = args.context if args.context else 512
+    for name, ne, kind, qt in tensor_plan(args.arch, n_layer, args.tname, n_ctx):
         x = weights(rng, ne, kind)
         if x.ndim == 3:                     # one matrix per expert: rows of all
             arr, raw = encode(x.reshape(-1, x.shape[-1]), qt)

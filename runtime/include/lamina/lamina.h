@@ -108,6 +108,19 @@ typedef struct lamina_config {
     char     server_allowed_hosts[2048];
     int      server_drain_timeout;    /* seconds SIGTERM lets requests in flight
                                          finish, default 30; 0: cancel them at once */
+    /* [server] connection hardening (after the fields above) */
+    int      server_idle_timeout;     /* seconds a connection may be idle between
+                                         requests, default 120; 0: none */
+    int      server_header_timeout;   /* seconds from the start of a request to its
+                                         last byte (line, headers, body), default 30;
+                                         0: none */
+    int      server_rate_limit;       /* requests per minute per key or address; 0: off */
+    int      server_rate_burst;       /* requests at once; 0: rate_limit */
+    /* [model] store and registry (after the fields above): where `lamina
+     * pull` writes (Ollama's layout; "" = $XDG_DATA_HOME/lamina/store), and
+     * the registry it pulls from (default https://registry.ollama.ai) */
+    char     model_store[4096];
+    char     model_registry[512];
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */

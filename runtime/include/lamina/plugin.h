@@ -27,6 +27,14 @@
  *        those layers to a backend that declares them); the descriptor
  *        flag LAMINA_PLUGIN_F_HOST_MEMORY; lamina_graph.node_size, so that
  *        later minors can append fields to lamina_node.
+ *   1.2  encoder ops NORM (mean-subtracting layer norm with weight and
+ *        bias) and UNARY (an activation alone, the ungated FFN of BERT);
+ *        a plugin built for 1.0 or 1.1 never receives them: the planner
+ *        routes the layers that need them to a backend that declares them.
+ *        Encoders attend to every position of their sequence with the 1.0
+ *        ATTENTION op: the host gives each query the position of the
+ *        sequence's last token (see ATTENTION), so no plugin can compute a
+ *        causal mask for them by mistake.
  *
  * Conventions:
  *   - Functions return 0 on success or a negative LAMINA_E* code, and on
@@ -48,7 +56,7 @@ extern "C" {
 #endif
 
 #define LAMINA_PLUGIN_ABI_MAJOR     1
-#define LAMINA_PLUGIN_ABI_MINOR     1
+#define LAMINA_PLUGIN_ABI_MINOR     2
 #define LAMINA_PLUGIN_ABI_MIN_MINOR 0
 
 /* The one symbol a plugin exports. */
@@ -267,6 +275,9 @@ typedef struct lamina_tensor {
  *              s_j = softcap ? softcap * tanh(s_j / softcap) : s_j
  *              p = softmax_j(s);  dst[h*Dv:(h+1)*Dv, i] = sum_j p_j V[g*Dv.., base_i+j]
  *            Softmax is computed in F32 with the maximum subtracted.
+ *            pos_i need not be query i's own position: for an encoder (a
+ *            whole sequence in one batch, attending both ways) the host
+ *            sets pos_i to the sequence's last position for every query.
  * GLU        src0 gate F32 [F, ...]; src1 up F32 same shape; ip[0] = act
  *            dst = act(gate) * up, act = LAMINA_ACT_SILU: x / (1 + e^-x),
  *            LAMINA_ACT_GELU_TANH: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -291,6 +302,13 @@ typedef struct lamina_tensor {
  *            (rounding A as MUL_MAT may).
  * MOE_SUM    src0 Y F32 [E, k, T]; src1 w F32 [k, T]; dst F32 [E, T]:
  *              dst[:, t] = sum_j w[j, t] * Y[:, j, t]   (j in order)
+ *
+ * Since 1.2 (encoders; a 1.0 or 1.1 plugin is never given these):
+ * NORM       src0 X F32 [K, ...]; optional src1 w F32 [K]; optional src2 b
+ *            F32 [K] (only with src1); fp[0] = eps.  Per row:
+ *              mu = mean_k(X), var = mean_k((X - mu)^2)
+ *              dst[k] = (X[k] - mu) / sqrt(var + eps) * (w ? w[k] : 1) + (b ? b[k] : 0)
+ * UNARY      src0 X F32 [K, ...]; ip[0] = act (as GLU's);  dst = act(X)
  */
 enum lamina_op {
     LAMINA_OP_NONE      = 0,
@@ -310,7 +328,10 @@ enum lamina_op {
     LAMINA_OP_MOE_WEIGHTS = 13,
     LAMINA_OP_MUL_MAT_ID  = 14,
     LAMINA_OP_MOE_SUM     = 15,
-    LAMINA_OP_COUNT       = 16  /* one past the last op of this minor */
+    /* 1.2 */
+    LAMINA_OP_NORM        = 16,
+    LAMINA_OP_UNARY       = 17,
+    LAMINA_OP_COUNT       = 18  /* one past the last op of this minor */
 };
 
 /* An op's name for messages ("mul_mat"); "unknown" past this minor's. */
@@ -319,6 +340,7 @@ static inline const char *lamina_op_name(uint32_t op)
     static const char *const names[LAMINA_OP_COUNT] = {
         "none", "get_rows", "mul_mat", "rms_norm", "add", "mul", "scale", "rope",
         "set_rows", "attention", "glu", "copy", "topk", "moe_weights", "mul_mat_id", "moe_sum",
+        "norm", "unary",
     };
     return op < LAMINA_OP_COUNT ? names[op] : "unknown";
 }
@@ -326,7 +348,8 @@ static inline const char *lamina_op_name(uint32_t op)
 /* The minor that added each op: a plugin built for an older minor is
  * never given the op (it could not know to refuse it). */
 #define LAMINA_OP_COUNT_1_0 12
-#define LAMINA_OP_MIN_MINOR(op) ((op) < LAMINA_OP_COUNT_1_0 ? 0u : 1u)
+#define LAMINA_OP_COUNT_1_1 16
+#define LAMINA_OP_MIN_MINOR(op) ((op) < LAMINA_OP_COUNT_1_0 ? 0u : (op) < LAMINA_OP_COUNT_1_1 ? 1u : 2u)
 
 enum lamina_rope_mode { LAMINA_ROPE_NORM = 0, LAMINA_ROPE_NEOX = 2 };
 enum lamina_act       { LAMINA_ACT_SILU = 0, LAMINA_ACT_GELU_TANH = 1 };

@@ -6,9 +6,8 @@
  * deltas add up to lamina_reply_content/thinking and cover each call once;
  * both splits give the same result; every call has a name and arguments
  * that are a JSON object; a finished parser refuses more text; with tools
- * and thinking off the content is the input.  Built by
- * `make -C tests fuzz-reply` (tests/tok.am); seeds:
- * `tests/tok/test_reply --write-seeds DIR`. */
+ * and thinking off the content is the input.  Built by tests/fuzz.am; seeds
+ * in tests/fuzz/corpus/reply (from `tests/tok/test_reply --write-seeds DIR`). */
 #include "config.h"
 
 #include <stdint.h>

@@ -6,7 +6,8 @@
  * element and tensor byte is read back through the API.  A failed open
  * must leave *out NULL and a non-empty message.
  *
- * Build and run: make -C tests fuzz-gguf-run  (see tests/gguf.am).
+ * Built by tests/fuzz.am; seeds in tests/fuzz/corpus/gguf (from
+ * `tests/gguf/test_gguf --write-seeds DIR` and make_seeds.py's tokload files).
  */
 #include "config.h"
 

@@ -3,8 +3,8 @@
  * optionally followed by a NUL byte and the context JSON; without one a
  * small chat conversation is the context.  Parse errors and render errors
  * are fine; crashes, leaks, sanitizer reports and hangs are not (the limits
- * keep every render short).  Built by `make -C tests fuzz-jinja` (tests/tok.am);
- * seeds: `tests/tok/test_jinja --write-seeds DIR`. */
+ * keep every render short).  Built by tests/fuzz.am; seeds in
+ * tests/fuzz/corpus/jinja (from `tests/tok/test_jinja --write-seeds DIR`). */
 #include "config.h"
 
 #include <stdint.h>
