@@ -408,19 +408,19 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
     /* drain: new requests get 503 (and /readyz says so) while those in
      * flight finish, for [server] drain_timeout seconds or until a second
      * signal; then whatever is left is cancelled */
-    if (c->server_drain_timeout > 0 && srv_pool_busy(s) > 0) {
-        s->draining = 1;
+    srv_start_drain(s);
+    if (c->server_drain_timeout > 0 && srv_in_flight(s) > 0) {
         log_line(s, "draining: %d requests in flight, at most %d s (a second signal stops at once)",
-                 srv_pool_busy(s), c->server_drain_timeout);
+                 srv_in_flight(s), c->server_drain_timeout);
         struct timespec t0, now;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
             struct timespec ts = { 0, 100 * 1000 * 1000 };
             if (sigtimedwait(&sigs, NULL, &ts) > 0) { log_line(s, "second signal: stopping now"); break; }
-            if (srv_pool_busy(s) == 0) { log_line(s, "drained"); break; }
+            if (srv_in_flight(s) == 0) { log_line(s, "drained"); break; }
             clock_gettime(CLOCK_MONOTONIC, &now);
             if (now.tv_sec - t0.tv_sec >= c->server_drain_timeout) {
-                log_line(s, "drain timeout: cancelling %d requests", srv_pool_busy(s));
+                log_line(s, "drain timeout: cancelling %d requests", srv_in_flight(s));
                 break;
             }
         }

@@ -119,6 +119,7 @@ typedef struct conn_state {
     int      too_big;
     int      replied;
     int      status;
+    int      counted;             /* in s->requests_active */
     double   t0;
     char     origin[256];         /* allowed origin to echo; "" none */
     char     log[256];
@@ -695,7 +696,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             call_done(&c, cs);
             return (enum MHD_Result)rc;
         }
-        if (s->draining && !cs->rt->open) {   /* health answers on; everything else is turned away */
+        if (!cs->rt->open) {            /* counted first, then the drain flag read (srv_start_drain) */
+            __atomic_add_fetch(&s->requests_active, 1, __ATOMIC_SEQ_CST);
+            cs->counted = 1;
+        }
+        if (!cs->rt->open && __atomic_load_n(&s->draining, __ATOMIC_SEQ_CST)) {
+            /* health answers on; everything else is turned away */
             c.retry_after = 1;
             int rc = srv_reply_error(&c, 503, "the server is shutting down");
             call_done(&c, cs);
@@ -791,6 +797,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)idle);
     set_deadline(s, conn, hdr > 0 && idle > 0 ? srv_now() + idle + hdr : 0);
     if (!cs) return;
+    if (cs->counted) __atomic_sub_fetch(&s->requests_active, 1, __ATOMIC_SEQ_CST);
     if (!s->set.quiet) {
         const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                         : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client went away)"
@@ -801,6 +808,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(cs->body);
     free(cs);
     *con_cls = NULL;
+}
+
+void srv_start_drain(srv *s)
+{
+    __atomic_store_n(&s->draining, 1, __ATOMIC_SEQ_CST);
+}
+
+int srv_in_flight(srv *s)
+{
+    /* a request that read draining as 0 had already counted itself; a
+     * model may stay in use a moment after its client went away */
+    int r = __atomic_load_n(&s->requests_active, __ATOMIC_SEQ_CST), m = srv_pool_busy(s);
+    return r > m ? r : m;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

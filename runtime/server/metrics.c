@@ -391,7 +391,7 @@ static int health(srv_call *c, int ready)
                                                                                                           : "failed"));
     pthread_mutex_unlock(&s->pool_mu);
     const char *why = NULL;
-    if (ready && (down || s->draining)) why = "shutting down";
+    if (ready && (down || __atomic_load_n(&s->draining, __ATOMIC_SEQ_CST))) why = "shutting down";
     else if (s->preloading) why = "loading the preload model";
     else if (json_array_size(bes) == 0) why = "no backend passed its self-test (lamina backends says why)";
     json_t *j = json_pack("{s:s, s:o, s:o}", "status", why ? "unavailable" : "ok", "backends", bes, "models", models);

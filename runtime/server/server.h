@@ -136,6 +136,13 @@ struct srv_model {
 int  srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_size,
                        char *path, size_t path_size, char *err, size_t err_size);
 
+/* Start draining: from here on new requests (but health) get 503.  Then
+ * srv_in_flight counts what must still finish: requests already let in
+ * (reading their body, waiting for a model, streaming their reply) and
+ * model users.  The two sides order themselves so that a request is
+ * either turned away or counted, never neither. */
+void srv_start_drain(srv *s);
+int  srv_in_flight(srv *s);
 /* The model, loaded if needed (waiting for another request's load),
  * with one more user.  *load_s: seconds this call spent loading (0 when
  * it was loaded).  On failure returns < 0 with *http (400, 404, 500, 503)
@@ -481,7 +488,10 @@ struct srv {
     int              verbose;
     int              loopback;        /* listening on a loopback address: Host is checked */
     volatile int     preloading;      /* the preload model is loading: not healthy yet */
-    volatile int     draining;        /* SIGTERM: new requests get 503, those in flight finish */
+    int              draining;        /* SIGTERM: new requests get 503, those in flight finish
+                                         (srv_start_drain, atomic) */
+    int              requests_active; /* requests let past the drain check whose reply
+                                         is not sent yet (atomic) */
     struct srv_http *http;            /* http.c: open connections, request deadlines, rate limits */
 };
 

@@ -608,7 +608,7 @@ static int rx_cat(rxc *r, rfrag *out)
             if (r->depth == 0 && (r->pos + 1 == r->len || r->src[r->pos + 1] == '|')) { r->pos++; continue; }
             return rx_fail(r, "anchor '$' at position %zu (only at the end of the pattern) is not supported", r->pos);
         }
-        rfrag a;
+        rfrag a = { -1, -1 };
         if (rx_repeat(r, &a) || rx_eps(r, cur, a.s)) return -1;
         cur = a.t;
     }

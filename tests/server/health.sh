@@ -116,6 +116,46 @@ PY
 else
   not_ok "server starts"
 fi
+# drain: a request whose headers came before SIGTERM but whose body was
+# still on its way (no model in use yet) is served whole, not cut
+if start_server "$TMP/d.ini"; then
+  run_tap "drain, body in flight" "$PYTHON" - "$URL" "$SERVER_PID" <<'PY'
+import json, os, signal, socket, sys, time, urllib.parse
+url, pid = sys.argv[1], int(sys.argv[2])
+u = urllib.parse.urlparse(url)
+body = json.dumps({"model": "tiny-gemma3", "prompt": "Hello", "stream": False,
+                   "options": {"num_predict": 4, "temperature": 0}}).encode()
+s = socket.create_connection((u.hostname, u.port), timeout=60)
+s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+          b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+time.sleep(0.5)
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.5)
+s.sendall(body[10:])
+data = b""
+while True:
+    try:
+        chunk = s.recv(65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if b"\r\n\r\n" in data and b'"done":true' in rest.replace(b" ", b""):
+        break
+status = data.split(b" ", 2)[1] if data.startswith(b"HTTP/") else b"none"
+ok = status == b"200" and b'"done":true' in data.replace(b" ", b"")
+print(("ok" if ok else "not ok") + " 1 - the request let in before SIGTERM is answered whole (%s)" % status.decode())
+print("1..1")
+sys.exit(0 if ok else 1)
+PY
+  wait "$SERVER_PID"; rc=$?
+  SERVER_PID=
+  check "  then the server exits 0" [ $rc -eq 0 ]
+else
+  not_ok "server starts"
+fi
 # no usable backend: /health says so
 write_ini "$TMP/n.ini"
 mkdir -p "$TMP/noplugins"
