@@ -777,6 +777,15 @@ static int k_norm(ref_ctx *c, float *out)
     return 0;
 }
 
+/* The activations of UNARY and GLU: silu, or gelu with the tanh formula. */
+static double ref_act(int act, double a)
+{
+    if (act == LAMINA_ACT_SILU)
+        return a / (1.0 + exp(-a));
+    const double u = SQRT_2_OVER_PI * (a + 0.044715 * a * a * a);
+    return 0.5 * a * (1.0 + tanh(u));
+}
+
 /* UNARY: out = act(X) */
 static int k_act(ref_ctx *c, float *out)
 {
@@ -790,15 +799,7 @@ static int k_act(ref_ctx *c, float *out)
                 float *y = out + r * K;
                 load_row(y, X, c->src[0], i1, i2, i3);
                 for (int64_t k = 0; k < K; k++) {
-                    const double a = y[k];
-                    double z;
-                    if (act == LAMINA_ACT_SILU) {
-                        z = a / (1.0 + exp(-a));
-                    } else {
-                        const double u = SQRT_2_OVER_PI * (a + 0.044715 * a * a * a);
-                        z = 0.5 * a * (1.0 + tanh(u));
-                    }
-                    y[k] = (float)z;
+                    y[k] = (float)ref_act(act, y[k]);
                 }
             }
     return 0;
@@ -834,13 +835,8 @@ static int k_binary(ref_ctx *c, float *out)
                         z = a + v;
                     } else if (op == LAMINA_OP_MUL) {
                         z = a * v;
-                    } else if (act == LAMINA_ACT_SILU) {
-                        /* silu(gate) * up */
-                        z = a / (1.0 + exp(-a)) * v;
                     } else {
-                        /* gelu_tanh(gate) * up */
-                        const double u = SQRT_2_OVER_PI * (a + 0.044715 * a * a * a);
-                        z = 0.5 * a * (1.0 + tanh(u)) * v;
+                        z = ref_act(act, a) * v;    /* act(gate) * up */
                     }
                     y[k] = (float)z;
                 }
