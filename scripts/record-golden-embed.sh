@@ -25,10 +25,14 @@
 # with --pooling mean and once with --pooling cls (the same weights), and
 # llama.cpp's embeddings of a set of texts with that pooling ("mean" and
 # "cls": model, settings and cases; a BERT context has no KV cache, so there
-# is no second configuration to record).
+# is no second configuration to record).  LAMINA_GOLDEN_TYPE=q8_0 (any
+# --type of the generator) records the same with quantized matrices into
+# tests/golden/tiny-ARCH-TYPE-embed.json (llama.cpp then rounds the
+# activations to 8 bits for its dot products, as lamina's cpu plugin does).
 #
 # Environment:
 #   LAMINA_GOLDEN_TINY  bert or nomic-bert: the tiny encoder mode above
+#   LAMINA_GOLDEN_TYPE  the tiny encoder's weight type (default f32)
 #   LAMINA_MODEL     GGUF to use (default: Gemma 3 270M Q4_K_M where setup.sh puts it)
 #   LAMINA_PEER_DIR  the peer directory (default .peer)
 #   LAMINA_GOLDEN_THREADS  threads for the dump (default 2)
@@ -40,10 +44,14 @@ case $PEER_DIR in /*) ;; *) PEER_DIR=$ROOT/$PEER_DIR ;; esac
 OUT=$ROOT/tests/golden/gemma3-270m-embed.json
 THREADS=${LAMINA_GOLDEN_THREADS:-2}
 TINY=${LAMINA_GOLDEN_TINY:-}
+TYPE=${LAMINA_GOLDEN_TYPE:-f32}
+case $TYPE in *[!a-z0-9_]*|"") echo "record-golden-embed: LAMINA_GOLDEN_TYPE=$TYPE is not a type name" >&2; exit 1 ;; esac
+[ "$TYPE" = f32 ] || [ -n "$TINY" ] || { echo "record-golden-embed: LAMINA_GOLDEN_TYPE needs LAMINA_GOLDEN_TINY" >&2; exit 1; }
 case $TINY in
   "") MODEL=${LAMINA_MODEL:-${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf}
       [ -f "$MODEL" ] || { echo "record-golden-embed: model not found: $MODEL (run ./setup.sh)" >&2; exit 1; } ;;
-  bert|nomic-bert) OUT=$ROOT/tests/golden/tiny-$TINY-embed.json ;;
+  bert|nomic-bert) if [ "$TYPE" = f32 ]; then OUT=$ROOT/tests/golden/tiny-$TINY-embed.json
+                   else OUT=$ROOT/tests/golden/tiny-$TINY-$TYPE-embed.json; fi ;;
   *) echo "record-golden-embed: LAMINA_GOLDEN_TINY=$TINY: only bert and nomic-bert are known" >&2; exit 1 ;;
 esac
 
@@ -63,7 +71,7 @@ gcc -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
 
 if [ -n "$TINY" ]; then
   PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-  GEN="tests/tools/make_tiny_model.py --arch $TINY --type f32 --seed 1"
+  GEN="tests/tools/make_tiny_model.py --arch $TINY --type $TYPE --seed 1"
   python3 - "$WORK/texts.hex" <<'EOF'
 import sys
 TEXTS = [
@@ -89,16 +97,17 @@ EOF
         --pooling $pool > "$WORK/$pool.json"
   done
   PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK" "$OUT" "$SDIST" "$LCP_VERSION" "$PEER_DIR/peer-version.txt" \
-      "$ROOT/tests/golden/tiny-llama-logits.json" "$GEN" "$TINY" <<'EOF'
+      "$ROOT/tests/golden/tiny-llama-logits.json" "$GEN" "$TINY" "$TYPE" <<'EOF'
 import sys, os, json, datetime, platform
 from provenance import sha256, peer_versions, peer_commit
-work, out, sdist, lcp, verfile, other_golden, gen, arch = sys.argv[1:9]
+work, out, sdist, lcp, verfile, other_golden, gen, arch, wtype = sys.argv[1:10]
 
 ver = peer_versions(verfile)
 sdist_sha = sha256(sdist)
 commit, commit_date = peer_commit(ver, sdist_sha, other_golden)
 res = {"provenance": {
-    "generator": "scripts/record-golden-embed.sh (LAMINA_GOLDEN_TINY=%s)" % arch,
+    "generator": "scripts/record-golden-embed.sh (LAMINA_GOLDEN_TINY=%s%s)" % (
+        arch, "" if wtype == "f32" else " LAMINA_GOLDEN_TYPE=%s" % wtype),
     "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % lcp,
     "llama_cpp_commit": commit,

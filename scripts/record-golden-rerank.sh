@@ -20,6 +20,20 @@
 # output_norm), i.e. [p(yes), p(no)].  llama-server reports the first
 # (p(yes)) as the relevance score.
 #
+# LAMINA_GOLDEN_TINY=bert records a BERT cross-encoder instead, into
+# tests/golden/tiny-bert-rerank.json: make_tiny_model.py --arch bert --type
+# f32 --seed 1 --rerank (bert.pooling_type 4, one label, the pooler
+# cls.weight/cls.bias and the head cls.output.weight/bias, no rerank
+# template).  llama-server frames such a pair itself (format_prompt_rerank
+# without a template): [BOS] query [EOS] [SEP] document [EOS] as the
+# vocabulary adds them (here [CLS] query [SEP] document [SEP]), each text
+# tokenized with add_special=false, parse_special=false (dump_logits
+# --pairs); rank pooling on an encoder scores the first ([CLS]) token's
+# final state: cls.output x tanh(cls x h + cls.bias) + cls.output.bias,
+# no softmax; the relevance score is that single raw logit.  Token types
+# are all 0 (llama.cpp adds token_types row 0 to every token).  A BERT
+# context has no KV cache: "precise" is the same without flash attention.
+#
 # The dump tool (scripts/peer/dump_logits.c, mode embed --pooling rank) is
 # compiled into a temporary directory against the peer's libllama
 # (scripts/peer-build.sh must have built it: .peer/build/bin/libllama.so);
@@ -29,16 +43,24 @@
 #   PYTHON           python with numpy and gguf (default: .venv/bin/python, else python3)
 #   LAMINA_PEER_DIR  the peer directory (default .peer)
 #   LAMINA_GOLDEN_THREADS  threads for the dump (default 2)
+#   LAMINA_GOLDEN_TINY     bert: the cross-encoder mode above
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEER_DIR=${LAMINA_PEER_DIR:-$ROOT/.peer}
 case $PEER_DIR in /*) ;; *) PEER_DIR=$ROOT/$PEER_DIR ;; esac
-OUT=$ROOT/tests/golden/tiny-rerank.json
 THREADS=${LAMINA_GOLDEN_THREADS:-2}
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-MADE_BY="tests/tools/make_tiny_model.py --arch qwen3 --type mixed --seed 1 --rerank"   # as run below
+TINY=${LAMINA_GOLDEN_TINY:-}
+case $TINY in
+  "")   OUT=$ROOT/tests/golden/tiny-rerank.json; GEN_ARGS="--arch qwen3 --type mixed --seed 1 --rerank"
+        MODEL_NAME=tiny-rerank.gguf; PAIRS= ;;
+  bert) OUT=$ROOT/tests/golden/tiny-bert-rerank.json; GEN_ARGS="--arch bert --type f32 --seed 1 --rerank"
+        MODEL_NAME=tiny-bert-rerank.gguf; PAIRS=--pairs ;;
+  *)    echo "record-golden-rerank: LAMINA_GOLDEN_TINY=$TINY: only bert is known" >&2; exit 1 ;;
+esac
+MADE_BY="tests/tools/make_tiny_model.py $GEN_ARGS"   # as run below
 
 SDIST=$(ls "$PEER_DIR"/llama_cpp_python-*.tar.gz 2>/dev/null | head -n1 || true)
 [ -n "$SDIST" ] || { echo "record-golden-rerank: no llama-cpp-python sdist in $PEER_DIR (run scripts/peer-build.sh)" >&2; exit 1; }
@@ -55,10 +77,12 @@ gcc -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
     -L"$LIBDIR" -lllama -lggml -lggml-base -lm -Wl,-rpath,"$LIBDIR"
 
 # ---- the model -------------------------------------------------------------
-MODEL=$WORK/tiny-rerank.gguf
-"$PY" "$ROOT/tests/tools/make_tiny_model.py" --arch qwen3 --type mixed --seed 1 --rerank --out "$MODEL"
+MODEL=$WORK/$MODEL_NAME
+# shellcheck disable=SC2086
+"$PY" "$ROOT/tests/tools/make_tiny_model.py" $GEN_ARGS --out "$MODEL"
 
-# ---- the cases: query x document, prompts from the file's template --------
+# ---- the cases: query x document, prompts from the file's template, or
+# (no template) the query and document lines for dump_logits --pairs ------
 "$PY" - "$MODEL" "$WORK/cases.json" "$WORK/prompts.hex" <<'EOF'
 import sys, json
 import gguf
@@ -89,39 +113,41 @@ DOCUMENTS = [
     ],
 ]
 r = gguf.GGUFReader(model)
-template = r.fields["tokenizer.chat_template.rerank"].contents()
+field = r.fields.get("tokenizer.chat_template.rerank")
+template = field.contents() if field else None
 cases = []
 for q, docs in zip(QUERIES, DOCUMENTS):
     for d in docs:
         # llama-server: string_replace_all(prompt, "{query}", query), then "{document}"
-        prompt = template.replace("{query}", q).replace("{document}", d)
+        prompt = template.replace("{query}", q).replace("{document}", d) if template else None
         cases.append({"query": q, "document": d, "prompt": prompt})
 with open(cases_out, "w") as f:
     json.dump({"template": template, "cases": cases}, f, ensure_ascii=False)
 with open(hex_out, "w") as f:
     for c in cases:
-        f.write(c["prompt"].encode("utf-8").hex() + "\n")
+        for text in ([c["prompt"]] if template else [c["query"], c["document"]]):
+            f.write(text.encode("utf-8").hex() + "\n")
 EOF
 
-"$WORK/dump_logits" embed "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --pooling rank > "$WORK/rank.json"
+"$WORK/dump_logits" embed "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --pooling rank $PAIRS > "$WORK/rank.json"
 # llama.cpp's most precise configuration (f32 KV cache, no flash attention)
-"$WORK/dump_logits" embed "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --pooling rank \
+"$WORK/dump_logits" embed "$MODEL" "$WORK/prompts.hex" --threads "$THREADS" --pooling rank $PAIRS \
     --flash-attn off --kv-type f32 > "$WORK/precise.json"
 
 # ---- provenance, checks, write --------------------------------------------
 PYTHONPATH="$ROOT/scripts/peer" "$PY" - "$WORK/cases.json" "$WORK/rank.json" "$WORK/precise.json" "$OUT" "$MODEL" "$SDIST" "$LCP_VERSION" \
-    "$PEER_DIR/peer-version.txt" "$ROOT/tests/golden/tiny-qwen3-logits.json" "$MADE_BY" <<'EOF'
+    "$PEER_DIR/peer-version.txt" "$ROOT/tests/golden/tiny-qwen3-logits.json" "$MADE_BY" "$TINY" <<'EOF'
 import sys, os, json, datetime, platform
 from provenance import sha256, peer_versions, peer_commit
-cases_in, raw, precise, out, model, sdist, lcp, verfile, logits_golden, made_by = sys.argv[1:11]
+cases_in, raw, precise, out, model, sdist, lcp, verfile, logits_golden, made_by, tiny = sys.argv[1:12]
 
 ver = peer_versions(verfile)
 sdist_sha = sha256(sdist)
 commit, commit_date = peer_commit(ver, sdist_sha, logits_golden)
 prov = {
-    "generator": "scripts/record-golden-rerank.sh",
+    "generator": "scripts/record-golden-rerank.sh" + (" (LAMINA_GOLDEN_TINY=%s)" % tiny if tiny else ""),
     "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "model_file": "tiny-rerank.gguf",
+    "model_file": os.path.basename(model),
     "model_sha256": sha256(model),
     "model_size_bytes": os.path.getsize(model),
     "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % lcp,
@@ -142,14 +168,20 @@ def cases(dump_path):
         sys.exit("record-golden-rerank: %s has %d cases, want %d" % (dump_path, len(d["cases"]), len(src["cases"])))
     res = []
     for c, r in zip(src["cases"], d["cases"]):
-        if r["input"] != c["prompt"]:
+        if (r["input"], r.get("document")) != ((c["prompt"], None) if src["template"] else (c["query"], c["document"])):
             sys.exit("record-golden-rerank: prompt mismatch in %s" % dump_path)
         scores = r["embedding"]
-        # Qwen3 rank pooling ends in a softmax over [yes, no]
-        if len(scores) != 2 or abs(sum(scores) - 1.0) > 1e-5:
-            sys.exit("record-golden-rerank: scores %r are not a softmax pair" % (scores,))
-        res.append({"query": c["query"], "document": c["document"], "prompt": c["prompt"],
-                    "n_tokens": len(r["ids"]), "ids": r["ids"], "scores": scores})
+        if src["template"]:
+            # Qwen3 rank pooling ends in a softmax over [yes, no]
+            if len(scores) != 2 or abs(sum(scores) - 1.0) > 1e-5:
+                sys.exit("record-golden-rerank: scores %r are not a softmax pair" % (scores,))
+        elif len(scores) != 1:      # a cross-encoder's one raw logit
+            sys.exit("record-golden-rerank: scores %r are not one logit" % (scores,))
+        e = {"query": c["query"], "document": c["document"]}
+        if src["template"]:
+            e["prompt"] = c["prompt"]
+        e.update({"n_tokens": len(r["ids"]), "ids": r["ids"], "scores": scores})
+        res.append(e)
     return d, res
 
 d, default_cases = cases(raw)
@@ -163,7 +195,12 @@ res = {
     "prompt_rule": ("the template with every \"{query}\" replaced by the query, then every \"{document}\" by the "
                     "document (llama-server format_prompt_rerank); tokenized with add_special=false, "
                     "parse_special=true; scores = llama_get_embeddings_seq with pooling RANK: [p(yes), p(no)], "
-                    "llama-server's relevance_score is scores[0]"),
+                    "llama-server's relevance_score is scores[0]") if src["template"] else
+                   ("no rerank template: llama-server format_prompt_rerank frames the pair as [BOS] query [EOS] "
+                    "[SEP] document [EOS] as the vocabulary adds them (this file: [CLS] query [SEP] document "
+                    "[SEP]), each text tokenized with add_special=false, parse_special=false; token types all 0; "
+                    "scores = llama_get_embeddings_seq with pooling RANK: cls.output x tanh(cls x h[CLS] + "
+                    "cls.bias) + cls.output.bias, one raw logit, llama-server's relevance_score is scores[0]"),
     "cases": default_cases,
     "precise": {"settings": pd["settings"], "cases": precise_cases},
 }
@@ -176,8 +213,8 @@ worst = 0.0
 for a, b in zip(default_cases, precise_cases):
     diff = max(abs(x - y) for x, y in zip(a["scores"], b["scores"]))
     worst = max(worst, diff)
-    print("%3d tokens  yes %.7f  no %.7f  sum %.7f  | precise yes %.7f  no %.7f  |  %s / %s" % (
-        a["n_tokens"], a["scores"][0], a["scores"][1], sum(a["scores"]), b["scores"][0], b["scores"][1],
+    print("%3d tokens  scores %s  | precise %s  |  %s / %s" % (
+        a["n_tokens"], " ".join("%.7f" % x for x in a["scores"]), " ".join("%.7f" % x for x in b["scores"]),
         a["query"][:24], a["document"][:24]))
 print("max |default - precise| = %.3g" % worst)
 print("wrote %s: %d cases" % (out, len(default_cases)))

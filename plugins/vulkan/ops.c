@@ -26,6 +26,7 @@ typedef struct {
     uint32_t bytes;     /* bytes per block */
     uint32_t align;     /* required alignment of rows and offsets */
     int gr, mmv, mmv_sg, mmv_s16, mm; /* shader variants, -1 = none */
+    int mmv_id, mmv_sg_id;             /* MUL_MAT_ID's (as mmv, mmv_sg) */
 } type_info;
 
 static int type_get(uint32_t t, type_info *ti)
@@ -33,7 +34,8 @@ static int type_get(uint32_t t, type_info *ti)
 #define T(ID, BL, BY, AL, NAME, S16)                                        \
     case ID:                                                                \
         *ti = (type_info){ BL, BY, AL, VKS_get_rows_##NAME, VKS_mmv_##NAME, \
-                           VKS_mmv_sg_##NAME, S16, VKS_mm_##NAME };         \
+                           VKS_mmv_sg_##NAME, S16, VKS_mm_##NAME,           \
+                           VKS_mmv_id_##NAME, VKS_mmv_sg_id_##NAME };       \
         return 1;
     /* S16: the 16-bit-load matrix-vector variant, for the types whose
      * blocks are 2- but not 4-aligned (on lavapipe: q8_0 16%, q5_0 13%
@@ -51,9 +53,10 @@ static int type_get(uint32_t t, type_info *ti)
     T(LAMINA_TYPE_Q5_K, 256, 176, 2, q5_K, -1)
     T(LAMINA_TYPE_Q6_K, 256, 210, 2, q6_K, -1)
     case LAMINA_TYPE_I32:
-        *ti = (type_info){ 1, 4, 4, -1, -1, -1, -1, -1 };
+        *ti = (type_info){ 1, 4, 4, -1, -1, -1, -1, -1, -1, -1 };
         return 1;
     default:
+        memset(ti, 0, sizeof *ti);
         return 0;
     }
 #undef T
@@ -192,7 +195,14 @@ static int check_node(const lamina_backend *be, const lamina_node *nd, int stric
         need_src = 2;
         break;
     case LAMINA_OP_RMS_NORM: case LAMINA_OP_SCALE: case LAMINA_OP_COPY:
+    case LAMINA_OP_NORM: case LAMINA_OP_UNARY: case LAMINA_OP_TOPK:
         need_src = 1;
+        break;
+    case LAMINA_OP_MOE_WEIGHTS: case LAMINA_OP_MOE_SUM:
+        need_src = 2;
+        break;
+    case LAMINA_OP_MUL_MAT_ID:
+        need_src = 3;
         break;
     case LAMINA_OP_ROPE:
         need_src = 2;
@@ -205,6 +215,8 @@ static int check_node(const lamina_backend *be, const lamina_node *nd, int stric
     }
     if (nd->n_src < need_src || nd->n_src > LAMINA_MAX_SRC)
         return no(w, "op %u: %u sources", nd->op, nd->n_src);
+    if (nd->op == LAMINA_OP_NORM && nd->n_src > 3)
+        return no(w, "norm: %u sources", nd->n_src);
     int windowed = nd->op == LAMINA_OP_GET_ROWS || nd->op == LAMINA_OP_MUL_MAT;
     if (!check_tensor(be, d, "dst", 0, strict, w))
         return 0;
@@ -265,6 +277,79 @@ static int check_node(const lamina_backend *be, const lamina_node *nd, int stric
         if (s[0].type != LAMINA_TYPE_F32 || d->type != LAMINA_TYPE_F32 || !same_shape(d, &s[0]))
             return no(w, "scale: F32 A and dst of the same shape");
         break;
+    case LAMINA_OP_UNARY:
+        if (s[0].type != LAMINA_TYPE_F32 || d->type != LAMINA_TYPE_F32 || !same_shape(d, &s[0]))
+            return no(w, "unary: F32 X and dst of the same shape");
+        if (nd->ip[0] != LAMINA_ACT_SILU && nd->ip[0] != LAMINA_ACT_GELU_TANH)
+            return no(w, "unary: activation %d", nd->ip[0]);
+        break;
+    case LAMINA_OP_NORM:
+        if (s[0].type != LAMINA_TYPE_F32 || d->type != LAMINA_TYPE_F32 || !same_shape(d, &s[0]))
+            return no(w, "norm: F32 X and dst of the same shape");
+        for (uint32_t i = 1; i < nd->n_src; i++)
+            if (s[i].type != LAMINA_TYPE_F32 || s[i].ne[0] != s[0].ne[0] || !is_vec(&s[i]))
+                return no(w, "norm: %s must be F32 [K]", i == 1 ? "weight" : "bias");
+        if (!grid_ok(be, nrows(&s[0])))
+            return no(w, "norm: too many rows");
+        return 1;
+    case LAMINA_OP_TOPK:
+        if (s[0].type != LAMINA_TYPE_F32 || s[0].ne[2] != 1 || s[0].ne[3] != 1)
+            return no(w, "topk: X must be F32 [N, T]");
+        if (nd->ip[0] < 1 || nd->ip[0] > s[0].ne[0])
+            return no(w, "topk: k %d outside [1, N=%lld]", nd->ip[0], (long long)s[0].ne[0]);
+        if (d->type != LAMINA_TYPE_I32 || d->ne[0] != nd->ip[0] || d->ne[1] != s[0].ne[1] ||
+            d->ne[2] != 1 || d->ne[3] != 1)
+            return no(w, "topk: dst must be I32 [k, T]");
+        if (!grid_ok(be, ((uint64_t)s[0].ne[1] + 63) / 64))
+            return no(w, "topk: too many columns");
+        return 1;
+    case LAMINA_OP_MOE_WEIGHTS:
+        if (s[0].type != LAMINA_TYPE_F32 || s[0].ne[2] != 1 || s[0].ne[3] != 1)
+            return no(w, "moe_weights: logits must be F32 [N, T]");
+        if (s[1].type != LAMINA_TYPE_I32 || s[1].ne[0] > s[0].ne[0] || s[1].ne[1] != s[0].ne[1] ||
+            s[1].ne[2] != 1 || s[1].ne[3] != 1)
+            return no(w, "moe_weights: ids must be I32 [k <= N, T]");
+        if (d->type != LAMINA_TYPE_F32 || !same_shape(d, &s[1]))
+            return no(w, "moe_weights: dst must be F32 [k, T]");
+        if (nd->ip[0] != 0 && nd->ip[0] != 1)
+            return no(w, "moe_weights: ip[0] %d", nd->ip[0]);
+        if (!grid_ok(be, ((uint64_t)s[0].ne[1] + 63) / 64))
+            return no(w, "moe_weights: too many columns");
+        return 1;
+    case LAMINA_OP_MUL_MAT_ID: {
+        type_info ti;
+        if (!is_w_type(s[0].type) || !type_get(s[0].type, &ti) || ti.mmv_id < 0)
+            return no(w, "mul_mat_id: weight type %u", s[0].type);
+        if (s[0].ne[3] != 1)
+            return no(w, "mul_mat_id: W must be 3-D [K, N, X]");
+        const int64_t k = s[2].ne[0], T = s[2].ne[1];
+        if (s[2].type != LAMINA_TYPE_I32 || s[2].ne[2] != 1 || s[2].ne[3] != 1)
+            return no(w, "mul_mat_id: ids must be I32 [k, T]");
+        if (s[1].type != LAMINA_TYPE_F32 || s[1].ne[0] != s[0].ne[0] ||
+            (s[1].ne[1] != 1 && s[1].ne[1] != k) || s[1].ne[2] != T || s[1].ne[3] != 1)
+            return no(w, "mul_mat_id: A must be F32 [K, 1 or k, T]");
+        if (d->type != LAMINA_TYPE_F32 || d->ne[0] != s[0].ne[1] || d->ne[1] != k ||
+            d->ne[2] != T || d->ne[3] != 1)
+            return no(w, "mul_mat_id: dst must be F32 [N, k, T]");
+        const uint64_t nr = be->use_subgroup ? be->mmv_rows : 4;
+        if ((uint64_t)k * (uint64_t)T > UINT32_MAX ||
+            !grid_ok(be, ((uint64_t)s[0].ne[1] + nr - 1) / nr * (uint64_t)k * (uint64_t)T))
+            return no(w, "mul_mat_id: too large a dispatch");
+        return 1;
+    }
+    case LAMINA_OP_MOE_SUM:
+        if (s[0].type != LAMINA_TYPE_F32 || s[0].ne[3] != 1)
+            return no(w, "moe_sum: Y must be F32 [E, k, T]");
+        if (s[1].type != LAMINA_TYPE_F32 || s[1].ne[0] != s[0].ne[1] || s[1].ne[1] != s[0].ne[2] ||
+            s[1].ne[2] != 1 || s[1].ne[3] != 1)
+            return no(w, "moe_sum: weights must be F32 [k, T]");
+        if (d->type != LAMINA_TYPE_F32 || d->ne[0] != s[0].ne[0] || d->ne[1] != s[0].ne[2] ||
+            d->ne[2] != 1 || d->ne[3] != 1)
+            return no(w, "moe_sum: dst must be F32 [E, T]");
+        if ((uint64_t)s[0].ne[0] * (uint64_t)s[0].ne[2] > UINT32_MAX ||
+            !grid_ok(be, ((uint64_t)s[0].ne[0] * (uint64_t)s[0].ne[2] + 255) / 256))
+            return no(w, "moe_sum: too many elements");
+        return 1;
     case LAMINA_OP_COPY:
         if ((s[0].type != LAMINA_TYPE_F32 && s[0].type != LAMINA_TYPE_F16 &&
              s[0].type != LAMINA_TYPE_BF16) ||
@@ -676,11 +761,66 @@ static int record_node(recorder *rc, const lamina_node *nd, char *err, size_t er
                          has_w ? b[2].rel : 0, u32(has_w), f2u(nd->fp[0]) };
         return dispatch(rc, VKS_rms_norm, b, 3, p, sizeof p, nrows(&s[0]), err, err_size);
     }
+    case LAMINA_OP_NORM: {
+        b[1] = bind_tensor(be, &s[0]);
+        int has_w = nd->n_src > 1, has_b = nd->n_src > 2;
+        if (has_w)
+            b[2] = bind_tensor(be, &s[1]);
+        if (has_b)
+            b[3] = bind_tensor(be, &s[2]);
+        uint32_t p[] = { u32(s[0].ne[0]), u32(nrows(&s[0])), u32(s[0].ne[1]), u32(s[0].ne[2]),
+                         b[1].rel, u32(s[0].nb[1]), u32(s[0].nb[2]), u32(s[0].nb[3]),
+                         b[0].rel, u32(d->nb[1]), u32(d->nb[2]), u32(d->nb[3]),
+                         has_w ? b[2].rel : 0, u32(has_w), has_b ? b[3].rel : 0, u32(has_b),
+                         f2u(nd->fp[0]) };
+        return dispatch(rc, VKS_norm, b, 4, p, sizeof p, nrows(&s[0]), err, err_size);
+    }
+    case LAMINA_OP_TOPK: {
+        b[1] = bind_tensor(be, &s[0]);
+        uint32_t p[] = { u32(s[0].ne[0]), u32(s[0].ne[1]), u32(nd->ip[0]), b[1].rel,
+                         u32(s[0].nb[1]), b[0].rel, u32(d->nb[1]) };
+        return dispatch(rc, VKS_topk, b, 2, p, sizeof p, ((uint64_t)s[0].ne[1] + 63) / 64, err,
+                        err_size);
+    }
+    case LAMINA_OP_MOE_WEIGHTS: {
+        b[1] = bind_tensor(be, &s[0]);
+        b[2] = bind_tensor(be, &s[1]);
+        uint32_t p[] = { u32(s[0].ne[0]), u32(s[0].ne[1]), u32(s[1].ne[0]), u32(nd->ip[0]),
+                         b[1].rel, u32(s[0].nb[1]), b[2].rel, u32(s[1].nb[1]), b[0].rel,
+                         u32(d->nb[1]) };
+        return dispatch(rc, VKS_moe_weights, b, 3, p, sizeof p, ((uint64_t)s[0].ne[1] + 63) / 64,
+                        err, err_size);
+    }
+    case LAMINA_OP_MUL_MAT_ID: {
+        type_get(s[0].type, &ti);
+        for (int i = 0; i < 3; i++)
+            b[i + 1] = bind_tensor(be, &s[i]);
+        const uint64_t N = (uint64_t)s[0].ne[1], cols = (uint64_t)s[2].ne[0] * s[2].ne[1];
+        /* the matrix-vector shader for every column (token, slot): 4 rows
+         * per workgroup, mmv_rows with subgroups */
+        const int id = be->use_subgroup ? ti.mmv_sg_id : ti.mmv_id;
+        const uint64_t nr = be->use_subgroup ? be->mmv_rows : 4;
+        uint32_t p[] = { u32(s[0].ne[0]), u32(cols), 0, u32(N), b[1].rel, u32(s[0].nb[1]),
+                         b[2].rel, u32(s[1].nb[1]), u32(s[1].nb[2]), 0, u32(s[1].ne[1]), 0,
+                         b[0].rel, u32(d->nb[1]), u32(d->nb[2]), 0,
+                         u32(s[0].nb[2]), u32(s[0].ne[2]), u32(s[2].ne[0]), b[3].rel,
+                         u32(s[2].nb[1]) };
+        return dispatch(rc, id, b, 4, p, sizeof p, (N + nr - 1) / nr * cols, err, err_size);
+    }
+    case LAMINA_OP_MOE_SUM: {
+        b[1] = bind_tensor(be, &s[0]);
+        b[2] = bind_tensor(be, &s[1]);
+        const uint64_t total = (uint64_t)s[0].ne[0] * s[0].ne[2];
+        uint32_t p[] = { u32(s[0].ne[0]), u32(s[0].ne[1]), u32(s[0].ne[2]), b[1].rel,
+                         u32(s[0].nb[1]), u32(s[0].nb[2]), b[2].rel, u32(s[1].nb[1]), b[0].rel,
+                         u32(d->nb[1]) };
+        return dispatch(rc, VKS_moe_sum, b, 3, p, sizeof p, (total + 255) / 256, err, err_size);
+    }
     case LAMINA_OP_ADD: case LAMINA_OP_MUL: case LAMINA_OP_SCALE:
-    case LAMINA_OP_GLU: case LAMINA_OP_COPY: {
+    case LAMINA_OP_GLU: case LAMINA_OP_COPY: case LAMINA_OP_UNARY: {
         uint32_t op;
         b[1] = bind_tensor(be, &s[0]);
-        int two = nd->op != LAMINA_OP_SCALE && nd->op != LAMINA_OP_COPY;
+        int two = nd->op != LAMINA_OP_SCALE && nd->op != LAMINA_OP_COPY && nd->op != LAMINA_OP_UNARY;
         if (two)
             b[2] = bind_tensor(be, &s[1]);
         switch (nd->op) {
@@ -688,6 +828,7 @@ static int record_node(recorder *rc, const lamina_node *nd, char *err, size_t er
         case LAMINA_OP_MUL: op = 1; break;
         case LAMINA_OP_SCALE: op = 2; break;
         case LAMINA_OP_GLU: op = nd->ip[0] == LAMINA_ACT_SILU ? 3 : 4; break;
+        case LAMINA_OP_UNARY: op = nd->ip[0] == LAMINA_ACT_SILU ? 6 : 7; break;
         default: op = 5; break;
         }
         /* a broadcast B ([K]) has row strides 0 */

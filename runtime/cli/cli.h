@@ -19,6 +19,8 @@ int cmd_bench(const cli_globals *g, int argc, char **argv);
 int cmd_embed(const cli_globals *g, int argc, char **argv);
 int cmd_serve(const cli_globals *g, int argc, char **argv);   /* when built with libmicrohttpd */
 int cmd_pull(const cli_globals *g, int argc, char **argv);    /* built with the server (libcurl) */
+int cmd_rm(const cli_globals *g, int argc, char **argv);      /* lamina's store (cmd_store.c), with the server */
+int cmd_cp(const cli_globals *g, int argc, char **argv);
 
 /* A model ready to run: runtime (plugins probed), model, tokenizer,
  * backends opened in preference order, engine.  cli_open prints the plan
@@ -42,7 +44,8 @@ typedef struct cli_model {
 typedef struct cli_open_opts {
     const char *model;          /* name or path; NULL = configured default */
     const char *backend;        /* only this plugin (bench), or NULL */
-    int n_ctx, n_seq, n_batch, n_outputs;
+    int n_ctx, n_seq, n_batch, n_outputs;   /* n_outputs -1: as [generate] speculative needs;
+                                               -2: as its drafts need even when off */
     int quiet;
 } cli_open_opts;
 

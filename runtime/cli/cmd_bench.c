@@ -1,6 +1,9 @@
 /* cmd_bench.c - `lamina bench`: prompt processing (ppN: one batch of N
  * tokens) and generation (tgN: N single-token steps) speed per backend,
- * repeated, reported as median and spread, in the manner of llama-bench. */
+ * repeated, reported as median and spread, in the manner of llama-bench.
+ * With --prompt, generation runs greedily from that text through the
+ * generation loop, plain (gtN) and with speculative decoding (gtN-spec,
+ * with its acceptance rate), in alternating repetitions. */
 #include "config.h"
 
 #include <stdio.h>
@@ -9,6 +12,8 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "generate.h"
+#include "lookup.h"
 
 static double now_s(void)
 {
@@ -25,9 +30,15 @@ static int cmp_d(const void *a, const void *b)
 
 static void bench_usage(FILE *fp)
 {
-    fputs("usage: lamina bench [MODEL] [-p N] [-n N] [-r N] [-b BACKEND]... [--json]\n"
+    fputs("usage: lamina bench [MODEL] [-p N] [-n N] [-r N] [-b BACKEND]... [--prompt TEXT|@FILE]\n"
+          "                    [--no-spec] [--spec-draft N] [--json]\n"
           "  -p N        prompt tokens processed as one batch (default 64; 0 skips)\n"
           "  -n N        tokens generated one at a time (default 32; 0 skips)\n"
+          "  --prompt T  generate greedily from this text (@FILE: the file's text), used\n"
+          "              as is: up to -n tokens, plain (gtN) and with speculative\n"
+          "              decoding (gtN-spec, acceptance rate shown), alternating\n"
+          "  --no-spec   with --prompt: the plain runs only\n"
+          "  --spec-draft N  most drafts per step (default [generate] speculative_draft)\n"
           "  -r N        repetitions after one warm-up (default 5)\n"
           "  -b BACKEND  measure this backend alone (repeatable; default: each eligible one,\n"
           "              then the configured mix when there are several)\n"
@@ -83,14 +94,92 @@ static double run_tg(cli_model *cm, int n_gen, float *logits, uint64_t *rng)
     return now_s() - t0;
 }
 
+/* One greedy generation from the prompt's tokens: tokens per second of
+ * the generation (prefill excluded), or < 0 on error; the draft counts
+ * are added to *drafted and *accepted. */
+static double run_gen(cli_model *cm, const lamina_token *ids, size_t n_ids, int n_gen, int32_t spec_draft,
+                      int32_t spec_ngram, int64_t *drafted, int64_t *accepted)
+{
+    char err[512];
+    lamina_gen_params gp;
+    memset(&gp, 0, sizeof gp);
+    gp.temperature = 0;
+    gp.repeat_penalty = 1;
+    gp.max_tokens = n_gen;
+    gp.spec_draft = spec_draft;
+    gp.spec_ngram = spec_ngram;
+    lamina_seq s = { .slot = 0 };
+    lamina_gen_stats st;
+    int rc = lamina_seq_generate(cm->eng, cm->tok, &s, ids, n_ids, &gp, NULL, NULL, &st, err, sizeof err);
+    lamina_seq_free(&s);
+    if (rc < 0) { cli_error("bench: %s", err); return -1; }
+    *drafted += st.n_drafted;
+    *accepted += st.n_accepted;
+    return st.gen_s > 0 && st.n_gen > 0 ? st.n_gen / st.gen_s : 0;
+}
+
+static void print_row(const char *backend, const char *label, const char *model, const char *test, int R,
+                      double *tps, int json, int64_t drafted, int64_t accepted)
+{
+    qsort(tps, (size_t)R, sizeof tps[0], cmp_d);
+    double med = R % 2 ? tps[R / 2] : 0.5 * (tps[R / 2 - 1] + tps[R / 2]);
+    double acc = drafted > 0 ? (double)accepted / (double)drafted : 0;
+    if (json) {
+        printf("{\"backend\":\"%s\",\"plan\":\"%s\",\"model\":\"%s\",\"test\":\"%s\",\"reps\":%d,"
+               "\"tps_median\":%.3f,\"tps_min\":%.3f,\"tps_max\":%.3f",
+               backend ? backend : "mixed", label, model, test, R, med, tps[0], tps[R - 1]);
+        if (drafted >= 0)
+            printf(",\"drafted\":%lld,\"accepted\":%lld,\"accept_rate\":%.4f",
+                   (long long)drafted, (long long)accepted, acc);
+        printf("}\n");
+    } else {
+        char extra[64] = "";
+        if (drafted >= 0) snprintf(extra, sizeof extra, " accepted %lld/%lld (%.0f%%)",
+                                   (long long)accepted, (long long)drafted, 100 * acc);
+        printf("| %-8s | %-40.40s | %-6s | %4d | %9.2f | %9.2f .. %-9.2f |%s\n",
+               backend ? backend : "mixed", label, test, R, med, tps[0], tps[R - 1], extra);
+    }
+    fflush(stdout);
+}
+
+typedef struct bench_gen {
+    const char *prompt;         /* NULL: no gtN test */
+    int spec;                   /* 0: plain runs only */
+    int spec_draft;             /* 0: [generate] speculative_draft */
+} bench_gen;
+
 static int bench_one(const cli_globals *g, const char *model, const char *backend,
-                     int n_prompt, int n_gen, int reps, int json)
+                     int n_prompt, int n_gen, int reps, int json, const bench_gen *bg)
 {
     cli_model cm;
     cli_open_opts o = { .model = model, .backend = backend, .quiet = 1,
                         .n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 16,
                         .n_batch = n_prompt > 0 ? (n_prompt < 512 ? n_prompt : 512) : 1 };
+    lamina_token *ids = NULL;
+    size_t n_ids = 0;
+    if (bg->prompt) {
+        /* the prompt's tokens, the generated ones and a draft batch */
+        o.n_ctx = 0;
+        o.n_batch = 512;
+        o.n_outputs = bg->spec_draft > 0 ? bg->spec_draft + 1 : -2;
+    }
     if (cli_open(g, &o, &cm) < 0) return 1;
+    if (bg->prompt) {
+        char err[512];
+        if (lamina_tokenizer_encode(cm.tok, bg->prompt, strlen(bg->prompt), LAMINA_TOKENIZE_ADD_SPECIAL,
+                                    &ids, &n_ids, err, sizeof err) < 0) {
+            cli_error("bench: --prompt: %s", err);
+            cli_close(&cm);
+            return 1;
+        }
+        const lamina_engine_params *ep = lamina_engine_params_get(cm.eng);
+        if (n_ids == 0 || n_ids + (size_t)n_gen > (size_t)ep->n_ctx) {
+            cli_error("bench: --prompt: %zu tokens and -n %d do not fit the context of %d", n_ids, n_gen, ep->n_ctx);
+            free(ids);
+            cli_close(&cm);
+            return 1;
+        }
+    }
     int ret = 1;
     const int np = n_prompt > 0 ? n_prompt : 1;
     int32_t *tok = malloc((size_t)np * 4), *pos = malloc((size_t)np * 4), *seq = malloc((size_t)np * 4);
@@ -108,6 +197,30 @@ static int bench_one(const cli_globals *g, const char *model, const char *backen
     }
     if (!tok || !pos || !seq || !want || !logits || !t) { cli_error("out of memory"); goto out; }
 
+    if (bg->prompt && n_gen > 0) {
+        /* plain and speculative runs alternate, each after a warm-up */
+        double tps[2][64];
+        int64_t drafted = 0, accepted = 0, dummy = 0;
+        int R = reps < 64 ? reps : 64;
+        int32_t draft = bg->spec_draft > 0 ? bg->spec_draft : cm.cfg.speculative_draft;
+        for (int r = -1; r < R; r++) {
+            for (int sp = 0; sp < (bg->spec ? 2 : 1); sp++) {
+                double x = run_gen(&cm, ids, n_ids, n_gen, sp ? draft : 0, cm.cfg.speculative_ngram,
+                                   r >= 0 && sp ? &drafted : &dummy, r >= 0 && sp ? &accepted : &dummy);
+                if (x < 0) goto out;
+                if (r >= 0) tps[sp][r] = x;
+            }
+        }
+        char test[32];
+        snprintf(test, sizeof test, "gt%d", n_gen);
+        print_row(backend, label, cm.model->hp.name, test, R, tps[0], json, -1, 0);
+        if (bg->spec) {
+            snprintf(test, sizeof test, "gt%d-spec", n_gen);
+            print_row(backend, label, cm.model->hp.name, test, R, tps[1], json, drafted, accepted);
+        }
+        ret = 0;
+        goto out;
+    }
     for (int kind = 0; kind < 2; kind++) {
         int n = kind == 0 ? n_prompt : n_gen;
         if (n <= 0) continue;
@@ -119,23 +232,13 @@ static int bench_one(const cli_globals *g, const char *model, const char *backen
             if (s < 0) goto out;
             if (r >= 0) tps[r] = (double)n / s;
         }
-        qsort(tps, (size_t)R, sizeof tps[0], cmp_d);
-        double med = R % 2 ? tps[R / 2] : 0.5 * (tps[R / 2 - 1] + tps[R / 2]);
-        if (json)
-            printf("{\"backend\":\"%s\",\"plan\":\"%s\",\"model\":\"%s\",\"test\":\"%s%d\",\"reps\":%d,"
-                   "\"tps_median\":%.3f,\"tps_min\":%.3f,\"tps_max\":%.3f}\n",
-                   backend ? backend : "mixed", label, cm.model->hp.name, kind ? "tg" : "pp", n, R,
-                   med, tps[0], tps[R - 1]);
-        else {
-            char test[32];
-            snprintf(test, sizeof test, "%s%d", kind ? "tg" : "pp", n);
-            printf("| %-8s | %-40.40s | %-6s | %4d | %9.2f | %9.2f .. %-9.2f |\n",
-                   backend ? backend : "mixed", label, test, R, med, tps[0], tps[R - 1]);
-        }
-        fflush(stdout);
+        char test[32];
+        snprintf(test, sizeof test, "%s%d", kind ? "tg" : "pp", n);
+        print_row(backend, label, cm.model->hp.name, test, R, tps, json, -1, 0);
     }
     ret = 0;
 out:
+    free(ids);
     free(tok); free(pos); free(seq); free(want); free(logits); free(t);
     cli_close(&cm);
     return ret;
@@ -146,6 +249,8 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
     const char *model = NULL;
     const char *backends[LAMINA_MAX_BACKENDS];
     int n_backends = 0, n_prompt = 64, n_gen = 32, reps = 5, json = 0;
+    bench_gen bg = { NULL, 1, 0 };
+    char *prompt_owned = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-p") || !strcmp(a, "-n") || !strcmp(a, "-r") || !strcmp(a, "-b")) && i + 1 < argc) {
@@ -158,23 +263,60 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
             long x = strtol(v, &end, 10);
             if (*end || x < 0 || x > 100000 || (a[1] == 'r' && (x < 1 || x > 64))) {
                 cli_error("bench: bad value '%s' for %s", v, a);
-                return 2;
+                return free(prompt_owned), 2;
             }
             if (a[1] == 'p') n_prompt = (int)x; else if (a[1] == 'n') n_gen = (int)x; else reps = (int)x;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--no-spec")) {
+            bg.spec = 0;
+        } else if (!strcmp(a, "--spec-draft") && i + 1 < argc) {
+            char *end;
+            long x = strtol(argv[++i], &end, 10);
+            if (*end || x < 1 || x > LAMINA_LOOKUP_DRAFT_MAX) {
+                cli_error("bench: --spec-draft needs a number from 1 to %d, got '%s'", LAMINA_LOOKUP_DRAFT_MAX, argv[i]);
+                return free(prompt_owned), 2;
+            }
+            bg.spec_draft = (int)x;
+        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
+            const char *v = argv[++i];
+            free(prompt_owned);
+            prompt_owned = NULL;
+            if (v[0] == '@') {
+                FILE *fp = fopen(v + 1, "rb");
+                size_t n = 0, cap = 0;
+                char chunk[4096];
+                size_t r;
+                if (!fp) { cli_error("bench: --prompt: cannot open %s", v + 1); return free(prompt_owned), 2; }
+                while ((r = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+                    if (n + r + 1 > cap) {
+                        cap = (n + r + 1) * 2;
+                        char *t = realloc(prompt_owned, cap);
+                        if (!t) { fclose(fp); cli_error("out of memory"); return free(prompt_owned), 1; }
+                        prompt_owned = t;
+                    }
+                    memcpy(prompt_owned + n, chunk, r);
+                    n += r;
+                }
+                fclose(fp);
+                if (!prompt_owned) { cli_error("bench: --prompt: %s is empty", v + 1); return free(prompt_owned), 2; }
+                prompt_owned[n] = 0;
+                bg.prompt = prompt_owned;
+            } else {
+                bg.prompt = v;
+            }
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             bench_usage(stdout);
-            return 0;
+            return free(prompt_owned), 0;
         } else if (a[0] == '-') {
             cli_error("bench: unknown option '%s'", a);
             bench_usage(stderr);
-            return 2;
+            return free(prompt_owned), 2;
         } else if (!model) {
             model = a;
         } else {
             cli_error("bench: unexpected argument '%s'", a);
-            return 2;
+            return free(prompt_owned), 2;
         }
     }
     if (!json) {
@@ -190,7 +332,7 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
         memset(&ro, 0, sizeof ro);
         ro.struct_size = sizeof ro;
         ro.config_path = g->config_path;
-        if (lamina_runtime_open(&ro, &rt, err, sizeof err) < 0) { cli_error("%s", err); return 1; }
+        if (lamina_runtime_open(&ro, &rt, err, sizeof err) < 0) { cli_error("%s", err); return free(prompt_owned), 1; }
         char names[LAMINA_MAX_BACKENDS][64];
         int n = 0;
         for (int i = 0; i < lamina_runtime_device_count(rt) && n < LAMINA_MAX_BACKENDS; i++) {
@@ -200,11 +342,12 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
             if (!dup) snprintf(names[n++], sizeof names[0], "%s", nm);
         }
         lamina_runtime_close(rt);
-        for (int i = 0; i < n; i++) rc |= bench_one(g, model, names[i], n_prompt, n_gen, reps, json);
-        if (n > 1) rc |= bench_one(g, model, NULL, n_prompt, n_gen, reps, json);
+        for (int i = 0; i < n; i++) rc |= bench_one(g, model, names[i], n_prompt, n_gen, reps, json, &bg);
+        if (n > 1) rc |= bench_one(g, model, NULL, n_prompt, n_gen, reps, json, &bg);
     } else {
         for (int i = 0; i < n_backends; i++)
-            rc |= bench_one(g, model, backends[i], n_prompt, n_gen, reps, json);
+            rc |= bench_one(g, model, backends[i], n_prompt, n_gen, reps, json, &bg);
     }
+    free(prompt_owned);
     return rc ? 1 : 0;
 }

@@ -11,6 +11,7 @@
 #include "chat.h"
 #include "cli/cli.h"
 #include "generate.h"
+#include "lookup.h"
 
 static void run_usage(FILE *fp)
 {
@@ -29,6 +30,11 @@ static void run_usage(FILE *fp)
           "                      carries none (default: only chat-tuned models, i.e. files\n"
           "                      with tokenizer.chat_template)\n"
           "  --raw               no chat template: the prompt is given to the model as is\n"
+          "  --spec, --no-spec   speculative decoding from the text so far (drafts copied\n"
+          "                      from earlier in the prompt or answer, verified in one\n"
+          "                      batch; the same output, faster when text is copied);\n"
+          "                      default [generate] speculative\n"
+          "  --spec-draft N      most drafts verified per step (1-32)"
           "  -c, --ctx N         context length\n"
           "  -q, --quiet         no plan and no timings on stderr\n", fp);
 }
@@ -103,8 +109,12 @@ static void print_stats(const lamina_gen_stats *st)
 {
     double pp = st->prompt_s > 0 ? (st->n_prompt - st->n_cached) / st->prompt_s : 0;
     double tg = st->gen_s > 0 ? st->n_gen / st->gen_s : 0;
-    fprintf(stderr, "[prompt %d tokens (%d cached) %.2f s, %.1f tok/s; generated %d tokens %.2f s, %.1f tok/s; %s]\n",
-            st->n_prompt, st->n_cached, st->prompt_s, pp, st->n_gen, st->gen_s, tg, stop_name(st->stop_reason));
+    char spec[128] = "";
+    if (st->n_drafted > 0)
+        snprintf(spec, sizeof spec, "; drafted %d accepted %d (%.0f%%) in %d steps", st->n_drafted, st->n_accepted,
+                 100.0 * st->n_accepted / st->n_drafted, st->n_steps);
+    fprintf(stderr, "[prompt %d tokens (%d cached) %.2f s, %.1f tok/s; generated %d tokens %.2f s, %.1f tok/s%s; %s]\n",
+            st->n_prompt, st->n_cached, st->prompt_s, pp, st->n_gen, st->gen_s, tg, spec, stop_name(st->stop_reason));
 }
 
 /* Tokenize `text` (specials parsed when it came from a template) and
@@ -149,7 +159,7 @@ static int answer(cli_model *cm, lamina_seq *seq, const char *text, int template
 int cmd_run(const cli_globals *g, int argc, char **argv)
 {
     const char *pos[3];
-    int n_pos = 0, raw = 0, chat = 0, quiet = 0, n_ctx = 0;
+    int n_pos = 0, raw = 0, chat = 0, quiet = 0, n_ctx = 0, spec = -1, spec_draft = 0;
     const char *system = NULL;
     const char *o_max = NULL, *o_temp = NULL, *o_seed = NULL, *o_topk = NULL, *o_topp = NULL,
                *o_minp = NULL, *o_rep = NULL, *o_format = NULL;
@@ -175,6 +185,16 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
             stops[n_stops++] = argv[++i];
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             if (i + 1 >= argc || (n_ctx = atoi(argv[++i])) <= 0) { cli_error("run: -c needs a positive number"); return 2; }
+        } else if (!strcmp(a, "--spec-draft")) {
+            char *e_ = NULL;
+            long x = i + 1 < argc ? strtol(argv[++i], &e_, 10) : 0;
+            if (!e_ || *e_ || x < 1 || x > LAMINA_LOOKUP_DRAFT_MAX) {
+                cli_error("run: --spec-draft needs a number from 1 to %d", LAMINA_LOOKUP_DRAFT_MAX);
+                return 2;
+            }
+            spec_draft = (int)x;
+        } else if (!strcmp(a, "--spec") || !strcmp(a, "--no-spec")) {
+            spec = a[2] == 's';
         } else if (!strcmp(a, "--raw")) {
             raw = 1;
         } else if (!strcmp(a, "--chat")) {
@@ -206,7 +226,9 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
     }
 
     cli_model cm;
-    cli_open_opts oo = { .model = model, .n_ctx = n_ctx, .quiet = quiet };
+    cli_open_opts oo = { .model = model, .n_ctx = n_ctx, .quiet = quiet,
+                         .n_outputs = spec == 0 ? 0 : spec_draft > 0 ? spec_draft + 1
+                                    : spec == 1 ? -2 : -1 };
     if (cli_open(g, &oo, &cm) < 0) return 1;
 
     lamina_gen_params gp;
@@ -218,6 +240,9 @@ int cmd_run(const cli_globals *g, int argc, char **argv)
     NUM(o_minp, min_p, strtof);
     NUM(o_rep, repeat_penalty, strtof);
 #undef NUM
+    if (spec == 0) gp.spec_draft = 0;
+    else if (spec_draft > 0) gp.spec_draft = spec_draft;
+    else if (spec == 1 && gp.spec_draft == 0) gp.spec_draft = cm.cfg.speculative_draft;
     if (o_max) gp.max_tokens = atoi(o_max);
     if (o_topk) gp.top_k = atoi(o_topk);
     if (o_seed) gp.seed = (uint64_t)strtoll(o_seed, NULL, 10);

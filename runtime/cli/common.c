@@ -75,6 +75,8 @@ int cli_open(const cli_globals *g, const cli_open_opts *o, cli_model *cm)
     if (o->n_seq > 0) p.n_seq = o->n_seq;
     if (o->n_batch > 0) p.n_batch = o->n_batch;
     p.n_outputs = o->n_outputs > 0 ? o->n_outputs : p.n_seq;
+    if (o->n_outputs < -1 || (o->n_outputs < 0 && cm->cfg.speculative))   /* a draft verify's rows */
+        p.n_outputs = cm->cfg.speculative_draft + 1 > p.n_seq ? cm->cfg.speculative_draft + 1 : p.n_seq;
     p.gpu_layers = cm->cfg.gpu_layers;
     p.reserve_bytes = cm->cfg.reserve_mib << 20;
     rc = lamina_engine_create(cm->model, cm->bes, cm->n_bes, &p, &cm->eng, err, sizeof err);

@@ -20,6 +20,7 @@
 #include "batcher.h"
 #include "conf.h"
 #include "log.h"
+#include "lookup.h"
 
 #define ERR(code, ...) lamina_set_err(err, err_size, (code), __VA_ARGS__)
 
@@ -84,12 +85,24 @@ typedef struct bslot {
     int      n_top;
     lamina_token top[LAMINA_MAX_TOP_LOGPROBS];
     float    top_lp[LAMINA_MAX_TOP_LOGPROBS];
+    /* speculation: the step decodes `pending` and n_draft drafts, logits
+     * rows row0..row0+n_draft; sampling draws out[0..n_out) in order while
+     * each equals the next draft (n_kept of them did) */
+    lamina_lookup *lk;          /* the index, kept from request to request */
+    int      spec_on;           /* drafts for this request */
+    lamina_spec spec;
+    lamina_token draft[LAMINA_LOOKUP_DRAFT_MAX];
+    int32_t  n_draft, ngram, row0, n_kept, n_out, draft_pos;
+    lamina_token out[LAMINA_LOOKUP_DRAFT_MAX + 1];
 } bslot;
 
 struct lamina_batcher {
     lamina_engine *e;
     const lamina_tokenizer *tok;
     int32_t  n_vocab, n_ctx, n_seq, n_batch, n_chunk, max_queue;
+    int32_t  n_rows_max;        /* the engine's n_outputs: logits rows per step */
+    int32_t  spec_draft, spec_ngram;
+    uint64_t n_drafted, n_accepted;   /* under mu */
     int64_t  kv_used;           /* KV positions of running requests after the last step (under mu) */
     bslot   *slots;
     /* per-step arrays [n_batch] */
@@ -101,8 +114,9 @@ struct lamina_batcher {
     int32_t  n_embd;
     int      encoder;           /* the model is an encoder: embeddings only, each
                                    input read whole in one decode step */
-    int32_t *row_slot;          /* [n_seq]: slot of each logits row */
-    float   *logits;            /* [n_seq * n_vocab] */
+    int32_t *row_slot;          /* [n_rows_max]: the slots with logits rows this
+                                   step, each once (its rows from its row0) */
+    float   *logits;            /* [n_rows_max * n_vocab] */
     lamina_gvocab *gv;          /* token bytes for grammars, made on first use (driver) */
     /* under mu */
     pthread_mutex_t mu;
@@ -173,6 +187,7 @@ int lamina_batcher_create(lamina_engine *e, const lamina_tokenizer *tok,
     if (b->n_chunk < 1) b->n_chunk = 1;
     if (b->n_chunk > ep->n_batch) b->n_chunk = ep->n_batch;
     b->max_queue = p ? p->max_queue : 0;
+    b->n_rows_max = ep->n_outputs;
     b->next_id = 1;
     b->slots = calloc((size_t)b->n_seq, sizeof *b->slots);
     b->b_tok = malloc((size_t)b->n_batch * sizeof(int32_t));
@@ -182,9 +197,12 @@ int lamina_batcher_create(lamina_engine *e, const lamina_tokenizer *tok,
     b->b_hid = calloc((size_t)b->n_batch, 1);
     b->n_embd = lamina_engine_model(e)->hp.n_embd;
     b->encoder = !lamina_engine_model(e)->hp.causal;
+    b->spec_draft = p && p->spec_draft > 0 && !b->encoder ? p->spec_draft : 0;
+    if (b->spec_draft > LAMINA_LOOKUP_DRAFT_MAX) b->spec_draft = LAMINA_LOOKUP_DRAFT_MAX;
+    b->spec_ngram = p && p->spec_ngram > 0 && p->spec_ngram <= LAMINA_LOOKUP_NGRAM_MAX ? p->spec_ngram : 3;
     b->emb = malloc((size_t)b->n_embd * sizeof(float));
-    b->row_slot = malloc((size_t)b->n_seq * sizeof(int32_t));
-    b->logits = malloc((size_t)b->n_seq * (size_t)b->n_vocab * sizeof(float));
+    b->row_slot = malloc((size_t)b->n_rows_max * sizeof(int32_t));
+    b->logits = malloc((size_t)b->n_rows_max * (size_t)b->n_vocab * sizeof(float));
     if (!b->slots || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->row_slot || !b->logits ||
         !b->b_hid || !b->emb) {
         lamina_batcher_free(b);
@@ -484,6 +502,18 @@ static int setup_slot(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     }
     int rc = lamina_sampler_create(&r->sp, b->n_vocab, &s->smp, msg, msg_size);
     if (rc < 0) return rc;
+    /* drafts from the request's own text; not with logprobs (one row's
+     * alternatives per step) */
+    s->n_draft = 0;
+    s->spec_on = 0;
+    if (b->spec_draft > 0 && r->logprobs < 0 && b->n_rows_max > b->n_seq) {
+        if (!s->lk && lamina_lookup_create(1, b->spec_ngram, &s->lk, NULL, 0) < 0) s->lk = NULL;
+        if (s->lk) {
+            lamina_lookup_clear(s->lk);
+            s->spec_on = lamina_lookup_append(s->lk, s->toks, s->n_toks) == 0;
+            lamina_spec_init(&s->spec, b->spec_draft);
+        }
+    }
     if (r->grammar) {
         if (!b->gv && (rc = lamina_gvocab_create(b->tok, b->n_vocab, &b->gv, msg, msg_size)) < 0) return rc;
         if ((rc = lamina_gmatch_create(r->grammar, b->gv, &s->gm, msg, msg_size)) < 0) return rc;
@@ -518,19 +548,29 @@ static void row_logprobs(bslot *s, const float *lg, int32_t n_vocab, int n)
     for (int k = 0; k < s->n_top; k++) s->top_lp[k] = (float)(s->top_lp[k] - s->lse);
 }
 
-/* Sample row `row` into its slot (any thread: each slot has its own
- * sampler, and the row's logits are only read). */
-static void sample_row(lamina_batcher *b, int row)
+/* Sample the rows of unit `unit` (a slot) into it (any thread: each slot
+ * has its own sampler, and its rows are its alone): row after row, as
+ * plain decoding would, while the token drawn equals the next draft. */
+static void sample_row(lamina_batcher *b, int unit)
 {
-    bslot *s = &b->slots[b->row_slot[row]];
-    if (s->r->max_tokens == 0) { s->sample_rc = 0; return; }
-    float *lg = b->logits + (size_t)row * (size_t)b->n_vocab;
-    if (s->r->logprobs >= 0) row_logprobs(s, lg, b->n_vocab, s->r->logprobs);
-    if (s->gm) lamina_gmatch_mask(s->gm, lg);      /* the row is this slot's alone */
-    s->sample_rc = lamina_sampler_sample(s->smp, lg, &s->sampled);
-    if (s->sample_rc == 0 && s->r->logprobs >= 0) s->lp = (float)(lg[s->sampled] - s->lse);
-    if (s->sample_rc == 0 && s->gm && lamina_gmatch_accept(s->gm, s->sampled) < 0) s->sample_rc = 1;
-    if (s->sample_rc == 0) lamina_sampler_accept(s->smp, s->sampled);
+    bslot *s = &b->slots[b->row_slot[unit]];
+    s->n_out = s->n_kept = 0;
+    s->sample_rc = 0;
+    if (s->r->max_tokens == 0) return;
+    for (int32_t j = 0; j <= s->n_draft; j++) {
+        float *lg = b->logits + (size_t)(s->row0 + j) * (size_t)b->n_vocab;
+        if (s->r->logprobs >= 0) row_logprobs(s, lg, b->n_vocab, s->r->logprobs);
+        if (s->gm) lamina_gmatch_mask(s->gm, lg);
+        s->sample_rc = lamina_sampler_sample(s->smp, lg, &s->sampled);
+        if (s->sample_rc == 0 && s->r->logprobs >= 0) s->lp = (float)(lg[s->sampled] - s->lse);
+        if (s->sample_rc == 0 && s->gm && lamina_gmatch_accept(s->gm, s->sampled) < 0) s->sample_rc = 1;
+        if (s->sample_rc == 0) lamina_sampler_accept(s->smp, s->sampled);
+        s->out[s->n_out++] = s->sampled;
+        if (s->sample_rc != 0 || j == s->n_draft || s->sampled != s->draft[j]) break;
+        s->n_kept++;
+        /* the request ends here: no more draws */
+        if (lamina_tokenizer_is_eog(b->tok, s->sampled) || (s->gm && lamina_gmatch_done(s->gm))) break;
+    }
 }
 
 /* Take rows until none are left; returns how many this thread did.
@@ -584,19 +624,19 @@ static void sample_rows(lamina_batcher *b, int n_rows)
     pthread_mutex_unlock(&b->hmu);
 }
 
-/* Driver: the slot's token of this step is drawn; stream it.  Returns the
- * stop reason when the request is done, else -1. */
-static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
+/* Driver: token t of the slot was drawn; stream it.  Returns the stop
+ * reason when the request is done, else -1.  `last`: the slot's last draw
+ * of the step (the grammar state is the one after it; before, sampling
+ * went on, so the value was not complete). */
+static int take_one(lamina_batcher *b, bslot *s, lamina_token t, int sample_rc, int last, char *msg, size_t msg_size)
 {
     breq *r = s->r;
-    if (r->max_tokens == 0) return LAMINA_STOP_LENGTH;
-    lamina_token t = s->sampled;
-    if (s->sample_rc < 0) {
+    if (sample_rc < 0) {
         snprintf(msg, msg_size, s->gm ? "sampling failed: no token allowed by the output format has a finite logit"
                                       : "sampling failed: the logits are all NaN or -inf (a backend computed garbage)");
         return LAMINA_STOP_ERROR;
     }
-    if (s->sample_rc > 0) {
+    if (sample_rc > 0) {
         snprintf(msg, msg_size, "sampling failed: token %d breaks the output format", (int)t);
         return LAMINA_STOP_ERROR;
     }
@@ -606,8 +646,9 @@ static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
     s->t_last = now;
     if (lamina_tokenizer_is_eog(b->tok, t)) return LAMINA_STOP_EOG;
     if (r->logprobs >= 0) r->logprob(r->ctx, t, s->lp, s->top, s->top_lp, s->n_top);
-    s->toks[s->n_toks++] = t;                   /* room: reserved n_kv + 1 */
+    s->toks[s->n_toks++] = t;                   /* room: reserved n_kv + 1 + drafts */
     s->n_gen++;
+    if (s->spec_on && lamina_lookup_append(s->lk, &t, 1) < 0) s->spec_on = 0;
     size_t plen;
     const char *piece = lamina_tokenizer_piece(b->tok, t, r->render_special, &plen);
     char buf[520];
@@ -626,15 +667,36 @@ static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
         if (out_len && r->text && r->text(r->ctx, out_text, out_len)) return LAMINA_STOP_CANCEL;
         if (stopped) return LAMINA_STOP_STRING;
     }
-    if (s->gm && lamina_gmatch_done(s->gm)) return LAMINA_STOP_EOG;   /* the value is complete */
+    if (last && s->gm && lamina_gmatch_done(s->gm)) return LAMINA_STOP_EOG;   /* the value is complete */
     if (r->max_tokens > 0 && s->n_gen >= r->max_tokens) return LAMINA_STOP_LENGTH;
     if (s->n_kv >= r->limit) return LAMINA_STOP_CONTEXT;   /* no position left for it */
-    if (slot_reserve(s, s->n_toks + 1) < 0) {
+    if (slot_reserve(s, s->n_toks + 1 + LAMINA_LOOKUP_DRAFT_MAX) < 0) {
         snprintf(msg, msg_size, "out of memory");
         return LAMINA_STOP_ERROR;
     }
     s->pending = t;
     s->state = SLOT_GEN;
+    return -1;
+}
+
+/* Driver: the slot's tokens of this step are drawn; stream them in order.
+ * Each but the last was a kept draft: its cache entry holds. */
+static int take_token(lamina_batcher *b, bslot *s, char *msg, size_t msg_size)
+{
+    if (s->r->max_tokens == 0) return LAMINA_STOP_LENGTH;
+    if (s->n_draft > 0) {
+        lamina_spec_result(&s->spec, s->ngram, s->n_draft, s->n_kept);
+        pthread_mutex_lock(&b->mu);
+        b->n_drafted += (uint64_t)s->n_draft;
+        b->n_accepted += (uint64_t)s->n_kept;
+        pthread_mutex_unlock(&b->mu);
+    }
+    for (int32_t i = 0; i < s->n_out; i++) {
+        int last = i == s->n_out - 1;
+        int reason = take_one(b, s, s->out[i], last ? s->sample_rc : 0, last, msg, msg_size);
+        if (reason >= 0) return reason;
+        if (i < s->n_kept) s->n_kv++;           /* decoded with the batch as a draft */
+    }
     return -1;
 }
 
@@ -674,18 +736,42 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
         if (rc < 0) finish_slot(b, s, LAMINA_STOP_ERROR, rc, msg);
     }
 
-    /* 3. the batch: one token per generating sequence, then prompt chunks */
-    int32_t n = 0, n_rows = 0;
+    /* 3. the batch: one token per generating sequence (with its drafts
+     * while the rows beyond one per slot last), then prompt chunks */
+    int32_t n = 0, n_rows = 0, n_units = 0, spare = b->n_rows_max - b->n_seq;
+    if (spare > b->n_batch - b->n_seq) spare = b->n_batch - b->n_seq;
     for (int32_t i = 0; i < b->n_seq; i++) {
         bslot *s = &b->slots[i];
+        s->n_draft = 0;
         if (s->state != SLOT_GEN) continue;
         b->b_tok[n] = s->pending;
         b->b_pos[n] = s->n_kv;
         b->b_seq[n] = s->idx;
         b->b_want[n] = 1;
         b->b_hid[n] = 0;
-        b->row_slot[n_rows++] = s->idx;
+        s->row0 = n_rows++;
+        b->row_slot[n_units++] = s->idx;
         n++;
+        if (!s->spec_on || spare <= 0) continue;
+        int32_t room = s->r->limit - s->n_kv - 1;          /* positions after the pending token */
+        if (s->r->max_tokens > 0 && s->r->max_tokens - s->n_gen - 1 < room)
+            room = s->r->max_tokens - s->n_gen - 1;        /* drafts past the limit are waste */
+        if (room > spare) room = spare;
+        if (room <= 0) continue;
+        int32_t k = lamina_lookup_draft(s->lk, room < b->spec_draft ? room : b->spec_draft, s->draft, &s->ngram);
+        k = lamina_spec_want(&s->spec, s->ngram, k);
+        for (int32_t j = 0; j < k; j++) {
+            b->b_tok[n] = s->draft[j];
+            b->b_pos[n] = s->n_kv + 1 + j;
+            b->b_seq[n] = s->idx;
+            b->b_want[n] = 1;
+            b->b_hid[n] = 0;
+            n++;
+            n_rows++;
+        }
+        s->n_draft = k;
+        s->draft_pos = s->n_kv;             /* the pending token's position */
+        spare -= k;
     }
     int32_t budget = b->n_chunk < b->n_batch - n ? b->n_chunk : b->n_batch - n;
     if (b->encoder) budget = b->n_batch - n;    /* whole inputs, never a chunk */
@@ -716,7 +802,8 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
                     b->b_hid[n - 1] = 1;        /* the last position: its hidden state, no logits */
             } else {
                 b->b_want[n - 1] = 1;
-                b->row_slot[n_rows++] = next->idx;
+                next->row0 = n_rows++;
+                b->row_slot[n_units++] = next->idx;
             }
         }
         budget -= m;
@@ -779,10 +866,16 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
         pthread_mutex_unlock(&b->mu);
         return ERR(rc, "%s", derr);
     }
-    /* 5. the cache now holds the batch's positions */
+    /* 5. the cache now holds the batch's positions (drafts: those kept,
+     * counted as they are taken) */
     for (int32_t t = 0; t < n; t++) {
         bslot *s = &b->slots[b->b_seq[t]];
+        if (s->n_draft > 0 && b->b_pos[t] > s->draft_pos) continue;
         if (b->b_pos[t] + 1 > s->n_kv) s->n_kv = b->b_pos[t] + 1;
+    }
+    for (int32_t i = 0; i < b->n_seq; i++) {
+        bslot *s = &b->slots[i];
+        if (s->state == SLOT_GEN && s->spec_on) lamina_spec_time(&s->spec, n, t_dec);
     }
     /* 5b. embeddings: pool the hidden rows (token order), then finish the
      * requests whose whole prompt is read */
@@ -806,9 +899,9 @@ int lamina_batcher_step(lamina_batcher *b, char *err, size_t err_size)
             finish_slot(b, s, LAMINA_STOP_LENGTH, 0, NULL);
         }
     }
-    /* 6. sample every row (in parallel), then stream each in row order */
-    sample_rows(b, n_rows);
-    for (int32_t row = 0; row < n_rows; row++) {
+    /* 6. sample every slot's rows (slots in parallel), then stream each */
+    sample_rows(b, n_units);
+    for (int32_t row = 0; row < n_units; row++) {
         bslot *s = &b->slots[b->row_slot[row]];
         msg[0] = 0;
         int reason = take_token(b, s, msg, sizeof msg);
@@ -875,6 +968,8 @@ void lamina_batcher_stats_get(lamina_batcher *b, lamina_batcher_stats *st)
     st->decode_s = b->decode_s;
     st->kv_used = b->n_active ? b->kv_used : 0;
     st->kv_size = (int64_t)b->n_seq * b->n_ctx;
+    st->n_drafted = b->n_drafted;
+    st->n_accepted = b->n_accepted;
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -896,7 +991,11 @@ void lamina_batcher_free(lamina_batcher *b)
         r = next;
     }
     if (b->slots)
-        for (int32_t i = 0; i < b->n_seq; i++) { free(b->slots[i].toks); free(b->slots[i].pool); }
+        for (int32_t i = 0; i < b->n_seq; i++) {
+            free(b->slots[i].toks);
+            free(b->slots[i].pool);
+            lamina_lookup_free(b->slots[i].lk);
+        }
     if (b->inited) {
         pthread_mutex_lock(&b->hmu);
         b->helpers_quit = 1;

@@ -59,6 +59,12 @@ typedef struct lamina_batcher_params {
     int32_t n_threads;  /* threads that sample the rows of a step in parallel
                            (the driver and n_threads - 1 helpers);
                            0: the number of cores, at most n_seq */
+    int32_t spec_draft; /* speculative decoding (lookup.h): most drafts a
+                           generating sequence adds to a step, 0 = off; the
+                           engine's n_outputs - n_seq rows beyond one per
+                           slot bound all drafts of a step.  Requests with
+                           logprobs run without */
+    int32_t spec_ngram; /* longest suffix n-gram looked up (1..8; 0: 3) */
 } lamina_batcher_params;
 
 /* What a finished request reports.  `tokens` (prompt + generated, the
@@ -155,6 +161,8 @@ typedef struct lamina_batcher_stats {
     int64_t  kv_used;       /* KV cache positions held by running requests
                                (after the last step) */
     int64_t  kv_size;       /* positions of all sequence slots */
+    uint64_t n_drafted;     /* speculation: draft tokens verified */
+    uint64_t n_accepted;    /* of which were kept */
 } lamina_batcher_stats;
 
 /* CLOCK_MONOTONIC in seconds (the clock of deadlines). */

@@ -32,6 +32,10 @@ typedef struct lamina_gen_params {
     const lamina_grammar *grammar;   /* NULL, or structured output (borrowed):
                                         only tokens keeping the text a valid
                                         prefix; ends when the value is complete */
+    int32_t  spec_draft;      /* speculative decoding (lookup.h): most drafts
+                                 verified per step, 0 = off; the output is
+                                 the same either way */
+    int32_t  spec_ngram;      /* longest suffix n-gram looked up (1..8) */
 } lamina_gen_params;
 
 /* From the [generate] section of a configuration. */
@@ -51,6 +55,9 @@ typedef struct lamina_gen_stats {
     int32_t n_gen;             /* tokens generated */
     double  prompt_s, gen_s;   /* wall time of prefill and of generation */
     int     stop_reason;
+    int32_t n_drafted;         /* speculation: draft tokens verified */
+    int32_t n_accepted;        /* of which were kept */
+    int32_t n_steps;           /* decode calls of the generation */
 } lamina_gen_stats;
 
 /* Receives text as it is produced (whole UTF-8 characters, stop strings
@@ -67,7 +74,10 @@ typedef struct lamina_seq {
 
 void lamina_seq_free(lamina_seq *s);
 
-/* Feed the prompt and generate.  Errors: LAMINA_ERANGE "prompt of N tokens
+/* Feed the prompt and generate.  With gp->spec_draft > 0, drafts from
+ * the sequence's own tokens are verified in batches (lookup.h); the
+ * engine needs n_outputs > 1 for that (up to spec_draft + 1 rows are
+ * used), else generation runs plain.  Errors: LAMINA_ERANGE "prompt of N tokens
  * does not fit the context of C", engine errors.  Generated tokens are
  * appended to s->tokens (so a chat continues from the cache). */
 int lamina_seq_generate(lamina_engine *e, const lamina_tokenizer *tok, lamina_seq *s,

@@ -492,7 +492,7 @@ int lamina_stop_feed(lamina_stop *st, const char *text, size_t len,
 
     /* Step 1: a complete stop string -> emit what precedes the earliest one. */
     size_t first = SIZE_MAX;
-    for (size_t k = 0; k < st->n; k++) {
+    for (size_t k = 0; k < st->n && n > 0; k++) {   /* nothing held yet: h may be NULL */
         const char *m = memmem(h, n, st->stops[k], st->lens[k]);
         if (m != NULL && (size_t)(m - h) < first)
             first = (size_t)(m - h);

@@ -68,6 +68,7 @@ enum key_type {
     K_VERSION,      /* char[size]: dotted numeric, or "" */
     K_VERSION_LIST, /* char[max][size] + count: dotted numerics */
     K_GPU_LAYERS,   /* int: auto = -1, all = -2, N >= 0 */
+    K_AUTO_OFF,     /* int: auto (or a true boolean) = 1, off (a false one) = 0 */
     K_BACKENDS,     /* [scheduler] backends: auto or a name list */
     K_ENV_LIST      /* NAME=VALUE list, merged by name */
 };
@@ -123,6 +124,9 @@ static const key_def global_keys[] = {
     { "generate", "repeat_last_n", K_INT, CF(repeat_last_n), 0, 0, 0, 0, 1 << 24, 0, 0 },
     { "generate", "seed", K_INT64, CF(seed), 0, 0, 0, -1, INT64_MAX, 0, 0 },
     { "generate", "max_tokens", K_INT, CF(max_tokens), 0, 0, 0, -1, 1 << 24, 0, 0 },
+    { "generate", "speculative", K_AUTO_OFF, CF(speculative), 0, 0, 0, 0, 0, 0, 0 },
+    { "generate", "speculative_draft", K_INT, CF(speculative_draft), 0, 0, 0, 1, 32, 0, 0 },
+    { "generate", "speculative_ngram", K_INT, CF(speculative_ngram), 0, 0, 0, 1, 8, 0, 0 },
     /* [server] (lamina serve) */
     { "server", "listen", K_STRING, CF(server_listen), SZ(lamina_config, server_listen), 0, 0, 0, 0, 0, 0 },
     { "server", "parallel", K_INT, CF(server_parallel), 0, 0, 0, 1, 256, 0, 0 },
@@ -147,6 +151,7 @@ static const key_def global_keys[] = {
     { "server", "drain_timeout", K_INT, CF(server_drain_timeout), 0, 0, 0, 0, 86400, 0, 0 },
     { "server", "idle_timeout", K_INT, CF(server_idle_timeout), 0, 0, 0, 0, 86400, 0, 0 },
     { "server", "header_timeout", K_INT, CF(server_header_timeout), 0, 0, 0, 0, 3600, 0, 0 },
+    { "server", "write_timeout", K_INT, CF(server_write_timeout), 0, 0, 0, 0, 3600, 0, 0 },
     { "server", "rate_limit", K_INT, CF(server_rate_limit), 0, 0, 0, 0, 1000000, 0, 0 },
     { "server", "rate_burst", K_INT, CF(server_rate_burst), 0, 0, 0, 0, 1000000, 0, 0 },
 };
@@ -508,6 +513,14 @@ static int store_value(const key_def *d, char *base, const char *raw, char *why,
         }
         return 0;
     }
+    case K_AUTO_OFF:
+        if (strcasecmp(v, "auto") == 0)
+            *(int *)dst = 1;
+        else if (parse_bool(v, (int *)dst) < 0) {
+            snprintf(why, why_size, "expected auto or off, got '%s'", v);
+            return -1;
+        }
+        return 0;
     case K_BACKENDS: {
         char msg[256];
         if (lamina_config_set_backends((lamina_config *)base, v, msg, sizeof(msg)) < 0) {
@@ -572,6 +585,9 @@ void lamina_config_defaults(lamina_config *cfg)
     cfg->repeat_last_n = 64;
     cfg->seed = -1;
     cfg->max_tokens = 256;
+    cfg->speculative = 1;
+    cfg->speculative_draft = 8;
+    cfg->speculative_ngram = 3;
     snprintf(cfg->server_listen, sizeof(cfg->server_listen), "127.0.0.1:11434");
     cfg->server_parallel = 4;
     cfg->server_queue = 16;
@@ -585,6 +601,7 @@ void lamina_config_defaults(lamina_config *cfg)
     cfg->server_drain_timeout = 30;
     cfg->server_idle_timeout = 120;
     cfg->server_header_timeout = 30;
+    cfg->server_write_timeout = 60;
 }
 
 const lamina_backend_config *lamina_config_backend(const lamina_config *cfg, const char *name)

@@ -20,6 +20,7 @@
 #define POST    (LW(LW_POST_ATTN_NORM) | LW(LW_POST_FFW_NORM))
 #define MODEL   (LG(LG_TOK_EMBD) | LG(LG_OUTPUT_NORM))
 #define CLASSIFIER (LG(LG_CLS_OUT) | LG(LG_CLS_OUT_B))
+#define POOLER  (LG(LG_CLS) | LG(LG_CLS_B))   /* a classifier's dense + tanh layer */
 #define ROPE_T  (LG(LG_ROPE_FREQS) | LG(LG_ROPE_LONG) | LG(LG_ROPE_SHORT))
 
 static const lamina_arch_info archs[] = {
@@ -41,7 +42,7 @@ static const lamina_arch_info archs[] = {
       .layer_required = DECODER | GATED | QK_NORM,
       .layer_optional = LW(LW_QKV),
       .model_required = MODEL, .model_optional = LG(LG_OUTPUT) | CLASSIFIER,   /* + Qwen3-Reranker */
-      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU, .flags = LAMINA_ARCH_F_RANK_SOFTMAX },
     /* Qwen3 mixture of experts (Qwen3-30B-A3B): softmax router, top-k
      * experts renormalized, no shared expert */
     { .name = "qwen3moe", .family = "llama", .build_layer = lamina_build_llama_moe_layer,
@@ -94,14 +95,17 @@ static const lamina_arch_info archs[] = {
     /* BERT encoders (all-MiniLM, bge-*, mxbai-embed-large,
      * snowflake-arctic-embed): embeddings only; absolute positions and
      * token types added to the input, LayerNorm after each residual add,
-     * attention both ways, GELU FFN with biases.  No rotary positions. */
+     * attention both ways, GELU FFN with biases.  No rotary positions.
+     * Cross-encoder rerankers (ms-marco MiniLM; RoBERTa-style heads)
+     * add a classifier: cls.output over the [CLS] state, after a dense +
+     * tanh pooler (cls) when the file has one; the raw score, no softmax. */
     { .name = "bert", .family = "bert", .build_layer = lamina_build_bert_layer,
       .layer_required = LW(LW_Q) | LW(LW_K) | LW(LW_V) | LW(LW_O) | LW(LW_ATTN_OUT_NORM) |
                         LW(LW_ATTN_OUT_NORM_B) | LW(LW_UP) | LW(LW_DOWN) | LW(LW_LAYER_OUT_NORM) |
                         LW(LW_LAYER_OUT_NORM_B),
       .layer_optional = BIASES | LW(LW_QKV) | LW(LW_BQKV) | LW(LW_BO) | LW(LW_BUP) | LW(LW_BDOWN),
       .model_required = LG(LG_TOK_EMBD) | LG(LG_POS_EMBD) | LG(LG_TOK_NORM) | LG(LG_TOK_NORM_B),
-      .model_optional = LG(LG_TOKEN_TYPES),
+      .model_optional = LG(LG_TOKEN_TYPES) | CLASSIFIER | POOLER,
       .rope_mode = -1, .act = LAMINA_ACT_GELU_TANH, .flags = LAMINA_ARCH_F_ENCODER },
     /* nomic-embed-text v1/v1.5: the BERT layer with fused q/k/v, rotary
      * positions (NEOX) instead of position rows, and a SwiGLU FFN without

@@ -22,6 +22,7 @@ struct graph_ctx;
 enum lamina_model_slot {
     LG_TOK_EMBD, LG_OUTPUT_NORM, LG_OUTPUT, LG_ROPE_FREQS, LG_ROPE_LONG, LG_ROPE_SHORT,
     LG_CLS_OUT, LG_CLS_OUT_B,       /* classifier head (rank pooling: rerankers) */
+    LG_CLS, LG_CLS_B,               /* its dense pooler before a tanh (BERT rerankers) */
     LG_TOKEN_TYPES, LG_POS_EMBD,    /* encoders: token type rows, absolute positions */
     LG_TOK_NORM, LG_TOK_NORM_B,     /* encoders: LayerNorm of the input embedding */
     LG_COUNT
@@ -82,6 +83,9 @@ enum {
     LAMINA_ARCH_F_ENCODER      = 1u << 4,   /* non-causal encoder (embeddings only):
                                                reads attention.layer_norm_epsilon
                                                instead of the RMS one; no output head */
+    LAMINA_ARCH_F_RANK_SOFTMAX = 1u << 5,   /* rank scores are the softmax of the
+                                               classifier's outputs (Qwen3 rerankers:
+                                               p(yes), p(no)), as llama.cpp */
 };
 
 /* The row for `name`, or NULL. */

@@ -134,6 +134,8 @@ static const slot_def model_slots[LG_COUNT] = {
     [LG_ROPE_SHORT]  = { "rope_factors_short.weight", D_ROT2, D_1,     1 },
     [LG_CLS_OUT]     = { "cls.output.weight",         D_E,    D_CLS,   0 },
     [LG_CLS_OUT_B]   = { "cls.output.bias",           D_CLS,  D_1,     1 },
+    [LG_CLS]         = { "cls.weight",                D_E,    D_E,     0 },
+    [LG_CLS_B]       = { "cls.bias",                  D_E,    D_1,     1 },
     [LG_TOKEN_TYPES] = { "token_types.weight",        D_E,    D_TT,    0 },
     [LG_POS_EMBD]    = { "position_embd.weight",      D_E,    D_CTX,   0 },
     [LG_TOK_NORM]    = { "token_embd_norm.weight",    D_E,    D_1,     1 },
@@ -460,25 +462,27 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     return 0;
 }
 
-/* The classifier head is small (labels x n_embd): kept as floats. */
-static int load_classifier(loader *L, const lamina_gguf_tensor *w, const lamina_gguf_tensor *b)
+/* One classifier matrix [n rows of E] (and its F32 bias [n], or NULL):
+ * small (labels x n_embd, or n_embd x n_embd for a pooler), kept as
+ * floats in *w and *b (malloc'd; the model frees them). */
+static int load_classifier(loader *L, const lamina_gguf_tensor *t, const lamina_gguf_tensor *tb, int64_t n,
+                           float **w, float **b)
 {
-    lamina_model *m = L->m;
-    const int64_t E = m->hp.n_embd, n = m->hp.n_cls_out;
-    const lamina_type_traits *tr = lamina_type_get(w->type);
-    m->cls_out = malloc((size_t)(E * n) * sizeof *m->cls_out);
-    if (!m->cls_out) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
+    const int64_t E = L->m->hp.n_embd;
+    const lamina_type_traits *tr = lamina_type_get(t->type);
+    *w = malloc((size_t)(E * n) * sizeof **w);
+    if (!*w) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
     size_t row = (size_t)(E / tr->block_size) * tr->type_size;
     for (int64_t r = 0; r < n; r++)
-        if (lamina_dequantize_row(w->type, (const char *)w->data + (size_t)r * row, m->cls_out + r * E, E) < 0) {
-            snprintf(L->err, L->err_size, "%s: tensor 'cls.output.weight': type %s cannot be read as floats",
-                     L->path, tr->name);
+        if (lamina_dequantize_row(t->type, (const char *)t->data + (size_t)r * row, *w + r * E, E) < 0) {
+            snprintf(L->err, L->err_size, "%s: tensor '%s': type %s cannot be read as floats", L->path, t->name,
+                     tr->name);
             return LAMINA_ENOTSUP;
         }
-    if (b) {
-        m->cls_out_b = malloc((size_t)n * sizeof *m->cls_out_b);
-        if (!m->cls_out_b) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
-        memcpy(m->cls_out_b, b->data, (size_t)n * sizeof *m->cls_out_b);
+    if (tb) {
+        *b = malloc((size_t)n * sizeof **b);
+        if (!*b) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
+        memcpy(*b, tb->data, (size_t)n * sizeof **b);
     }
     return 0;
 }
@@ -526,18 +530,34 @@ int32_t lamina_model_embed_ctx(const lamina_model *m, int32_t n_ctx, int32_t n_b
     return n;
 }
 
+int lamina_model_rank_pooling(const lamina_model *m)
+{
+    return m->hp.causal ? LAMINA_POOL_LAST : LAMINA_POOL_CLS;
+}
+
 int lamina_model_classify(const lamina_model *m, const float *h, float *out)
 {
     if (!m->cls_out) return LAMINA_ENOTSUP;
     const int64_t E = m->hp.n_embd, n = m->hp.n_cls_out;
+    float *pooled = NULL;
+    if (m->cls) {                       /* the pooler: tanh(cls . h + cls.bias) */
+        if (!(pooled = malloc((size_t)E * sizeof *pooled))) return LAMINA_ENOMEM;
+        for (int64_t r = 0; r < E; r++) {
+            double acc = m->cls_b ? m->cls_b[r] : 0;
+            for (int64_t i = 0; i < E; i++) acc += (double)m->cls[r * E + i] * h[i];
+            pooled[r] = (float)tanh(acc);
+        }
+        h = pooled;
+    }
     double mx = -INFINITY;
-    for (int64_t r = 0; r < n; r++) {
+    for (int64_t r = 0; r < n; r++) {   /* the head: cls.output . h + cls.output.bias */
         double acc = m->cls_out_b ? m->cls_out_b[r] : 0;
         for (int64_t i = 0; i < E; i++) acc += (double)m->cls_out[r * E + i] * h[i];
         out[r] = (float)acc;
         if (acc > mx) mx = acc;
     }
-    if (!strcmp(m->hp.arch_name, "qwen3")) {   /* Qwen3 rerankers: softmax over yes/no */
+    free(pooled);
+    if (m->arch->flags & LAMINA_ARCH_F_RANK_SOFTMAX) {
         double sum = 0;
         for (int64_t r = 0; r < n; r++) sum += exp(out[r] - mx);
         for (int64_t r = 0; r < n; r++) out[r] = (float)(exp(out[r] - mx) / sum);
@@ -555,6 +575,20 @@ static int bind_weights(loader *L, const lamina_arch_info *a)
 
     L->bound = calloc((size_t)nt + 1, 1);
     if (!L->bound) { snprintf(L->err, L->err_size, "out of memory"); return LAMINA_ENOMEM; }
+    /* the classifier: head (cls.output), the pooler before it (cls); a
+     * bias without its matrix, or a pooler without a head, is an error */
+    static const struct { int part, whole; } cls_pairs[] = {
+        { LG_CLS_OUT_B, LG_CLS_OUT }, { LG_CLS_B, LG_CLS }, { LG_CLS, LG_CLS_OUT },
+    };
+    for (size_t i = 0; i < sizeof cls_pairs / sizeof cls_pairs[0]; i++) {
+        const char *part = model_slots[cls_pairs[i].part].name, *whole = model_slots[cls_pairs[i].whole].name;
+        if ((a->model_optional & LG(cls_pairs[i].part)) && lamina_gguf_tensor_find(m->gguf, part) &&
+            !lamina_gguf_tensor_find(m->gguf, whole)) {
+            snprintf(L->err, L->err_size, "%s: tensor '%s' without '%s'%s", L->path, part, whole,
+                     cls_pairs[i].part == LG_CLS ? " (the classifier's pooler feeds its head)" : "");
+            return LAMINA_EFORMAT;
+        }
+    }
     for (int s = 0; s < LG_COUNT; s++) {
         if (!((a->model_required | a->model_optional) & LG(s))) continue;
         if ((rc = bind(L, &g[s], model_slots[s].name, &model_slots[s], (a->model_required & LG(s)) != 0)) < 0)
@@ -571,11 +605,11 @@ static int bind_weights(loader *L, const lamina_arch_info *a)
     m->tok_norm = g[LG_TOK_NORM];
     m->tok_norm_b = g[LG_TOK_NORM_B];
     if (a->flags & LAMINA_ARCH_F_ENCODER) m->output = NULL;          /* no head: embeddings only */
-    if (g[LG_CLS_OUT] && (rc = load_classifier(L, g[LG_CLS_OUT], g[LG_CLS_OUT_B])) < 0) return rc;
-    if (!g[LG_CLS_OUT] && g[LG_CLS_OUT_B]) {
-        snprintf(L->err, L->err_size, "%s: tensor 'cls.output.bias' without 'cls.output.weight'", L->path);
-        return LAMINA_EFORMAT;
-    }
+    if (g[LG_CLS_OUT] &&
+        (rc = load_classifier(L, g[LG_CLS_OUT], g[LG_CLS_OUT_B], hp->n_cls_out, &m->cls_out, &m->cls_out_b)) < 0)
+        return rc;
+    if (g[LG_CLS] && (rc = load_classifier(L, g[LG_CLS], g[LG_CLS_B], hp->n_embd, &m->cls, &m->cls_b)) < 0)
+        return rc;
     if (!m->rope_long != !m->rope_short) {
         snprintf(L->err, L->err_size, "%s: tensor '%s' without '%s' (LongRoPE needs both)", L->path,
                  m->rope_long ? "rope_factors_long.weight" : "rope_factors_short.weight",
@@ -676,6 +710,8 @@ void lamina_model_free(lamina_model *m)
     free(m->layers);
     free(m->cls_out);
     free(m->cls_out_b);
+    free(m->cls);
+    free(m->cls_b);
     lamina_gguf_close(m->gguf);
     free(m);
 }

@@ -139,6 +139,10 @@ typedef struct lamina_model {
                                                (cls.output.weight) as floats,
                                                owned, or NULL */
     float   *cls_out_b;                     /* [n_cls_out] its bias, or NULL */
+    float   *cls;                           /* [E][E] the classifier's pooler
+                                               (cls.weight, BERT rerankers) as
+                                               floats, owned, or NULL */
+    float   *cls_b;                         /* [E] its bias, or NULL */
     const lamina_gguf_tensor *type_embd;    /* [E, n_token_types] (bert), or NULL */
     const lamina_gguf_tensor *pos_embd;     /* [E, n_ctx_train] absolute positions (bert) */
     const lamina_gguf_tensor *tok_norm, *tok_norm_b;  /* [E] LayerNorm of the
@@ -161,9 +165,18 @@ void lamina_model_free(lamina_model *m);
 const lamina_gguf_tensor *lamina_model_rope_factors(const lamina_model *m, int32_t n_ctx);
 
 /* A reranker's scores from the pooled hidden state h[n_embd] (after the
- * output norm): the classifier head, then (qwen3, as llama.cpp) a softmax;
- * out[n_cls_out].  LAMINA_ENOTSUP when the model has no classifier head. */
+ * output norm; lamina_model_rank_pooling says which token), as llama.cpp's
+ * rank pooling: the pooler tanh(cls . h + cls.bias) when the file has one
+ * (BERT), then the head cls.output . x + cls.output.bias, then a softmax
+ * when the architecture's row says (LAMINA_ARCH_F_RANK_SOFTMAX: Qwen3's
+ * p(yes), p(no)); else the raw outputs.  out[n_cls_out]; out[0] is the
+ * relevance score.  LAMINA_ENOTSUP when the model has no classifier head,
+ * LAMINA_ENOMEM. */
 int  lamina_model_classify(const lamina_model *m, const float *h, float *out);
+
+/* The token whose hidden state a reranker scores: LAMINA_POOL_CLS (the
+ * first, [CLS]) for encoders, LAMINA_POOL_LAST for causal models. */
+int  lamina_model_rank_pooling(const lamina_model *m);
 
 /* How to pool model m's hidden states into one vector per input (embeddings):
  * LAMINA_POOL_LAST, MEAN or CLS, or -1 with the reason naming `name` (no

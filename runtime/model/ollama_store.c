@@ -137,7 +137,8 @@ int lamina_ollama_digest_valid(const char *d)
     return d && digest_ok(d);
 }
 
-/* Read a manifest file and fill m from its layers. */
+/* Read a manifest file (lamina_ollama_manifest_parse) and fill m from its
+ * layers. */
 static int read_manifest(const char *store, const char *path, lamina_ollama_model *m, char *err, size_t es)
 {
     struct stat st;
@@ -146,30 +147,24 @@ static int read_manifest(const char *store, const char *path, lamina_ollama_mode
     if (st.st_size > (off_t)MAX_MANIFEST)
         return lamina_set_err(err, es, LAMINA_EFORMAT, "%s: a manifest of %lld bytes (at most %u)", path,
                               (long long)st.st_size, MAX_MANIFEST);
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j) return lamina_set_err(err, es, LAMINA_EFORMAT, "%s: not a manifest (line %d: %s)", path, je.line, je.text);
-    json_t *layers = json_object_get(j, "layers");
-    int rc = 0;
-    if (!json_is_object(j) || !json_is_array(layers)) {
-        rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: not an image manifest (no layers)", path);
-        goto out;
+    FILE *f = fopen(path, "rb");
+    char *text = f ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t n = text ? fread(text, 1, (size_t)st.st_size + 1, f) : 0;
+    int rerr = f ? ferror(f) : 1;
+    if (f) fclose(f);
+    if (!text || rerr) {
+        free(text);
+        return lamina_set_err(err, es, f ? LAMINA_EIO : LAMINA_ENOENT, "%s: cannot read it", path);
     }
+    lamina_ollama_manifest man;
+    char why[400];
+    int rc = lamina_ollama_manifest_parse(text, n, &man, why, sizeof why);
+    free(text);
+    if (rc < 0) return lamina_set_err(err, es, rc, "%s: not a manifest lamina can use: %s", path, why);
     m->model[0] = m->template_path[0] = m->system_path[0] = m->params_path[0] = 0;
-    for (size_t i = 0; i < json_array_size(layers); i++) {
-        json_t *l = json_array_get(layers, i);
-        const char *mt = json_string_value(json_object_get(l, "mediaType"));
-        const char *dg = json_string_value(json_object_get(l, "digest"));
-        json_t *sz = json_object_get(l, "size");
-        if (!mt || !dg || !json_is_integer(sz) || json_integer_value(sz) < 0) {
-            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: layer %zu lacks mediaType, digest or size", path, i);
-            goto out;
-        }
-        if (!digest_ok(dg)) {
-            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: layer %zu: digest '%.80s' is not sha256: and 64 hex digits",
-                                path, i, dg);
-            goto out;
-        }
+    for (int i = 0; i < man.n_layers; i++) {
+        const lamina_ollama_layer *l = &man.layers[i];
+        const char *mt = l->media_type;
         const char *kind = strncmp(mt, MT_PREFIX, strlen(MT_PREFIX)) ? "" : mt + strlen(MT_PREFIX);
         char *dst = !strcmp(kind, "model") ? m->model : !strcmp(kind, "template") ? m->template_path
                   : !strcmp(kind, "system") ? m->system_path : !strcmp(kind, "params") ? m->params_path : NULL;
@@ -180,25 +175,25 @@ static int read_manifest(const char *store, const char *path, lamina_ollama_mode
         }
         if (!dst) continue;   /* license, messages, ... */
         char blob[4200];
-        snprintf(blob, sizeof blob, "%s/blobs/sha256-%s", store, dg + 7);
+        snprintf(blob, sizeof blob, "%s/blobs/sha256-%s", store, l->digest + 7);
         if (stat(blob, &st) != 0 || !S_ISREG(st.st_mode)) {
             rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: the %s layer's blob %s is missing", path, kind, blob);
             goto out;
         }
-        if ((uint64_t)st.st_size != (uint64_t)json_integer_value(sz)) {
-            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: blob %s has %lld bytes, the manifest says %lld", path,
-                                blob, (long long)st.st_size, (long long)json_integer_value(sz));
+        if ((uint64_t)st.st_size != l->size) {
+            rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: blob %s has %lld bytes, the manifest says %llu", path,
+                                blob, (long long)st.st_size, (unsigned long long)l->size);
             goto out;
         }
         snprintf(dst, 4200, "%s", blob);
         if (dst == m->model) {
-            snprintf(m->digest, sizeof m->digest, "%s", dg);
-            m->size = (uint64_t)json_integer_value(sz);
+            snprintf(m->digest, sizeof m->digest, "%s", l->digest);
+            m->size = l->size;
         }
     }
     if (!m->model[0]) rc = lamina_set_err(err, es, LAMINA_EFORMAT, "%s: no model layer (%smodel)", path, MT_PREFIX);
 out:
-    json_decref(j);
+    lamina_ollama_manifest_free(&man);
     return rc;
 }
 
@@ -319,4 +314,97 @@ void lamina_ollama_list(char dirs[][4096], int n_dirs, int (*fn)(void *ctx, cons
         if (each_part(dir, on_host, &w)) break;
     }
     free(w.seen);
+}
+
+/* ------------------------------------------------------------------ */
+/* Manifests as data (pull.c, store.c)                                */
+
+/* One {mediaType, digest, size} object into l; what names it in messages. */
+static int layer_of(json_t *o, const char *what, lamina_ollama_layer *l, char *err, size_t es)
+{
+    const char *mt = json_string_value(json_object_get(o, "mediaType"));
+    const char *dg = json_string_value(json_object_get(o, "digest"));
+    json_t *sz = json_object_get(o, "size");
+    if (!json_is_object(o) || !mt || !dg || !json_is_integer(sz))
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "%s lacks mediaType, digest or size", what);
+    if (!digest_ok(dg))
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "%s: digest '%.80s' is not sha256: and 64 hex digits", what, dg);
+    if (strlen(mt) >= sizeof l->media_type)
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "%s: a media type of %zu bytes (at most %zu)", what, strlen(mt),
+                              sizeof l->media_type - 1);
+    json_int_t v = json_integer_value(sz);
+    if (v < 0 || (uint64_t)v > LAMINA_OLLAMA_MAX_BLOB)
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "%s %s has size %lld", what, dg, (long long)v);
+    snprintf(l->media_type, sizeof l->media_type, "%s", mt);
+    snprintf(l->digest, sizeof l->digest, "%s", dg);
+    l->size = (uint64_t)v;
+    return 0;
+}
+
+int lamina_ollama_manifest_parse(const char *text, size_t len, lamina_ollama_manifest *out, char *err, size_t es)
+{
+    memset(out, 0, sizeof *out);
+    if (len > LAMINA_OLLAMA_MAX_MANIFEST)
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "a manifest of %zu bytes (at most %u)", len,
+                              LAMINA_OLLAMA_MAX_MANIFEST);
+    json_error_t je;
+    json_t *j = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return lamina_set_err(err, es, LAMINA_EFORMAT, "not JSON (line %d: %s)", je.line, je.text);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return lamina_set_err(err, es, LAMINA_EFORMAT, "not a JSON object");
+    }
+    json_t *layers = json_object_get(j, "layers"), *config = json_object_get(j, "config");
+    int rc = 0;
+    size_t n = json_array_size(layers);
+    if (!json_is_array(layers) || n == 0 || n >= LAMINA_OLLAMA_MAX_LAYERS || (config && !json_is_object(config))) {
+        rc = lamina_set_err(err, es, LAMINA_EFORMAT, "not an image manifest (layers: 1 to %d, config an object)",
+                            LAMINA_OLLAMA_MAX_LAYERS - 1);
+        goto out;
+    }
+    if (config) {
+        if ((rc = layer_of(config, "the config", &out->config, err, es)) < 0) goto out;
+        out->has_config = 1;
+    }
+    out->layers = calloc(n, sizeof *out->layers);
+    if (!out->layers) { rc = lamina_set_err(err, es, LAMINA_ENOMEM, "out of memory"); goto out; }
+    for (size_t i = 0; i < n; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "layer %zu", i);
+        lamina_ollama_layer l;
+        if ((rc = layer_of(json_array_get(layers, i), what, &l, err, es)) < 0) goto out;
+        int dup = 0;
+        for (int k = 0; k < out->n_layers && !dup; k++) {
+            if (strcmp(out->layers[k].digest, l.digest)) continue;
+            dup = 1;
+            if (out->layers[k].size != l.size) {
+                rc = lamina_set_err(err, es, LAMINA_EFORMAT, "layer %s with two sizes", l.digest);
+                goto out;
+            }
+        }
+        if (!dup) out->layers[out->n_layers++] = l;
+    }
+out:
+    json_decref(j);
+    if (rc < 0) lamina_ollama_manifest_free(out);
+    return rc;
+}
+
+void lamina_ollama_manifest_free(lamina_ollama_manifest *m)
+{
+    if (!m) return;
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+int lamina_ollama_manifest_path(const char *store, const char *name, char *out, size_t size, char *err, size_t es)
+{
+    oname o;
+    if (!name || !parse_name(name, &o))
+        return lamina_set_err(err, es, LAMINA_EINVAL,
+                              "invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, "
+                              "digits, '_', '-' and '.'", name ? name : "");
+    int n = snprintf(out, size, "%s/manifests/%s/%s/%s/%s", store, o.host, o.ns, o.model, o.tag);
+    if (n < 0 || (size_t)n >= size) return lamina_set_err(err, es, LAMINA_ERANGE, "store path too long");
+    return 0;
 }

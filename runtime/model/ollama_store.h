@@ -8,7 +8,8 @@
  * config, layers of {mediaType, digest, size}) whose layers are files
  * blobs/sha256-HEX.  The layer of media type application/vnd.ollama.image.model
  * is the GGUF file, used where it lies (never copied).  Nothing in a store is
- * ever written here; `lamina pull` (pull.h) writes lamina's own store.
+ * ever written here; `lamina pull` (pull.h) and the store's writers
+ * (store.h: uploads, create, copy, delete) write lamina's own store only.
  *
  * Names as Ollama's: MODEL[:TAG], NAMESPACE/MODEL[:TAG] or
  * HOST/NAMESPACE/MODEL[:TAG], with registry.ollama.ai, library and latest
@@ -74,6 +75,42 @@ int lamina_ollama_find(char dirs[][4096], int n_dirs, const char *name, lamina_o
  * GGUF blob's path into path, the shortest name into name (may be NULL). */
 int lamina_ollama_resolve(const lamina_config *cfg, const char *model_name, char *path, size_t path_size,
                           char *name, size_t name_size, char *err, size_t err_size);
+
+/* One layer (or the config) of an image manifest. */
+typedef struct lamina_ollama_layer {
+    char     media_type[128];
+    char     digest[72];         /* "sha256:" and 64 lowercase hex digits */
+    uint64_t size;
+} lamina_ollama_layer;
+
+#define LAMINA_OLLAMA_MAX_LAYERS 256
+#define LAMINA_OLLAMA_MAX_MANIFEST (1u << 20)
+#define LAMINA_OLLAMA_MAX_BLOB (UINT64_C(1) << 44)   /* 16 TiB: beyond is a broken manifest */
+
+/* An image manifest: its config (has_config 0 when it has none) and
+ * layers in order, each digest valid, each size at most
+ * LAMINA_OLLAMA_MAX_BLOB, a digest named twice with the same size only
+ * (kept once). */
+typedef struct lamina_ollama_manifest {
+    int has_config;
+    lamina_ollama_layer config;
+    lamina_ollama_layer *layers;  /* malloc'd; lamina_ollama_manifest_free */
+    int n_layers;
+} lamina_ollama_manifest;
+
+/* Parse manifest JSON (at most LAMINA_OLLAMA_MAX_MANIFEST bytes, at least
+ * one and fewer than LAMINA_OLLAMA_MAX_LAYERS layers).  0, or
+ * LAMINA_EFORMAT with err naming what is wrong (the caller says where the
+ * manifest came from), LAMINA_ENOMEM.  *out is zeroed on failure. */
+int  lamina_ollama_manifest_parse(const char *text, size_t len, lamina_ollama_manifest *out,
+                                  char *err, size_t err_size);
+void lamina_ollama_manifest_free(lamina_ollama_manifest *m);
+
+/* The manifest path of a valid name in a store:
+ * STORE/manifests/HOST/NAMESPACE/MODEL/TAG.  0, or LAMINA_EINVAL (the
+ * name) / LAMINA_ERANGE (too long) with err set. */
+int  lamina_ollama_manifest_path(const char *store, const char *name, char *out, size_t size,
+                                 char *err, size_t err_size);
 
 /* Every usable model of the stores (the first store naming a model wins);
  * fn returns nonzero to stop.  Broken ones are skipped. */

@@ -25,12 +25,11 @@
 #include "lamina/plugin.h"
 #include "log.h"
 #include "ollama_store.h"
+#include "store.h"
 
 #define DEFAULT_HOST "registry.ollama.ai"
-#define MAX_MANIFEST (1u << 20)
+#define MAX_MANIFEST LAMINA_OLLAMA_MAX_MANIFEST
 #define MAX_TOKEN_BODY (64u << 10)
-#define MAX_BLOBS 256
-#define MAX_BLOB_SIZE (UINT64_C(1) << 44)   /* 16 TiB: a size beyond is a broken manifest */
 #define TRIES 5                              /* the first transfer of a blob and 4 resumes */
 #define REPORT_EVERY 0.1                     /* seconds between progress reports of one blob */
 
@@ -301,64 +300,35 @@ static int get_manifest(sess *S, membuf *b)
     }
 }
 
-/* The config and layers of a manifest, checked, duplicates once. */
+/* The config and layers of a manifest (ollama_store.c checks them), each
+ * blob once. */
 static int parse_manifest(sess *S, const membuf *b, blob **out, int *n_out)
 {
-    json_error_t je;
-    json_t *j = json_loadb(b->p ? b->p : "", b->n, JSON_REJECT_DUPLICATES, &je);
-    if (!j || !json_is_object(j)) {
-        json_decref(j);
-        return lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: the manifest of %s is not JSON", S->base,
-                              S->name);
-    }
-    json_t *layers = json_object_get(j, "layers"), *config = json_object_get(j, "config");
-    int rc = 0, n = 0;
-    blob *bl = NULL;
-    if (!json_is_array(layers) || json_array_size(layers) == 0 || json_array_size(layers) >= MAX_BLOBS ||
-        (config && !json_is_object(config))) {
-        rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: the manifest of %s is not an image manifest",
-                            S->base, S->name);
-        goto out;
-    }
-    bl = calloc(json_array_size(layers) + 1, sizeof *bl);
-    if (!bl) { rc = lamina_set_err(S->err, S->es, LAMINA_ENOMEM, "out of memory"); goto out; }
-    for (size_t i = 0; i <= json_array_size(layers); i++) {
-        json_t *l = i == 0 ? config : json_array_get(layers, i - 1);
-        if (!l) continue;
-        const char *mt = json_string_value(json_object_get(l, "mediaType"));
-        const char *dg = json_string_value(json_object_get(l, "digest"));
-        json_t *sz = json_object_get(l, "size");
-        if (!mt || !dg || !json_is_integer(sz)) {
-            rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: manifest of %s: %s lacks mediaType, digest "
-                                "or size", S->base, S->name, i == 0 ? "the config" : "a layer");
-            goto out;
-        }
-        if (!lamina_ollama_digest_valid(dg)) {
-            rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: manifest of %s: digest '%.80s' is not "
-                                "sha256: and 64 hex digits", S->base, S->name, dg);
-            goto out;
-        }
-        if (json_integer_value(sz) < 0 || (uint64_t)json_integer_value(sz) > MAX_BLOB_SIZE) {
-            rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: manifest of %s: layer %s has size %" PRId64,
-                                S->base, S->name, dg, (int64_t)json_integer_value(sz));
-            goto out;
-        }
+    lamina_ollama_manifest m;
+    char why[400];
+    int rc = lamina_ollama_manifest_parse(b->p, b->n, &m, why, sizeof why);
+    if (rc < 0)
+        return lamina_set_err(S->err, S->es, rc, "registry %s: the manifest of %s: %s", S->base, S->name, why);
+    blob *bl = calloc((size_t)m.n_layers + 1, sizeof *bl);
+    int n = 0;
+    if (!bl) { lamina_ollama_manifest_free(&m); return lamina_set_err(S->err, S->es, LAMINA_ENOMEM, "out of memory"); }
+    for (int i = -1; i < m.n_layers; i++) {
+        if (i < 0 && !m.has_config) continue;
+        const lamina_ollama_layer *l = i < 0 ? &m.config : &m.layers[i];
         int dup = 0;
-        for (int k = 0; k < n; k++) {
-            if (strcmp(bl[k].digest, dg)) continue;
+        for (int k = 0; k < n && !dup; k++) {
+            if (strcmp(bl[k].digest, l->digest)) continue;
             dup = 1;
-            if (bl[k].size != (uint64_t)json_integer_value(sz)) {
-                rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: manifest of %s: layer %s with two sizes",
-                                    S->base, S->name, dg);
-                goto out;
+            if (bl[k].size != l->size) {
+                rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "registry %s: manifest of %s: layer %s with two "
+                                    "sizes", S->base, S->name, l->digest);
             }
         }
         if (dup) continue;
-        snprintf(bl[n].digest, sizeof bl[n].digest, "%s", dg);
-        bl[n++].size = (uint64_t)json_integer_value(sz);
+        snprintf(bl[n].digest, sizeof bl[n].digest, "%s", l->digest);
+        bl[n++].size = l->size;
     }
-out:
-    json_decref(j);
+    lamina_ollama_manifest_free(&m);
     if (rc < 0) { free(bl); return rc; }
     *out = bl;
     *n_out = n;
@@ -367,27 +337,6 @@ out:
 
 /* ------------------------------------------------------------------ */
 /* Files                                                              */
-
-/* mkdir -p of a path under an existing or creatable root. */
-static int mkdirs(sess *S, const char *path)
-{
-    char p[4600];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *c = p + 1;; c++) {
-        if (*c == '/' || !*c) {
-            char save = *c;
-            *c = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST)
-                return lamina_set_err(S->err, S->es, LAMINA_EIO, "cannot create %s: %s", p, strerror(errno));
-            *c = save;
-            if (!save) break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return lamina_set_err(S->err, S->es, LAMINA_EIO, "%s is not a directory", path);
-    return 0;
-}
 
 static int blob_path(sess *S, const char *digest, const char *suffix, char *out, size_t size)
 {
@@ -402,16 +351,6 @@ static int64_t file_size(const char *path)
     struct stat st;
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
     return (int64_t)st.st_size;
-}
-
-static void hex_of(const unsigned char *md, char hex[65])
-{
-    static const char d[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = d[md[i] >> 4];
-        hex[2 * i + 1] = d[md[i] & 15];
-    }
-    hex[64] = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -698,7 +637,7 @@ static int download(sess *S, flight *f, const blob *b)
     unsigned int mdl = 0;
     char hex[65];
     EVP_DigestFinal_ex(d.md, md, &mdl);
-    hex_of(md, hex);
+    lamina_store_hex(md, hex);
     if (strcmp(hex, b->digest + 7)) {
         unlink(partial);
         rc = lamina_set_err(S->err, S->es, LAMINA_EFORMAT, "layer %s: digest mismatch, the download is sha256:%s; "
@@ -783,28 +722,7 @@ again:
 
 static int write_manifest(sess *S, const membuf *b)
 {
-    char dir[4400], path[4500], tmp[4500];
-    snprintf(dir, sizeof dir, "%s/manifests/%s/%s/%s", S->o->store, S->host, S->ns, S->model);
-    int rc = mkdirs(S, dir);
-    if (rc < 0) return rc;
-    snprintf(path, sizeof path, "%s/%s", dir, S->tag);
-    snprintf(tmp, sizeof tmp, "%s/.%s-XXXXXX", dir, S->tag);   /* a dot name: never listed as a tag */
-    int fd = mkstemp(tmp);
-    if (fd < 0) return lamina_set_err(S->err, S->es, LAMINA_EIO, "cannot write in %s: %s", dir, strerror(errno));
-    int ok = fchmod(fd, 0644) == 0;
-    for (size_t w = 0; ok && w < b->n;) {
-        ssize_t k = write(fd, b->p + w, b->n - w);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) ok = 0;
-        else w += (size_t)k;
-    }
-    ok = ok && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        rc = lamina_set_err(S->err, S->es, LAMINA_EIO, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-    }
-    return rc;
+    return lamina_store_write_manifest(S->o->store, S->name, b->p, b->n, 1, S->err, S->es);
 }
 
 int lamina_pull(const char *name, const lamina_pull_opts *o, char *err, size_t es)
@@ -839,7 +757,7 @@ int lamina_pull(const char *name, const lamina_pull_opts *o, char *err, size_t e
     /* room for what is missing, before anything is written */
     char blobs[4200];
     snprintf(blobs, sizeof blobs, "%s/blobs", o->store);
-    if ((rc = mkdirs(&S, blobs)) < 0) goto out;
+    if ((rc = lamina_store_mkdirs(blobs, err, es)) < 0) goto out;
     uint64_t need = 0;
     for (int i = 0; i < nb; i++) {
         char final[4200], partial[4300];

@@ -3,11 +3,16 @@
  * POST /api/embeddings, OpenAI's POST /v1/embeddings; and reranking,
  * POST /v1/rerank (/rerank, /v1/reranking, /reranking) as llama-server,
  * Jina and Cohere clients send it: each document's prompt (the file's
- * tokenizer.chat_template.rerank with {query} and {document}) is read
- * like an embedding input, and the classifier head (cls.output) scores
- * the last token's hidden state (lamina_model_classify: for Qwen3
- * rerankers the softmax of yes/no, as llama.cpp); results by score,
- * top_n of them, with the document when return_documents.
+ * tokenizer.chat_template.rerank with {query} and {document}; without
+ * one the pair as llama-server frames it, e.g. [CLS] query [SEP]
+ * document [SEP] for BERT: lamina_tokenizer_encode_pair; token types all
+ * 0, as llama.cpp) is read like an embedding input, and the classifier
+ * head scores the hidden state of the last token (decoders) or of the
+ * first, [CLS] (encoders) (lamina_model_classify: for Qwen3 rerankers the
+ * softmax of yes/no, for BERT cross-encoders the raw logit after the
+ * tanh pooler, as llama.cpp); a document whose prompt does not fit the
+ * context is a 400 naming it (llama-server refuses it too); results by
+ * score, top_n of them, with the document when return_documents.
  *
  * Every input of a request becomes one embedding request of the model's
  * batcher (lamina_batcher_request.embed): the inputs are read in the same
@@ -293,11 +298,16 @@ static int input_text(emb_inputs *in, size_t i, const srv_model *m, const char *
     return 0;
 }
 
-/* Fit each input to `limit` positions: cut (truncate) or refuse naming
- * the field; refuse inputs with no tokens.  Sums the tokens. */
-static int inputs_fit(emb_inputs *in, int32_t limit, int truncate, const char *field, int many,
+/* Fit each input to `limit` positions of model m: cut (truncate) or
+ * refuse naming the field (and, when an encoder's batch is what limits it,
+ * the settings that size the batch); refuse inputs with no tokens.  Sums
+ * the tokens. */
+static int inputs_fit(emb_inputs *in, const srv_model *m, int32_t limit, int truncate, const char *field, int many,
                       char *err, size_t es)
 {
+    const lamina_engine_params *ep = lamina_engine_params_get(m->eng);
+    const char *why = !m->model->hp.causal && limit == ep->n_batch
+                    ? " (an encoder reads each input whole in one batch: [server] parallel + prompt_chunk tokens)" : "";
     in->total = 0;
     for (size_t i = 0; i < in->count; i++) {
         char name[64];
@@ -306,8 +316,8 @@ static int inputs_fit(emb_inputs *in, int32_t limit, int truncate, const char *f
         if (in->n[i] == 0) { snprintf(err, es, "%s: the input is empty", name); return -1; }
         if (in->n[i] > limit) {
             if (!truncate) {
-                snprintf(err, es, "%s: the input has %d tokens, more than the context length of %d%s", name,
-                         in->n[i], limit, strcmp(field, "input") ? "" : " (set \"truncate\": true to cut it)");
+                snprintf(err, es, "%s: the input has %d tokens, more than the context length of %d%s%s", name,
+                         in->n[i], limit, why, strcmp(field, "input") ? "" : " (set \"truncate\": true to cut it)");
                 return -1;
             }
             in->n[i] = limit;
@@ -411,7 +421,7 @@ static int ollama_embed(srv_call *c, int legacy)
         const char *t = list ? json_string_value(json_array_get(list, i)) : one;
         if (input_text(&in, i, m, t, err, sizeof err) < 0) { http = 500; goto fail_model; }
     }
-    if (inputs_fit(&in, ctx_limit(m, o.num_ctx), truncate, legacy ? "prompt" : "input", list != NULL,
+    if (inputs_fit(&in, m, ctx_limit(m, o.num_ctx), truncate, legacy ? "prompt" : "input", list != NULL,
                    err, sizeof err) < 0)
         goto bad_model;
     const int32_t E = m->model->hp.n_embd;
@@ -562,7 +572,7 @@ int srv_oai_embeddings(srv_call *c)
         else r = input_ids(&inp, i, json_array_get(in, i), name, lamina_tokenizer_n_vocab(m->tok), err, sizeof err);
         if (r < 0) goto bad_model;
     }
-    if (inputs_fit(&inp, ctx_limit(m, 0), 0, "input", kind == TEXTS || kind == IDS, err, sizeof err) < 0)
+    if (inputs_fit(&inp, m, ctx_limit(m, 0), 0, "input", kind == TEXTS || kind == IDS, err, sizeof err) < 0)
         goto bad_model;
     vec = malloc(n * (size_t)E * sizeof *vec);
     if (!vec) { snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
@@ -681,33 +691,41 @@ int srv_rerank(srv_call *c)
                  "%s.pooling_type 4)", m->name, m->model->hp.arch_name);
         goto bad_model;
     }
-    if (lamina_gguf_get_str(m->model->gguf, "tokenizer.chat_template.rerank", &tmpl, &tl, NULL, 0) < 0 || !tmpl) {
-        snprintf(err, sizeof err, "model '%s' has no rerank prompt (tokenizer.chat_template.rerank)", m->name);
-        goto bad_model;
-    }
+    if (lamina_gguf_get_str(m->model->gguf, "tokenizer.chat_template.rerank", &tmpl, &tl, NULL, 0) < 0) tmpl = NULL;
     if (inputs_alloc(&inp, n) < 0) { snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
     for (size_t i = 0; i < n; i++) {
-        char *p = rerank_prompt(tmpl, tl, query, doc_text(json_array_get(docs, i)));
+        const char *d = doc_text(json_array_get(docs, i));
         size_t nt = 0;
-        r = p ? lamina_tokenizer_encode(m->tok, p, strlen(p), LAMINA_TOKENIZE_PARSE_SPECIAL, &inp.toks[i], &nt,
-                                        err, sizeof err)
-              : LAMINA_ENOMEM;
-        free(p);
+        if (tmpl) {          /* the file's prompt, special tokens parsed */
+            char *p = rerank_prompt(tmpl, tl, query, d);
+            r = p ? lamina_tokenizer_encode(m->tok, p, strlen(p), LAMINA_TOKENIZE_PARSE_SPECIAL, &inp.toks[i], &nt,
+                                            err, sizeof err)
+                  : LAMINA_ENOMEM;
+            free(p);
+        } else {             /* the pair: [CLS] query [SEP] document [SEP] and the like */
+            r = lamina_tokenizer_encode_pair(m->tok, query, strlen(query), d, strlen(d), &inp.toks[i], &nt, NULL,
+                                             err, sizeof err);
+        }
         if (r < 0) { if (r == LAMINA_ENOMEM) snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
         inp.n[i] = nt > INT32_MAX ? INT32_MAX : (int32_t)nt;
     }
-    if (inputs_fit(&inp, ctx_limit(m, 0), 0, "documents", 1, err, sizeof err) < 0) goto bad_model;
+    if (inputs_fit(&inp, m, ctx_limit(m, 0), 0, "documents", 1, err, sizeof err) < 0) goto bad_model;
     vec = malloc(n * (size_t)E * sizeof *vec);
     items = calloc(n, sizeof *items);
     float *cls = malloc((size_t)m->model->hp.n_cls_out * sizeof *cls);
     if (!vec || !items || !cls) { free(cls); snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
-    if (embed_run(c, m, inp.toks, inp.n, n, LAMINA_POOL_LAST, vec, &http, err, sizeof err) < 0) {
+    if (embed_run(c, m, inp.toks, inp.n, n, lamina_model_rank_pooling(m->model), vec, &http, err, sizeof err) < 0) {
         free(cls);
         if (http == 503) c->retry_after = 1;
         goto fail_model;
     }
     for (size_t i = 0; i < n; i++) {
-        lamina_model_classify(m->model, vec + i * (size_t)E, cls);
+        if (lamina_model_classify(m->model, vec + i * (size_t)E, cls) < 0) {
+            free(cls);
+            snprintf(err, sizeof err, "out of memory");
+            http = 500;
+            goto fail_model;
+        }
         items[i] = (rank_item){ i, cls[0] };
     }
     free(cls);

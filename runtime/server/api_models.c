@@ -1,5 +1,20 @@
-/* api_models.c - model management endpoints: POST /api/pull.
+/* api_models.c - model management endpoints: POST /api/pull, and the
+ * store's endpoints (HEAD/POST /api/blobs/:digest, POST /api/create,
+ * POST /api/copy, DELETE /api/delete), which write lamina's own store
+ * only (runtime/model/store.h); an Ollama store is read, never written.
  *
+ * Blobs: the upload is a SRV_BODY_STREAM route, its body written and
+ * hashed piece by piece (never whole in memory).  Create builds the layer
+ * list (from's layers, the GGUF of files as the model layer, template,
+ * system, parameters merged over from's, licenses), checks the GGUF with
+ * lamina's reader, writes the config blob and the manifest; its status
+ * lines are gathered and sent as NDJSON at the end (every step is quick
+ * but linking or copying a read-only store's blobs).  Refused with a 400
+ * naming the field: quantize, adapters, messages, modelfile.  Delete
+ * removes the manifest and the blobs no other manifest names; a model
+ * being served keeps running (its file stays mapped) until idle.
+ *
+ * Pull:
  * A pull runs on a thread of its own (runtime/model/pull.h) into lamina's
  * store ([model] store), from [model] registry.  Streamed (the default),
  * the reply is Ollama's NDJSON progress: {"status": "pulling manifest"},
@@ -16,14 +31,25 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <microhttpd.h>
+
+#include "catalogue.h"
+#include "gguf.h"
 #include "ollama_store.h"
 #include "pull.h"
 #include "server/server.h"
+#include "store.h"
 
 typedef struct pull_job {
     pthread_mutex_t mu;
@@ -214,4 +240,603 @@ int srv_api_pull(srv_call *c)
     job_free(j);
     if (rc == 0) return srv_reply_json(c, 200, json_pack("{s:s}", "status", "success"));
     return srv_reply_error(c, rc == LAMINA_EINVAL ? 400 : rc == LAMINA_ENOENT ? 404 : 500, "%s", msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* The store: blobs, create, copy, delete                             */
+
+
+#define BLOBS_PREFIX "/api/blobs/"
+#define MAX_SMALL_LAYER (1u << 20)   /* a template, system, params or license layer */
+/* the config's platform, in Go's names as Ollama writes them */
+#if defined(__aarch64__)
+#define CONFIG_ARCH "arm64"
+#elif defined(__x86_64__)
+#define CONFIG_ARCH "amd64"
+#else
+#define CONFIG_ARCH "unknown"
+#endif
+
+static int own_store(srv_call *c, char store[4096])
+{
+    return lamina_ollama_own_store(&c->s->cfg, store);
+}
+
+/* The digest of /api/blobs/DIGEST, or NULL (a 400 queued, *rc its result). */
+static const char *url_digest(srv_call *c, int *rc)
+{
+    const char *d = c->url + strlen(BLOBS_PREFIX);
+    if (lamina_ollama_digest_valid(d)) return d;
+    *rc = srv_reply_error(c, 400, "invalid digest '%.80s': sha256: and 64 lowercase hex digits", d);
+    return NULL;
+}
+
+/* The blob's path in lamina's store, else in a read-only store; 1 found. */
+static int blob_find(srv *s, const char *digest, char *path, size_t size)
+{
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(&s->cfg, dirs);
+    for (int i = 0; i < nd; i++) {
+        struct stat st;
+        if (lamina_store_blob_path(dirs[i], digest, path, size, NULL, 0) == 0 && lstat(path, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            return 1;
+    }
+    return 0;
+}
+
+int srv_api_blob_head(srv_call *c)
+{
+    int rc;
+    const char *d = url_digest(c, &rc);
+    if (!d) return rc;
+    char path[4300];
+    if (blob_find(c->s, d, path, sizeof path)) return srv_reply_text(c, 200, "text/plain; charset=utf-8", "", 0);
+    return srv_reply_error(c, 404, "blob %s not found", d);
+}
+
+typedef struct blob_up {
+    lamina_store_upload *u;
+    int  rc;                      /* the first failure, its message in err */
+    char err[600];
+    char digest[72];
+} blob_up;
+
+static const srv_upload blob_upload;
+
+int srv_api_blob_upload(srv_call *c)
+{
+    int rc;
+    const char *d = url_digest(c, &rc);
+    if (!d) return rc;
+    char store[4096];
+    if (own_store(c, store) < 0) return srv_reply_error(c, 500, "no model store: set [model] store");
+    const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
+    uint64_t expect = cl ? strtoull(cl, NULL, 10) : 0;
+    blob_up *b = calloc(1, sizeof *b);
+    if (!b) return srv_reply_error(c, 500, "out of memory");
+    snprintf(b->digest, sizeof b->digest, "%s", d);
+    char err[600];
+    if ((rc = lamina_store_upload_begin(store, d, expect, &b->u, err, sizeof err)) < 0) {
+        free(b);
+        return srv_reply_error(c, rc == LAMINA_ERANGE ? 507 : 500, "%s", err);
+    }
+    snprintf(c->log, sizeof c->log, "blob=%.19s", d);
+    c->up = &blob_upload;
+    c->up_st = b;
+    return 0;
+}
+
+static void blob_data(void *st, const char *p, size_t n)
+{
+    blob_up *b = st;
+    if (b->rc == 0) b->rc = lamina_store_upload_write(b->u, p, n, b->err, sizeof b->err);
+}
+
+static void blob_abort(void *st)
+{
+    blob_up *b = st;
+    lamina_store_upload_abort(b->u);
+    free(b);
+}
+
+static int blob_end(srv_call *c, void *st)
+{
+    blob_up *b = st;
+    int rc = b->rc;
+    char err[600];
+    snprintf(err, sizeof err, "%s", b->err);
+    if (rc < 0) lamina_store_upload_abort(b->u);
+    else rc = lamina_store_upload_finish(b->u, err, sizeof err);
+    free(b);
+    if (rc == 0) return srv_reply_text(c, 201, "text/plain; charset=utf-8", "", 0);
+    return srv_reply_error(c, rc == LAMINA_EFORMAT ? 400 : rc == LAMINA_ERANGE ? 507 : 500, "%s", err);
+}
+
+static const srv_upload blob_upload = { blob_data, blob_end, blob_abort };
+
+/* ---- create ---- */
+
+typedef struct layer_list {
+    lamina_ollama_layer l[LAMINA_OLLAMA_MAX_LAYERS];
+    int n;
+} layer_list;
+
+typedef struct create_ctx {
+    srv_call *c;
+    char store[4096];
+    json_t *lines;                /* the status objects, in order */
+    int http;                     /* the failure's status */
+    char err[1024];
+} create_ctx;
+
+static int cfail(create_ctx *x, int http, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int cfail(create_ctx *x, int http, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err, sizeof x->err, fmt, ap);
+    va_end(ap);
+    x->http = http;
+    return -1;
+}
+
+static void status_line(create_ctx *x, const char *fmt, const char *digest)
+{
+    char st[160];
+    snprintf(st, sizeof st, fmt, digest ? digest : "");
+    json_array_append_new(x->lines, json_pack("{s:s}", "status", st));
+}
+
+/* A layer of media type mt with bytes data (NULL: none), replacing those
+ * of that type when replace is nonzero. */
+static int set_layer(create_ctx *x, layer_list *ll, const char *mt, const void *data, size_t n, int replace)
+{
+    if (replace) {
+        int k = 0;
+        for (int i = 0; i < ll->n; i++)
+            if (strcmp(ll->l[i].media_type, mt)) ll->l[k++] = ll->l[i];
+        ll->n = k;
+    }
+    if (!data) return 0;
+    if (ll->n >= LAMINA_OLLAMA_MAX_LAYERS - 1) return cfail(x, 400, "too many layers (at most %d)", LAMINA_OLLAMA_MAX_LAYERS - 1);
+    lamina_ollama_layer *l = &ll->l[ll->n];
+    char err[600];
+    int had = lamina_store_blob_put(x->store, data, n, l->digest, err, sizeof err);
+    if (had < 0) return cfail(x, 500, "%s", err);
+    snprintf(l->media_type, sizeof l->media_type, "%s", mt);
+    l->size = (uint64_t)n;
+    ll->n++;
+    status_line(x, had ? "using existing layer %s" : "creating new layer %s", l->digest);
+    return 0;
+}
+
+/* The manifest of `name` from lamina's store, else from a read-only
+ * store with its blobs brought into lamina's (linked or copied); *text
+ * (may be NULL) its bytes.  0, or -1 with x->err (404 when no store has
+ * it). */
+static int base_manifest(create_ctx *x, const char *name, const char *field, lamina_ollama_manifest *m,
+                         char **text, size_t *len)
+{
+    char err[1024];
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(&x->c->s->cfg, dirs);
+    int rc = lamina_store_import(x->store, dirs, nd, name, m, text, len, NULL, err, sizeof err);
+    if (rc == LAMINA_ENOENT) return cfail(x, 404, "%s: model '%s' not found", field, name);
+    if (rc < 0) return cfail(x, rc == LAMINA_EINVAL ? 400 : 500, "%s: %s", field, err);
+    return 0;
+}
+
+/* A GGUF file from a model directory or the catalogue (a name lamina
+ * serves that no store has) as a model layer. */
+static int base_file(create_ctx *x, const char *name, layer_list *ll)
+{
+    char canon[128], path[4096], err[600], hex[65];
+    if (srv_model_resolve(x->c->s, name, canon, sizeof canon, path, sizeof path, err, sizeof err) < 0)
+        return cfail(x, 404, "from: %s", err);
+    struct stat st;
+    if (stat(path, &st) != 0) return cfail(x, 404, "from: %s: %s", path, strerror(errno));
+    if (lamina_sha256_file(path, hex, err, sizeof err) < 0) return cfail(x, 500, "from: %s", err);
+    lamina_ollama_layer *l = &ll->l[ll->n];
+    snprintf(l->digest, sizeof l->digest, "sha256:%s", hex);
+    snprintf(l->media_type, sizeof l->media_type, "%s", LAMINA_MT_MODEL);
+    l->size = (uint64_t)st.st_size;
+    if (lamina_store_blob_adopt(x->store, path, l->digest, l->size, err, sizeof err) < 0)
+        return cfail(x, 500, "from: %s", err);
+    ll->n++;
+    return 0;
+}
+
+/* Check that a model blob is a GGUF lamina opens; its architecture and
+ * file type for the config. */
+static int check_gguf(create_ctx *x, const char *file, const char *digest, char *arch, size_t arch_size,
+                      char *ftype, size_t ftype_size)
+{
+    char path[4300], err[600];
+    if (lamina_store_blob_path(x->store, digest, path, sizeof path, err, sizeof err) < 0) return cfail(x, 400, "%s", err);
+    unsigned char magic[4] = { 0 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t k = fd >= 0 ? read(fd, magic, 4) : -1;
+    if (fd >= 0) close(fd);
+    if (k != 4 || memcmp(magic, "GGUF", 4))
+        return cfail(x, 400, "%s (%s) is not a GGUF file (its first bytes are not \"GGUF\")", file, digest);
+    lamina_gguf *g;
+    if (lamina_gguf_open(path, &g, err, sizeof err) < 0)
+        return cfail(x, 400, "%s (%s) is not a GGUF file lamina can read: %s", file, digest, err);
+    const char *s;
+    size_t sl;
+    arch[0] = 0;
+    if (lamina_gguf_get_str(g, "general.architecture", &s, &sl, NULL, 0) == 0) snprintf(arch, arch_size, "%.*s", (int)sl, s);
+    int64_t ft = -1;
+    lamina_gguf_get_i64(g, "general.file_type", &ft, NULL, 0);
+    snprintf(ftype, ftype_size, "%s", ft >= 0 ? srv_ftype_name(ft) : "unknown");
+    lamina_gguf_close(g);
+    return 0;
+}
+
+/* The digest of an uploaded blob in lamina's store (brought over from a
+ * read-only store when only there). */
+static int take_blob(create_ctx *x, const char *file, const char *digest, uint64_t *size)
+{
+    char path[4300], err[600];
+    if (!lamina_ollama_digest_valid(digest))
+        return cfail(x, 400, "files: %s: invalid digest '%.80s': sha256: and 64 lowercase hex digits", file, digest);
+    if (!blob_find(x->c->s, digest, path, sizeof path))
+        return cfail(x, 400, "files: %s: blob %s not found; upload it first (POST /api/blobs/%s)", file, digest, digest);
+    struct stat st;
+    if (stat(path, &st) != 0) return cfail(x, 500, "%s: %s", path, strerror(errno));
+    *size = (uint64_t)st.st_size;
+    if (lamina_store_blob_adopt(x->store, path, digest, *size, err, sizeof err) < 0) return cfail(x, 500, "%s", err);
+    return 0;
+}
+
+/* "key value" lines of a params object, as Ollama's show gives them. */
+static void params_text(json_t *p, char **out)
+{
+    size_t cap = 256, n = 0;
+    char *t = malloc(cap);
+    if (!t) return;
+    t[0] = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(p, k, v) {
+        size_t nv = json_is_array(v) ? json_array_size(v) : 1;
+        for (size_t i = 0; i < nv; i++) {
+            json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+            char *vt = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
+            if (!vt) continue;
+            size_t need = n + strlen(k) + strlen(vt) + 40;
+            if (need > cap) {
+                while (cap < need) cap *= 2;
+                char *q = realloc(t, cap);
+                if (!q) { free(vt); break; }
+                t = q;
+            }
+            n += (size_t)snprintf(t + n, cap - n, "%-30s %s\n", k, vt);
+            free(vt);
+        }
+    }
+    *out = t;
+}
+
+/* Read a small layer's blob (NUL-terminated; NULL when unreadable). */
+static char *read_layer(const char *store, const lamina_ollama_layer *l)
+{
+    char path[4300];
+    if (l->size > MAX_SMALL_LAYER || lamina_store_blob_path(store, l->digest, path, sizeof path, NULL, 0) < 0) return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *t = malloc(l->size + 1);
+    size_t n = t ? fread(t, 1, l->size, f) : 0;
+    fclose(f);
+    if (!t || n != l->size) { free(t); return NULL; }
+    t[n] = 0;
+    return t;
+}
+
+static int do_create(create_ctx *x, json_t *body, const char *name)
+{
+    char err[600];
+    const char *from = NULL, *tmpl = NULL, *system = NULL, *quantize = NULL;
+    json_t *files = json_object_get(body, "files"), *adapters = json_object_get(body, "adapters");
+    json_t *params = json_object_get(body, "parameters"), *license = json_object_get(body, "license");
+    json_t *messages = json_object_get(body, "messages");
+    if (srv_json_str(body, "from", &from, err, sizeof err) < 0 || srv_json_str(body, "template", &tmpl, err, sizeof err) < 0 ||
+        srv_json_str(body, "system", &system, err, sizeof err) < 0 ||
+        srv_json_str(body, "quantize", &quantize, err, sizeof err) < 0)
+        return cfail(x, 400, "%s", err);
+    if (json_object_get(body, "modelfile") || json_object_get(body, "path"))
+        return cfail(x, 400, "%s: the Modelfile form of /api/create is not supported; send from, files, template, "
+                     "system and parameters", json_object_get(body, "modelfile") ? "modelfile" : "path");
+    if (quantize && quantize[0])
+        return cfail(x, 400, "quantize: lamina does not quantize models ('%.40s' asked); upload a GGUF file "
+                     "quantized as wanted", quantize);
+    if (adapters && !json_is_null(adapters) && (!json_is_object(adapters) || json_object_size(adapters)))
+        return cfail(x, 400, "adapters: LoRA adapters are not supported");
+    if (messages && !json_is_null(messages) && (!json_is_array(messages) || json_array_size(messages)))
+        return cfail(x, 400, "messages: a model with stored messages is not supported (lamina would not "
+                     "prepend them to conversations)");
+    if (files && !json_is_null(files) && !json_is_object(files))
+        return cfail(x, 400, "files: expected an object of file name to digest");
+    if (params && !json_is_null(params)) {
+        if (!json_is_object(params)) return cfail(x, 400, "parameters: expected an object");
+        srv_gen_opts o;
+        srv_gen_opts_defaults(&o, x->c->s);
+        int prc = srv_parse_options(params, &o, err, sizeof err);
+        srv_gen_opts_clear(&o);
+        if (prc < 0) return cfail(x, 400, "parameters: %s", err);
+    }
+    if (license && !json_is_null(license) && !json_is_string(license)) {
+        if (!json_is_array(license)) return cfail(x, 400, "license: expected a string or a list of strings");
+        for (size_t i = 0; i < json_array_size(license); i++)
+            if (!json_is_string(json_array_get(license, i)))
+                return cfail(x, 400, "license[%zu]: expected a string", i);
+    }
+    /* the model file named in files */
+    const char *gguf_file = NULL, *gguf_digest = NULL, *fname;
+    json_t *fv;
+    json_object_foreach(files, fname, fv) {
+        if (!json_is_string(fv)) return cfail(x, 400, "files: %s: expected a digest string", fname);
+        size_t fl = strlen(fname);
+        if (fl < 5 || strcasecmp(fname + fl - 5, ".gguf"))
+            return cfail(x, 400, "files: %s: only a GGUF file is taken (safetensors and other files are not "
+                         "converted)", fname);
+        if (gguf_file)
+            return cfail(x, 400, "files: %s and %s: one GGUF file only (split models and projectors are not "
+                         "supported)", gguf_file, fname);
+        gguf_file = fname;
+        gguf_digest = json_string_value(fv);
+    }
+    if (!gguf_file && !(from && from[0])) return cfail(x, 400, "neither 'from' nor a GGUF file in 'files'");
+
+    layer_list *ll = calloc(1, sizeof *ll);
+    if (!ll) return cfail(x, 500, "out of memory");
+    int rc = 0;
+    json_t *base_params = NULL;
+    if (from && from[0]) {
+        lamina_ollama_manifest m;
+        if (!lamina_ollama_name_valid(from)) { rc = cfail(x, 400, "from: invalid model name '%.120s'", from); goto out; }
+        if (base_manifest(x, from, "from", &m, NULL, NULL) == 0) {
+            for (int i = 0; i < m.n_layers && ll->n < LAMINA_OLLAMA_MAX_LAYERS - 1; i++) {
+                ll->l[ll->n++] = m.layers[i];
+                if (!strcmp(m.layers[i].media_type, LAMINA_MT_PARAMS) && !base_params) {
+                    char *t = read_layer(x->store, &m.layers[i]);
+                    base_params = t ? json_loads(t, 0, NULL) : NULL;
+                    free(t);
+                    if (base_params && !json_is_object(base_params)) { json_decref(base_params); base_params = NULL; }
+                }
+            }
+            lamina_ollama_manifest_free(&m);
+        } else if (x->http != 404 || gguf_file || (rc = base_file(x, from, ll)) < 0) {
+            rc = -1;   /* a model file lamina serves (no store has it) is taken as the model layer */
+            goto out;
+        }
+    }
+    if (gguf_file) {
+        uint64_t size = 0;
+        if ((rc = take_blob(x, gguf_file, gguf_digest, &size)) < 0) goto out;
+        set_layer(x, ll, LAMINA_MT_MODEL, NULL, 0, 1);
+        lamina_ollama_layer *l = &ll->l[ll->n++];
+        snprintf(l->media_type, sizeof l->media_type, "%s", LAMINA_MT_MODEL);
+        snprintf(l->digest, sizeof l->digest, "%s", gguf_digest);
+        l->size = size;
+    }
+    const lamina_ollama_layer *model = NULL;
+    for (int i = 0; i < ll->n; i++)
+        if (!strcmp(ll->l[i].media_type, LAMINA_MT_MODEL)) model = &ll->l[i];
+    if (!model) { rc = cfail(x, 400, "from: model '%s' has no model layer", from ? from : ""); goto out; }
+    status_line(x, "parsing GGUF", NULL);
+    char arch[64], ftype[16];
+    char what[200];
+    snprintf(what, sizeof what, gguf_file ? "files: %.150s" : "from: %.150s", gguf_file ? gguf_file : from);
+    if ((rc = check_gguf(x, what, model->digest, arch, sizeof arch, ftype, sizeof ftype)) < 0)
+        goto out;
+    status_line(x, "using existing layer %s", model->digest);
+    if (tmpl && (rc = set_layer(x, ll, LAMINA_MT_TEMPLATE, tmpl, strlen(tmpl), 1)) < 0) goto out;
+    if (system && (rc = set_layer(x, ll, LAMINA_MT_SYSTEM, system, strlen(system), 1)) < 0) goto out;
+    if (json_is_object(params) && json_object_size(params)) {
+        json_t *merged = base_params ? json_deep_copy(base_params) : json_object();
+        json_object_update(merged, params);
+        char *t = json_dumps(merged, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(merged);
+        rc = t ? set_layer(x, ll, LAMINA_MT_PARAMS, t, strlen(t), 1) : cfail(x, 500, "out of memory");
+        free(t);
+        if (rc < 0) goto out;
+    }
+    if (json_is_string(license)) {
+        if ((rc = set_layer(x, ll, LAMINA_MT_LICENSE, NULL, 0, 1)) < 0 ||
+            (rc = set_layer(x, ll, LAMINA_MT_LICENSE, json_string_value(license), json_string_length(license), 0)) < 0)
+            goto out;
+    } else if (json_is_array(license)) {
+        set_layer(x, ll, LAMINA_MT_LICENSE, NULL, 0, 1);
+        for (size_t i = 0; i < json_array_size(license); i++) {
+            json_t *e = json_array_get(license, i);
+            if ((rc = set_layer(x, ll, LAMINA_MT_LICENSE, json_string_value(e), json_string_length(e), 0)) < 0) goto out;
+        }
+    }
+    /* the config, then the manifest */
+    json_t *diff = json_array(), *layers = json_array();
+    for (int i = 0; i < ll->n; i++) {
+        json_array_append_new(diff, json_string(ll->l[i].digest));
+        json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType", ll->l[i].media_type, "digest",
+                                                ll->l[i].digest, "size", (json_int_t)ll->l[i].size));
+    }
+    json_t *cfg = json_pack("{s:s, s:s, s:[s], s:s, s:s, s:s, s:{s:s, s:o}}", "model_format", "gguf", "model_family",
+                            arch, "model_families", arch, "file_type", ftype, "architecture", CONFIG_ARCH, "os", "linux",
+                            "rootfs", "type", "layers", "diff_ids", diff);
+    char *ct = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
+    json_decref(cfg);
+    lamina_ollama_layer conf = { .size = ct ? strlen(ct) : 0 };
+    snprintf(conf.media_type, sizeof conf.media_type, "%s", LAMINA_MT_CONFIG);
+    if (!ct) rc = cfail(x, 500, "out of memory");
+    else if (lamina_store_blob_put(x->store, ct, strlen(ct), conf.digest, err, sizeof err) < 0) rc = cfail(x, 500, "%s", err);
+    free(ct);
+    if (rc < 0) { json_decref(layers); goto out; }
+    json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", LAMINA_MT_MANIFEST,
+                            "config", "mediaType", conf.media_type, "digest", conf.digest, "size", (json_int_t)conf.size,
+                            "layers", layers);
+    char *mt = man ? json_dumps(man, JSON_COMPACT) : NULL;
+    json_decref(man);
+    status_line(x, "writing manifest", NULL);
+    if (!mt) rc = cfail(x, 500, "out of memory");
+    else if ((rc = lamina_store_write_manifest(x->store, name, mt, strlen(mt), 1, err, sizeof err)) < 0)
+        rc = cfail(x, rc == LAMINA_ENOENT || rc == LAMINA_EFORMAT ? 409 : 500, "%s", err);
+    free(mt);
+    if (rc == 0) status_line(x, "success", NULL);
+out:
+    json_decref(base_params);
+    free(ll);
+    return rc;
+}
+
+static int name_field(srv_call *c, const char *key, const char **name, char *err, size_t es)
+{
+    if (srv_json_str(c->body, key, name, err, es) < 0) return -1;
+    if (!*name && !strcmp(key, "model") && srv_json_str(c->body, "name", name, err, es) < 0) return -1;
+    if (!*name || !(*name)[0]) { snprintf(err, es, "%s is required", key); return -1; }
+    if (!lamina_ollama_name_valid(*name)) {
+        snprintf(err, es, "%s: invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, "
+                 "digits, '_', '-' and '.'", key, *name);
+        return -1;
+    }
+    return 0;
+}
+
+int srv_api_create(srv_call *c)
+{
+    char err[512];
+    const char *name = NULL;
+    int stream = 1;
+    if (name_field(c, "model", &name, err, sizeof err) < 0 || srv_json_bool(c->body, "stream", &stream, err, sizeof err) < 0)
+        return srv_reply_error(c, 400, "%s", err);
+    snprintf(c->log, sizeof c->log, "model=%.120s", name);
+    create_ctx x = { .c = c, .lines = json_array() };
+    if (!x.lines) return srv_reply_error(c, 500, "out of memory");
+    if (own_store(c, x.store) < 0) { json_decref(x.lines); return srv_reply_error(c, 500, "no model store: set [model] store"); }
+    int rc = do_create(&x, c->body, name);
+    if (rc < 0) { json_decref(x.lines); return srv_reply_error(c, x.http ? x.http : 500, "%s", x.err); }
+    if (!stream) {
+        json_decref(x.lines);
+        return srv_reply_json(c, 200, json_pack("{s:s}", "status", "success"));
+    }
+    size_t n = 0, cap = 1024;
+    char *out = malloc(cap);
+    for (size_t i = 0; out && i < json_array_size(x.lines); i++) {
+        char *t = json_dumps(json_array_get(x.lines, i), JSON_COMPACT);
+        size_t k = t ? strlen(t) : 0;
+        if (n + k + 2 > cap) {
+            while (n + k + 2 > cap) cap *= 2;
+            char *q = realloc(out, cap);
+            if (!q) { free(out); out = NULL; }
+            else out = q;
+        }
+        if (out && t) { memcpy(out + n, t, k); out[n + k] = '\n'; n += k + 1; }
+        free(t);
+    }
+    json_decref(x.lines);
+    if (!out) return srv_reply_error(c, 500, "out of memory");
+    int r = srv_reply_text(c, 200, "application/x-ndjson", out, n);
+    free(out);
+    return r;
+}
+
+/* ---- copy, delete ---- */
+
+int srv_api_copy(srv_call *c)
+{
+    char err[1024];
+    const char *src = NULL, *dst = NULL;
+    if (name_field(c, "source", &src, err, sizeof err) < 0 || name_field(c, "destination", &dst, err, sizeof err) < 0)
+        return srv_reply_error(c, 400, "%s", err);
+    snprintf(c->log, sizeof c->log, "source=%.100s destination=%.100s", src, dst);
+    create_ctx x = { .c = c };
+    if (own_store(c, x.store) < 0) return srv_reply_error(c, 500, "no model store: set [model] store");
+    lamina_ollama_manifest m;
+    char *text = NULL;
+    size_t len = 0;
+    if (base_manifest(&x, src, "source", &m, &text, &len) < 0) return srv_reply_error(c, x.http, "%s", x.err);
+    lamina_ollama_manifest_free(&m);
+    int rc = lamina_store_write_manifest(x.store, dst, text, len, 1, err, sizeof err);
+    free(text);
+    if (rc < 0) return srv_reply_error(c, rc == LAMINA_ENOENT ? 409 : 500, "%s", err);
+    return srv_reply_text(c, 200, "text/plain; charset=utf-8", "", 0);
+}
+
+int srv_api_delete(srv_call *c)
+{
+    char err[1024], store[4096];
+    const char *name = NULL;
+    if (name_field(c, "model", &name, err, sizeof err) < 0) return srv_reply_error(c, 400, "%s", err);
+    snprintf(c->log, sizeof c->log, "model=%.120s", name);
+    if (own_store(c, store) < 0) return srv_reply_error(c, 500, "no model store: set [model] store");
+    int removed = 0;
+    int rc = lamina_store_delete(store, name, &removed, err, sizeof err);
+    if (rc == 0) {
+        c->s->log(c->s, "deleted %s from %s (%d blob%s removed)", name, store, removed, removed == 1 ? "" : "s");
+        return srv_reply_text(c, 200, "text/plain; charset=utf-8", "", 0);
+    }
+    if (rc != LAMINA_ENOENT) return srv_reply_error(c, rc == LAMINA_EINVAL ? 400 : 500, "%s", err);
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(&c->s->cfg, dirs);
+    int d = lamina_store_which(dirs, nd, name);
+    if (d >= 0 && strcmp(dirs[d], store))
+        return srv_reply_error(c, 403, "model '%s' is in the Ollama store %s, which lamina does not write; "
+                               "remove it with ollama rm", name, dirs[d]);
+    return srv_reply_error(c, 404, "model '%s' not found in lamina's store %s", name, store);
+}
+
+/* ---- show ---- */
+
+void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j)
+{
+    if (!j || !lamina_ollama_name_valid(name)) return;
+    char dirs[LAMINA_MAX_STORES][4096];
+    int nd = lamina_ollama_stores(&s->cfg, dirs);
+    lamina_ollama_manifest m;
+    int d, rc = LAMINA_ENOENT;
+    for (d = 0; d < nd && rc == LAMINA_ENOENT; d++) rc = lamina_store_read_manifest(dirs[d], name, &m, NULL, NULL, NULL, 0);
+    if (rc < 0) return;
+    const char *store = dirs[d - 1];
+    char blob[4300];
+    int ours = 0;
+    for (int i = 0; i < m.n_layers; i++)
+        if (!strcmp(m.layers[i].media_type, LAMINA_MT_MODEL) &&
+            lamina_store_blob_path(store, m.layers[i].digest, blob, sizeof blob, NULL, 0) == 0 && !strcmp(blob, path))
+            ours = 1;
+    json_t *lic = NULL;
+    for (int i = 0; ours && i < m.n_layers; i++) {
+        const char *mt = m.layers[i].media_type;
+        int kind = !strcmp(mt, LAMINA_MT_TEMPLATE) ? 1 : !strcmp(mt, LAMINA_MT_SYSTEM) ? 2
+                 : !strcmp(mt, LAMINA_MT_PARAMS) ? 3 : !strcmp(mt, LAMINA_MT_LICENSE) ? 4 : 0;
+        char *t = kind ? read_layer(store, &m.layers[i]) : NULL;
+        if (!t) continue;
+        if (kind == 1) json_object_set_new(j, "template", json_string(t));
+        else if (kind == 2) json_object_set_new(j, "system", json_string(t));
+        else if (kind == 4) {
+            if (!lic) lic = json_array();
+            json_array_append_new(lic, json_string(t));
+        } else {
+            json_t *p = json_loads(t, 0, NULL);
+            char *pt = NULL;
+            if (json_is_object(p)) params_text(p, &pt);
+            if (pt) json_object_set_new(j, "parameters", json_string(pt));
+            free(pt);
+            json_decref(p);
+        }
+        free(t);
+    }
+    if (lic) {   /* Ollama's show joins several licenses into one text */
+        size_t n = json_array_size(lic), tot = 1;
+        for (size_t i = 0; i < n; i++) tot += json_string_length(json_array_get(lic, i)) + 1;
+        char *t = malloc(tot);
+        if (t) {
+            size_t o = 0;
+            for (size_t i = 0; i < n; i++)
+                o += (size_t)snprintf(t + o, tot - o, "%s%s", i ? "\n" : "", json_string_value(json_array_get(lic, i)));
+            json_object_set_new(j, "license", json_string(t));
+            free(t);
+        }
+        json_decref(lic);
+    }
+    lamina_ollama_manifest_free(&m);
 }

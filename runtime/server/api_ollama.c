@@ -78,6 +78,7 @@ int srv_api_show(srv_call *c)
                                "%s", err);
     json_t *j = srv_pool_show(c->s, canon, path, verbose);
     if (!j) return srv_reply_error(c, 500, "cannot read model '%s'", canon);
+    srv_show_store_layers(c->s, canon, path, j);
     return srv_reply_json(c, 200, j);
 }
 
@@ -205,6 +206,8 @@ static int parse_common(srv_call *c, const char **model, int *stream, srv_gen_op
         snprintf(err, es, "format: expected \"json\" or a JSON schema object");
         return -1;
     }
+    /* an extension, as llama-server's: a GBNF grammar instead of format */
+    if (srv_parse_grammar(json_object_get(b, "grammar"), "grammar", o, err, es) < 0) return -1;
     const char *t = NULL;
     if (srv_json_str(b, "template", &t, err, es) < 0) return -1;
     if (t && *t) { snprintf(err, es, "template: custom prompt templates are not supported"); return -1; }

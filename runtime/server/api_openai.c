@@ -127,11 +127,6 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
         snprintf(err, es, "top_logprobs: needs logprobs true");
         return -1;
     }
-    json_t *gr = json_object_get(b, "grammar");
-    if (gr && !json_is_null(gr) && !(json_is_string(gr) && !*json_string_value(gr))) {
-        snprintf(err, es, "grammar: GBNF grammars are not supported; give a JSON schema in response_format");
-        return -1;
-    }
     json_t *rf = json_object_get(b, "response_format");
     if (rf && !json_is_null(rf)) {
         json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
@@ -159,6 +154,8 @@ static int parse_common(srv_call *c, const char **model, int *stream, int *inclu
             return -1;
         }
     }
+    /* llama-server's GBNF grammar, instead of a schema */
+    if (srv_parse_grammar(json_object_get(b, "grammar"), "grammar", o, err, es) < 0) return -1;
     return 0;
 }
 

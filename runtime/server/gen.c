@@ -68,6 +68,28 @@ int srv_parse_format(json_t *schema, const char *what, srv_gen_opts *o, char *er
     return 0;
 }
 
+int srv_parse_grammar(json_t *gbnf, const char *what, srv_gen_opts *o, char *err, size_t err_size)
+{
+    if (!gbnf || json_is_null(gbnf) || (json_is_string(gbnf) && !*json_string_value(gbnf))) return 0;
+    if (!json_is_string(gbnf)) {
+        snprintf(err, err_size, "%s: expected a GBNF grammar as a string", what);
+        return -1;
+    }
+    if (o->grammar) {
+        snprintf(err, err_size, "%s: a grammar and a JSON schema (format, response_format) cannot both be given; "
+                 "give one or the other", what);
+        return -1;
+    }
+    char e[400];
+    lamina_grammar *g = NULL;
+    if (lamina_grammar_compile_gbnf(json_string_value(gbnf), json_string_length(gbnf), &g, e, sizeof e) < 0) {
+        snprintf(err, err_size, "%s: %s", what, e);
+        return -1;
+    }
+    o->grammar = g;
+    return 0;
+}
+
 static int grow(char **p, size_t *cap, size_t need)
 {
     if (need <= *cap) return 0;

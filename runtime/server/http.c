@@ -12,13 +12,18 @@
  *      constant time (401 otherwise); GET / (liveness) is exempt;
  *   4. the body: at most [server] max_body_kib (413, checked against
  *      Content-Length before reading and again while reading), then JSON
- *      with at most max_json_depth levels (400);
+ *      with at most max_json_depth levels (400); a streamed-body route
+ *      (SRV_BODY_STREAM: POST /api/blobs/:digest) instead hands the body
+ *      to its handler's hooks piece by piece, without that limit,
+ *      header_timeout counting from the latest piece;
  *   5. the endpoint handler, which queues one reply.
  * Each reply is counted in the metrics by route label and status, and
  * logged (unless quiet) when the connection is done with it.
  *
  * Connections (see "Connections" below):
- *   - libmicrohttpd accepts up to a hard cap above [server] max_connections;
+ *   - libmicrohttpd accepts up to a hard cap above [server] max_connections
+ *     and closes the connections beyond it unanswered (event connection_cap,
+ *     read from its log message);
  *     a connection accepted while max_connections are already open is
  *     answered 503 with Retry-After and Connection: close (before the
  *     route checks), unless others closed by the time its request came;
@@ -31,6 +36,14 @@
  *   - between requests a connection may be idle idle_timeout seconds
  *     (libmicrohttpd's timeout); while a request is worked on and its reply
  *     sent (streams of any length) neither limit applies;
+ *   - while a reply is sent, the client must take some of it every
+ *     [server] write_timeout seconds: the watchdog looks at the socket
+ *     (bytes waiting in it, bytes the client acknowledged) and resets
+ *     one whose output has waited that long with nothing acknowledged (a
+ *     client that stopped reading, or reads so slowly that TCP moves
+ *     nothing); its generation is cancelled and its model released as for
+ *     a client that went away.  Time spent waiting for the model is not
+ *     counted: nothing is waiting to be sent then;
  *   - [server] rate_limit: requests per minute per API key (the bearer
  *     token a client sends) or, without one, per client address: a token
  *     bucket of rate_burst; over it, 429 with Retry-After.  Health,
@@ -40,8 +53,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -68,7 +85,8 @@ typedef struct route {
     const char *path;
     int      prefix;              /* path is a prefix (ends in '/') */
     int      flavor;
-    int      body;                /* takes a JSON object body */
+    int      body;                /* takes a JSON object body (1), or a streamed one
+                                     (SRV_BODY_STREAM: fn starts it, see srv_upload) */
     int      open;                /* no API key needed */
     int    (*fn)(srv_call *);
 } route;
@@ -93,6 +111,11 @@ static const route routes[] = {
     { "POST", "/api/embed",           0, SRV_OLLAMA, 1, 0, srv_api_embed },
     { "POST", "/api/embeddings",      0, SRV_OLLAMA, 1, 0, srv_api_embeddings },
     { "POST", "/api/pull",            0, SRV_OLLAMA, 1, 0, srv_api_pull },
+    { "GET",  "/api/blobs/",          1, SRV_OLLAMA, 0, 0, srv_api_blob_head },
+    { "POST", "/api/blobs/",          1, SRV_OLLAMA, SRV_BODY_STREAM, 0, srv_api_blob_upload },
+    { "POST", "/api/create",          0, SRV_OLLAMA, 1, 0, srv_api_create },
+    { "POST", "/api/copy",            0, SRV_OLLAMA, 1, 0, srv_api_copy },
+    { "DELETE", "/api/delete",        0, SRV_OLLAMA, 1, 0, srv_api_delete },
     { "GET",  "/v1/models",           0, SRV_OPENAI, 0, 0, srv_oai_models },
     { "GET",  "/v1/models/",          1, SRV_OPENAI, 0, 0, srv_oai_model },
     { "POST", "/v1/chat/completions", 0, SRV_OPENAI, 1, 0, srv_oai_chat },
@@ -116,6 +139,9 @@ typedef struct conn_state {
     int      flavor;
     char    *body;
     size_t   n, cap;
+    const srv_upload *up;         /* a streamed body's hooks and state */
+    void    *up_st;
+    double   up_moved;            /* when its deadline was last moved */
     int      too_big;
     int      replied;
     int      status;
@@ -141,6 +167,9 @@ typedef struct track {
     int      over;                /* accepted with max_connections already open */
     int      cut;                 /* shut down by the watchdog */
     double   deadline;            /* the request must be whole by then; 0: none */
+    int      replying;            /* a reply is queued and not yet sent whole */
+    uint64_t acked;               /* bytes the client acknowledged, at the last look */
+    double   stalled;             /* since when output waits with nothing acknowledged; 0: moving */
 } track;
 
 typedef struct rl_entry {
@@ -232,6 +261,42 @@ static int set_deadline(srv *s, struct MHD_Connection *conn, double deadline)
     return cut;
 }
 
+/* A reply is queued on the connection (1) or done with (0): while it is
+ * sent, the watchdog holds the client to [server] write_timeout. */
+static void set_replying(srv *s, struct MHD_Connection *conn, int on)
+{
+    track *t = conn_track(conn);
+    if (!t) return;
+    pthread_mutex_lock(&s->http->mu);
+    t->replying = on;
+    t->stalled = 0;
+    t->acked = 0;
+    if (on && s->cfg.server_write_timeout > 0) pthread_cond_signal(&s->http->cv);
+    pthread_mutex_unlock(&s->http->mu);
+}
+
+/* Whether the connection's output has waited write_timeout seconds with
+ * nothing acknowledged by the client, looking at its socket now: bytes in
+ * the send queue (not sent or not acknowledged) and the count of bytes the
+ * peer acknowledged.  A socket that cannot say (not TCP) is never stalled. */
+static int write_stalled(track *t, double now, double limit)
+{
+    int queued = 0;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (ioctl(t->fd, SIOCOUTQ, &queued) != 0 || getsockopt(t->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        return 0;
+    if (queued <= 0 || ti.tcpi_bytes_acked != t->acked || t->stalled <= 0) {
+        /* nothing waiting, or the client took some since the last look */
+        t->acked = ti.tcpi_bytes_acked;
+        t->stalled = queued > 0 ? now : 0;
+        return 0;
+    }
+    return now - t->stalled >= limit;
+}
+
 /* Whether the watchdog shut this connection down. */
 static int conn_cut(srv *s, struct MHD_Connection *conn)
 {
@@ -258,7 +323,10 @@ static int conn_over(srv *s, struct MHD_Connection *conn)
 
 /* Shut down the connections past their deadline: a 408 (best effort,
  * nothing else is being written to them: their request is not whole),
- * then shutdown(), which ends libmicrohttpd's wait on the socket. */
+ * then shutdown(), which ends libmicrohttpd's wait on the socket; and
+ * those whose reply stalled for write_timeout (no 408: a reply is under
+ * way), reset rather than closed, so that the kernel drops what the client
+ * will not take. */
 static void *watchdog(void *arg)
 {
     srv *s = arg;
@@ -268,12 +336,26 @@ static void *watchdog(void *arg)
     int n = snprintf(msg, sizeof msg,
                      "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof body - 1, body);
+    const double wt = s->cfg.server_write_timeout;
+    const double look = wt > 0 && wt < 4 ? wt / 4 : 1.0;    /* how often replies are looked at */
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         double now = srv_now(), next = now + 1.0;
-        int n_cut = 0;
+        int n_cut = 0, n_stalled = 0;
         for (track *t = h->head; t; t = t->next) {
-            if (t->deadline <= 0 || t->cut) continue;
+            if (t->cut) continue;
+            if (wt > 0 && t->replying && t->fd >= 0) {
+                if (write_stalled(t, now, wt)) {
+                    static const struct linger reset = { 1, 0 };
+                    t->cut = 1;
+                    n_stalled++;
+                    (void)setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+                    shutdown(t->fd, SHUT_RDWR);
+                    continue;
+                }
+                if (now + look < next) next = now + look;
+            }
+            if (t->deadline <= 0) continue;
             if (t->deadline <= now) {
                 t->cut = 1;
                 t->deadline = 0;
@@ -286,12 +368,16 @@ static void *watchdog(void *arg)
                 next = t->deadline;
             }
         }
-        if (n_cut) {
+        if (n_cut || n_stalled) {
             pthread_mutex_unlock(&h->mu);
             for (int i = 0; i < n_cut; i++) srv_metrics_event(s->metrics, "request_timeout");
-            if (!s->set.quiet)
+            for (int i = 0; i < n_stalled; i++) srv_metrics_event(s->metrics, "write_timeout");
+            if (n_cut && !s->set.quiet)
                 s->log(s, "closed %d connection%s whose request did not arrive whole in %d s "
                           "([server] header_timeout)", n_cut, n_cut == 1 ? "" : "s", s->cfg.server_header_timeout);
+            if (n_stalled && !s->set.quiet)
+                s->log(s, "closed %d connection%s that took none of the reply for %d s ([server] write_timeout)",
+                       n_stalled, n_stalled == 1 ? "" : "s", s->cfg.server_write_timeout);
             pthread_mutex_lock(&h->mu);
             continue;
         }
@@ -606,6 +692,7 @@ static int call_init(srv_call *c, srv *s, struct MHD_Connection *conn, conn_stat
 static void call_done(srv_call *c, conn_state *cs)
 {
     set_deadline(c->s, c->conn, 0);     /* a reply is queued: the rest of the request is discarded */
+    set_replying(c->s, c->conn, 1);
     cs->replied = 1;
     cs->status = c->status;
     if (c->log[0] && !cs->log[0]) snprintf(cs->log, sizeof cs->log, "%s", c->log);
@@ -678,10 +765,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!strcmp(method, "OPTIONS")) {
             struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
             if (!resp) return MHD_NO;
-            MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, OPTIONS");
+            MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, DELETE, OPTIONS");
             if (origin) {
                 const char *hdrs = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Headers");
-                MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+                MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS");
                 MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                         hdrs && *hdrs ? hdrs : "Authorization, Content-Type");
                 MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
@@ -732,16 +819,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (cl) {
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (*end == 0 && v > s->set.max_body) {
+            if (*end == 0 && v > s->set.max_body && cs->rt->body != SRV_BODY_STREAM) {
                 int rc = srv_reply_error(&c, 413, "request body of %llu bytes is larger than the limit of %zu "
                                                   "([server] max_body_kib)", v, s->set.max_body);
                 call_done(&c, cs);
                 return (enum MHD_Result)rc;
             }
         }
+        if (cs->rt->body == SRV_BODY_STREAM) {   /* the handler takes the body from here */
+            int rc = cs->rt->fn(&c);
+            if (!c.status && !c.up) rc = srv_reply_error(&c, 500, "the endpoint took no body");
+            if (c.status) {
+                call_done(&c, cs);
+                return (enum MHD_Result)rc;
+            }
+            cs->up = c.up;
+            cs->up_st = c.up_st;
+        }
         return MHD_YES;
     }
 
+    if (*upload_size > 0 && cs->up) {
+        if (!cs->replied) {
+            cs->up->data(cs->up_st, upload_data, *upload_size);
+            /* a long body: header_timeout from the latest piece, not from
+             * the start (the deadline moved at most once a second) */
+            int hdr = s->cfg.server_header_timeout;
+            double now = srv_now();
+            if (now - cs->up_moved >= 1.0) {
+                cs->up_moved = now;
+                if (set_deadline(s, conn, hdr > 0 ? now + hdr : 0)) return MHD_NO;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
     if (*upload_size > 0) {
         if (!cs->replied && !cs->too_big) {
             if (cs->n + *upload_size > s->set.max_body) {
@@ -772,6 +884,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cs->too_big) {
         rc = srv_reply_error(&c, 413, "request body is larger than the limit of %zu bytes ([server] max_body_kib)",
                              s->set.max_body);
+    } else if (cs->up) {
+        const srv_upload *up = cs->up;
+        cs->up = NULL;
+        rc = up->end(&c, cs->up_st);
     } else if (cs->rt->body) {
         char err[512];
         if (srv_json_parse(cs->body ? cs->body : "", cs->n, s->set.max_json_depth, &c.body, err, sizeof err) < 0)
@@ -794,10 +910,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* idle: idle_timeout until the next request starts, and that request
      * whole within header_timeout more (on_uri may bring it closer) */
     int idle = s->cfg.server_idle_timeout, hdr = s->cfg.server_header_timeout;
+    set_replying(s, conn, 0);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)idle);
     set_deadline(s, conn, hdr > 0 && idle > 0 ? srv_now() + idle + hdr : 0);
     if (!cs) return;
     if (cs->counted) __atomic_sub_fetch(&s->requests_active, 1, __ATOMIC_SEQ_CST);
+    if (cs->up) cs->up->abort(cs->up_st);   /* a streamed body that never came whole */
     if (!s->set.quiet) {
         const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                         : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client went away)"
@@ -830,6 +948,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    /* the one sign libmicrohttpd gives of a connection it closed at once,
+     * over max_connections plus the margin (OVERFLOW_MARGIN) */
+    if (!strncmp(msg, "Server reached connection limit", 31)) srv_metrics_event(s->metrics, "connection_cap");
     if (s->verbose) s->log(s, "http: %s", msg);
 }
 

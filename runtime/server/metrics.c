@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -158,6 +159,20 @@ static uint64_t rss_bytes(void)
     return n == 2 ? (uint64_t)res * 4096u : 0;
 }
 
+/* Descriptors open in the process (not the one reading the list). */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    char self[16];
+    snprintf(self, sizeof self, "%d", dirfd(d));
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.' && strcmp(e->d_name, self) != 0;
+    closedir(d);
+    return n;
+}
+
 /* ---- text output ---- */
 
 typedef struct out { char *s; size_t n, cap; int oom; } out;
@@ -241,8 +256,8 @@ char *srv_metrics_render(srv *s, size_t *len)
         put(&o, "lamina_generation_requests_total{model=\"%s\"} %llu\n", esc(m->mod[i].model, b1, sizeof b1),
             (unsigned long long)m->mod[i].requests);
     put(&o, "# HELP lamina_events_total Notable outcomes: cancelled (client went away), timeout, queue_full, load_failed, "
-            "connection_overflow (503 over max_connections), request_timeout (request not whole in "
-            "header_timeout), rate_limited (429), ...\n"
+            "connection_overflow (503 over max_connections), connection_cap (closed unanswered over the hard cap), request_timeout (request not whole in "
+            "header_timeout), write_timeout (reply not taken by the client in write_timeout), rate_limited (429), ...\n"
             "# TYPE lamina_events_total counter\n");
     for (int i = 0; i < m->n_ev; i++)
         put(&o, "lamina_events_total{event=\"%s\"} %llu\n", esc(m->ev[i].name, b1, sizeof b1),
@@ -267,6 +282,8 @@ char *srv_metrics_render(srv *s, size_t *len)
     put(&o, "# HELP lamina_queue_depth Requests waiting for a sequence slot.\n# TYPE lamina_queue_depth gauge\n");
     put(&o, "# HELP lamina_active_sequences Sequences being generated.\n# TYPE lamina_active_sequences gauge\n");
     put(&o, "# HELP lamina_sequence_slots Parallel sequences of a loaded model.\n# TYPE lamina_sequence_slots gauge\n");
+    put(&o, "# HELP lamina_model_users Requests holding a loaded model (queued, generating, or sending what it "
+            "generated).\n# TYPE lamina_model_users gauge\n");
     put(&o, "# HELP lamina_decode_steps_total Batched decode steps.\n# TYPE lamina_decode_steps_total counter\n");
     put(&o, "# HELP lamina_decoded_tokens_total Tokens through the model (prompt and generated).\n"
             "# TYPE lamina_decoded_tokens_total counter\n");
@@ -292,6 +309,7 @@ char *srv_metrics_render(srv *s, size_t *len)
         put(&o, "lamina_queue_depth{model=\"%s\"} %d\n", b1, st.n_queued);
         put(&o, "lamina_active_sequences{model=\"%s\"} %d\n", b1, st.n_active);
         put(&o, "lamina_sequence_slots{model=\"%s\"} %d\n", b1, st.n_slots);
+        put(&o, "lamina_model_users{model=\"%s\"} %d\n", b1, mm->users);
         put(&o, "lamina_decode_steps_total{model=\"%s\"} %llu\n", b1, (unsigned long long)st.n_steps);
         put(&o, "lamina_decoded_tokens_total{model=\"%s\"} %llu\n", b1, (unsigned long long)st.n_decoded);
         put(&o, "lamina_decode_steps_shared_total{model=\"%s\"} %llu\n", b1, (unsigned long long)st.n_shared);
@@ -361,6 +379,8 @@ char *srv_metrics_render(srv *s, size_t *len)
             "lamina_heap_bytes %llu\n", (unsigned long long)srv_heap_bytes());
     put(&o, "# HELP lamina_resident_bytes Resident memory of the server process.\n# TYPE lamina_resident_bytes gauge\n"
             "lamina_resident_bytes %llu\n", (unsigned long long)rss_bytes());
+    put(&o, "# HELP lamina_open_fds File descriptors open in the server process (sockets, models, plugins).\n"
+            "# TYPE lamina_open_fds gauge\nlamina_open_fds %d\n", open_fds());
     if (o.oom) { free(o.s); return NULL; }
     *len = o.n;
     return o.s;

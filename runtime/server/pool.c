@@ -166,7 +166,7 @@ typedef struct file_info {
     char     digest[80];          /* "sha256:..." or "" */
 } file_info;
 
-static const char *ftype_name(int64_t t)
+const char *srv_ftype_name(int64_t t)
 {
     switch (t) {
     case 0: return "F32"; case 1: return "F16"; case 2: return "Q4_0"; case 3: return "Q4_1";
@@ -228,7 +228,7 @@ static int file_info_get(const char *path, const char *known_sha, file_info *fi,
         snprintf(fi->arch, sizeof fi->arch, "%.*s", (int)sl, s);
     int64_t ft = -1;
     lamina_gguf_get_i64(g, "general.file_type", &ft, NULL, 0);
-    snprintf(fi->quant, sizeof fi->quant, "%s", ft >= 0 ? ftype_name(ft) : "unknown");
+    snprintf(fi->quant, sizeof fi->quant, "%s", ft >= 0 ? srv_ftype_name(ft) : "unknown");
     char key[96];
     snprintf(key, sizeof key, "%s.context_length", fi->arch);
     lamina_gguf_get_i64(g, key, &fi->ctx_train, NULL, 0);
@@ -701,10 +701,14 @@ static int model_load(srv *s, srv_model *m, lamina_model *model, char *err, size
     p.n_seq = s->set.parallel;
     p.n_batch = s->set.parallel + s->set.prompt_chunk;
     p.n_outputs = s->set.parallel;
+    if (s->cfg.speculative)         /* rows for every slot's drafts */
+        p.n_outputs = s->set.parallel * (1 + s->cfg.speculative_draft);
     p.gpu_layers = s->cfg.gpu_layers;
     p.reserve_bytes = s->cfg.reserve_mib << 20;
     if ((rc = lamina_engine_create(model, m->bes, m->n_bes, &p, &m->eng, err, err_size)) < 0) return rc;
-    lamina_batcher_params bp = { .n_chunk = s->set.prompt_chunk, .max_queue = s->set.queue };
+    lamina_batcher_params bp = { .n_chunk = s->set.prompt_chunk, .max_queue = s->set.queue,
+                                 .spec_draft = s->cfg.speculative ? s->cfg.speculative_draft : 0,
+                                 .spec_ngram = s->cfg.speculative_ngram };
     if ((rc = lamina_batcher_create(m->eng, m->tok, &bp, &m->b, err, err_size)) < 0) return rc;
     m->has_template = lamina_tokenizer_chat_template(m->tok) != NULL;
     m->owner = s;

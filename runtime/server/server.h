@@ -45,6 +45,7 @@ typedef struct srv srv;
 typedef struct srv_model srv_model;
 typedef struct srv_req srv_req;
 typedef struct srv_call srv_call;
+typedef struct srv_upload srv_upload;
 
 /* ------------------------------------------------------------------ */
 /* Settings (from [server], LAMINA_HOST, the command line)            */
@@ -168,6 +169,8 @@ void srv_pool_free(srv *s);
 json_t *srv_pool_tags(srv *s);
 json_t *srv_pool_ps(srv *s);
 json_t *srv_pool_openai_models(srv *s, const char *only);
+/* general.file_type's name ("Q4_K_M"; static). */
+const char *srv_ftype_name(int64_t t);
 /* /api/show body for a resolved model file. */
 json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose);
 
@@ -194,6 +197,9 @@ void srv_gen_opts_clear(srv_gen_opts *o);
  * field in messages ("format", "response_format"); the message names an
  * unsupported keyword and its JSON path. */
 int  srv_parse_format(json_t *schema, const char *what, srv_gen_opts *o, char *err, size_t err_size);
+/* llama-server's `grammar` field: GBNF text (absent, null or "": none).
+ * Refused next to a schema already in o (call it after the format). */
+int  srv_parse_grammar(json_t *gbnf, const char *what, srv_gen_opts *o, char *err, size_t err_size);
 
 struct srv_req {
     pthread_mutex_t mu;
@@ -396,6 +402,8 @@ struct srv_call {
     int      status;              /* of the reply queued */
     int      retry_after;         /* seconds, for a 503 (0: 1) */
     char     log[256];            /* extra words for the access log */
+    const srv_upload *up;         /* SRV_BODY_STREAM routes: set by the handler */
+    void    *up_st;
 };
 
 /* Replies: each queues the response on the connection and returns the
@@ -414,6 +422,20 @@ typedef int  (*srv_stream_next_fn)(void *ctx, char **buf, size_t *len);
 typedef void (*srv_stream_free_fn)(void *ctx);
 int  srv_reply_stream(srv_call *c, const char *content_type, srv_stream_next_fn next,
                       srv_stream_free_fn fin, void *ctx);
+
+/* A route whose body is handed to hooks piece by piece instead of being
+ * buffered (its row's body is SRV_BODY_STREAM; no [server] max_body_kib
+ * limit; the request's deadline is header_timeout from each piece).  Its
+ * handler runs once the headers passed every check: it queues a reply,
+ * or sets c->up and c->up_st.  data gets each piece (failures are kept in
+ * the state for end); end runs when the body is whole, queues the reply
+ * and frees the state; abort frees it when the connection ends before. */
+#define SRV_BODY_STREAM 2
+struct srv_upload {
+    void (*data)(void *st, const char *p, size_t n);
+    int  (*end)(srv_call *c, void *st);
+    void (*abort)(void *st);
+};
 
 /* Endpoint handlers (api_*.c). */
 int  srv_api_version(srv_call *c);
@@ -439,6 +461,19 @@ int  srv_oai_embeddings(srv_call *c);
 int  srv_rerank(srv_call *c);
 /* api_models.c: POST /api/pull (streamed progress; needs the API key when one is set) */
 int  srv_api_pull(srv_call *c);
+/* api_models.c: the store's management (lamina's own store only):
+ * HEAD and POST /api/blobs/:digest (streamed body), POST /api/create,
+ * POST /api/copy, DELETE /api/delete. */
+int  srv_api_blob_head(srv_call *c);
+int  srv_api_blob_upload(srv_call *c);
+int  srv_api_create(srv_call *c);
+int  srv_api_copy(srv_call *c);
+int  srv_api_delete(srv_call *c);
+/* /api/show's fields from an Ollama store model's layers (template,
+ * system, parameters, license) over those of its file: j is the reply
+ * of srv_pool_show for `name` resolved to path; nothing changes for
+ * other models. */
+void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j);
 int  srv_metrics_handler(srv_call *c);
 /* GET /health, /healthz (200 when a backend passed its self-test and no
  * preload is under way, else 503 with the reason) and /readyz (503 while

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gbnf.h"
 #include "lamina/plugin.h"
 
 #define MAXD LAMINA_GRAMMAR_MAX_DEPTH
@@ -38,7 +39,9 @@ typedef struct gdfa {
     uint8_t *acc;           /* [n] the content may end here */
 } gdfa;
 
-enum { N_OBJECT, N_ARRAY, N_STRING, N_NUMBER, N_INTEGER, N_LITERAL, N_ALT };
+/* N_SEQ and N_TERM come from GBNF grammars (gbnf.h): a sequence of nodes
+ * and a terminal (a DFA whose accepting states end it). */
+enum { N_OBJECT, N_ARRAY, N_STRING, N_NUMBER, N_INTEGER, N_LITERAL, N_ALT, N_SEQ, N_TERM };
 
 typedef struct gprop {
     char *name;             /* JSON-encoded, without the quotes */
@@ -65,6 +68,7 @@ typedef struct gnode {
     /* number, integer: bounds (ranged), in units of 10^-16 (number) or 1 */
     int ranged;
     i128 num_lo, num_hi;
+    i128 step;              /* multipleOf in the same units; 0: none */
     /* literal: sorted, distinct */
     char **lits;
     size_t *lit_lens;
@@ -72,6 +76,11 @@ typedef struct gnode {
     /* alternatives (after flattening: never N_ALT themselves) */
     int32_t *alts;
     int n_alts;
+    /* sequence: its parts in order (the last one replaces the sequence's
+     * frame when it starts, so right recursion takes no stack) */
+    int32_t *seq;
+    int n_seq;
+    uint8_t nullable;       /* matches the empty text (sequences, alternatives) */
 } gnode;
 
 struct lamina_grammar {
@@ -83,7 +92,7 @@ struct lamina_grammar {
     gdfa *dfas;
     int32_t n_dfas;
     size_t dfa_cells;       /* transitions in all the DFAs */
-    /* per object node: precomputed masks by next-property index */
+    int gbnf;               /* from GBNF: finitely many matcher states, memoized */
 };
 
 /* ------------------------------------------------------------------ */
@@ -209,6 +218,7 @@ typedef struct rxc {
     nfa_edge *e;
     int32_t ne, cap, ns;
     int depth;
+    int any_byte;           /* GBNF terminals: every byte may be produced */
     cctx *c;
     const char *kw, *path;
 } rxc;
@@ -225,6 +235,7 @@ static int rx_fail(rxc *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!r->kw) return cfail(r->c, "%s: %s", r->path, msg);
     return cfail(r->c, "keyword '%s' at %s: %s", r->kw, r->path, msg);
 }
 
@@ -776,7 +787,7 @@ static int rx_build_dfa(rxc *r, int32_t start, int32_t final, int32_t min_len, i
             int32_t to = -1;
             int32_t cnt = d.cnt[k] + (b < 0x80 || b >= 0xC0);
             if (cnt > cap_cnt) cnt = max_len >= 0 ? -1 : cap_cnt;
-            if (producible((unsigned)b) && cnt >= 0) {
+            if ((r->any_byte || producible((unsigned)b)) && cnt >= 0) {
                 stamp++;
                 n = 0;
                 sp = 0;
@@ -868,12 +879,31 @@ done:
     return rc;
 }
 
+/* The NFA (s, t) of r as a DFA appended to g->dfas: its index, or -1
+ * with the error set. */
+static int32_t rx_add_dfa(rxc *r, int32_t s, int32_t t, int32_t min_len, int32_t max_len)
+{
+    lamina_grammar *g = r->c->g;
+    gdfa *ds = realloc(g->dfas, ((size_t)g->n_dfas + 1) * sizeof *ds);
+    if (!ds) return cfail(r->c, "out of memory");
+    g->dfas = ds;
+    gdfa *d = &ds[g->n_dfas];
+    memset(d, 0, sizeof *d);
+    if (rx_build_dfa(r, s, t, min_len, max_len, d) == 0) {
+        g->dfa_cells += (size_t)d->n * (size_t)d->ncls;
+        if (g->dfa_cells <= RX_MAX_CELLS) return g->n_dfas++;
+        rx_fail(r, "the automata take more than %u transitions", RX_MAX_CELLS);
+    }
+    free(d->next);
+    free(d->acc);
+    return -1;
+}
+
 /* The regular expression `src` (whole-string match) with length bounds
  * as a DFA; its index in g->dfas, or -1 with the error set. */
 static int32_t rx_compile(cctx *c, const char *src, size_t len, const char *kw, const char *path,
                           int32_t min_len, int32_t max_len)
 {
-    lamina_grammar *g = c->g;
     rxc r;
     memset(&r, 0, sizeof r);
     r.src = src;
@@ -885,24 +915,7 @@ static int32_t rx_compile(cctx *c, const char *src, size_t len, const char *kw, 
     int32_t id = -1;
     if (rx_alt(&r, &f) == 0) {
         if (r.pos < r.len) rx_fail(&r, "unbalanced ')' at position %zu", r.pos);
-        else {
-            gdfa *ds = realloc(g->dfas, ((size_t)g->n_dfas + 1) * sizeof *ds);
-            if (!ds) cfail(c, "out of memory");
-            else {
-                g->dfas = ds;
-                gdfa *d = &ds[g->n_dfas];
-                memset(d, 0, sizeof *d);
-                if (rx_build_dfa(&r, f.s, f.t, min_len, max_len, d) == 0) {
-                    g->dfa_cells += (size_t)d->n * (size_t)d->ncls;
-                    if (g->dfa_cells > RX_MAX_CELLS) {
-                        rx_fail(&r, "the schema's patterns and formats take more than %u automaton transitions",
-                                RX_MAX_CELLS);
-                        free(d->next);
-                        free(d->acc);
-                    } else id = g->n_dfas++;
-                } else { free(d->next); free(d->acc); }
-            }
-        }
+        else id = rx_add_dfa(&r, f.s, f.t, min_len, max_len);
     }
     free(r.e);
     return id;
@@ -1025,7 +1038,13 @@ static int num_bound(cctx *c, json_t *s, const char *kw, const char *xkw, int lo
 static int range_meets(const gnode *nd, int neg, i128 a, i128 b)
 {
     i128 lo = neg ? -nd->num_hi : nd->num_lo, hi = neg ? -nd->num_lo : nd->num_hi;
-    return a <= hi && b >= lo;
+    if (a < lo) a = lo;
+    if (b > hi) b = hi;
+    if (a > b) return 0;
+    if (nd->step <= 0) return 1;
+    /* a multiple of step in [a, b] (multiples are symmetric around 0) */
+    i128 m = b >= 0 ? b / nd->step * nd->step : -((-b + nd->step - 1) / nd->step * nd->step);
+    return m >= a;
 }
 
 /* Number prefix state: neg, I (integer part) with di digits; frac: in the
@@ -1055,7 +1074,45 @@ static int num_in_range(const gnode *nd, int neg, uint64_t I, int frac, uint64_t
     i128 v = (i128)I * p10(fs);
     if (frac) v += (i128)F * p10(fs - fd);
     if (neg) v = -v;
-    return v >= nd->num_lo && v <= nd->num_hi;
+    return v >= nd->num_lo && v <= nd->num_hi && (nd->step <= 0 || v % nd->step == 0);
+}
+
+#define MAX_STEP_DIGITS 17      /* multipleOf below 10^17 */
+
+/* multipleOf of schema s as an exact integer in units of 10^-fs: 0 when
+ * absent, -1 refused.  A decimal such as 0.01 is taken as written (the
+ * double nearest it, read back with at most 16 decimals); for integers
+ * (fs 0) a fractional step becomes the smallest integer step it allows
+ * (0.4 -> 2). */
+static i128 num_step(cctx *c, json_t *s, int fs, const char *path)
+{
+    json_t *v = json_object_get(s, "multipleOf");
+    if (!v) return 0;
+    if (!json_is_number(v) || json_number_value(v) <= 0 || !isfinite(json_number_value(v)))
+        return cfail(c, "keyword 'multipleOf' at %s: expected a number above 0", path);
+    i128 u = 0; /* in units of 10^-FRAC_DIGITS */
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) >= 100000000000000000ll)
+            return cfail(c, "keyword 'multipleOf' at %s: at most 10^%d is supported", path, MAX_STEP_DIGITS);
+        u = (i128)json_integer_value(v) * p10(FRAC_DIGITS);
+    } else {
+        double d = json_real_value(v);
+        if (d >= 1e17) return cfail(c, "keyword 'multipleOf' at %s: at most 10^%d is supported", path, MAX_STEP_DIGITS);
+        int k = 0;
+        for (; k <= FRAC_DIGITS; k++) {
+            double x = d * (double)p10(k);
+            double r = nearbyint(x);
+            if (r >= 1 && fabs(x - r) <= 1e-9 * r) { u = (i128)r * p10(FRAC_DIGITS - k); break; }
+        }
+        if (k > FRAC_DIGITS)
+            return cfail(c, "keyword 'multipleOf' at %s: more than %d decimal places are not supported", path,
+                         FRAC_DIGITS);
+    }
+    if (fs == FRAC_DIGITS) return u;
+    /* integers n with n * 10^16 a multiple of u: multiples of u / gcd(u, 10^16) */
+    i128 a = u, b = p10(FRAC_DIGITS);
+    while (b) { i128 t = a % b; a = b; b = t; }
+    return u / a;
 }
 
 static int32_t compile(cctx *c, json_t *s, const char *path);
@@ -1097,7 +1154,7 @@ static int is_supported(const char *k)
                                       "prefixItems", "enum", "const", "anyOf", "oneOf", "allOf", "nullable",
                                       "$ref", "minItems", "maxItems", "minLength", "maxLength", "format",
                                       "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                                      NULL };
+                                      "multipleOf", NULL };
     for (int i = 0; kw[i]; i++)
         if (strcmp(k, kw[i]) == 0) return 1;
     return is_annotation(k);
@@ -1137,6 +1194,136 @@ static int value_is_type(json_t *v, const char *t)
     return 0;
 }
 
+#define PROD_MAX_STATES 20000   /* format and pattern together */
+
+/* The intersection of DFAs ia and ib (both must accept), dead states
+ * pruned; its index, or -1 with the error set. */
+static int32_t dfa_intersect(cctx *c, int32_t ia, int32_t ib, const char *path, const char *fmt)
+{
+    lamina_grammar *g = c->g;
+    gdfa A = g->dfas[ia], B = g->dfas[ib];     /* copies: g->dfas moves when it grows */
+    gdfa P;
+    memset(&P, 0, sizeof P);
+    int32_t key[256];   /* product class -> A class * B.ncls + B class */
+    int nk = 0;
+    for (int x = 0; x < 256; x++) {
+        int32_t k = (int32_t)A.cls[x] * B.ncls + B.cls[x], j = 0;
+        while (j < nk && key[j] != k) j++;
+        if (j == nk) key[nk++] = k;
+        P.cls[x] = (uint8_t)j;
+    }
+    P.ncls = nk;
+    int32_t cap = 64, n = 0, id = -1;
+    int32_t *pa = malloc((size_t)cap * sizeof *pa), *pb = malloc((size_t)cap * sizeof *pb);
+    int32_t *next = malloc((size_t)cap * (size_t)nk * sizeof *next);
+    size_t hsize = 1;
+    while (hsize < 4 * (size_t)PROD_MAX_STATES) hsize <<= 1;
+    int32_t *hash = malloc(hsize * sizeof *hash);
+    uint8_t *live = NULL;
+    int32_t *map = NULL;
+    if (!pa || !pb || !next || !hash) { cfail(c, "out of memory"); goto done; }
+    memset(hash, -1, hsize * sizeof *hash);
+    pa[0] = 0; pb[0] = 0; n = 1;
+    hash[0 % hsize] = 0;
+    for (int32_t k = 0; k < n; k++) {
+        for (int cl = 0; cl < nk; cl++) {
+            int32_t ta = A.next[(size_t)pa[k] * (size_t)A.ncls + (size_t)(key[cl] / B.ncls)];
+            int32_t tb = B.next[(size_t)pb[k] * (size_t)B.ncls + (size_t)(key[cl] % B.ncls)];
+            int32_t to = -1;
+            if (ta >= 0 && tb >= 0) {
+                uint64_t hk = (uint64_t)ta * (uint64_t)B.n + (uint64_t)tb;
+                size_t h = (size_t)((hk * 0x9E3779B97F4A7C15ull) >> 20) & (hsize - 1);
+                while (hash[h] >= 0 && !(pa[hash[h]] == ta && pb[hash[h]] == tb)) h = (h + 1) & (hsize - 1);
+                if (hash[h] >= 0) to = hash[h];
+                else {
+                    if (n >= PROD_MAX_STATES) {
+                        cfail(c, "keywords 'format' ('%s') and 'pattern' at %s: together more than %d automaton states",
+                              fmt, path, PROD_MAX_STATES);
+                        goto done;
+                    }
+                    if (n == cap) {
+                        cap *= 2;
+                        int32_t *x1 = realloc(pa, (size_t)cap * sizeof *x1);
+                        if (x1) pa = x1;
+                        int32_t *x2 = realloc(pb, (size_t)cap * sizeof *x2);
+                        if (x2) pb = x2;
+                        int32_t *x3 = realloc(next, (size_t)cap * (size_t)nk * sizeof *x3);
+                        if (x3) next = x3;
+                        if (!x1 || !x2 || !x3) { cfail(c, "out of memory"); goto done; }
+                    }
+                    pa[n] = ta; pb[n] = tb;
+                    hash[h] = to = n++;
+                }
+            }
+            next[(size_t)k * (size_t)nk + (size_t)cl] = to;
+        }
+    }
+    /* live: an accepting state is reachable (a fixpoint; the automata are small) */
+    live = calloc((size_t)n, 1);
+    map = malloc((size_t)n * sizeof *map);
+    if (!live || !map) { cfail(c, "out of memory"); goto done; }
+    for (int32_t k = 0; k < n; k++) live[k] = A.acc[pa[k]] && B.acc[pb[k]];
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int32_t k = n - 1; k >= 0; k--) {
+            if (live[k]) continue;
+            for (int cl = 0; cl < nk && !live[k]; cl++) {
+                int32_t to = next[(size_t)k * (size_t)nk + (size_t)cl];
+                if (to >= 0 && live[to]) { live[k] = 1; changed = 1; }
+            }
+        }
+    }
+    if (!live[0]) {
+        cfail(c, "keywords 'format' ('%s') and 'pattern' at %s: no string meets both (within the length bounds)", fmt, path);
+        goto done;
+    }
+    int32_t m = 0;
+    for (int32_t k = 0; k < n; k++) map[k] = live[k] ? m++ : -1;
+    P.n = m;
+    P.next = malloc((size_t)m * (size_t)nk * sizeof *P.next);
+    P.acc = malloc((size_t)m);
+    if (!P.next || !P.acc) { free(P.next); free(P.acc); cfail(c, "out of memory"); goto done; }
+    for (int32_t k = 0; k < n; k++) {
+        if (map[k] < 0) continue;
+        P.acc[map[k]] = A.acc[pa[k]] && B.acc[pb[k]];
+        for (int cl = 0; cl < nk; cl++) {
+            int32_t to = next[(size_t)k * (size_t)nk + (size_t)cl];
+            P.next[(size_t)map[k] * (size_t)nk + (size_t)cl] = to >= 0 ? map[to] : -1;
+        }
+    }
+    gdfa *ds = realloc(g->dfas, ((size_t)g->n_dfas + 1) * sizeof *ds);
+    if (!ds) { free(P.next); free(P.acc); cfail(c, "out of memory"); goto done; }
+    g->dfas = ds;
+    g->dfa_cells += (size_t)m * (size_t)nk;
+    if (g->dfa_cells > RX_MAX_CELLS) {
+        free(P.next); free(P.acc);
+        cfail(c, "keywords 'format' and 'pattern' at %s: the automata take more than %u transitions", path, RX_MAX_CELLS);
+        goto done;
+    }
+    ds[g->n_dfas] = P;
+    id = g->n_dfas++;
+done:
+    free(pa); free(pb); free(next); free(hash); free(live); free(map);
+    return id;
+}
+
+/* The DFA of a string schema's pattern and/or format (both: their
+ * intersection), lengths folded in: its index; -2 when it has neither;
+ * -1 refused. */
+static int32_t string_dfa(cctx *c, json_t *s, const char *path, int32_t mn, int32_t mx)
+{
+    json_t *f = json_object_get(s, "format"), *pat = json_object_get(s, "pattern");
+    if (f && !json_is_string(f)) return cfail(c, "keyword 'format' at %s: expected a string", path);
+    if (pat && !json_is_string(pat)) return cfail(c, "keyword 'pattern' at %s: expected a string", path);
+    const char *frx = f ? format_rx(json_string_value(f)) : NULL;
+    int32_t dp = -2, df = -2;
+    if (pat && (dp = rx_compile(c, json_string_value(pat), json_string_length(pat), "pattern", path, mn, mx)) < 0)
+        return -1;
+    if (frx && (df = rx_compile(c, frx, strlen(frx), "format", path, mn, mx)) < 0) return -1;
+    if (dp >= 0 && df >= 0) return dfa_intersect(c, dp, df, path, json_string_value(f));
+    return dp >= 0 ? dp : df;
+}
+
 /* Does enum/const value x also meet the schema's string and number
  * keywords?  1 yes, 0 no, -1 refused (error set). */
 static int value_meets(cctx *c, json_t *s, json_t *x, const char *path, int32_t *dfa)
@@ -1147,28 +1334,26 @@ static int value_meets(cctx *c, json_t *s, json_t *x, const char *path, int32_t 
         if (num_bound(c, s, "minimum", "exclusiveMinimum", 1, FRAC_DIGITS, path, &lo, &hlo) < 0 ||
             num_bound(c, s, "maximum", "exclusiveMaximum", 0, FRAC_DIGITS, path, &hi, &hhi) < 0)
             return -1;
+        i128 step = num_step(c, s, FRAC_DIGITS, path);
+        if (step < 0) return -1;
         i128 vlo, vhi;      /* the value, rounded down and up */
         if (json_is_integer(x)) vlo = vhi = (i128)json_integer_value(x) * p10(FRAC_DIGITS);
         else {
             vlo = scale_double(json_real_value(x), FRAC_DIGITS, 0);
             vhi = scale_double(json_real_value(x), FRAC_DIGITS, 1);
         }
+        if (step > 0 && vlo % step != 0 && vhi % step != 0) return 0;
         return (!hlo || vlo >= lo) && (!hhi || vhi <= hi);
     }
     if (!json_is_string(x)) return 1;
     int32_t mn = 0, mx = -1;
     if (get_count(c, s, "minLength", path, MAX_MIN_LEN, &mn) < 0) return -1;
     if (get_count(c, s, "maxLength", path, INT32_MAX / 2, &mx) < 0) return -1;
-    json_t *f = json_object_get(s, "format"), *pat = json_object_get(s, "pattern");
-    const char *rx = json_is_string(pat) ? json_string_value(pat) : NULL;
-    size_t rl = rx ? json_string_length(pat) : 0;
-    if (!rx && json_is_string(f) && (rx = format_rx(json_string_value(f)))) rl = strlen(rx);
     const char *v = json_string_value(x);
     size_t n = json_string_length(x);
-    if (rx) {   /* *dfa: compiled once per enum (-1 until then) */
-        if (*dfa < 0 && (*dfa = rx_compile(c, rx, rl, pat ? "pattern" : "format", path, mn, mx)) < 0) return -1;
-        return dfa_match(&c->g->dfas[*dfa], v, n);
-    }
+    if (*dfa == -1) *dfa = string_dfa(c, s, path, mn, mx);     /* once per enum */
+    if (*dfa == -1) return -1;
+    if (*dfa >= 0) return dfa_match(&c->g->dfas[*dfa], v, n);
     int32_t chars = 0;
     for (size_t i = 0; i < n; i++) chars += ((unsigned char)v[i] & 0xC0) != 0x80;
     return chars >= mn && (mx < 0 || chars <= mx);
@@ -1183,17 +1368,10 @@ static int32_t compile_type(cctx *c, json_t *s, const char *t, const char *path)
         int32_t mn = 0, mx = -1;
         if (get_count(c, s, "minLength", path, MAX_MIN_LEN, &mn) < 0) return -1;
         if (get_count(c, s, "maxLength", path, INT32_MAX / 2, &mx) < 0) return -1;
-        json_t *f = json_object_get(s, "format"), *pat = json_object_get(s, "pattern");
-        if (f && !json_is_string(f)) return cfail(c, "keyword 'format' at %s: expected a string", path);
-        if (pat && !json_is_string(pat)) return cfail(c, "keyword 'pattern' at %s: expected a string", path);
         if (mx >= 0 && mx < mn) return cfail(c, "maxLength < minLength at %s: no string fits", path);
-        const char *frx = f ? format_rx(json_string_value(f)) : NULL;
-        if (frx && pat)
-            return cfail(c, "keyword 'format' ('%s') next to 'pattern' at %s is not supported", json_string_value(f), path);
-        if (frx || pat) {
-            int32_t d = pat ? rx_compile(c, json_string_value(pat), json_string_length(pat), "pattern", path, mn, mx)
-                            : rx_compile(c, frx, strlen(frx), "format", path, mn, mx);
-            if (d < 0) return -1;
+        int32_t d = string_dfa(c, s, path, mn, mx);
+        if (d == -1) return -1;
+        if (d >= 0) {
             c->g->nodes[id].dfa = d;
             mn = 0;
             mx = -1;    /* folded into the automaton */
@@ -1210,14 +1388,18 @@ static int32_t compile_type(cctx *c, json_t *s, const char *t, const char *path)
         if (num_bound(c, s, "minimum", "exclusiveMinimum", 1, fs, path, &lo, &hlo) < 0 ||
             num_bound(c, s, "maximum", "exclusiveMaximum", 0, fs, path, &hi, &hhi) < 0)
             return -1;
+        i128 step = num_step(c, s, fs, path);
+        if (step < 0) return -1;
         int32_t id = new_node(c, isnum ? N_NUMBER : N_INTEGER);
-        if (id < 0 || !(hlo || hhi)) return id;
+        if (id < 0 || !(hlo || hhi || step)) return id;
         gnode *nd = &c->g->nodes[id];
         nd->ranged = 1;
         nd->num_lo = lo;
         nd->num_hi = hi;
+        nd->step = step;
         if (lo > hi || (!num_viable(nd, 0, 0, 0, 0, 0, 0) && !num_viable(nd, 1, 0, 0, 0, 0, 0)))
-            return cfail(c, "minimum/maximum at %s: no %s fits (with at most %d integer digits)", path, t, INT_DIGITS);
+            return cfail(c, "minimum/maximum%s at %s: no %s fits (with at most %d integer digits)",
+                         step ? "/multipleOf" : "", path, t, INT_DIGITS);
         return id;
     }
     if (!strcmp(t, "boolean")) { static const char *const w[2] = { "false", "true" }; return literal_words(c, w, 2); }
@@ -1484,7 +1666,7 @@ static int32_t compile_inner(cctx *c, json_t *s, const char *path)
         json_t **vals = calloc(n + 1, sizeof *vals);
         if (!vals) return cfail(c, "out of memory");
         int k2 = 0;
-        int32_t dfa = -1;
+        int32_t dfa = -1;       /* -1 not compiled yet, -2 no pattern or format */
         for (size_t i = 0; i < n; i++) {
             json_t *x = en ? json_array_get(en, i) : cn;
             int ok = nt == 0;
@@ -1509,7 +1691,8 @@ static int32_t compile_inner(cctx *c, json_t *s, const char *path)
                  json_object_get(s, "pattern"))
             types[nt++] = "string";
         else if (json_object_get(s, "minimum") || json_object_get(s, "maximum") ||
-                 json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum"))
+                 json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum") ||
+                 json_object_get(s, "multipleOf"))
             types[nt++] = "number";
         else
             return any_node(c);
@@ -1581,9 +1764,24 @@ done:
     return rc;
 }
 
-/* need: the frames a node's smallest instance takes (fixpoint). */
+/* need: the frames a node's smallest instance takes (fixpoint); and
+ * which nodes match the empty text. */
 static void compute_need(lamina_grammar *g)
 {
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int32_t i = 0; i < g->n_nodes; i++) {
+            gnode *x = &g->nodes[i];
+            int nl = 0;
+            if (x->kind == N_SEQ) {
+                nl = 1;
+                for (int j = 0; j < x->n_seq && nl; j++) nl = g->nodes[x->seq[j]].nullable;
+            } else if (x->kind == N_ALT) {
+                for (int j = 0; j < x->n_alts && !nl; j++) nl = g->nodes[x->alts[j]].nullable;
+            }
+            if (nl && !x->nullable) { x->nullable = 1; changed = 1; }
+        }
+    }
     for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].need = INF_NEED;
     for (int round = 0; round <= g->n_nodes + 1; round++) {
         int changed = 0;
@@ -1609,6 +1807,12 @@ static void compute_need(lamina_grammar *g)
                 for (int j = 0; j < x->n_alts; j++)
                     if (g->nodes[x->alts[j]].need < v) v = g->nodes[x->alts[j]].need;
                 break;
+            case N_SEQ:     /* the last part takes the sequence's frame */
+                for (int j = 0; j < x->n_seq; j++) {
+                    int32_t k = g->nodes[x->seq[j]].need + (j < x->n_seq - 1);
+                    if (k > v) v = k;
+                }
+                break;
             default:
                 break;
             }
@@ -1631,6 +1835,7 @@ static void grammar_free(lamina_grammar *g)
         free(x->lits);
         free(x->lit_lens);
         free(x->alts);
+        free(x->seq);
     }
     for (int32_t i = 0; i < g->n_dfas; i++) {
         free(g->dfas[i].next);
@@ -1681,6 +1886,143 @@ int lamina_grammar_compile_text(const char *text, size_t len, lamina_grammar **o
     return rc;
 }
 
+/* A GBNF terminal (one character of a class, or a literal) as a DFA
+ * whose accepting state ends it; its index, or -1. */
+static int32_t term_dfa(cctx *c, const lamina_gsym *s)
+{
+    rxc r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.path = "grammar";
+    r.any_byte = 1;
+    int32_t id = -1;
+    rfrag f = { -1, -1 };
+    if (s->kind == LAMINA_GS_CHARS) {
+        cset *cs = malloc(sizeof *cs);
+        if (!cs) return cfail(c, "out of memory");
+        cs->n = 0;
+        int bad = 0;
+        for (int32_t i = 0; i < s->n_ranges && !bad; i++) bad = cset_add(&r, cs, s->ranges[2 * i], s->ranges[2 * i + 1]);
+        if (!bad) bad = rx_set_frag(&r, cs, &f);
+        free(cs);
+        if (bad) goto done;
+    } else {
+        f.s = rx_state(&r);
+        int32_t cur = f.s;
+        for (size_t i = 0; i < s->n_bytes && cur >= 0; i++) {
+            int32_t nx = rx_state(&r);
+            if (nx < 0 || rx_edge(&r, cur, nx, (unsigned char)s->bytes[i], (unsigned char)s->bytes[i])) goto done;
+            cur = nx;
+        }
+        if (cur < 0) goto done;
+        f.t = cur;
+    }
+    id = rx_add_dfa(&r, f.s, f.t, 0, -1);
+done:
+    free(r.e);
+    return id;
+}
+
+/* A one-part sequence stands for its part. */
+static int32_t skip_unit(const lamina_grammar *g, int32_t x)
+{
+    while (g->nodes[x].kind == N_SEQ && g->nodes[x].n_seq == 1) x = g->nodes[x].seq[0];
+    return x;
+}
+
+#define GBNF_MAX_ENTER 64   /* rules entered before a character is read */
+
+/* The most frames pushed from node x before a byte is read (memo in
+ * hops[], -1 unknown); -1 when over GBNF_MAX_ENTER.  There is no left
+ * recursion (gbnf.c refused it), so this ends. */
+static int left_hops(const lamina_grammar *g, int32_t x, int32_t *hops, int depth)
+{
+    if (hops[x] >= 0) return hops[x];
+    if (depth > 2 * GBNF_MAX_ENTER + 2) return -1;   /* alternatives take no frame */
+    const gnode *nd = &g->nodes[x];
+    int best = 0;
+    if (nd->kind == N_ALT) {
+        for (int j = 0; j < nd->n_alts; j++) {
+            int h = left_hops(g, nd->alts[j], hops, depth + 1);
+            if (h < 0) return -1;
+            if (h > best) best = h;
+        }
+    } else if (nd->kind == N_SEQ) {
+        for (int j = 0; j < nd->n_seq; j++) {
+            int h = left_hops(g, nd->seq[j], hops, depth + 1);
+            if (h < 0) return -1;
+            if (j + 1 + h > best) best = j + 1 + h;
+            if (!g->nodes[nd->seq[j]].nullable) break;
+        }
+    }
+    if (best > GBNF_MAX_ENTER) return -1;
+    return hops[x] = best;
+}
+
+int lamina_grammar_compile_gbnf(const char *text, size_t len, lamina_grammar **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    lamina_gbnf *gb = NULL;
+    int rc = lamina_gbnf_parse(text, len, &gb, err, err_size);
+    if (rc < 0) return rc;
+    lamina_grammar *g = calloc(1, sizeof *g);
+    if (!g) {
+        lamina_gbnf_free(gb);
+        if (err) snprintf(err, err_size, "out of memory");
+        return LAMINA_ENOMEM;
+    }
+    g->refs = 1;
+    g->any = -1;
+    cctx c = { .g = g, .err = err, .err_size = err_size };
+    rc = 0;
+    /* node i is symbol i */
+    for (int32_t i = 0; i < gb->n_syms && rc == 0; i++) {
+        const lamina_gsym *sy = &gb->syms[i];
+        int kind = sy->kind == LAMINA_GS_ALT ? N_ALT : sy->kind == LAMINA_GS_SEQ ? N_SEQ : N_TERM;
+        if (new_node(&c, kind) != i) { rc = -1; break; }
+        gnode *nd = &g->nodes[i];
+        if (sy->kind == LAMINA_GS_ALT || sy->kind == LAMINA_GS_SEQ) {
+            int32_t *k = malloc(((size_t)sy->n_kids + 1) * sizeof *k);
+            if (!k) { rc = cfail(&c, "out of memory"); break; }
+            if (sy->n_kids) memcpy(k, sy->kids, (size_t)sy->n_kids * sizeof *k);
+            if (kind == N_ALT) { nd->alts = k; nd->n_alts = sy->n_kids; }
+            else { nd->seq = k; nd->n_seq = sy->n_kids; }
+        } else if ((nd->dfa = term_dfa(&c, sy)) < 0) rc = -1;
+    }
+    for (int32_t i = 0; i < g->n_nodes && rc == 0; i++) {
+        gnode *nd = &g->nodes[i];
+        for (int j = 0; j < nd->n_alts; j++) nd->alts[j] = skip_unit(g, nd->alts[j]);
+        for (int j = 0; j < nd->n_seq; j++) nd->seq[j] = skip_unit(g, nd->seq[j]);
+    }
+    if (rc == 0) rc = flatten_alts(&c);
+    if (rc == 0) {
+        g->root = skip_unit(g, gb->root);
+        g->gbnf = 1;
+        compute_need(g);
+        if (g->nodes[g->root].need > MAXD)
+            rc = cfail(&c, "the grammar's shortest output nests rules more than %d deep", MAXD);
+    }
+    if (rc == 0) {
+        int32_t *hops = malloc((size_t)g->n_nodes * sizeof *hops);
+        if (!hops) rc = cfail(&c, "out of memory");
+        else {
+            memset(hops, -1, (size_t)g->n_nodes * sizeof *hops);
+            for (int32_t i = 0; i < g->n_nodes && rc == 0; i++)
+                if (left_hops(g, i, hops, 0) < 0)
+                    rc = cfail(&c, "the grammar enters more than %d rules (or optional parts) before reading a "
+                               "character", GBNF_MAX_ENTER);
+            free(hops);
+        }
+    }
+    lamina_gbnf_free(gb);
+    if (rc < 0) {
+        grammar_free(g);
+        return LAMINA_EINVAL;
+    }
+    *out = g;
+    return 0;
+}
+
 lamina_grammar *lamina_grammar_ref(lamina_grammar *g)
 {
     if (g) __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
@@ -1719,7 +2061,9 @@ enum {  /* frame states; 0 is "before the value" for every kind */
     L_IN
 };
 
-enum { R_FAIL, R_OK, R_DONE, R_POP, R_PUSH, R_PUSH_RETRY };
+enum { R_FAIL, R_OK, R_DONE, R_POP, R_PUSH, R_PUSH_RETRY, R_TAIL_RETRY };
+
+#define MAX_HOPS 128    /* frames pushed for one byte before it is read */
 
 #define F_ADDL 1        /* object key: the additional-property path is alive */
 #define F_ESC 2         /* object key: the byte before was an escaping backslash */
@@ -1794,6 +2138,18 @@ static int frame_step(const lamina_grammar *g, gframe *f, int depth, unsigned c,
 {
     const gnode *nd = &g->nodes[f->node];
     int counted;
+    if (nd->kind == N_SEQ) {    /* the next part takes the byte */
+        if (f->a >= nd->n_seq) return R_POP;
+        *push = nd->seq[f->a++];
+        return f->a == nd->n_seq ? R_TAIL_RETRY : R_PUSH_RETRY;
+    }
+    if (nd->kind == N_TERM) {
+        const gdfa *d = &g->dfas[nd->dfa];
+        int32_t to = dfa_next(d, f->b, c);
+        if (to < 0) return R_FAIL;
+        f->b = to;
+        return d->acc[to] ? R_DONE : R_OK;
+    }
     switch (f->st) {
     case ST_START:
         if (is_ws(c)) return ws_step(f, c) ? R_OK : R_FAIL;
@@ -2033,6 +2389,12 @@ static int frame_step(const lamina_grammar *g, gframe *f, int depth, unsigned c,
 static int frame_can_end(const lamina_grammar *g, const gframe *f)
 {
     const gnode *nd = &g->nodes[f->node];
+    if (nd->kind == N_SEQ) {
+        for (int j = f->a; j < nd->n_seq; j++)
+            if (!g->nodes[nd->seq[j]].nullable) return 0;
+        return 1;
+    }
+    if (nd->kind == N_TERM) return 0;
     switch (f->st) {
     case N_ZERO: case N_INT: case N_FRAC:
         return !nd->ranged || num_in_range(nd, f->flags, f->m1, f->st == N_FRAC, f->m2, f->a);
@@ -2047,6 +2409,7 @@ static void child_done(const lamina_grammar *g, gframe *f)
 {
     const gnode *nd = &g->nodes[f->node];
     f->ws = 0;
+    if (nd->kind == N_SEQ) return;     /* already at the next part */
     if (nd->kind == N_OBJECT) {
         f->a = f->b >= 0 ? f->b + 1 : nd->n_props;
         f->st = O_AFTER;
@@ -2087,10 +2450,12 @@ static void emit_stack(const lamina_grammar *g, gset *dst, const gframe *w, int 
     }
 }
 
-/* Feed byte c to one stack (copied into w), appending the results to dst. */
-static void stack_step(const lamina_grammar *g, const gframe *src, int n, unsigned c, gset *dst, gframe *w)
+/* Feed byte c to one stack (copied into w, which may be src), appending
+ * the results to dst; hops: frames pushed for this byte so far. */
+static void stack_step(const lamina_grammar *g, const gframe *src, int n, unsigned c, gset *dst, gframe *w,
+                       int hops)
 {
-    memcpy(w, src, (size_t)n * sizeof *w);
+    if (w != src) memcpy(w, src, (size_t)n * sizeof *w);
     for (;;) {
         if (n == 0) return;
         int32_t push = -1;
@@ -2108,14 +2473,22 @@ static void stack_step(const lamina_grammar *g, const gframe *src, int n, unsign
             if (n > 0) child_done(g, &w[n - 1]);
             continue;
         case R_PUSH: emit_stack(g, dst, w, n, push); return;
+        case R_TAIL_RETRY:      /* the sequence's last part replaces it */
+            n--;
+            /* FALLTHROUGH */
         case R_PUSH_RETRY: {
             /* each alternative of the pushed node takes the byte */
-            gset tmp;
-            tmp.n = 0; tmp.nf = 0; tmp.off[0] = 0;
-            emit_stack(g, &tmp, w, n, push);
+            if (hops >= MAX_HOPS || n >= MAXD) return;
+            const gnode *pn = &g->nodes[push];
+            int nalt = pn->kind == N_ALT ? pn->n_alts : 1;
             gframe w2[MAXD];
-            for (int i = 0; i < tmp.n; i++)
-                stack_step(g, &tmp.f[tmp.off[i]], tmp.off[i + 1] - tmp.off[i], c, dst, w2);
+            for (int k = 0; k < nalt; k++) {
+                int32_t x = pn->kind == N_ALT ? pn->alts[k] : push;
+                if (!fits(g, n, x)) continue;
+                memcpy(w2, w, (size_t)n * sizeof *w2);
+                frame_init(&w2[n], x);
+                stack_step(g, w2, n + 1, c, dst, w2, hops + 1);
+            }
             return;
         }
         }
@@ -2129,14 +2502,15 @@ static void set_step(const lamina_grammar *g, const gset *src, unsigned c, gset 
     dst->nf = 0;
     dst->off[0] = 0;
     for (int i = 0; i < src->n; i++)
-        stack_step(g, &src->f[src->off[i]], src->off[i + 1] - src->off[i], c, dst, w);
+        stack_step(g, &src->f[src->off[i]], src->off[i + 1] - src->off[i], c, dst, w, 0);
 }
 
 static int set_can_end(const lamina_grammar *g, const gset *s)
 {
     for (int i = 0; i < s->n; i++) {
-        int n = s->off[i + 1] - s->off[i];
-        if (n == 0 || (n == 1 && frame_can_end(g, &s->f[s->off[i]]))) return 1;
+        int ok = 1;     /* every frame, from the top, can end */
+        for (int k = s->off[i + 1] - 1; k >= s->off[i] && ok; k--) ok = frame_can_end(g, &s->f[k]);
+        if (ok) return 1;
     }
     return 0;
 }
@@ -2294,6 +2668,21 @@ int lamina_gvocab_create(const lamina_tokenizer *tok, int32_t n_vocab, lamina_gv
 /* ------------------------------------------------------------------ */
 /* The matcher                                                        */
 
+/* GBNF grammars: the parse-stack sets met while masking, interned, with
+ * their transitions by byte filled in as they are taken (a lazily built
+ * DFA of the grammar's states), kept across steps; cleared when full. */
+#define MEMO_MAX_STATES 4096
+#define MEMO_MAX_BYTES (32u << 20)
+
+typedef struct gmemo {
+    int32_t n, cap;
+    gset **st;              /* [cap] interned sets (exact size) */
+    int32_t *trans;         /* [cap * 256]: -2 not yet taken, -1 refused */
+    int32_t *ht;            /* hash table of state ids, -1 empty */
+    uint32_t hsize;
+    size_t bytes;
+} gmemo;
+
 struct lamina_gmatch {
     const lamina_grammar *g;
     const lamina_gvocab *v;
@@ -2302,7 +2691,78 @@ struct lamina_gmatch {
     uint32_t n_scratch;
     uint8_t *allowed;       /* [n_vocab] */
     int32_t *dstate;        /* [max_len + 1] DFA states by depth */
+    gmemo memo;             /* GBNF grammars only */
 };
+
+static void memo_clear(gmemo *mo)
+{
+    for (int32_t i = 0; i < mo->n; i++) free(mo->st[i]);
+    mo->n = 0;
+    mo->bytes = 0;
+    if (mo->ht) memset(mo->ht, -1, (size_t)mo->hsize * sizeof *mo->ht);
+}
+
+static void memo_free(gmemo *mo)
+{
+    memo_clear(mo);
+    free(mo->st);
+    free(mo->trans);
+    free(mo->ht);
+    memset(mo, 0, sizeof *mo);
+}
+
+static uint32_t memo_hash(const gset *s)
+{
+    uint32_t h = 2166136261u;
+    const unsigned char *p = (const unsigned char *)s->f;
+    for (size_t i = 0; i < (size_t)s->nf * sizeof(gframe); i++) h = (h ^ p[i]) * 16777619u;
+    for (int i = 0; i <= s->n; i++) h = (h ^ (uint32_t)s->off[i]) * 16777619u;
+    return h;
+}
+
+static int memo_same(const gset *a, const gset *b)
+{
+    return a->n == b->n && a->nf == b->nf && !memcmp(a->off, b->off, (size_t)(a->n + 1) * sizeof a->off[0]) &&
+           !memcmp(a->f, b->f, (size_t)a->nf * sizeof(gframe));
+}
+
+/* The id of set s (interned when new); -1 when the memo is full or
+ * memory runs out. */
+static int32_t memo_intern(gmemo *mo, const gset *s)
+{
+    if (!mo->ht) {
+        mo->hsize = 2 * MEMO_MAX_STATES;
+        mo->ht = malloc((size_t)mo->hsize * sizeof *mo->ht);
+        if (!mo->ht) return -1;
+        memset(mo->ht, -1, (size_t)mo->hsize * sizeof *mo->ht);
+    }
+    uint32_t h = memo_hash(s) & (mo->hsize - 1);
+    while (mo->ht[h] >= 0) {
+        if (memo_same(mo->st[mo->ht[h]], s)) return mo->ht[h];
+        h = (h + 1) & (mo->hsize - 1);
+    }
+    size_t sz = set_bytes(s);
+    if (mo->n >= MEMO_MAX_STATES || mo->bytes + sz > MEMO_MAX_BYTES) return -1;
+    if (mo->n == mo->cap) {
+        int32_t cap = mo->cap ? mo->cap * 2 : 64;
+        gset **st = realloc(mo->st, (size_t)cap * sizeof *st);
+        if (!st) return -1;
+        mo->st = st;
+        int32_t *tr = realloc(mo->trans, (size_t)cap * 256 * sizeof *tr);
+        if (!tr) return -1;
+        mo->trans = tr;
+        mo->cap = cap;
+    }
+    gset *c = malloc(sz);
+    if (!c) return -1;
+    memcpy(c, s, sz);
+    int32_t id = mo->n++;
+    mo->st[id] = c;
+    mo->bytes += sz;
+    for (int b = 0; b < 256; b++) mo->trans[(size_t)id * 256 + (size_t)b] = -2;
+    mo->ht[h] = id;
+    return id;
+}
 
 int lamina_gmatch_create(const lamina_grammar *g, const lamina_gvocab *v, lamina_gmatch **out,
                          char *err, size_t err_size)
@@ -2332,6 +2792,7 @@ oom:
 void lamina_gmatch_free(lamina_gmatch *m)
 {
     if (!m) return;
+    memo_free(&m->memo);
     free(m->scratch);
     free(m->allowed);
     free(m->dstate);
@@ -2410,13 +2871,56 @@ static void dfa_walk(lamina_gmatch *m, const gdfa *d, int32_t s0)
     }
 }
 
+/* The trie walk over memoized states (GBNF grammars): ids by depth in
+ * dstate.  0, or -1 when the memo filled up (nothing is then decided). */
+static int memo_walk(lamina_gmatch *m)
+{
+    const lamina_gvocab *v = m->v;
+    gmemo *mo = &m->memo;
+    if (mo->n > MEMO_MAX_STATES / 2 || mo->bytes > MEMO_MAX_BYTES / 2) memo_clear(mo);
+    int32_t *ids = m->dstate;
+    if ((ids[0] = memo_intern(mo, &m->cur)) < 0) return -1;
+    gset *tmp = &m->scratch[0];
+    uint32_t good = 0;
+    for (int32_t i = 0; i < v->n_order;) {
+        uint32_t k = (uint32_t)v->lcp[i], len = v->olen[i];
+        if (k > good) k = good;
+        const unsigned char *p = (const unsigned char *)v->obytes + v->ooff[i];
+        while (k < len) {
+            int32_t *tr = &mo->trans[(size_t)ids[k] * 256 + p[k]];
+            if (*tr == -2) {
+                set_step(m->g, mo->st[ids[k]], p[k], tmp);
+                int32_t to = tmp->n == 0 ? -1 : memo_intern(mo, tmp);
+                if (to < 0 && tmp->n) return -1;
+                tr = &mo->trans[(size_t)ids[k] * 256 + p[k]];   /* the table may have moved */
+                *tr = to;
+            }
+            if (*tr < 0) break;
+            ids[k + 1] = *tr;
+            k++;
+        }
+        good = k;
+        if (k == len) { m->allowed[v->order[i]] = 1; i++; continue; }
+        i++;
+        while (i < v->n_order && (uint32_t)v->lcp[i] > k) i++;
+    }
+    return 0;
+}
+
 void lamina_gmatch_mask(lamina_gmatch *m, float *logits)
 {
     const lamina_gvocab *v = m->v;
     memset(m->allowed, 0, (size_t)v->n_vocab);
     const gset *c = &m->cur;
-    int fast = 0;
-    if (c->n == 1 && c->nf > 0) {
+    int fast = 0;   /* 1: the string fast paths; 2: the memo walk (GBNF) */
+    if (m->g->gbnf && !set_done(c)) {
+        if (memo_walk(m) == 0) fast = 2;
+        else {
+            memo_clear(&m->memo);
+            memset(m->allowed, 0, (size_t)v->n_vocab);
+        }
+    }
+    if (!fast && c->n == 1 && c->nf > 0) {
         const gframe *top = &c->f[c->nf - 1];
         const gnode *nd = &m->g->nodes[top->node];
         if (top->st == S_IN && nd->kind == N_STRING && nd->dfa >= 0) {
@@ -2433,8 +2937,8 @@ void lamina_gmatch_mask(lamina_gmatch *m, float *logits)
             memcpy(m->allowed, v->plain, (size_t)v->n_vocab);
         }
     }
-    if (fast) walk(m, v->order2, v->lcp2, v->n_order2);
-    else if (!set_done(c)) walk(m, v->order, v->lcp, v->n_order);
+    if (fast == 1) walk(m, v->order2, v->lcp2, v->n_order2);
+    else if (!fast && !set_done(c)) walk(m, v->order, v->lcp, v->n_order);
     int end = set_can_end(m->g, c);
     for (int32_t i = 0; i < v->n_vocab; i++) {
         if (v->kind[i] == T_EOG) { if (!end) logits[i] = -INFINITY; }

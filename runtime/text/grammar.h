@@ -22,14 +22,18 @@
  *     digits; strings: valid UTF-8, no control characters, no \u escapes
  *     of surrogates; maxLength bounds characters (an escape is one);
  *   - numeric bounds (minimum, maximum, exclusiveMinimum, exclusiveMaximum,
- *     numeric or draft 4's boolean form) on integer and number: a digit is
- *     taken only if the number can still end within the bounds, compared
- *     exactly (values as integers of 10^-16); no exponent under bounds; an
+ *     numeric or draft 4's boolean form) and multipleOf on integer and
+ *     number: a digit is taken only if the number can still end within the
+ *     bounds and on a multiple, compared exactly (values as integers of
+ *     10^-16; a decimal multipleOf such as 0.01 as written, at most 16
+ *     decimals, below 10^17; on integers 0.4 means 2); no exponent under
+ *     bounds or multipleOf; an
  *     exclusive bound of a number excludes the nearest double too, so the
  *     parsed double is strictly inside; bounds clamp at 16 integer digits;
  *   - pattern and the formats date, time, date-time, uuid, email, ipv4
  *     become a DFA over the decoded string bytes (minLength/maxLength
- *     folded in, dead states pruned); the string then has no \u escapes,
+ *     folded in, dead states pruned; a format with a pattern: the product
+ *     of both, at most 20000 states); the string then has no \u escapes,
  *     only the escapes \" \\ \/ \b \f \n \r \t, each one byte to the
  *     DFA.  Other formats are annotations (any string), as JSON Schema
  *     2020-12 says by default.  Formats: dates on the calendar (29 February
@@ -61,10 +65,10 @@
  * prefixItems, enum, const, anyOf, oneOf (as anyOf), allOf with one
  * subschema, nullable, $ref (#, #/$defs/..., #/definitions/...),
  * minItems, maxItems, minLength, maxLength, minimum, maximum,
- * exclusiveMinimum, exclusiveMaximum, pattern, format (see above);
+ * exclusiveMinimum, exclusiveMaximum, multipleOf, pattern, format (see above);
  * description, title, default, examples, $schema, $id, $comment,
  * deprecated, readOnly, writeOnly, discriminator, $defs and definitions
- * are ignored.  Anything else (multipleOf, patternProperties, not, if, ...)
+ * are ignored.  Anything else (patternProperties, not, if, ...)
  * is refused with its keyword and JSON path.
  * Internal to liblamina.
  */
@@ -90,6 +94,15 @@ typedef struct lamina_gmatch lamina_gmatch;
 int  lamina_grammar_compile(json_t *schema, lamina_grammar **out, char *err, size_t err_size);
 /* Same from JSON text. */
 int  lamina_grammar_compile_text(const char *text, size_t len, lamina_grammar **out,
+                                 char *err, size_t err_size);
+/* A GBNF grammar (gbnf.h) instead of a schema: the same matcher, over
+ * rules instead of JSON values; no whitespace is added between parts.
+ * At most LAMINA_GRAMMAR_MAX_DEPTH frames deep (each unfinished rule
+ * holds one, the last part of a sequence takes its rule's frame), at most
+ * 8 live parses (an ambiguous grammar keeps the first 8), at most 64 rules
+ * entered before a character is read.  LAMINA_EINVAL with the message
+ * ("line 3, column 9: rule 'item' is not defined"); LAMINA_ENOMEM. */
+int  lamina_grammar_compile_gbnf(const char *text, size_t len, lamina_grammar **out,
                                  char *err, size_t err_size);
 lamina_grammar *lamina_grammar_ref(lamina_grammar *g);
 void lamina_grammar_unref(lamina_grammar *g);   /* NULL is a no-op */

@@ -53,6 +53,8 @@ struct lamina_tokenizer {
     size_t max_token_len;     /* longest token text in bytes (WPM matching) */
     lamina_token bos, eos, eot, eom, unk, pad, sep;
     int add_bos, add_eos, add_space_prefix;
+    lamina_token pair[4];     /* a text pair's frame (lamina_tokenizer_encode_pair):
+                                 before, between (two), after; NONE: nothing */
     int wpm_lower, wpm_strip_accents;
     char *arch;
     char *chat_template;
@@ -963,6 +965,9 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         t->add_eos = spec->add_eos && spec->eos != LAMINA_TOKEN_NONE;
     }
     t->add_space_prefix = spec->kind == LAMINA_TOKENIZER_SPM && spec->add_space_prefix;
+    t->pair[0] = t->add_bos ? t->bos : LAMINA_TOKEN_NONE;      /* lamina_tokenizer_load refines */
+    t->pair[1] = t->pair[3] = LAMINA_TOKEN_NONE;
+    t->pair[2] = t->sep;
     t->wpm_lower = !spec->wpm_keep_case;
     t->wpm_strip_accents = !spec->wpm_keep_accents;
 
@@ -1451,7 +1456,31 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
     sp.arch = arch;
     sp.chat_template = tmpl;
 
+    /* A pair's frame, as llama.cpp (format_prompt_rerank): BOS when the
+     * file adds it (WordPiece: unless the key says no), EOS when it adds
+     * EOS (SEP standing in when it has no EOS) after each text, SEP
+     * between them when it adds SEP (tokenizer.ggml.add_sep_token;
+     * WordPiece by default). */
+    int pair_bos = sp.add_bos, pair_eos = 0, pair_sep = sp.kind == LAMINA_TOKENIZER_WPM;
+    lamina_token sep_id = sp.sep;
+    if (sp.kind != LAMINA_TOKENIZER_WPM &&
+        (rc = get_opt_id(g, "tokenizer.ggml.seperator_token_id", &sep_id, err, err_size)))
+        goto done;
+    if (sep_id >= sp.n_vocab)
+        sep_id = LAMINA_TOKEN_NONE;
+    if ((sp.kind == LAMINA_TOKENIZER_WPM &&
+         (rc = get_opt_bool(g, "tokenizer.ggml.add_bos_token", 1, &pair_bos, err, err_size))) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", 0, &pair_eos, err, err_size)) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.add_sep_token", pair_sep, &pair_sep, err, err_size)))
+        goto done;
     rc = lamina_tokenizer_create(&sp, out, err, err_size);
+    if (rc == 0) {
+        lamina_token end = sp.eos != LAMINA_TOKEN_NONE ? sp.eos : sep_id;
+        (*out)->pair[0] = pair_bos ? sp.bos : LAMINA_TOKEN_NONE;
+        (*out)->pair[1] = pair_eos ? end : LAMINA_TOKEN_NONE;
+        (*out)->pair[2] = pair_sep ? sep_id : LAMINA_TOKEN_NONE;
+        (*out)->pair[3] = pair_eos ? end : LAMINA_TOKEN_NONE;
+    }
     goto done;
 
 str_fail:
@@ -2092,6 +2121,46 @@ done:
     free(tv.v);
     free(fv.v);
     work_free(&w);
+    return rc;
+}
+
+int lamina_tokenizer_encode_pair(const lamina_tokenizer *t, const char *a, size_t alen, const char *b,
+                                 size_t blen, lamina_token **out, size_t *n_out, size_t *n_first,
+                                 char *err, size_t err_size)
+{
+    lamina_token *ta = NULL, *tb = NULL, *v = NULL;
+    size_t na = 0, nb = 0, n = 0;
+    int rc;
+    if (out == NULL || n_out == NULL)
+        return fail(err, err_size, LAMINA_EINVAL, "tokenize: NULL argument");
+    *out = NULL;
+    *n_out = 0;
+    if ((rc = lamina_tokenizer_encode(t, a, alen, 0, &ta, &na, err, err_size)) ||
+        (rc = lamina_tokenizer_encode(t, b, blen, 0, &tb, &nb, err, err_size)))
+        goto out;
+    if (!(v = malloc((na + nb + 4) * sizeof *v))) {
+        rc = fail(err, err_size, LAMINA_ENOMEM, "tokenize: out of memory");
+        goto out;
+    }
+    /* frame: pair[0] a pair[1] pair[2] b pair[3] */
+    if (t->pair[0] != LAMINA_TOKEN_NONE)
+        v[n++] = t->pair[0];
+    for (size_t i = 0; i < na; i++)
+        v[n++] = ta[i];
+    for (int k = 1; k <= 2; k++)
+        if (t->pair[k] != LAMINA_TOKEN_NONE)
+            v[n++] = t->pair[k];
+    if (n_first)
+        *n_first = n;
+    for (size_t i = 0; i < nb; i++)
+        v[n++] = tb[i];
+    if (t->pair[3] != LAMINA_TOKEN_NONE)
+        v[n++] = t->pair[3];
+    *out = v;
+    *n_out = n;
+out:
+    free(ta);
+    free(tb);
     return rc;
 }
 

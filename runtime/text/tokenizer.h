@@ -129,6 +129,18 @@ int lamina_tokenizer_encode(const lamina_tokenizer *t, const char *text, size_t 
                             unsigned flags, lamina_token **out, size_t *n_out,
                             char *err, size_t err_size);
 
+/* A pair of texts (a reranker's query and document) framed as llama.cpp
+ * frames them for a model without a rerank template (llama-server's
+ * format_prompt_rerank): BOS when the file adds it, text a, then EOS when
+ * the file adds EOS (tokenizer.ggml.add_eos_token; SEP stands in when it
+ * has no EOS) and SEP when it adds SEP (tokenizer.ggml.add_sep_token;
+ * WordPiece by default), text b, EOS again.  The texts are tokenized
+ * without special-token parsing.  *out malloc'd, owned by the caller;
+ * *n_first (may be NULL): the tokens before text b.  LAMINA_ENOMEM. */
+int lamina_tokenizer_encode_pair(const lamina_tokenizer *t, const char *a, size_t alen, const char *b,
+                                 size_t blen, lamina_token **out, size_t *n_out, size_t *n_first,
+                                 char *err, size_t err_size);
+
 /* ---- decoding ---- */
 
 /* The bytes one token contributes to the output text: '▁' turned back into

@@ -19,6 +19,13 @@
  *     where the vector goes; the input is a finished rerank prompt and is
  *     tokenized as llama-server's format_prompt_rerank does it
  *     (add_special=false, parse_special=true)
+ *     --pooling rank --pairs: the input lines go by twos, a query and a
+ *     document, framed as format_prompt_rerank does for a model without a
+ *     rerank template (BERT cross-encoders): each text tokenized with
+ *     add_special=false, parse_special=false; BOS if llama_vocab_get_add_bos,
+ *     the query, EOS (SEP when the vocabulary has no EOS) if
+ *     llama_vocab_get_add_eos, SEP if llama_vocab_get_add_sep, the
+ *     document, EOS again if add_eos
  *
  * Input files hold one string per line, hex-encoded (the raw UTF-8 / raw
  * bytes of the string; an empty line is the empty string).  Hex keeps
@@ -254,8 +261,30 @@ static int argmax(const float *row, int n_vocab) {
 
 /* ---------- embed mode ---------- */
 
+/* format_prompt_rerank without a template: the pair's tokens, malloc'd */
+static llama_token *rerank_pair(const struct llama_vocab *vocab, const bstr *q, const bstr *d, int *n_out) {
+    int nq = 0, nd = 0;
+    llama_token *tq = tokenize(vocab, q, false, false, &nq);
+    llama_token *td = tokenize(vocab, d, false, false, &nd);
+    llama_token eos = llama_vocab_eos(vocab);
+    if (eos == LLAMA_TOKEN_NULL) eos = llama_vocab_sep(vocab);
+    llama_token *ids = malloc(sizeof(llama_token) * (size_t)(nq + nd + 4));
+    if (!ids) die("out of memory");
+    int n = 0;
+    if (llama_vocab_get_add_bos(vocab)) ids[n++] = llama_vocab_bos(vocab);
+    for (int i = 0; i < nq; i++) ids[n++] = tq[i];
+    if (llama_vocab_get_add_eos(vocab)) ids[n++] = eos;
+    if (llama_vocab_get_add_sep(vocab)) ids[n++] = llama_vocab_sep(vocab);
+    for (int i = 0; i < nd; i++) ids[n++] = td[i];
+    if (llama_vocab_get_add_eos(vocab)) ids[n++] = eos;
+    free(tq);
+    free(td);
+    *n_out = n;
+    return ids;
+}
+
 static int embed_main(const char *model_path, const char *input_path, int threads, int n_ctx, int n_batch,
-                      const char *fa, const char *kv, const char *pooling) {
+                      const char *fa, const char *kv, const char *pooling, bool pairs) {
     llama_log_set(log_cb, NULL);
     ggml_backend_load_all();
     llama_backend_init();
@@ -270,6 +299,7 @@ static int embed_main(const char *model_path, const char *input_path, int thread
     if (n_embd <= 0) die("--pooling rank: the model has no classifier outputs (<arch>.classifier.output_labels)");
     size_t n_in = 0;
     bstr *in = read_hex_lines(input_path, &n_in);
+    if (pairs && (!rank || n_in % 2)) die("--pairs needs --pooling rank and an even number of lines");
 
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)n_ctx;
@@ -316,17 +346,20 @@ static int embed_main(const char *model_path, const char *input_path, int thread
     json_str(o, (const unsigned char *)sysinfo, strlen(sysinfo));
     fprintf(o, "},\n\"settings\":{\"n_threads\":%d,\"n_ctx\":%u,\"n_batch\":%u,\"type_k\":\"%s\",\"flash_attn_type\":\"%s\","
                "\"embeddings\":true,\"pooling_type\":\"%s\",\"pooling_type_used\":%d,"
-               "\"tokenize\":\"llama_tokenize(add_special=%s, parse_special=true)\","
+               "\"tokenize\":\"%s\","
                "\"eval\":\"llama_memory_clear, then the whole text in one llama_decode batch, seq 0, pos 0..n-1, every position an output\","
                "\"embedding\":\"%s\"},\n\"cases\":[\n",
             threads, llama_n_ctx(ctx), llama_n_batch(ctx), kv, fa, pooling, (int)llama_pooling_type(ctx),
-            rank ? "false" : "true",
+            pairs ? "format_prompt_rerank without a template: [BOS] query [EOS] [SEP] document [EOS] as the "
+                    "vocabulary adds them, each text llama_tokenize(add_special=false, parse_special=false)"
+                  : rank ? "llama_tokenize(add_special=false, parse_special=true)"
+                         : "llama_tokenize(add_special=true, parse_special=true)",
             rank ? "llama_get_embeddings_seq(ctx, 0): llama_model_n_cls_out rank scores (Qwen3: softmax over the labels)"
                  : "llama_get_embeddings_seq(ctx, 0): not normalised");
-    for (size_t s = 0; s < n_in; s++) {
+    for (size_t s = 0; s < n_in; s += pairs ? 2 : 1) {
         int n = 0;
         /* rerank prompts: no BOS/EOS added, special tokens parsed (llama-server) */
-        llama_token *ids = tokenize(vocab, &in[s], !rank, true, &n);
+        llama_token *ids = pairs ? rerank_pair(vocab, &in[s], &in[s + 1], &n) : tokenize(vocab, &in[s], !rank, true, &n);
         if (n <= 0 || n > n_batch) die("text %zu: %d tokens (1..%d)", s, n, n_batch);
         llama_memory_clear(llama_get_memory(ctx), true);
         struct llama_batch b = llama_batch_init(n, 0, 1);
@@ -347,6 +380,10 @@ static int embed_main(const char *model_path, const char *input_path, int thread
         json_str(o, in[s].data, in[s].len);
         fputs(",\"input_hex\":", o);
         json_hex(o, in[s].data, in[s].len);
+        if (pairs) {
+            fputs(",\"document\":", o);
+            json_str(o, in[s + 1].data, in[s + 1].len);
+        }
         fputs(",\"ids\":", o);
         json_ids(o, ids, n);
         fputs(",\"norm\":", o);
@@ -375,6 +412,7 @@ int main(int argc, char **argv) {
     int threads = 2, n_ctx = 512, n_batch = 512, top_k = 40, n_probe = 256, n_gen = 24, gen_top = 8;
     const char *fa = "auto", *kv = "f16";
     const char *pooling = "last";      /* embed mode */
+    bool pairs = false;
     for (int i = 4; i < argc; i++) {
         const char *a = argv[i];
         const char *val = (i + 1 < argc) ? argv[i + 1] : NULL;
@@ -390,10 +428,11 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--flash-attn")) { if (!val) die("missing value"); fa = val; i++; continue; }
         if (!strcmp(a, "--kv-type")) { if (!val) die("missing value"); kv = val; i++; continue; }
         if (!strcmp(a, "--verbose")) { g_verbose = true; continue; }
+        if (!strcmp(a, "--pairs")) { pairs = true; continue; }
         if (!strcmp(a, "--pooling")) { if (!val) die("missing value"); pooling = val; i++; continue; }
         die("unknown option %s", a);
     }
-    if (!strcmp(mode, "embed")) return embed_main(model_path, input_path, threads, n_ctx, n_batch, fa, kv, pooling);
+    if (!strcmp(mode, "embed")) return embed_main(model_path, input_path, threads, n_ctx, n_batch, fa, kv, pooling, pairs);
     bool do_logits = !strcmp(mode, "logits");
     if (!do_logits && strcmp(mode, "tokenize")) die("mode must be logits or tokenize");
 

@@ -8,8 +8,10 @@
  * is checked and looked up, and the store is listed.  Checked: no crash,
  * leak or sanitizer report; a failure gives a message; a model found is a
  * blob of this store of the size the manifest gives; a valid name never
- * climbs out of the store ("..", "/" at either end, empty parts).  Built by
- * tests/fuzz.am. */
+ * climbs out of the store ("..", "/" at either end, empty parts).  The
+ * manifest is also parsed as data (lamina_ollama_manifest_parse, what pull
+ * and the store's writers read): valid digests, each once, sizes bounded.
+ * Built by tests/fuzz.am. */
 #include "config.h"
 
 #include <stdint.h>
@@ -114,6 +116,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     lamina_ollama_model m;
     char err[1024];
+    err[0] = 0;
+    /* the manifest as data (pull and the store's writers): every layer
+     * checked, digests valid, no digest twice */
+    lamina_ollama_manifest man;
+    int prc = lamina_ollama_manifest_parse((const char *)body, body_len, &man, err, sizeof err);
+    if (prc > 0 || (prc < 0 && (err[0] == 0 || man.layers != NULL || man.n_layers != 0)))
+        abort();
+    for (int i = 0; prc == 0 && i < man.n_layers; i++) {
+        if (!lamina_ollama_digest_valid(man.layers[i].digest) || man.layers[i].size > LAMINA_OLLAMA_MAX_BLOB)
+            abort();
+        for (int k = 0; k < i; k++)
+            if (strcmp(man.layers[k].digest, man.layers[i].digest) == 0)
+                abort();
+    }
+    if (prc == 0 && (man.n_layers < 1 || (man.has_config && !lamina_ollama_digest_valid(man.config.digest))))
+        abort();
+    lamina_ollama_manifest_free(&man);
     err[0] = 0;
     int rc = lamina_ollama_find(dirs, 1, "m", &m, err, sizeof err);
     if (rc > 0 || (rc < 0 && err[0] == 0) || rc == LAMINA_ENOENT || rc == LAMINA_EINVAL)

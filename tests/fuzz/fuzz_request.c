@@ -121,6 +121,11 @@ void srv_metrics_tokens(srv_metrics *m, const char *model, int64_t prompt, int64
 void srv_metrics_ttft(srv_metrics *m, double s) { (void)m, (void)s; abort(); }
 void srv_metrics_token_latency(srv_metrics *m, double s) { (void)m, (void)s; abort(); }
 void srv_metrics_event(srv_metrics *m, const char *event) { (void)m, (void)event; abort(); }
+void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j)
+{
+    (void)s, (void)name, (void)path, (void)j;
+    abort();   /* only a resolved model is shown */
+}
 
 /* ---- the engine: never reached without a model ---- */
 
@@ -134,6 +139,7 @@ void lamina_batcher_cancel(lamina_batcher *b, uint64_t id) { (void)b, (void)id; 
 void lamina_batcher_stats_get(lamina_batcher *b, lamina_batcher_stats *st) { (void)b, (void)st; abort(); }
 const lamina_engine_params *lamina_engine_params_get(const lamina_engine *e) { (void)e; abort(); }
 int lamina_model_classify(const lamina_model *m, const float *h, float *out) { (void)m, (void)h, (void)out; abort(); }
+int lamina_model_rank_pooling(const lamina_model *m) { (void)m; abort(); }
 int lamina_model_embed_pooling(const lamina_model *m, const char *name, char *err, size_t err_size)
 {
     (void)m, (void)name, (void)err, (void)err_size;

@@ -141,11 +141,28 @@ SCHEMAS = [
 ]
 
 
+# GBNF grammars (mode bit 1), with an output each
+GBNFS = [
+    ('root ::= expr\nexpr ::= term ([-+*/] term)*\nterm ::= [0-9]+ | "(" expr ")"\n', "12*(3+4)-5"),
+    ('root ::= item{1,3}\nitem ::= "- " [^\\n\\x0b\\u2028]{1,10} "\\n"  # a list\n', "- a\n- \u00e9t\u00e9\n"),
+    ('root ::= "1. " m " " m "\\n"\nm ::= ([a-h] "x")? [a-h] [1-8] | [NBKQR] [a-h] [1-8] | "O-O" "-O"?\n',
+     "1. e4 O-O-O\n"),
+    ('root ::= "{" (s ":" v ("," s ":" v)*)? "}"\nv ::= s | [0-9]+ | root\ns ::= "\\"" [a-z\\u00e0-\\u00ff]* "\\""\n',
+     '{"a":1,"b":{"c":"\u00e0"}}'),
+    ('root ::= "(" root ")" | . .?\n', "((x\u65e5))"),
+    ('root ::= x\nx ::= x "a" | "a"\n', "aa"),
+]
+
+
 def grammar_seeds():
     n = 0
     for schema, output in SCHEMAS:
         for mode in (0, 1):
             put("grammar", n, schema.encode() + b"\0" + bytes([mode]) + output.encode())
+            n += 1
+    for gbnf, output in GBNFS:
+        for mode in (2, 3):
+            put("grammar", n, gbnf.encode() + b"\0" + bytes([mode]) + output.encode())
             n += 1
 
 
@@ -241,6 +258,9 @@ MANIFESTS = [
     ("qwen2.5:0.5b", {"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": "md5:00", "size": 4}]}),
     ("host.example:5000/ns/m:tag", {"layers": []}),
     ("m", {"layers": [layer("model", "4", 4)]}),
+    # a digest named twice (once with another size), a size beyond any blob
+    ("m", {"layers": [layer("model", "1", 4), layer("license", "1", 4), layer("params", "1", 5)]}),
+    ("m", {"config": layer("config", "2", 10), "layers": [layer("model", "1", 17592186044417)]}),
 ]
 
 

@@ -21,23 +21,27 @@ G="$S/tests/golden/gemma3-270m-embed.json"
 # LAMINA_GOLDEN_TINY=ARCH scripts/record-golden-embed.sh) on generated tiny
 # models, bert and nomic-bert: both poolings (mean, cls) on the core
 # reference and the cpu plugin (embed_check --encoder: ids, cosine >= 0.999,
-# lengths, batching, refusals), then through lamina serve
+# lengths, batching, refusals), then through lamina serve; bert also with
+# q8_0 matrices (tests/golden/tiny-bert-q8_0-embed.json, LAMINA_GOLDEN_TYPE=q8_0)
 if "$PYTHON" -c 'import gguf' 2>/dev/null; then
   mkdir -p "$TMP/bert"
-  for arch in bert nomic-bert; do
-  BG="$S/tests/golden/tiny-$arch-embed.json"
+  for at in bert:f32 nomic-bert:f32 bert:q8_0; do
+  arch=${at%:*} ty=${at#*:}
+  if [ $ty = f32 ]; then BG="$S/tests/golden/tiny-$arch-embed.json" name=$arch
+  else BG="$S/tests/golden/tiny-$arch-$ty-embed.json" name=$arch-$ty; fi
   for pool in mean cls; do
-    f="$TMP/bert/tiny-$arch-$pool.gguf"
-    if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type f32 --seed 1 --pooling $pool \
+    f="$TMP/bert/tiny-$name-$pool.gguf"
+    if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type $ty --seed 1 --pooling $pool \
          --out "$f" >"$TMP/gen.log" 2>&1; then
-      not_ok "$arch $pool: generate the model"; sed 's/^/# /' "$TMP/gen.log"; continue
+      not_ok "$name $pool: generate the model"; sed 's/^/# /' "$TMP/gen.log"; continue
     fi
     want=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["model_sha256"])' "$BG" $pool)
     got=$(sha256sum "$f" | cut -d' ' -f1)
-    [ "$want" = "$got" ] || diag "$arch $pool: the generated file differs from the one recorded ($got, recorded" \
-      "$want): if the generator changed on purpose, record again (LAMINA_GOLDEN_TINY=$arch scripts/record-golden-embed.sh)"
-    run_tap "$arch $pool ref" "$B/tests/server/embed_check" --encoder "$BG" "$f" ref $pool
-    run_tap "$arch $pool cpu" "$B/tests/server/embed_check" --encoder "$BG" "$f" cpu $pool
+    [ "$want" = "$got" ] || diag "$name $pool: the generated file differs from the one recorded ($got, recorded" \
+      "$want): if the generator changed on purpose, record again (LAMINA_GOLDEN_TINY=$arch" \
+      "LAMINA_GOLDEN_TYPE=$ty scripts/record-golden-embed.sh)"
+    run_tap "$name $pool ref" "$B/tests/server/embed_check" --encoder "$BG" "$f" ref $pool
+    run_tap "$name $pool cpu" "$B/tests/server/embed_check" --encoder "$BG" "$f" cpu $pool
   done
   done
   # lamina embed on a CLS-pooled encoder: llama.cpp's vectors for the

@@ -28,9 +28,9 @@ for seed in 1 2 3; do
 import json, sys, jsonschema
 jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))' "$TMP/run.out" "$TMP/s.json"
 done
-"$LAMINA" --config "$TMP/f.ini" run -q "$TMP/models/tiny-llama.gguf" "x" --raw --format '{"type":"integer","multipleOf":2}' >"$TMP/run.out" 2>"$TMP/run.err"
+"$LAMINA" --config "$TMP/f.ini" run -q "$TMP/models/tiny-llama.gguf" "x" --raw --format '{"type":"integer","not":{"multipleOf":2}}' >"$TMP/run.out" 2>"$TMP/run.err"
 check "lamina run --format with an unsupported keyword: exit status 2" [ $? -eq 2 ]
-expect_grep "  the message names it" 'keyword .multipleOf. at [$] is not supported' "$TMP/run.err"
+expect_grep "  the message names it" 'keyword .not. at [$] is not supported' "$TMP/run.err"
 "$LAMINA" --config "$TMP/f.ini" run -q "$TMP/models/tiny-llama.gguf" "x" --raw --format '{"type":"string","pattern":"^(a|b)*?$"}' >"$TMP/run.out" 2>"$TMP/run.err"
 check "lamina run --format with an unsupported pattern construct: exit status 2" [ $? -eq 2 ]
 expect_grep "  the message names it and its position" 'keyword .pattern. at [$]: lazy quantifier at position 7' "$TMP/run.err"

@@ -9,6 +9,7 @@ pydantic schemas; refused schemas answer 400 naming the keyword.
 Prints TAP."""
 import concurrent.futures as cf
 import datetime
+import decimal
 import json
 import re
 import sys
@@ -99,6 +100,12 @@ SCHEMAS.update({
     "obj_ranges": OBJ(age=I(0, 120), score=N(0, 1), temp=N(-50, 50), level=I(1, 3)),
     "array_ranges": {"type": "array", "items": I(1, 6), "minItems": 2, "maxItems": 5},
     "enum_range": {"enum": [1, 2, 5, 8, 13], "minimum": 4},
+    # multipleOf (exact), alone and with bounds
+    "int_multiple": I(multipleOf=7),
+    "int_multiple_range": I(-100, 1000, multipleOf=25),
+    "num_multiple": N(0, 50, multipleOf=0.25),
+    "num_cents": N(0, 100, multipleOf=0.01),
+    "obj_multiples": OBJ(qty=I(1, 99, multipleOf=3), price=N(0, 20, multipleOf=0.5)),
     # formats
     "date": F("date"),
     "time": F("time"),
@@ -110,6 +117,10 @@ SCHEMAS.update({
     "obj_formats": OBJ(id=F("uuid"), created=F("date-time"), day=F("date"), at=F("time")),
     "array_dates": {"type": "array", "items": F("date"), "minItems": 1, "maxItems": 3},
     "nullable_date": F("date", nullable=True),
+    # a format and a pattern on one string: both hold
+    "fmt_pattern_date": F("date", pattern=r"^20[0-2][0-9]-(0[1-9]|1[0-2])-.*$"),
+    "fmt_pattern_email": F("email", pattern=r"^[a-z]{1,8}@example\.(com|org)$"),
+    "fmt_pattern_uuid": F("uuid", pattern=r"^[0-9]{8}-.*$"),
     # patterns
     "pat_phone": P(r"^\d{3}-\d{4}$"),
     "pat_code": P(r"^[A-Z]{2}[0-9]{2,4}$"),
@@ -152,7 +163,9 @@ SCHEMAS.update({
     "empty_schema": {},
 })
 # what jsonschema checks instead ("nullable" is OpenAPI's keyword, not JSON Schema's)
+# (multipleOf 0.01 is checked exactly below: jsonschema divides floats)
 VALIDATE = {"nullable": {"type": "object", "properties": {"q": {"type": ["integer", "null"]}}, "required": ["q"]},
+            "num_cents": N(0, 100),
             "nullable_date": {"type": ["string", "null"], "format": "date"},
             "int_draft4": I(None, 9, exclusiveMinimum=0)}
 # additional property names and any-value schemas have no length bound, a
@@ -230,6 +243,8 @@ def gen_one(model, name, seed, temp, stream):
         validate(name, v)
     except jsonschema.ValidationError as e:
         return f"invalid ({e.message}): {text[:300]!r}"
+    if name == "num_cents" and decimal.Decimal(text.strip()) % decimal.Decimal("0.01") != 0:
+        return f"not a multiple of 0.01 (read exactly): {text[:100]!r}"
     return None
 
 
@@ -391,7 +406,9 @@ def clients():
 
 
 def refusals():
-    cases = [({"type": "integer", "multipleOf": 3}, "keyword 'multipleOf' at $ is not supported"),
+    cases = [({"type": "number", "multipleOf": 1e-20}, "keyword 'multipleOf' at $: more than 16 decimal places"),
+             ({"type": "string", "format": "date", "pattern": "^x$"},
+              "keywords 'format' ('date') and 'pattern' at $: no string meets both"),
              ({"type": "string", "pattern": "(?=x)"}, "keyword 'pattern' at $: group '(?=' at position 0"),
              ({"type": "string", "pattern": "[a-"}, "keyword 'pattern' at $: missing ']'"),
              ({"type": "integer", "minimum": 5, "maximum": 4}, "no integer fits"),

@@ -143,7 +143,7 @@ bad "context with a bad token" 400 /api/generate '{"model":"tiny-gemma3","prompt
 bad "prompt longer than the context" 400 /api/generate '{"model":"tiny-gemma3","prompt":"x","context":'"$($PYTHON -c 'print(list(range(3,400))*2)')"'}' 'does not fit the context'
 bad "OpenAI: malformed JSON" 400 /v1/chat/completions '{' '"message":"invalid JSON'
 bad "OpenAI: messages missing" 400 /v1/chat/completions '{"model":"tiny-gemma3"}' 'messages: expected a non-empty array'
-bad "OpenAI: a GBNF grammar" 400 /v1/completions '{"model":"tiny-gemma3","prompt":"x","grammar":"root ::= \"a\""}' 'grammar: GBNF'
+bad "OpenAI: a GBNF grammar with an undefined rule" 400 /v1/completions '{"model":"tiny-gemma3","prompt":"x","grammar":"root ::= item"}' 'grammar: line 1, column 10: rule .item. is not defined'
 bad "OpenAI: n > 16" 400 /v1/chat/completions '{"model":"tiny-gemma3","messages":[{"role":"user","content":"x"}],"n":17}' 'n: from 1 to 16'
 bad "OpenAI: max_tokens of the wrong type" 400 /v1/completions '{"model":"tiny-llama","prompt":"x","max_tokens":"many"}' 'max_tokens: expected an integer'
 bad "OpenAI: image parts" 400 /v1/chat/completions '{"model":"tiny-gemma3","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}' 'only \{'

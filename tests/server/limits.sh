@@ -1,14 +1,19 @@
 #!/bin/sh
 # Connection limits of `lamina serve`: a connection over [server]
 # max_connections reads a whole 503 (Retry-After, JSON, Connection: close)
-# while those within the limit keep working; a client that sends its
-# request slowly (a header byte a second) is closed after header_timeout;
-# an idle kept-alive connection after idle_timeout; a streamed generation
-# longer than both runs to its end; [server] rate_limit answers 429 per
-# key (or address) and leaves health checks alone; malformed values of the
-# new keys are refused naming the key.  Time bounds are generous: a check
-# only says that a connection was closed no earlier than its limit and
-# within the limit plus a margin.
+# while those within the limit keep working; beyond the hard cap
+# (max_connections plus a quarter, at least 16) new connections are closed
+# unanswered, the others keep being served and new ones are taken again
+# once some close; a client that sends its request slowly (a header byte a
+# second) is closed after header_timeout; an idle kept-alive connection
+# after idle_timeout; a streamed generation longer than both runs to its
+# end; a client that stops reading its reply (streamed or whole) is reset
+# after write_timeout, its generation cancelled and its model released,
+# while one that reads slowly but steadily gets all of it; [server]
+# rate_limit answers 429 per key (or address) and leaves health checks
+# alone; malformed values of the new keys are refused naming the key.
+# Time bounds are generous: a check only says that a connection was closed
+# no earlier than its limit and within the limit plus a margin.
 . "$top_srcdir/tests/server/common.sh"
 need_serve
 need_gguf
@@ -68,7 +73,7 @@ GET = b"GET /api/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 '
 
 # ---- malformed values are refused, naming the key ----
-for kv in "header_timeout = -1" "rate_limit = abc" "idle_timeout = 1.5" "rate_burst = -3"; do
+for kv in "header_timeout = -1" "rate_limit = abc" "idle_timeout = 1.5" "rate_burst = -3" "write_timeout = 2s"; do
   key=${kv%% *}
   write_ini "$TMP/bad.ini" "$kv"
   "$LAMINA" --config "$TMP/bad.ini" serve >"$TMP/bad.out" 2>&1 </dev/null; rc=$?
@@ -130,6 +135,72 @@ m = get('/metrics')[2]
 ok(any(l.startswith('lamina_events_total{event=\"connection_overflow\"}') and float(l.split()[-1]) >= 1
        for l in m.splitlines()), 'lamina_events_total{event=\"connection_overflow\"} counted')
 ok(any(l.startswith('lamina_http_connections ') for l in m.splitlines()), 'lamina_http_connections exported')
+done()
+" "$URL"
+  run_tap "hard cap" "$PYTHON" -c "$TAPPY
+import select
+cap = 4 + 16                  # max_connections + OVERFLOW_MARGIN (a quarter, at least 16)
+# start from no other connection open (the /metrics one counts itself)
+for _ in range(100):
+    if any(l == 'lamina_http_connections 1' for l in get('/metrics')[2].splitlines()): break
+    time.sleep(0.1)
+socks = [raw() for _ in range(cap + 8)]
+# the server closes the 8 beyond the cap at once, unanswered; the others
+# stay open (header_timeout is 120 s): wait until 8 read EOF, or 60 s
+closed = set(); t0 = time.monotonic()
+while len(closed) < 8 and time.monotonic() - t0 < 60:
+    r, _, _ = select.select([s for i, s in enumerate(socks) if i not in closed], [], [], 0.5)
+    for s in r:
+        try:
+            b = s.recv(4096)
+        except OSError:
+            b = b''
+        i = socks.index(s)
+        if not b: closed.add(i)
+        else: print(f'# connection {i} sent {b[:80]!r}')
+time.sleep(0.5)
+r, _, _ = select.select([s for i, s in enumerate(socks) if i not in closed], [], [], 0)
+ok(len(closed) == 8 and not r, f'{cap + 8} connections: 8 closed at once without a byte, {cap} held ({len(closed)} closed, {len(r)} more readable)',
+   sorted(closed))
+openl = [s for i, s in enumerate(socks) if i not in closed]
+# those within max_connections are served, those above it read a 503
+def ask(s):
+    s.sendall(GET); s.settimeout(60); buf = b''
+    try:
+        while b'\r\n\r\n' not in buf:
+            b = s.recv(4096)
+            if not b: break
+            buf += b
+    except OSError:
+        pass
+    return buf
+buf = ask(openl[0])
+ok(buf.startswith(b'HTTP/1.1 200'), 'at the cap, a connection within max_connections is still served', buf[:200])
+buf = ask(openl[-1])
+ok(buf.startswith(b'HTTP/1.1 503'), '  and one over max_connections reads its 503', buf[:200])
+# the connections over max_connections go: new ones are taken again (503
+# while max_connections are held), and served once one of those goes too
+for s in openl[4:]: s.close()
+st = None
+for _ in range(100):
+    s = raw(); buf = ask(s); s.close()
+    if buf.startswith(b'HTTP/1.1 503'): st = 503; break
+    time.sleep(0.1)
+ok(st == 503, 'after they closed, a new connection is taken (503 while 4 are held)', buf[:200])
+openl[3].close()
+st = None
+for _ in range(100):
+    s = raw(); buf = ask(s); s.close()
+    if buf.startswith(b'HTTP/1.1 200'): st = 200; break
+    time.sleep(0.1)
+ok(st == 200, '  and served once one of those 4 closed', buf[:200])
+buf = ask(openl[0])
+ok(buf.startswith(b'HTTP/1.1 200'), 'the first connection was served all along', buf[:200])
+for s in openl[:3]: s.close()
+time.sleep(0.5)
+m = get('/metrics')[2]
+ok(any(l.startswith('lamina_events_total{event=\"connection_cap\"}') and float(l.split()[-1]) >= 8
+       for l in m.splitlines()), 'lamina_events_total{event=\"connection_cap\"} counts the 8', [l for l in m.splitlines() if 'events_total{' in l])
 done()
 " "$URL"
   check "server stops cleanly" stop_server
@@ -209,6 +280,106 @@ done()
   check "server stops cleanly" stop_server
 else
   not_ok "server starts (header_timeout = 2)"
+fi
+
+# ---- clients that stop reading their reply: write_timeout ----
+write_ini "$TMP/w.ini" "write_timeout = 3" "parallel = 2" "n_ctx = 16384"
+if start_server "$TMP/w.ini"; then
+  run_tap "write" "$PYTHON" -c "$TAPPY
+def metric(name):
+    '''the value of a /metrics line; None when there is none'''
+    for l in get('/metrics')[2].splitlines():
+        if l.startswith(name + ' '): return float(l.split()[-1])
+    return None
+def wait_metric(name, want, limit=120):
+    '''(seconds until name reached want (0: until it is 0), None after limit s; the value)'''
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        v = metric(name)
+        if v is not None and (v >= want if want > 0 else v == 0): return time.monotonic() - t0, v
+        time.sleep(0.2)
+    return None, metric(name)
+def request(path, body):
+    b = json.dumps(body).encode()
+    return (f'POST {path} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: application/json\\r\\n'
+            f'Content-Length: {len(b)}\\r\\n\\r\\n').encode() + b
+def stopped_reader(req):
+    '''a client with a small receive buffer that sends req and reads nothing'''
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, port)); s.sendall(req)
+    return s
+def drain(s):
+    '''what the server sent before it went (everything, then EOF or a reset)'''
+    s.settimeout(30); data = b''; how = 'timeout'
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b: how = 'eof'; break
+            data += b
+    except ConnectionResetError:
+        how = 'reset'
+    except OSError as e:
+        how = repr(e)
+    return data, how
+EV = 'lamina_events_total{event=\"write_timeout\"}'
+USERS = 'lamina_model_users{model=\"tiny-long\"}'
+# a stream of a few thousand tokens with 20 alternatives each (megabytes),
+# to a client that reads nothing: more than the socket buffers hold
+big = {'model': 'tiny-long', 'prompt': 'Once', 'stream': True, 'logprobs': True, 'top_logprobs': 20,
+       'options': {'num_predict': 4000, 'temperature': 0}}
+ev0 = metric(EV) or 0
+t0 = time.monotonic()
+s = stopped_reader(request('/api/generate', big))
+st = get('/api/version')[0]
+ok(st == 200, 'while a client stops reading its stream, others are served', st)
+t, v = wait_metric(EV, ev0 + 1)
+el = time.monotonic() - t0
+ok(t is not None, f'the stalled stream is closed (write_timeout event after {el:.1f} s)', v)
+ok(el >= 3, f'  not before write_timeout (3 s) from its request ({el:.1f} s)')
+data, how = drain(s); s.close()
+ok(how in ('reset', 'eof') and b'\"done\":true' not in data,
+   f'  the client reads what was sent, then the end of the connection ({how}, {len(data)} bytes, no done)', data[-200:])
+t, v = wait_metric(USERS, 0)
+ok(t is not None, 'its generation stops and the model is released (lamina_model_users 0)', v)
+ok(metric('lamina_active_sequences{model=\"tiny-long\"}') == 0, '  no sequence left generating')
+# a whole reply, megabytes of token pieces, to a client that reads nothing
+tok = {'model': 'tiny-gemma3', 'content': 'hello world, ' * 20000, 'with_pieces': True}
+t0 = time.monotonic()
+s = stopped_reader(request('/tokenize', tok))
+t, v = wait_metric(EV, ev0 + 2)
+el = time.monotonic() - t0
+ok(t is not None and el >= 3, f'a whole reply the client does not read: closed after write_timeout ({el:.1f} s)', v)
+data, how = drain(s); s.close()
+ok(how in ('reset', 'eof'), f'  then the end of the connection ({how}, {len(data)} bytes)')
+for _ in range(100):
+    v = metric('lamina_http_connections')
+    if v == 1: break
+    time.sleep(0.2)
+ok(v == 1, 'no connection is left but the one asking (lamina_http_connections 1)', v)
+# a reader that takes a bit at a time, all along: it is never cut
+c = http.client.HTTPConnection(host, port, timeout=600)
+small = dict(big, options={'num_predict': 1000, 'temperature': 0})
+c.request('POST', '/api/generate', json.dumps(small), {'Content-Type': 'application/json'})
+r = c.getresponse(); last = {}; err = None
+try:
+    buf = b''
+    while True:
+        b = r.read1(16384)
+        if not b: break
+        buf += b
+        time.sleep(0.05)
+    last = json.loads(buf.strip().split(b'\\n')[-1])
+except Exception as e:
+    err = repr(e)
+c.close()
+ok(last.get('done') and last.get('eval_count') == 1000, 'a slow but steady reader gets the whole stream', err or str(last)[:300])
+ok(metric(EV) == ev0 + 2, '  and write_timeout counted only the two stalled clients', metric(EV))
+done()
+" "$URL"
+  check "server stops cleanly" stop_server
+  expect_grep "the log names write_timeout" 'closed 1 connection that took none of the reply for 3 s \(\[server\] write_timeout\)' "$SERVER_LOG"
+else
+  not_ok "server starts (write_timeout = 3)"
 fi
 
 # ---- rate limits ----

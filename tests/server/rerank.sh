@@ -3,7 +3,8 @@
 # Qwen3 reranker of tests/golden/tiny-rerank.json (a classifier head over
 # "yes"/"no", the file's rerank prompt) is made again, and lamina's
 # relevance scores and prompt tokens must be llama.cpp's
-# (tests/server/rerank_check.py; scripts/record-golden-rerank.sh records).
+# (tests/server/rerank_check.py; scripts/record-golden-rerank.sh records;
+# rerank_bert.sh does the same for a BERT cross-encoder).
 . "$top_srcdir/tests/server/common.sh"
 need_serve
 need_gguf
@@ -16,7 +17,8 @@ make_rerank_models() {
 setup "the golden tiny reranker made again" make_rerank_models
 write_ini "$TMP/r.ini" "parallel = 4"
 if start_server "$TMP/r.ini"; then
-  run_tap "rerank" "$PYTHON" "$S/tests/server/rerank_check.py" "$URL" "$S/tests/golden/tiny-rerank.json"
+  run_tap "rerank" "$PYTHON" "$S/tests/server/rerank_check.py" "$URL" "$S/tests/golden/tiny-rerank.json" \
+    tiny-rerank 0.002
   check "server stops cleanly" stop_server
 else
   not_ok "server starts"

@@ -217,6 +217,62 @@ static void walks_format(const char *f)
     ok(good == n, "%s: %d of %d random walks are valid %s %s", schema, good, n, f, bad);
 }
 
+/* format and pattern: both validators (regex on the decoded string) */
+typedef struct fp_arg { const char *f, *posix; } fp_arg;
+static int valid_format_pattern(const char *text, const void *arg)
+{
+    const fp_arg *a = arg;
+    return valid_format(text, a->f) && valid_regex(text, a->posix);
+}
+
+static void walks_format_pattern(const char *f, const char *pattern_json, const char *posix)
+{
+    char schema[256], bad[512] = "";
+    snprintf(schema, sizeof schema, "{\"type\":\"string\",\"format\":\"%s\",\"pattern\":\"%s\"}", f, pattern_json);
+    fp_arg a = { f, posix };
+    int n = 25, good = random_walks(schema, n, valid_format_pattern, &a, bad, sizeof bad);
+    ok(good == n, "%s: %d of %d random walks are valid %s matching ^(%s)$ %s", schema, good, n, f, posix, bad);
+}
+
+/* multipleOf: the text read exactly as a decimal; a multiple of
+ * k * 10^-dec within [lo, hi] */
+typedef struct mult_arg { long long k; int dec; long long lo, hi; int integer; } mult_arg;
+static int valid_mult(const char *text, const void *arg)
+{
+    const mult_arg *a = arg;
+    const char *p = text;
+    while (*p == ' ' || *p == '\n' || *p == '\t') p++;
+    int neg = *p == '-';
+    if (neg) p++;
+    __int128 ip = 0, fr = 0;
+    int nf = 0;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') ip = ip * 10 + (*p++ - '0');
+    if (*p == '.') {
+        if (a->integer) return 0;
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (nf < a->dec) { fr = fr * 10 + (*p - '0'); nf++; }
+            else if (*p != '0') return 0;   /* a digit finer than the step */
+            p++;
+        }
+    }
+    if (*p) return 0;
+    while (nf < a->dec) { fr *= 10; nf++; }
+    __int128 scale = 1;
+    for (int i = 0; i < a->dec; i++) scale *= 10;
+    __int128 v = ip * scale + fr;
+    if (neg) v = -v;
+    return v % a->k == 0 && v >= (__int128)a->lo * scale && v <= (__int128)a->hi * scale;
+}
+
+static void walks_mult(const char *schema, mult_arg m)
+{
+    char bad[512] = "";
+    int n = 25, good = random_walks(schema, n, valid_mult, &m, bad, sizeof bad);
+    ok(good == n, "%s: %d of %d random walks are multiples in range %s", schema, good, n, bad);
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -270,11 +326,26 @@ static void bench(const char *path)
                                              "{\"id\":\"ab-12\",\"day\":\"2024-01-01T00:00:00Z\",\"note\":\"hello ",
                                              "{\"id\":\"ab-1\",\"day\":\"2024-01-01T00:00:00Z\",\"note\":\"\",\"n\":1",
                                              "{\"id\":\"ab-1\",\"day\":\"2024-01-01T00:00:00Z\",\"note\":\"\",\"n\":12,\"x\":0.", NULL };
+    /* a GBNF grammar: JSON-like values, and a list */
+    static const char *const gbnf =
+        "root ::= value | list\n"
+        "value ::= object | array | string | [0-9]+ | \"true\" | \"false\" | \"null\"\n"
+        "object ::= \"{\" ws (string \":\" ws value (\",\" ws string \":\" ws value)*)? \"}\"\n"
+        "array ::= \"[\" ws (value (\",\" ws value)*)? \"]\"\n"
+        "string ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt])* \"\\\"\"\n"
+        "ws ::= [ \\n]?\n"
+        "list ::= (\"- \" [^\\n]+ \"\\n\")+\n";
+    static const char *const prefixes3[] = { "", "{\"name\": \"Bob", "{\"a\": [1, {\"b\": ", "- milk\n- eg", NULL };
     float *logits = malloc((size_t)nv * sizeof *logits);
-    for (int any = 0; any < 3; any++) {
+    for (int any = 0; any < 4; any++) {
         lamina_grammar *g = NULL;
-        const char *const *pre = any == 2 ? prefixes2 : prefixes;
-        if (any == 1) lamina_grammar_compile(NULL, &g, err, sizeof err);
+        const char *const *pre = any == 3 ? prefixes3 : any == 2 ? prefixes2 : prefixes;
+        if (any == 3) {
+            if (lamina_grammar_compile_gbnf(gbnf, strlen(gbnf), &g, err, sizeof err) < 0) {
+                diag("bench: gbnf: %s", err);
+                continue;
+            }
+        } else if (any == 1) lamina_grammar_compile(NULL, &g, err, sizeof err);
         else lamina_grammar_compile_text(any ? schema2 : schema, strlen(any ? schema2 : schema), &g, err, sizeof err);
         for (int i = 0; pre[i]; i++) {
             lamina_gmatch *m = NULL;
@@ -282,16 +353,17 @@ static void bench(const char *path)
             if (lamina_gmatch_feed(m, pre[i], strlen(pre[i])) < 0) { diag("bench: %s refused", pre[i]); lamina_gmatch_free(m); continue; }
             int reps = 20, allowed = 0;
             double t = now();
-            double ms = 0;
+            double ms = 0, first = 0;   /* GBNF: the first step also fills the matcher's memo */
             for (int r = 0; r < reps; r++) {
                 for (int32_t k = 0; k < nv; k++) logits[k] = 0;
                 t = now();
                 lamina_gmatch_mask(m, logits);
+                if (r == 0) first = (now() - t) * 1e3;
                 ms += (now() - t) * 1e3 / reps;
             }
             for (int32_t k = 0; k < nv; k++) allowed += logits[k] == 0;
-            diag("mask %-7s after %-42s %7.3f ms/step, %d tokens allowed", any == 1 ? "json" : any ? "schema2" : "schema",
-                 pre[i], ms, allowed);
+            diag("mask %-7s after %-42s %7.3f ms/step (first %.3f), %d tokens allowed",
+                 any == 3 ? "gbnf" : any == 1 ? "json" : any ? "schema2" : "schema", pre[i], ms, first, allowed);
             lamina_gmatch_free(m);
         }
         lamina_grammar_unref(g);
@@ -510,7 +582,21 @@ int main(int argc, char **argv)
     check(f4, "\"1.2.3\"", 'x');
     check("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":10}", "\"2024-01-01\"", 'd');
     refuse("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":9}", "no string matches");
-    refuse("{\"type\":\"string\",\"format\":\"date\",\"pattern\":\"a\"}", "keyword 'format' ('date') next to 'pattern'");
+    /* format and pattern together: both automata must accept */
+    const char *fp = "{\"type\":\"string\",\"format\":\"date\",\"pattern\":\"^2024-.*$\"}";
+    check(fp, "\"2024-02-29\"", 'd');
+    check(fp, "\"2023-", 'x');
+    check(fp, "\"2024-02-30", 'x');
+    const char *fq = "{\"type\":\"string\",\"format\":\"email\",\"pattern\":\".*@example\\\\.com\"}";
+    check(fq, "\"ann@example.com\"", 'd');
+    check(fq, "\"ann@b.com\"", 'x');
+    check("{\"enum\":[\"2024-01-01\",\"2025-01-01\"],\"format\":\"date\",\"pattern\":\"^2025.*\"}", "\"2024-01-01\"", 'x');
+    check("{\"enum\":[\"2024-01-01\",\"2025-01-01\"],\"format\":\"date\",\"pattern\":\"^2025.*\"}", "\"2025-01-01\"", 'd');
+    refuse("{\"type\":\"string\",\"format\":\"date\",\"pattern\":\"a\"}",
+           "keywords 'format' ('date') and 'pattern' at $: no string meets both");
+    walks_format_pattern("date", "^20[0-9][0-9]-0[1-6].*", "20[0-9][0-9]-0[1-6].*");
+    walks_format_pattern("uuid", "[0-9]+-.*", "[0-9]+-.*");
+    walks_format_pattern("time", ".*Z", ".*Z");
     check("{\"enum\":[\"2024-02-30\",\"2024-02-28\"],\"format\":\"date\"}", "\"2024-02-30\"", 'x');
     check("{\"enum\":[\"2024-02-30\",\"2024-02-28\"],\"format\":\"date\"}", "\"2024-02-28\"", 'd');
     walks_format("date");
@@ -593,7 +679,45 @@ int main(int argc, char **argv)
     /* refused */
     refuse("{\"type\":\"object\",\"properties\":{\"x\":{\"patternProperties\":{}}}}",
            "keyword 'patternProperties' at $.properties.x is not supported");
-    refuse("{\"type\":\"integer\",\"multipleOf\":2}", "keyword 'multipleOf' at $ is not supported");
+    /* multipleOf, exact, with and without bounds */
+    const char *m3 = "{\"type\":\"integer\",\"multipleOf\":3}";
+    check(m3, "12", 'c');
+    check(m3, "13", 'v');       /* 132 is one */
+    check(m3, "-9", 'c');
+    check(m3, "0", 'c');
+    check(m3, "1.", 'x');
+    const char *m5 = "{\"type\":\"integer\",\"multipleOf\":5,\"minimum\":0,\"maximum\":12}";
+    check(m5, "1", 'v');
+    check(m5, "10", 'c');
+    check(m5, "5", 'c');
+    check(m5, "50", 'x');
+    check(m5, "2", 'x');
+    check(m5, "-1", 'x');
+    const char *mc = "{\"type\":\"number\",\"multipleOf\":0.01}";
+    check(mc, "1.25", 'c');
+    check(mc, "1.250", 'c');
+    check(mc, "1.255", 'x');
+    check(mc, "-0.5", 'c');
+    check(mc, "1e", 'x');       /* no exponent under multipleOf */
+    check("{\"type\":\"integer\",\"multipleOf\":0.5}", "7", 'c');
+    check("{\"type\":\"integer\",\"multipleOf\":0.4}", "3", 'v');
+    check("{\"type\":\"integer\",\"multipleOf\":0.4}", "4", 'c');
+    check("{\"multipleOf\":2.5,\"maximum\":5,\"exclusiveMinimum\":0}", "2.5", 'c');
+    check("{\"multipleOf\":2.5,\"maximum\":5,\"exclusiveMinimum\":0}", "3", 'x');
+    check("{\"enum\":[3,4,6],\"multipleOf\":3}", "4", 'x');
+    check("{\"enum\":[3,4,6],\"multipleOf\":3}", "6", 'd');
+    walks_mult("{\"type\":\"integer\",\"multipleOf\":7919,\"minimum\":-100000,\"maximum\":1000000}",
+               (mult_arg){ 7919, 0, -100000, 1000000, 1 });
+    walks_mult("{\"type\":\"integer\",\"multipleOf\":3}", (mult_arg){ 3, 0, -(1ll << 62), 1ll << 62, 1 });
+    walks_mult("{\"type\":\"number\",\"multipleOf\":0.05,\"minimum\":-2,\"maximum\":30}",
+               (mult_arg){ 5, 2, -2, 30, 0 });
+    walks_mult("{\"type\":\"number\",\"multipleOf\":0.001,\"minimum\":0,\"maximum\":1}",
+               (mult_arg){ 1, 3, 0, 1, 0 });
+    refuse("{\"type\":\"integer\",\"multipleOf\":0}", "keyword 'multipleOf' at $: expected a number above 0");
+    refuse("{\"type\":\"number\",\"multipleOf\":1e-20}", "more than 16 decimal places");
+    refuse("{\"type\":\"number\",\"multipleOf\":1e30}", "at most 10^17");
+    refuse("{\"type\":\"integer\",\"multipleOf\":7,\"minimum\":1,\"maximum\":6}", "minimum/maximum/multipleOf at $: no integer fits");
+    refuse("{\"type\":\"integer\",\"multipleOf\":\"2\"}", "expected a number above 0");
     refuse("{\"items\":{\"if\":{}}}", "keyword 'if' at $.items is not supported");
     refuse("{\"$ref\":\"#/$defs/a\",\"$defs\":{\"a\":{\"$ref\":\"#/$defs/a\"}}}", "no instance");
     refuse("{\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"n\":{\"$ref\":\"#/$defs/n\"}},\"required\":[\"n\"]}},\"$ref\":\"#/$defs/n\"}",

@@ -51,7 +51,7 @@ embeddings std 0.05, norm weights 1 + N(0, 0.05)), so activations stay
 finite.  The output is a function of the arguments only (same seed, same
 bytes).
 
---rerank (qwen3 only) makes the file a Qwen3-Reranker as llama.cpp's
+--rerank with --arch qwen3 makes the file a Qwen3-Reranker as llama.cpp's
 converter (conversion/qwen.py, Qwen3Model) writes one: qwen3.pooling_type
 4 (RANK), qwen3.classifier.output_labels ["yes", "no"], the named chat
 template tokenizer.chat_template.rerank (plus tokenizer.chat_templates
@@ -64,6 +64,19 @@ rows of the single-byte tokens "y" (id 121) and "n" (id 110) stand in.
 Everything else (all other keys and tensors, the random draws) is the
 same as without --rerank, so the rank scores equal the softmax of the
 plain model's logits of those two tokens at the last position.
+
+--rerank with --arch bert makes a BERT cross-encoder (ms-marco MiniLM,
+bge-reranker) as llama.cpp's converter writes one from a
+*ForSequenceClassification checkpoint: bert.pooling_type 4 (RANK), one
+label (bert.classifier.output_labels ["LABEL_0"]), the classifier's
+dense layer as cls.weight [n_embd, n_embd] (the matrix type) and cls.bias,
+its out_proj as cls.output.weight (F32, ne [n_embd, 1]) and
+cls.output.bias, after the encoder's tensors (drawn from the generator
+after them, so the encoder's weights are those without --rerank); the
+WordPiece tokenizer as converted from a BERT tokenizer.json (the pair
+template "[CLS] $A [SEP] $B [SEP]"): eos_token_id [SEP], add_eos_token
+true, add_sep_token false, so llama-server frames a query and a document
+as [CLS] query [SEP] document [SEP].
 
 --manifest FILE writes a JSON description of what was written: version,
 alignment, every key in file order with its GGUF type and value (arrays:
@@ -842,6 +855,7 @@ RERANK_TEMPLATE = (
     "<Query>: {query}\n<Document>: {document}<|im_end|>\n"
     "<|im_start|>assistant\n<think>\n\n</think>\n\n")
 RERANK_LABELS = ["yes", "no"]         # cls.output.weight rows, in this order
+BERT_RERANK_LABELS = ["LABEL_0"]      # a cross-encoder's single relevance logit
 
 
 def rerank_metadata(arch):
@@ -849,6 +863,8 @@ def rerank_metadata(arch):
     order: gguf_writer add_pooling_type(RANK), add_classifier_output_labels,
     add_chat_template([{"name": "rerank", ...}]) (which writes
     tokenizer.chat_template.<name> and the list tokenizer.chat_templates)."""
+    if arch in ENCODER:               # set_gguf_parameters: pooling, then the labels
+        return [(f"{arch}.classifier.output_labels", VT.ARRAY, BERT_RERANK_LABELS, VT.STRING)]
     return [
         (f"{arch}.pooling_type", VT.UINT32, int(gguf.PoolingType.RANK), None),
         (f"{arch}.classifier.output_labels", VT.ARRAY, RERANK_LABELS, VT.STRING),
@@ -912,7 +928,8 @@ def main(argv=None):
     ap.add_argument("--chat-template", metavar="FILE",
                     help="store this Jinja chat template as tokenizer.chat_template")
     ap.add_argument("--rerank", action="store_true",
-                    help="make a Qwen3-Reranker (rank pooling, cls.output.weight; qwen3 only)")
+                    help="make a reranker: qwen3 a Qwen3-Reranker, bert a cross-encoder (rank pooling, "
+                         "classifier head)")
     ap.add_argument("--pooling", choices=list(POOLING), default="mean",
                     help="bert: the pooling type the file names (default mean)")
     ap.add_argument("--fim", action="store_true",
@@ -921,8 +938,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.fim and args.arch in ("gemma3", "gemma2") + ENCODER:
         ap.error("--fim needs a byte-level BPE vocabulary (not gemma)")
-    if args.rerank and args.arch != "qwen3":
-        ap.error("--rerank needs --arch qwen3")
+    if args.rerank and args.arch not in ("qwen3", "bert"):
+        ap.error("--rerank needs --arch qwen3 or bert")
     n_layer = args.layers if args.layers is not None else (6 if args.arch == "gemma3" else 4)
     if n_layer < 1 or n_layer > 64:
         ap.error("--layers must be in 1..64")
@@ -942,6 +959,15 @@ def main(argv=None):
         toks, b2u = metadata_tokens(meta), byte_to_unicode()
         for i, k in enumerate(("pre", "suf", "mid")):
             meta.append((f"tokenizer.ggml.fim_{k}_token_id", VT.UINT32, toks.index(b2u[i + 1]), None))
+    if args.rerank and args.arch == "bert":
+        # pooling RANK; a BERT tokenizer.json's pair template as gguf-py's
+        # SpecialVocab reads it: EOS is [SEP], added; no separate SEP
+        sep = metadata_tokens(meta).index("[SEP]")
+        meta = [(k, vt, int(gguf.PoolingType.RANK) if k.endswith(".pooling_type") else v, sub)
+                for k, vt, v, sub in meta]
+        at = next(i for i, kv in enumerate(meta) if kv[0] == "tokenizer.ggml.unknown_token_id")
+        meta[at:at] = [("tokenizer.ggml.eos_token_id", VT.UINT32, sep, None)]
+        meta.append(("tokenizer.ggml.add_sep_token", VT.BOOL, False, None))
     if args.rerank:
         # after the architecture keys, before the tokenizer (converter order)
         at = next(i for i, kv in enumerate(meta) if kv[0].startswith("tokenizer."))
@@ -952,7 +978,15 @@ def main(argv=None):
 
     tensors = []
     n_ctx = args.context if args.context else 512
-    for name, ne, kind, qt in tensor_plan(args.arch, n_layer, args.tname, n_ctx):
+    plan = tensor_plan(args.arch, n_layer, args.tname, n_ctx)
+    if args.rerank and args.arch == "bert":
+        # the classifier (classifier.dense, classifier.out_proj), last
+        E = SHAPES[args.arch][0]
+        mat = QT.Q8_0 if args.tname == "mixed" else TYPES[args.tname]
+        plan += [("cls.weight", [E, E], "mat", mat), ("cls.bias", [E], "bias", QT.F32),
+                 ("cls.output.weight", [E, len(BERT_RERANK_LABELS)], "mat", QT.F32),
+                 ("cls.output.bias", [len(BERT_RERANK_LABELS)], "bias", QT.F32)]
+    for name, ne, kind, qt in plan:
         x = weights(rng, ne, kind)
         if x.ndim == 3:                     # one matrix per expert: rows of all
             arr, raw = encode(x.reshape(-1, x.shape[-1]), qt)
@@ -963,7 +997,7 @@ def main(argv=None):
         w.add_tensor(name, arr, raw_dtype=raw)
         tensors.append({"name": name, "type": int(qt), "ne": ne, "size": int(arr.nbytes),
                         "crc32": zlib.crc32(arr.tobytes())})
-        if args.rerank and name == "token_embd.weight":
+        if args.rerank and args.arch == "qwen3" and name == "token_embd.weight":
             # the classifier head: the label tokens' embedding rows as the
             # file stores them (dequantized), F32, ne [n_embd, 2]; no draw
             # from rng, so the other tensors stay as without --rerank

@@ -3,7 +3,9 @@
 # runtime: the device listed with its versions and a passed self-test; all
 # layers on vulkan when it is preferred, and the same greedy answer as the
 # cpu plugin; logits against llama.cpp's (tests/golden) with every layer on
-# vulkan and with the first 9 on vulkan and the rest on cpu; a device lost
+# vulkan and with the first 9 on vulkan and the rest on cpu; the generated
+# model of every architecture (mixture of experts and encoders included)
+# wholly on vulkan against llama.cpp; a device lost
 # in the middle of a generation hands the layers to the cpu plugin and the
 # answer still comes, the same as on the cpu.
 . "$top_srcdir/tests/engine/common.sh"
@@ -67,15 +69,27 @@ for arch in llama llama3 qwen2 qwen3 gemma2 gemma3 phi3 granite olmo2; do
   golden_run "$arch: tight: vulkan matches llama.cpp (precise)" --tight "$S/tests/golden/tiny-$arch-logits.json" \
     "$TMP/tiny-$arch.gguf" vulkan all
 done
-# 3c. mixture of experts: the vulkan plugin has no expert ops (ABI 1.1
-#     TOPK ... MOE_SUM), so the layers go to the cpu plugin, with the reason
+# 3c. mixture of experts (ABI 1.1 TOPK ... MOE_SUM) and the encoders (1.2
+#     NORM, UNARY): every layer on vulkan alone, no backend passed over;
+#     qwen3moe held to the tight limits like the others, bert and
+#     nomic-bert to llama.cpp's embeddings (embed_check --encoder)
 "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch qwen3moe --type mixed --seed 1 --out "$TMP/tiny-qwen3moe.gguf" \
     >/dev/null 2>&1 || not_ok "qwen3moe: generate the model"
-"$B/tests/engine/golden_check" "$S/tests/golden/tiny-qwen3moe-logits.json" "$TMP/tiny-qwen3moe.gguf" vulkan,cpu all \
-    >"$TMP/moe.out" 2>&1; rc=$?
-check "qwen3moe: vulkan + cpu match llama.cpp (default) (exit $rc)" [ $rc -eq 0 ]
-expect_grep "qwen3moe: vulkan passed over for the expert op" \
-    '^# plan: vulkan:0 .*passed over: layer 0 needs topk' "$TMP/moe.out"
+golden_run "qwen3moe: tight: vulkan matches llama.cpp (precise)" --tight "$S/tests/golden/tiny-qwen3moe-logits.json" \
+    "$TMP/tiny-qwen3moe.gguf" vulkan all
+expect_grep "qwen3moe: every layer on vulkan" '^# plan: vulkan:0 .* layers 0-[0-9]+ \(([0-9]+)/\1\)' "$TMP/golden.out"
+check "qwen3moe: no backend passed over" sh -c '! grep -q "passed over" "$1"' _ "$TMP/golden.out"
+pool=mean        # the pooling is the host's: one is enough here
+for arch in bert nomic-bert; do
+  f="$TMP/tiny-$arch-$pool.gguf"
+  "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type f32 --seed 1 --pooling $pool --out "$f" \
+      >/dev/null 2>&1 || { not_ok "$arch $pool: generate the model"; continue; }
+  "$B/tests/server/embed_check" --encoder "$S/tests/golden/tiny-$arch-embed.json" "$f" vulkan $pool \
+      >"$TMP/enc.out" 2>&1; rc=$?
+  sed 's/^\(not \)\{0,1\}ok [0-9]* - /# /' "$TMP/enc.out" | grep -v '^1\.\.'
+  if [ $rc -eq 0 ]; then ok "$arch $pool: vulkan alone matches llama.cpp's embeddings"
+  else not_ok "$arch $pool: vulkan alone matches llama.cpp's embeddings (exit $rc)"; grep '^not ok' "$TMP/enc.out" | sed 's/^/# /'; fi
+done
 
 # 4. the device lost after 8 graphs (the model check's 6: four layer kinds, the
 #    embedding and the head; the prompt; 1 token): the rest

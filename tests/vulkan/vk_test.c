@@ -1067,6 +1067,92 @@ static void test_chain(void)
     tens_free(&z1); tens_free(&z2); tens_free(&b); tens_free(&o);
 }
 
+/* A mixture-of-experts step whose expert ids come from the device:
+ * topk -> moe_weights -> mul_mat_id q8_0 -> moe_sum, against C here; then
+ * an expert id out of range gives NaN in its column only. */
+static void test_moe_chain(const char *how)
+{
+    tens L, ids, wts, W, A, Y, out;
+    const int64_t X = 4, k = 2, T = 3, K = 64, N = 40;
+    char name[160];
+    snprintf(name, sizeof name, "graph topk -> moe_weights -> mul_mat_id q8_0 -> moe_sum%s", how);
+    if (tens_new(&L, LAMINA_TYPE_F32, X, T, 1, 1, 0, 0) ||
+        tens_new(&ids, LAMINA_TYPE_I32, k, T, 1, 1, 0, 0) ||
+        tens_new(&wts, LAMINA_TYPE_F32, k, T, 1, 1, 0, 0) ||
+        tens_new(&W, LAMINA_TYPE_Q8_0, K, N, X, 1, 0, 0) ||
+        tens_new(&A, LAMINA_TYPE_F32, K, 1, T, 1, 0, 0) ||
+        tens_new(&Y, LAMINA_TYPE_F32, N, k, T, 1, 0, 0) ||
+        tens_new(&out, LAMINA_TYPE_F32, N, T, 1, 1, 0, 0)) {
+        ok(0, "%s: allocate", name);
+        return;
+    }
+    tens_fill(&L); tens_fill(&W); tens_fill(&A);
+    float *w = malloc(sizeof(float) * (size_t)(K * N * X));
+    float *want = malloc(sizeof(float) * (size_t)(N * T));
+    for (int64_t e = 0; e < X; e++)
+        for (int64_t n = 0; n < N; n++)
+            deq_row(LAMINA_TYPE_Q8_0, row_ptr(&W, n, e, 0), w + (e * N + n) * K, K);
+    for (int64_t t = 0; t < T; t++) {
+        /* 1. the k largest logits (distinct random values), softmax over them */
+        int64_t sel[2] = { 0, 0 };
+        double p[2], mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < k; j++) {
+            int64_t best = -1;
+            for (int64_t i = 0; i < X; i++)
+                if ((j == 0 || i != sel[0]) && (best < 0 || *f32_at(&L, i, t, 0, 0) > *f32_at(&L, best, t, 0, 0)))
+                    best = i;
+            sel[j] = best;
+            p[j] = *f32_at(&L, best, t, 0, 0);
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        for (int64_t j = 0; j < k; j++)
+            sum += exp(p[j] - mx);
+        /* 2. the chosen experts' outputs, weighted */
+        for (int64_t n = 0; n < N; n++) {
+            double acc = 0;
+            for (int64_t j = 0; j < k; j++) {
+                double d = 0;
+                for (int64_t i = 0; i < K; i++)
+                    d += (double)w[(sel[j] * N + n) * K + i] * *f32_at(&A, i, 0, t, 0);
+                acc += exp(p[j] - mx) / sum * d;
+            }
+            want[t * N + n] = (float)acc;
+        }
+    }
+    upload(&L); upload(&W); upload(&A); upload(&out);
+    lamina_node nodes[4];
+    nodes[0] = node_new(LAMINA_OP_TOPK, &ids, &L, NULL, NULL, NULL);
+    nodes[0].ip[0] = (int32_t)k;
+    nodes[1] = node_new(LAMINA_OP_MOE_WEIGHTS, &wts, &L, &ids, NULL, NULL);
+    nodes[1].ip[0] = 1;
+    nodes[2] = node_new(LAMINA_OP_MUL_MAT_ID, &Y, &W, &A, &ids, NULL);
+    nodes[3] = node_new(LAMINA_OP_MOE_SUM, &out, &Y, &wts, NULL, NULL);
+    uint8_t *got = malloc(out.bytes > Y.bytes ? out.bytes : Y.bytes);
+    int ran = run_nodes(nodes, 4, &out, got) == 0;
+    double e = ran ? compare(&out, got, want) : INFINITY;
+    ok(ran && e <= 2e-5, "%s: max rel error %.2e", name, e);
+    /* 3. ids from the host, one out of range: that column NaN, the rest not */
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < k; j++)
+            *i32_at(&ids, j, t) = (int32_t)((t + j) % X);
+    *i32_at(&ids, 1, 1) = (int32_t)X + 5;
+    upload(&ids);
+    ran = run_nodes(&nodes[2], 1, &Y, got) == 0;
+    int nan_ok = ran;
+    for (int64_t t = 0; t < T && ran; t++)
+        for (int64_t j = 0; j < k; j++)
+            for (int64_t n = 0; n < N; n++) {
+                float v;
+                memcpy(&v, got + (row_ptr(&Y, j, t, 0) - Y.host) + 4 * n, 4);
+                if (isnan(v) != (t == 1 && j == 1))
+                    nan_ok = 0;
+            }
+    ok(nan_ok, "mul_mat_id: an expert id out of range gives NaN in its column only%s", how);
+    free(got); free(w); free(want);
+    tens_free(&L); tens_free(&ids); tens_free(&wts); tens_free(&W); tens_free(&A);
+    tens_free(&Y); tens_free(&out);
+}
+
 static void test_errors(void)
 {
     char err[256] = "";
@@ -1128,6 +1214,30 @@ static void test_errors(void)
         n = node_new(LAMINA_OP_MUL_MAT, &d, &a, &a, NULL, NULL);
         n.src[0].type = LAMINA_TYPE_Q8_K;
         ok(bi->supports_op(be, &n) == 0, "supports_op declines mul_mat q8_K");
+        /* the 1.1 and 1.2 ops are the plugin's: a weight type it lacks
+         * is declined for mul_mat_id as for mul_mat */
+        n = node_new(LAMINA_OP_UNARY, &d, &a, NULL, NULL, NULL);
+        ok(bi->supports_op(be, &n) == 1, "supports_op unary f32");
+        n = node_new(LAMINA_OP_NORM, &d, &a, NULL, NULL, NULL);
+        ok(bi->supports_op(be, &n) == 1, "supports_op norm f32");
+        tens w3, ids, y;
+        memset(&w3, 0, sizeof w3);
+        memset(&ids, 0, sizeof ids);
+        memset(&y, 0, sizeof y);
+        if (tens_new(&w3, LAMINA_TYPE_F32, 8, 4, 3, 1, 0, 0) == 0 &&
+            tens_new(&ids, LAMINA_TYPE_I32, 1, 2, 1, 1, 0, 0) == 0 &&
+            tens_new(&y, LAMINA_TYPE_F32, 4, 1, 2, 1, 0, 0) == 0) {
+            n = node_new(LAMINA_OP_MUL_MAT_ID, &y, &w3, &d, &ids, NULL);
+            n.src[1].ne[1] = 1;
+            n.src[1].ne[2] = 2;
+            n.src[1].nb[2] = n.src[1].nb[1];
+            ok(bi->supports_op(be, &n) == 1, "supports_op mul_mat_id f32");
+            n.src[0].type = LAMINA_TYPE_Q8_K;
+            ok(bi->supports_op(be, &n) == 0, "supports_op declines mul_mat_id q8_K");
+        }
+        tens_free(&w3);
+        tens_free(&ids);
+        tens_free(&y);
         tens_free(&a);
         tens_free(&d);
     }
@@ -1178,6 +1288,7 @@ static void run_op_cases(void)
     test_attention(LAMINA_TYPE_F32, 0, 0.0f);
     test_attention(LAMINA_TYPE_F16, 50, 30.0f);
     test_chain();
+    test_moe_chain("");
 }
 
 #ifdef VK_WITH_REF
@@ -1185,7 +1296,7 @@ static void selftest_case(void *ctx, const lamina_selftest_result *r)
 {
     (void)ctx;
     if (r->status == LAMINA_SELFTEST_PASS)
-        ok_ref(1, "selftest %s: pass, error %.1e (tol %.0e)", r->name, r->max_err, r->tol);
+        ok_ref(1, "selftest %s: pass, error %.1e (tol %.0e), %.1f ms", r->name, r->max_err, r->tol, r->ms);
     else if (r->status == LAMINA_SELFTEST_UNSUPPORTED)  /* nothing was checked */
         printf("ok %d - selftest %s # SKIP declined by the plugin's supports_op\n", ++n_test,
                r->name);
@@ -1324,11 +1435,30 @@ int main(int argc, char **argv)
         test_mul_mat(LAMINA_TYPE_Q6_K, 21, 1, 1, " shared-reduce, windows");
         test_mul_mat(LAMINA_TYPE_F16, 100, 7, 1, " windows");
         test_get_rows(LAMINA_TYPE_Q5_0, 300, " windows");
+        /* experts are not windowed: one larger than a binding is declined */
+        tens w3, a, ids, y;
+        if (tens_new(&w3, LAMINA_TYPE_F32, 64, 16, 2, 1, 0, 0) == 0 &&
+            tens_new(&a, LAMINA_TYPE_F32, 64, 1, 1, 1, 0, 0) == 0 &&
+            tens_new(&ids, LAMINA_TYPE_I32, 1, 1, 1, 1, 0, 0) == 0 &&
+            tens_new(&y, LAMINA_TYPE_F32, 16, 1, 1, 1, 0, 0) == 0) {
+            lamina_node n = node_new(LAMINA_OP_MUL_MAT_ID, &y, &w3, &a, &ids, NULL);
+            ok(bi->supports_op(be, &n) == 0, "supports_op declines mul_mat_id with 8 KiB of experts "
+               "in 4 KiB bindings");
+            tens_free(&w3); tens_free(&a); tens_free(&ids); tens_free(&y);
+        }
+        bi->close(be);
+        be = NULL;
+    }
+    unsetenv("LAMINA_VULKAN_MAX_RANGE");
+    /* mul_mat_id's shared-memory reduction variant */
+    if (open_device(0) != 0) {
+        ok(0, "open device 0 (no subgroup ops)");
+    } else {
+        test_moe_chain(" (shared-reduce)");
         bi->close(be);
         be = NULL;
     }
     unsetenv("LAMINA_VULKAN_NO_SUBGROUP");
-    unsetenv("LAMINA_VULKAN_MAX_RANGE");
 
     /* the GPU shape of the matrix-vector shader: a workgroup of one
      * subgroup (8 lanes here), 3 rows each so the last group is partial */
@@ -1342,6 +1472,7 @@ int main(int argc, char **argv)
         test_mul_mat(LAMINA_TYPE_Q8_0, 101, 2, 1, " one subgroup, 3 rows, 32-bit loads");
         test_mul_mat(LAMINA_TYPE_Q5_0, 33, 1, 1, " one subgroup, 3 rows, 32-bit loads");
         test_mul_mat(LAMINA_TYPE_F16, 50, 1, 1, " one subgroup, 3 rows, 32-bit loads");
+        test_moe_chain(" (one subgroup, 3 rows)");
         bi->close(be);
         be = NULL;
     }

@@ -5,6 +5,7 @@
  *   OP_SILU  dst = A / (1 + e^-A) * B   (GLU, A = gate, B = up)
  *   OP_GELU  dst = 0.5 A (1 + tanh(sqrt(2/pi) (A + 0.044715 A^3))) * B
  *   OP_COPY  dst = convert(A), A F32/F16/BF16, dst F32/F16
+ *   OP_USILU, OP_UGELU  UNARY: the activation of A alone (no B)
  * Row strides are per operand; a broadcast B has row strides 0.
  * One invocation per element.
  */
@@ -16,6 +17,8 @@
 #define OP_SILU 3u
 #define OP_GELU 4u
 #define OP_COPY 5u
+#define OP_USILU 6u
+#define OP_UGELU 7u
 
 layout(local_size_x = 256) in;
 
@@ -52,6 +55,10 @@ void main()
         v = pc.s * a;
     } else if (pc.op == OP_COPY) {
         v = a;
+    } else if (pc.op == OP_USILU) {
+        v = a / (1.0 + exp(-a));
+    } else if (pc.op == OP_UGELU) {
+        v = 0.5 * a * (1.0 + tanh_stable(0.7978845608028654 * (a + 0.044715 * a * a * a)));
     } else {
         uint ba = pc.b_off + row_addr(r, pc.ne1, pc.ne2, pc.b_nb1, pc.b_nb2, pc.b_nb3);
         float b = LD_F32(B, ba + 4u * i0);

@@ -13,6 +13,9 @@
  * and NR rows per workgroup (more on CPU devices, where a workgroup costs
  * a loop iteration and fewer, fuller ones win).  The host keeps
  * NR * LS <= RED_MAX for drivers that split a workgroup into subgroups.
+ * MUL_ID: MUL_MAT_ID, the rows of the expert that column m chose
+ * (mm_common.glsl); a column whose id is out of range gets NaN (the ids
+ * are device data, not checked before the dispatch).
  */
 #include "common.glsl"
 #include "dequant.glsl"
@@ -48,6 +51,15 @@ void main()
     uint m = wg / row_groups;
     uint wa = pc.a_off + nl0 * pc.a_nb1;
     uint xa = x_col(m);
+#if MUL_ID
+    int e = expert(m);
+    if (e < 0) {                   /* uniform in the workgroup */
+        for (uint r = lid; r < nr; r += LS)
+            st_f32(d_col(m) + 4u * (pc.n_begin + nl0 + r), uintBitsToFloat(0x7fc00000u));
+        return;
+    }
+    wa += uint(e) * pc.a_nb2;
+#endif
     /* 2. partial dot products over groups lid, lid + LS, ... */
     uint ngroups = pc.K / GS;
     float acc[NR];

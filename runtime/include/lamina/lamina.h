@@ -121,6 +121,14 @@ typedef struct lamina_config {
      * the registry it pulls from (default https://registry.ollama.ai) */
     char     model_store[4096];
     char     model_registry[512];
+    /* [server] write_timeout (after the fields above): seconds a reply may
+     * wait for the client to take any of it, default 60; 0: none */
+    int      server_write_timeout;
+    /* [generate] speculative decoding from the sequence's own tokens
+     * (after the fields above) */
+    int      speculative;             /* 1 = auto (adaptive, default), 0 = off */
+    int      speculative_draft;       /* most drafts per step, default 8 */
+    int      speculative_ngram;       /* longest n-gram looked up, default 3 */
 } lamina_config;
 
 /* Fill `cfg` with built-in defaults. */
