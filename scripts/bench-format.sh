@@ -31,14 +31,8 @@ while [ $# -gt 0 ]; do
     *) MODEL=$1; shift ;;
   esac
 done
-LAMINA=${LAMINA:-$ROOT/_install/bin/lamina}
-[ -x "$LAMINA" ] || { echo "bench-format: $LAMINA not found (run ./setup.sh or set LAMINA)" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "bench-format: model not found: $MODEL" >&2; exit 1; }
-case $LAMINA in
-  */runtime/lamina)   # a build tree: its plugins and probe helper
-    B=$(cd "$(dirname "$LAMINA")/.." && pwd)
-    export LAMINA_PLUGIN_PATH=$B/plugins/cpu/.libs LAMINA_PROBE_HELPER=$B/runtime/lamina-probe ;;
-esac
+. "$ROOT/scripts/bench-lib.sh"
+bench_use_lamina bench-format
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 if [ -z "$SCHEMA" ]; then
@@ -60,7 +54,7 @@ run() {
   sed -n 's/.*generated \([0-9]*\) tokens [0-9.]* s, \([0-9.]*\) tok\/s.*/\1 \2/p' "$WORK/err" | tail -n 1
 }
 echo "model $(basename "$MODEL"), $NTOK tokens, $R rounds, $(nproc) threads"
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+echo "cpu: $(bench_cpu)"
 : > "$WORK/free"; : > "$WORK/json"
 for i in $(seq 1 "$R"); do
   if [ $((i % 2)) = 1 ]; then

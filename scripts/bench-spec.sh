@@ -33,14 +33,8 @@ while [ $# -gt 0 ]; do
     *) MODEL=$1; shift ;;
   esac
 done
-LAMINA=${LAMINA:-$ROOT/_install/bin/lamina}
-[ -x "$LAMINA" ] || { echo "bench-spec: $LAMINA not found (run ./setup.sh or set LAMINA)" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "bench-spec: model not found: $MODEL" >&2; exit 1; }
-case $LAMINA in
-  */runtime/lamina)   # a build tree: its plugins and probe helper
-    B=$(cd "$(dirname "$LAMINA")/.." && pwd)
-    export LAMINA_PLUGIN_PATH=$B/plugins/cpu/.libs LAMINA_PROBE_HELPER=$B/runtime/lamina-probe ;;
-esac
+. "$ROOT/scripts/bench-lib.sh"
+bench_use_lamina bench-spec
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 printf '[model]\nthreads = %s\n' "$THREADS" > "$WORK/lamina.ini"
@@ -72,7 +66,7 @@ run() {
     "$WORK/err" | tail -n 1
 }
 echo "model $(basename "$MODEL"), $NTOK tokens, $R rounds, threads ${THREADS/#0/all} of $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+echo "cpu: $(bench_cpu)"
 for p in copy code free; do
   : > "$WORK/$p.off"; : > "$WORK/$p.on"
   for i in $(seq 1 "$R"); do

@@ -11,34 +11,19 @@ with lamina's.  Bad grammars, and a grammar next to a schema, answer 400.
 Prints TAP."""
 import concurrent.futures as cf
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
 
 import lark
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from taplib import done, ok, poster  # noqa: E402
+
 URL = sys.argv[1]
 MODELS = sys.argv[2:] or ["tiny-gemma3", "tiny-llama"]
-n_test = n_fail = 0
-
-
-def ok(cond, desc):
-    global n_test, n_fail
-    n_test += 1
-    if not cond:
-        n_fail += 1
-    print(("ok" if cond else "not ok") + f" {n_test} - {desc}", flush=True)
-    return cond
-
-
-def post(path, body):
-    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+post = poster(URL)
 
 
 # name: (GBNF, the same language in lark's syntax)
@@ -144,10 +129,9 @@ def run(model, name, endpoint, temp, seed, stream):
         else:
             body["messages"] = [{"role": "user", "content": "Write:"}]
     if not stream:
-        st, txt = post(endpoint, body)
+        st, r = post(endpoint, body)
         if st != 200:
-            return None, f"HTTP {st}: {txt[:200]}"
-        r = json.loads(txt)
+            return None, f"HTTP {st}: {str(r)[:200]}"
         if endpoint == "/v1/completions":
             return r["choices"][0]["finish_reason"], r["choices"][0]["text"]
         if endpoint == "/v1/chat/completions":
@@ -234,16 +218,16 @@ BAD = [
 ]
 for path, body, want in BAD:
     body = dict(body, model=m)
-    st, txt = post(path, body)
+    st, r = post(path, body)
+    txt = json.dumps(r) if not isinstance(r, str) else r
     ok(st == 400 and want in txt, f"{path} {json.dumps(body.get('grammar'))[:50]}: 400 naming it ({txt[:160]})")
 
 # what stays allowed: response_format text next to a grammar, an empty grammar
 st, txt = post("/v1/completions", {"model": m, "prompt": "x", "max_tokens": 20, "grammar": "root ::= \"yes\" | \"no\"",
                                    "response_format": {"type": "text"}})
-ok(st == 200 and json.loads(txt)["choices"][0]["text"] in ("yes", "no"),
-   f"response_format text with a grammar: the grammar applies ({txt[:120]})")
+ok(st == 200 and txt["choices"][0]["text"] in ("yes", "no"),
+   f"response_format text with a grammar: the grammar applies ({json.dumps(txt)[:120]})")
 st, txt = post("/v1/completions", {"model": m, "prompt": "x", "max_tokens": 5, "grammar": ""})
-ok(st == 200, f"an empty grammar is no grammar ({txt[:80]})")
+ok(st == 200, f"an empty grammar is no grammar ({json.dumps(txt)[:80]})")
 
-print(f"1..{n_test}")
-sys.exit(1 if n_fail else 0)
+done()
