@@ -109,7 +109,7 @@ int cmd_pull(const cli_globals *g, int argc, char **argv)
             insecure = 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: lamina pull [--insecure] NAME\n"
-                   "Fetch the model NAME ([host/][namespace/]model[:tag]) from its registry into lamina's\n"
+                   "Fetch the model NAME ([host[:port]/][namespace/]model[:tag]) from its registry into lamina's\n"
                    "store ([model] store, [model] registry; see lamina(1)).\n");
             return 0;
         } else if (argv[i][0] == '-') {

@@ -81,8 +81,7 @@ int cmd_cp(const cli_globals *g, int argc, char **argv)
     int st = open_store(g, "cp", &cfg, store);
     if (st) return st;
     if (!lamina_ollama_name_valid(argv[2])) {
-        cli_error("cp: invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, digits, "
-                  "'_', '-' and '.'", argv[2]);
+        cli_error("cp: invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, argv[2]);
         return 1;
     }
     char dirs[LAMINA_MAX_STORES][4096];

@@ -62,6 +62,23 @@ static int part_ok(const char *s, size_t n)
     return 1;
 }
 
+/* A registry host: a name part, then optionally ":PORT" (1..65535), as
+ * in "registry.example.com:5000/team/model:tag". */
+static int host_ok(const char *s, size_t n)
+{
+    const char *c = memchr(s, ':', n);
+    if (!c) return part_ok(s, n);
+    if (n > MAX_PART) return 0;
+    size_t h = (size_t)(c - s), pn = n - h - 1;
+    if (!part_ok(s, h) || pn == 0 || pn > 5) return 0;
+    unsigned port = 0;
+    for (size_t i = 0; i < pn; i++) {
+        if (c[1 + i] < '0' || c[1 + i] > '9') return 0;
+        port = port * 10 + (unsigned)(c[1 + i] - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
 typedef struct oname {
     char host[MAX_PART + 1], ns[MAX_PART + 1], model[MAX_PART + 1], tag[MAX_PART + 1];
 } oname;
@@ -80,10 +97,14 @@ static int parse_name(const char *name, oname *o)
     size_t plen[3];
     int np = 0;
     const char *p = name, *end = name + base;
+    int slashes = 0;
+    for (const char *c = p; c < end; c++) slashes += *c == '/';
     while (p < end) {
         const char *q = memchr(p, '/', (size_t)(end - p));
         size_t n = q ? (size_t)(q - p) : (size_t)(end - p);
-        if (np == 3 || !part_ok(p, n)) return 0;
+        /* the first of three parts is the host, the only one with a port */
+        const int is_host = np == 0 && slashes == 2;
+        if (np == 3 || !(is_host ? host_ok(p, n) : part_ok(p, n))) return 0;
         parts[np] = p;
         plen[np++] = n;
         p = q ? q + 1 : end;
@@ -203,8 +224,7 @@ int lamina_ollama_find(char dirs[][4096], int n_dirs, const char *name, lamina_o
     oname o;
     if (!name || !parse_name(name, &o))
         return lamina_set_err(err, es, LAMINA_EINVAL,
-                              "invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, "
-                              "digits, '_', '-' and '.'", name ? name : "");
+                              "invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, name ? name : "");
     memset(out, 0, sizeof *out);
     short_name(&o, out->name, sizeof out->name);
     for (int d = 0; d < n_dirs; d++) {
@@ -402,8 +422,7 @@ int lamina_ollama_manifest_path(const char *store, const char *name, char *out, 
     oname o;
     if (!name || !parse_name(name, &o))
         return lamina_set_err(err, es, LAMINA_EINVAL,
-                              "invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, "
-                              "digits, '_', '-' and '.'", name ? name : "");
+                              "invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, name ? name : "");
     int n = snprintf(out, size, "%s/manifests/%s/%s/%s/%s", store, o.host, o.ns, o.model, o.tag);
     if (n < 0 || (size_t)n >= size) return lamina_set_err(err, es, LAMINA_ERANGE, "store path too long");
     return 0;

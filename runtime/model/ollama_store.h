@@ -61,6 +61,10 @@ typedef struct lamina_ollama_model {
     char template_path[4200], system_path[4200], params_path[4200];   /* "" when absent */
 } lamina_ollama_model;
 
+/* What a model name looks like, for the error lines that refuse one. */
+#define LAMINA_OLLAMA_NAME_FORM \
+    "[host[:port]/][namespace/]model[:tag], each part letters, digits, '_', '-' and '.'"
+
 /* 1 when `name` is a valid Ollama name (see above). */
 int lamina_ollama_name_valid(const char *name);
 

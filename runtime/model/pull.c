@@ -730,8 +730,7 @@ int lamina_pull(const char *name, const lamina_pull_opts *o, char *err, size_t e
     sess S = { .o = o, .err = err, .es = es };
     if (err && es) err[0] = 0;
     if (!lamina_ollama_name_parts(name, S.host, S.ns, S.model, S.tag))
-        return lamina_set_err(err, es, LAMINA_EINVAL, "invalid model name '%.120s': [host/][namespace/]model[:tag], "
-                              "each part letters, digits, '_', '-' and '.'", name ? name : "");
+        return lamina_set_err(err, es, LAMINA_EINVAL, "invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, name ? name : "");
     snprintf(S.name, sizeof S.name, "%s", name);
     if (!o->store || o->store[0] != '/')
         return lamina_set_err(err, es, LAMINA_EINVAL, "the model store must be an absolute path");

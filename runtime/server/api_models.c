@@ -197,8 +197,7 @@ int srv_api_pull(srv_call *c)
         return srv_reply_error(c, 400, "%s", err);
     if (!name || !name[0]) return srv_reply_error(c, 400, "model is required");
     if (!lamina_ollama_name_valid(name))
-        return srv_reply_error(c, 400, "invalid model name '%.120s': [host/][namespace/]model[:tag], each part "
-                               "letters, digits, '_', '-' and '.'", name);
+        return srv_reply_error(c, 400, "invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, name);
     snprintf(c->log, sizeof c->log, "model=%.120s", name);
     pull_job *j = calloc(1, sizeof *j);
     if (!j) return srv_reply_error(c, 500, "out of memory");
@@ -695,8 +694,7 @@ static int name_field(srv_call *c, const char *key, const char **name, char *err
     if (!*name && !strcmp(key, "model") && srv_json_str(c->body, "name", name, err, es) < 0) return -1;
     if (!*name || !(*name)[0]) { snprintf(err, es, "%s is required", key); return -1; }
     if (!lamina_ollama_name_valid(*name)) {
-        snprintf(err, es, "%s: invalid model name '%.120s': [host/][namespace/]model[:tag], each part letters, "
-                 "digits, '_', '-' and '.'", key, *name);
+        snprintf(err, es, "%s: invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, key, *name);
         return -1;
     }
     return 0;

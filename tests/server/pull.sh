@@ -94,6 +94,21 @@ check "  one download of the blob" [ "$(grep -c "\"path\": \"/v2/library/slow/bl
 check "  the blob is whole and right" [ "$(sha "$ST/blobs/sha256-$d")" = "$d" ]
 
 # 4. failures: exit 1 and one line naming why; nothing half-written left
+# a registry named with its port, as host:port/namespace/model[:tag]
+HP=127.0.0.1:$(cat "$TMP/port")
+pull --insecure "$HP/library/tiny"; rc=$?
+check "pull --insecure $HP/library/tiny (a host with a port): exit 0" [ $rc -eq 0 ]
+check "  the manifest under manifests/$HP/library/tiny/latest" [ -s "$ST/manifests/$HP/library/tiny/latest" ]
+"$LAMINA" --config "$TMP/p.ini" run -q "$HP/library/tiny" "Hello" --raw -n 3 > "$TMP/run.out" 2> "$TMP/run.err"
+check "  lamina run serves it by that name" [ $? -eq 0 ]
+pull --insecure "127.0.0.1:99999/library/tiny"; rc=$?
+check "pull 127.0.0.1:99999/library/tiny (port out of range): exit 1, invalid name" \
+  [ $rc -eq 1 ] && grep -q "invalid model name" "$TMP/err"
+pull --insecure "127.0.0.1:80x/library/tiny"; rc=$?
+check "pull 127.0.0.1:80x/library/tiny (not a port): exit 1, invalid name" [ $rc -eq 1 ] && grep -q "invalid model name" "$TMP/err"
+pull --insecure "library:5000/tiny"; rc=$?
+check "pull library:5000/tiny (a port on the namespace): exit 1, invalid name" [ $rc -eq 1 ] && grep -q "invalid model name" "$TMP/err"
+
 fails() {  # DESC PATTERN NAME...
   local desc=$1 pat=$2; shift 2
   pull "$@"; local rc=$?
