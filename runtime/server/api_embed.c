@@ -299,15 +299,11 @@ static int input_text(emb_inputs *in, size_t i, const srv_model *m, const char *
 }
 
 /* Fit each input to `limit` positions of model m: cut (truncate) or
- * refuse naming the field (and, when an encoder's batch is what limits it,
- * the settings that size the batch); refuse inputs with no tokens.  Sums
- * the tokens. */
-static int inputs_fit(emb_inputs *in, const srv_model *m, int32_t limit, int truncate, const char *field, int many,
+ * refuse naming the field; refuse inputs with no tokens.  Sums the tokens.
+ * (An encoder's batch holds a whole context: pool.c's batch_tokens.) */
+static int inputs_fit(emb_inputs *in, int32_t limit, int truncate, const char *field, int many,
                       char *err, size_t es)
 {
-    const lamina_engine_params *ep = lamina_engine_params_get(m->eng);
-    const char *why = !m->model->hp.causal && limit == ep->n_batch
-                    ? " (an encoder reads each input whole in one batch: [server] parallel + prompt_chunk tokens)" : "";
     in->total = 0;
     for (size_t i = 0; i < in->count; i++) {
         char name[64];
@@ -316,8 +312,8 @@ static int inputs_fit(emb_inputs *in, const srv_model *m, int32_t limit, int tru
         if (in->n[i] == 0) { snprintf(err, es, "%s: the input is empty", name); return -1; }
         if (in->n[i] > limit) {
             if (!truncate) {
-                snprintf(err, es, "%s: the input has %d tokens, more than the context length of %d%s%s", name,
-                         in->n[i], limit, why, strcmp(field, "input") ? "" : " (set \"truncate\": true to cut it)");
+                snprintf(err, es, "%s: the input has %d tokens, more than the context length of %d%s", name,
+                         in->n[i], limit, strcmp(field, "input") ? "" : " (set \"truncate\": true to cut it)");
                 return -1;
             }
             in->n[i] = limit;
@@ -421,7 +417,7 @@ static int ollama_embed(srv_call *c, int legacy)
         const char *t = list ? json_string_value(json_array_get(list, i)) : one;
         if (input_text(&in, i, m, t, err, sizeof err) < 0) { http = 500; goto fail_model; }
     }
-    if (inputs_fit(&in, m, ctx_limit(m, o.num_ctx), truncate, legacy ? "prompt" : "input", list != NULL,
+    if (inputs_fit(&in, ctx_limit(m, o.num_ctx), truncate, legacy ? "prompt" : "input", list != NULL,
                    err, sizeof err) < 0)
         goto bad_model;
     const int32_t E = m->model->hp.n_embd;
@@ -572,7 +568,7 @@ int srv_oai_embeddings(srv_call *c)
         else r = input_ids(&inp, i, json_array_get(in, i), name, lamina_tokenizer_n_vocab(m->tok), err, sizeof err);
         if (r < 0) goto bad_model;
     }
-    if (inputs_fit(&inp, m, ctx_limit(m, 0), 0, "input", kind == TEXTS || kind == IDS, err, sizeof err) < 0)
+    if (inputs_fit(&inp, ctx_limit(m, 0), 0, "input", kind == TEXTS || kind == IDS, err, sizeof err) < 0)
         goto bad_model;
     vec = malloc(n * (size_t)E * sizeof *vec);
     if (!vec) { snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
@@ -709,7 +705,7 @@ int srv_rerank(srv_call *c)
         if (r < 0) { if (r == LAMINA_ENOMEM) snprintf(err, sizeof err, "out of memory"); http = 500; goto fail_model; }
         inp.n[i] = nt > INT32_MAX ? INT32_MAX : (int32_t)nt;
     }
-    if (inputs_fit(&inp, m, ctx_limit(m, 0), 0, "documents", 1, err, sizeof err) < 0) goto bad_model;
+    if (inputs_fit(&inp, ctx_limit(m, 0), 0, "documents", 1, err, sizeof err) < 0) goto bad_model;
     vec = malloc(n * (size_t)E * sizeof *vec);
     items = calloc(n, sizeof *items);
     float *cls = malloc((size_t)m->model->hp.n_cls_out * sizeof *cls);

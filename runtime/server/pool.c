@@ -497,7 +497,9 @@ static json_t *model_caps(const lamina_gguf *g, const char *tmpl)
     const char *arch = NULL;
     size_t al = 0;
     if (lamina_gguf_get_str(g, "general.architecture", &arch, &al, NULL, 0) == 0 && al < 64) {
-        /* an encoder (bert) gives embeddings and nothing else */
+        /* an encoder (bert) gives embeddings and nothing else, and those
+         * only when its file names a pooling that makes one vector per
+         * input (mean, CLS or last); a cross-encoder (rank) scores pairs */
         char an[64];
         memcpy(an, arch, al);
         an[al] = 0;
@@ -505,7 +507,7 @@ static json_t *model_caps(const lamina_gguf *g, const char *tmpl)
         if (ai && (ai->flags & LAMINA_ARCH_F_ENCODER)) {
             snprintf(key, sizeof key, "%s.pooling_type", an);
             json_t *ec = json_array();
-            if (lamina_gguf_get_i64(g, key, &pool, NULL, 0) < 0 || pool != 4)
+            if (lamina_gguf_get_i64(g, key, &pool, NULL, 0) == 0 && pool >= 1 && pool <= 3)
                 json_array_append_new(ec, json_string("embedding"));
             return ec;
         }
@@ -659,6 +661,16 @@ static int slot_ctx(const srv *s, const lamina_model *model)
     return n;
 }
 
+/* Tokens one engine step takes: a token of every slot and a prompt chunk;
+ * for an encoder (bert) at least a whole context, since an encoder's input
+ * is read in one step, never in chunks. */
+static int batch_tokens(const srv *s, const lamina_model *model)
+{
+    int n = s->set.parallel + s->set.prompt_chunk;
+    if (!model->hp.causal && slot_ctx(s, model) > n) n = slot_ctx(s, model);
+    return n;
+}
+
 /* Bytes a model will use: its file (mapped or uploaded), the KV cache of
  * every slot, scratch for a batch and the logits. */
 static uint64_t estimate_bytes(const srv *s, const lamina_model *model, uint64_t file_size)
@@ -667,7 +679,7 @@ static uint64_t estimate_bytes(const srv *s, const lamina_model *model, uint64_t
     uint64_t ctx = (uint64_t)slot_ctx(s, model), seqs = (uint64_t)s->set.parallel;
     uint64_t kv = (uint64_t)hp->n_layer * seqs * ctx * (uint64_t)hp->n_head_kv *
                   (uint64_t)(hp->head_dim + hp->head_dim_v) * 2u;
-    uint64_t T = seqs + (uint64_t)s->set.prompt_chunk;
+    uint64_t T = (uint64_t)batch_tokens(s, model);
     uint64_t scratch = T * 4u * (4u * (uint64_t)hp->n_embd + 2u * (uint64_t)hp->n_ff +
                                  2u * (uint64_t)hp->n_head * (uint64_t)hp->head_dim) +
                        2u * seqs * (uint64_t)hp->n_vocab * 4u;
@@ -699,7 +711,7 @@ static int model_load(srv *s, srv_model *m, lamina_model *model, char *err, size
     lamina_engine_params_default(&p);
     p.n_ctx = slot_ctx(s, model);
     p.n_seq = s->set.parallel;
-    p.n_batch = s->set.parallel + s->set.prompt_chunk;
+    p.n_batch = batch_tokens(s, model);
     p.n_outputs = s->set.parallel;
     if (s->cfg.speculative)         /* rows for every slot's drafts */
         p.n_outputs = s->set.parallel * (1 + s->cfg.speculative_draft);

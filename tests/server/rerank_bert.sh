@@ -40,14 +40,19 @@ want=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["prove
 got=$(sha256sum "$TMP/models/tiny-bert-rerank.gguf" | cut -d' ' -f1)
 [ "$want" = "$got" ] || diag "the generated reranker differs from the one recorded ($got, recorded $want): if the" \
   "generator changed on purpose, record again (LAMINA_GOLDEN_TINY=bert scripts/record-golden-rerank.sh)"
-# an encoder reads each input whole in one batch (parallel + prompt_chunk tokens)
-write_ini "$TMP/r.ini" "parallel = 4" "prompt_chunk = 512"
+# the default prompt_chunk (128): an encoder's batch still holds a whole
+# context, so a query and document of more than 128 tokens are scored
+write_ini "$TMP/r.ini" "parallel = 4"
 if start_server "$TMP/r.ini"; then
   run_tap "rerank bert" "$PYTHON" "$S/tests/server/rerank_check.py" "$URL" \
     "$G" tiny-bert-rerank 0.0002
   st=$(code "$TMP/o.json" POST /v1/rerank -d '{"model":"tiny-bert","query":"q","documents":["a"]}')
   [ "$st" = 400 ] && grep -q "not a reranker" "$TMP/o.json"
   check_rc "a bert file without a classifier: 400, not a reranker" $?
+  long=$("$PYTHON" -c 'print(" ".join(["cat"] * 300))')
+  st=$(code "$TMP/o.json" POST /v1/rerank -d "{\"model\":\"tiny-bert-rerank\",\"query\":\"q\",\"documents\":[\"$long\"]}")
+  [ "$st" = 200 ] && grep -q relevance_score "$TMP/o.json"
+  check_rc "a document of 300 tokens, more than parallel + prompt_chunk (132), within the context: scored ($st)" $?
   st=$(code "$TMP/o.json" POST /v1/rerank -d '{"model":"tiny-bert-nohead","query":"q","documents":["a"]}')
   [ "$st" -ge 400 ] && grep -q "tensor 'cls.weight' without 'cls.output.weight'" "$TMP/o.json"
   check_rc "a pooler without a head: refused naming both tensors ($st)" $?
