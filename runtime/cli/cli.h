@@ -21,6 +21,7 @@ int cmd_serve(const cli_globals *g, int argc, char **argv);   /* when built with
 int cmd_pull(const cli_globals *g, int argc, char **argv);    /* built with the server (libcurl) */
 int cmd_rm(const cli_globals *g, int argc, char **argv);      /* lamina's store (cmd_store.c), with the server */
 int cmd_cp(const cli_globals *g, int argc, char **argv);
+int cmd_create(const cli_globals *g, int argc, char **argv);  /* a Modelfile into lamina's store (cmd_store.c) */
 
 /* A model ready to run: runtime (plugins probed), model, tokenizer,
  * backends opened in preference order, engine.  cli_open prints the plan

@@ -32,6 +32,7 @@ static void usage(FILE *fp)
 #ifdef LAMINA_HAVE_SERVER
           "  serve [--listen H:P]     HTTP service: Ollama and OpenAI APIs, /metrics\n"
           "  pull NAME                fetch a model from its registry into lamina's store\n"
+          "  create NAME [-f FILE]    create a model in lamina's store from a Modelfile\n"
           "  rm NAME...               remove models from lamina's store\n"
           "  cp SOURCE DESTINATION    copy a model to a new name in lamina's store\n"
 #endif
@@ -78,10 +79,11 @@ int main(int argc, char **argv)
 #ifdef LAMINA_HAVE_SERVER
     if (strcmp(cmd, "serve") == 0)        return cmd_serve(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "pull") == 0)         return cmd_pull(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "create") == 0)       return cmd_create(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "rm") == 0)           return cmd_rm(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "cp") == 0)           return cmd_cp(&g, sub_argc, sub_argv);
 #else
-    if (strcmp(cmd, "pull") == 0 || strcmp(cmd, "rm") == 0 || strcmp(cmd, "cp") == 0) {
+    if (strcmp(cmd, "pull") == 0 || strcmp(cmd, "rm") == 0 || strcmp(cmd, "cp") == 0 || strcmp(cmd, "create") == 0) {
         cli_error("%s: this lamina was built without the server and registry client (needs "
                   "libmicrohttpd-dev, libcurl4-openssl-dev and libssl-dev)", cmd);
         return 1;

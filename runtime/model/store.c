@@ -16,8 +16,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
+#include "catalogue.h"
+#include "gguf.h"
 #include "lamina/plugin.h"
 #include "log.h"
 
@@ -500,5 +503,201 @@ int lamina_store_delete(const char *store, const char *name, int *removed, char 
 out:
     lamina_ollama_manifest_free(&m);
     store_unlock(fd);
+    return rc;
+}
+
+/* ---- create ---- */
+
+#define MAX_SMALL_LAYER (1u << 20)   /* a template, system, params or license layer */
+/* the config's platform, in Go's names as Ollama writes them */
+#if defined(__aarch64__)
+#define CONFIG_ARCH "arm64"
+#elif defined(__x86_64__)
+#define CONFIG_ARCH "amd64"
+#else
+#define CONFIG_ARCH "unknown"
+#endif
+
+int lamina_store_add_file(const char *store, const char *path, lamina_ollama_layer *l, char *err, size_t es)
+{
+    char hex[65];
+    struct stat st;
+    if (stat(path, &st) != 0) return lamina_set_err(err, es, LAMINA_ENOENT, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return lamina_set_err(err, es, LAMINA_EINVAL, "%s: not a regular file", path);
+    int rc = lamina_sha256_file(path, hex, err, es);
+    if (rc < 0) return rc;
+    snprintf(l->digest, sizeof l->digest, "sha256:%s", hex);
+    snprintf(l->media_type, sizeof l->media_type, "%s", LAMINA_MT_MODEL);
+    l->size = (uint64_t)st.st_size;
+    return lamina_store_blob_adopt(store, path, l->digest, l->size, err, es);
+}
+
+typedef struct layer_list {
+    lamina_ollama_layer l[LAMINA_OLLAMA_MAX_LAYERS];
+    int n;
+} layer_list;
+
+static void cstatus(const lamina_store_recipe *r, const char *fmt, const char *digest)
+{
+    if (!r->status) return;
+    char st[160];
+    snprintf(st, sizeof st, fmt, digest ? digest : "");
+    r->status(r->ud, st);
+}
+
+/* A layer of media type mt with bytes data (NULL: none), replacing those
+ * of that type when replace is nonzero. */
+static int set_layer(const char *store, const lamina_store_recipe *r, layer_list *ll, const char *mt,
+                     const void *data, size_t n, int replace, char *err, size_t es)
+{
+    if (replace) {
+        int k = 0;
+        for (int i = 0; i < ll->n; i++)
+            if (strcmp(ll->l[i].media_type, mt)) ll->l[k++] = ll->l[i];
+        ll->n = k;
+    }
+    if (!data) return 0;
+    if (ll->n >= LAMINA_OLLAMA_MAX_LAYERS - 1)
+        return lamina_set_err(err, es, LAMINA_EINVAL, "too many layers (at most %d)", LAMINA_OLLAMA_MAX_LAYERS - 1);
+    lamina_ollama_layer *l = &ll->l[ll->n];
+    int had = lamina_store_blob_put(store, data, n, l->digest, err, es);
+    if (had < 0) return had;
+    snprintf(l->media_type, sizeof l->media_type, "%s", mt);
+    l->size = (uint64_t)n;
+    ll->n++;
+    cstatus(r, had ? "using existing layer %s" : "creating new layer %s", l->digest);
+    return 0;
+}
+
+/* A small layer's blob, NUL-terminated (NULL when unreadable). */
+static char *read_layer(const char *store, const lamina_ollama_layer *l)
+{
+    char path[4300];
+    if (l->size > MAX_SMALL_LAYER || lamina_store_blob_path(store, l->digest, path, sizeof path, NULL, 0) < 0) return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *t = malloc(l->size + 1);
+    size_t n = t ? fread(t, 1, l->size, f) : 0;
+    fclose(f);
+    if (!t || n != l->size) { free(t); return NULL; }
+    t[n] = 0;
+    return t;
+}
+
+/* The model blob is a GGUF lamina opens; its architecture and file type. */
+static int check_gguf(const char *store, const lamina_store_recipe *r, const char *digest, char *arch, size_t arch_size,
+                      char *ftype, size_t ftype_size, char *err, size_t es)
+{
+    char path[4300], e2[600];
+    const char *what = r->what ? r->what : "model";
+    int rc = lamina_store_blob_path(store, digest, path, sizeof path, err, es);
+    if (rc < 0) return rc;
+    unsigned char magic[4] = { 0 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t k = fd >= 0 ? read(fd, magic, 4) : -1;
+    if (fd >= 0) close(fd);
+    if (k != 4 || memcmp(magic, "GGUF", 4))
+        return lamina_set_err(err, es, LAMINA_EINVAL, "%s (%s) is not a GGUF file (its first bytes are not \"GGUF\")",
+                              what, digest);
+    lamina_gguf *g;
+    if (lamina_gguf_open(path, &g, e2, sizeof e2) < 0)
+        return lamina_set_err(err, es, LAMINA_EINVAL, "%s (%s) is not a GGUF file lamina can read: %s", what, digest, e2);
+    const char *s;
+    size_t sl;
+    arch[0] = 0;
+    if (lamina_gguf_get_str(g, "general.architecture", &s, &sl, NULL, 0) == 0) snprintf(arch, arch_size, "%.*s", (int)sl, s);
+    int64_t ft = -1;
+    lamina_gguf_get_i64(g, "general.file_type", &ft, NULL, 0);
+    snprintf(ftype, ftype_size, "%s", ft >= 0 && r->ftype_name ? r->ftype_name(ft) : "unknown");
+    lamina_gguf_close(g);
+    return 0;
+}
+
+int lamina_store_create(const char *store, const char *name, const lamina_store_recipe *r, char *err, size_t es)
+{
+    if (r->n_layers < 0 || r->n_layers > LAMINA_OLLAMA_MAX_LAYERS - 1)
+        return lamina_set_err(err, es, LAMINA_EINVAL, "too many layers (at most %d)", LAMINA_OLLAMA_MAX_LAYERS - 1);
+    layer_list *ll = calloc(1, sizeof *ll);
+    if (!ll) return lamina_set_err(err, es, LAMINA_ENOMEM, "out of memory");
+    int rc = 0;
+    json_t *params = NULL;
+    char *ct = NULL, *mt = NULL;
+    if (r->n_layers) memcpy(ll->l, r->layers, (size_t)r->n_layers * sizeof *ll->l);
+    ll->n = r->n_layers;
+    const lamina_ollama_layer *model = NULL;
+    for (int i = 0; i < ll->n; i++)
+        if (!strcmp(ll->l[i].media_type, LAMINA_MT_MODEL)) model = &ll->l[i];
+    if (!model) { rc = lamina_set_err(err, es, LAMINA_EINVAL, "%s has no model layer", r->what ? r->what : "the model"); goto out; }
+    cstatus(r, "parsing GGUF", NULL);
+    char arch[64], ftype[16];
+    if ((rc = check_gguf(store, r, model->digest, arch, sizeof arch, ftype, sizeof ftype, err, es)) < 0) goto out;
+    cstatus(r, "using existing layer %s", model->digest);
+    if (r->tmpl && (rc = set_layer(store, r, ll, LAMINA_MT_TEMPLATE, r->tmpl, strlen(r->tmpl), 1, err, es)) < 0) goto out;
+    if (r->system && (rc = set_layer(store, r, ll, LAMINA_MT_SYSTEM, r->system, strlen(r->system), 1, err, es)) < 0)
+        goto out;
+    if (r->params_json) {
+        json_error_t je;
+        json_t *p = json_loads(r->params_json, 0, &je);
+        if (!json_is_object(p)) {
+            json_decref(p);
+            rc = lamina_set_err(err, es, LAMINA_EINVAL, "parameters: expected a JSON object");
+            goto out;
+        }
+        for (int i = 0; i < ll->n && !params; i++) {     /* the base's params, then these over them */
+            if (strcmp(ll->l[i].media_type, LAMINA_MT_PARAMS)) continue;
+            char *t = read_layer(store, &ll->l[i]);
+            params = t ? json_loads(t, 0, NULL) : NULL;
+            free(t);
+            if (params && !json_is_object(params)) { json_decref(params); params = NULL; }
+        }
+        if (!params) params = json_object();
+        json_object_update(params, p);
+        json_decref(p);
+        if (json_object_size(params)) {
+            char *t = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+            rc = t ? set_layer(store, r, ll, LAMINA_MT_PARAMS, t, strlen(t), 1, err, es)
+                   : lamina_set_err(err, es, LAMINA_ENOMEM, "out of memory");
+            free(t);
+            if (rc < 0) goto out;
+        }
+    }
+    if (r->set_licenses) {
+        set_layer(store, r, ll, LAMINA_MT_LICENSE, NULL, 0, 1, err, es);
+        for (int i = 0; i < r->n_licenses; i++)
+            if ((rc = set_layer(store, r, ll, LAMINA_MT_LICENSE, r->licenses[i], strlen(r->licenses[i]), 0, err, es)) < 0)
+                goto out;
+    }
+    /* the config, then the manifest */
+    json_t *diff = json_array(), *layers = json_array();
+    for (int i = 0; i < ll->n; i++) {
+        json_array_append_new(diff, json_string(ll->l[i].digest));
+        json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType", ll->l[i].media_type, "digest",
+                                                ll->l[i].digest, "size", (json_int_t)ll->l[i].size));
+    }
+    json_t *cfg = json_pack("{s:s, s:s, s:[s], s:s, s:s, s:s, s:{s:s, s:o}}", "model_format", "gguf", "model_family",
+                            arch, "model_families", arch, "file_type", ftype, "architecture", CONFIG_ARCH, "os", "linux",
+                            "rootfs", "type", "layers", "diff_ids", diff);
+    ct = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
+    json_decref(cfg);
+    lamina_ollama_layer conf = { .size = ct ? strlen(ct) : 0 };
+    snprintf(conf.media_type, sizeof conf.media_type, "%s", LAMINA_MT_CONFIG);
+    if (!ct) rc = lamina_set_err(err, es, LAMINA_ENOMEM, "out of memory");
+    else rc = lamina_store_blob_put(store, ct, strlen(ct), conf.digest, err, es);
+    if (rc < 0) { json_decref(layers); goto out; }
+    rc = 0;
+    json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", LAMINA_MT_MANIFEST,
+                            "config", "mediaType", conf.media_type, "digest", conf.digest, "size", (json_int_t)conf.size,
+                            "layers", layers);
+    mt = man ? json_dumps(man, JSON_COMPACT) : NULL;
+    json_decref(man);
+    cstatus(r, "writing manifest", NULL);
+    if (!mt) rc = lamina_set_err(err, es, LAMINA_ENOMEM, "out of memory");
+    else rc = lamina_store_write_manifest(store, name, mt, strlen(mt), 1, err, es);
+    if (rc == 0) cstatus(r, "success", NULL);
+out:
+    free(ct);
+    free(mt);
+    json_decref(params);
+    free(ll);
     return rc;
 }

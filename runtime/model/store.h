@@ -103,4 +103,35 @@ int lamina_store_which(char dirs[][4096], int n_dirs, const char *name);
  * the manifest). */
 int lamina_store_delete(const char *store, const char *name, int *removed, char *err, size_t err_size);
 
+/* A GGUF file as a model layer: hashed, then linked into the store (a
+ * copy only when the store is on another file system); l gets its
+ * digest, size and media type. */
+int lamina_store_add_file(const char *store, const char *path, lamina_ollama_layer *l, char *err, size_t err_size);
+
+/* What lamina_store_create makes a model of.  layers: the base model's
+ * layers (its model layer among them, in the store already).  tmpl and
+ * system (NULL: the base's) replace the base's layers of that kind;
+ * params_json (a JSON object's text, or NULL) is merged over the base's
+ * params layer; licenses (when set_licenses) replace the base's.
+ * ftype_name (may be NULL) names general.file_type for the config. */
+typedef struct lamina_store_recipe {
+    const lamina_ollama_layer *layers;
+    int n_layers;
+    const char *tmpl, *system, *params_json;
+    const char *const *licenses;
+    int n_licenses, set_licenses;
+    const char *what;                         /* the model's source, for errors ("from: x.gguf") */
+    const char *(*ftype_name)(int64_t ft);
+    void (*status)(void *ud, const char *line);   /* Ollama's status lines, in order (may be NULL) */
+    void *ud;
+} lamina_store_recipe;
+
+/* Write the model `name` (validated by the caller): the model layer
+ * checked as a GGUF lamina reads, the small layers, the config blob,
+ * the manifest.  LAMINA_EINVAL for a recipe that does not make a model
+ * (no model layer, not a GGUF, bad params), LAMINA_ENOENT or
+ * LAMINA_EFORMAT when the manifest's blobs are not in the store, other
+ * codes for I/O. */
+int lamina_store_create(const char *store, const char *name, const lamina_store_recipe *r, char *err, size_t err_size);
+
 #endif

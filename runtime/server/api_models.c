@@ -247,14 +247,6 @@ int srv_api_pull(srv_call *c)
 
 #define BLOBS_PREFIX "/api/blobs/"
 #define MAX_SMALL_LAYER (1u << 20)   /* a template, system, params or license layer */
-/* the config's platform, in Go's names as Ollama writes them */
-#if defined(__aarch64__)
-#define CONFIG_ARCH "arm64"
-#elif defined(__x86_64__)
-#define CONFIG_ARCH "amd64"
-#else
-#define CONFIG_ARCH "unknown"
-#endif
 
 static int own_store(srv_call *c, char store[4096])
 {
@@ -380,34 +372,11 @@ static int cfail(create_ctx *x, int http, const char *fmt, ...)
     return -1;
 }
 
-static void status_line(create_ctx *x, const char *fmt, const char *digest)
+/* A status line of lamina_store_create, kept for the reply. */
+static void status_line(void *ud, const char *line)
 {
-    char st[160];
-    snprintf(st, sizeof st, fmt, digest ? digest : "");
-    json_array_append_new(x->lines, json_pack("{s:s}", "status", st));
-}
-
-/* A layer of media type mt with bytes data (NULL: none), replacing those
- * of that type when replace is nonzero. */
-static int set_layer(create_ctx *x, layer_list *ll, const char *mt, const void *data, size_t n, int replace)
-{
-    if (replace) {
-        int k = 0;
-        for (int i = 0; i < ll->n; i++)
-            if (strcmp(ll->l[i].media_type, mt)) ll->l[k++] = ll->l[i];
-        ll->n = k;
-    }
-    if (!data) return 0;
-    if (ll->n >= LAMINA_OLLAMA_MAX_LAYERS - 1) return cfail(x, 400, "too many layers (at most %d)", LAMINA_OLLAMA_MAX_LAYERS - 1);
-    lamina_ollama_layer *l = &ll->l[ll->n];
-    char err[600];
-    int had = lamina_store_blob_put(x->store, data, n, l->digest, err, sizeof err);
-    if (had < 0) return cfail(x, 500, "%s", err);
-    snprintf(l->media_type, sizeof l->media_type, "%s", mt);
-    l->size = (uint64_t)n;
-    ll->n++;
-    status_line(x, had ? "using existing layer %s" : "creating new layer %s", l->digest);
-    return 0;
+    create_ctx *x = ud;
+    json_array_append_new(x->lines, json_pack("{s:s}", "status", line));
 }
 
 /* The manifest of `name` from lamina's store, else from a read-only
@@ -430,46 +399,12 @@ static int base_manifest(create_ctx *x, const char *name, const char *field, lam
  * serves that no store has) as a model layer. */
 static int base_file(create_ctx *x, const char *name, layer_list *ll)
 {
-    char canon[128], path[4096], err[600], hex[65];
+    char canon[128], path[4096], err[600];
     if (srv_model_resolve(x->c->s, name, canon, sizeof canon, path, sizeof path, err, sizeof err) < 0)
         return cfail(x, 404, "from: %s", err);
-    struct stat st;
-    if (stat(path, &st) != 0) return cfail(x, 404, "from: %s: %s", path, strerror(errno));
-    if (lamina_sha256_file(path, hex, err, sizeof err) < 0) return cfail(x, 500, "from: %s", err);
-    lamina_ollama_layer *l = &ll->l[ll->n];
-    snprintf(l->digest, sizeof l->digest, "sha256:%s", hex);
-    snprintf(l->media_type, sizeof l->media_type, "%s", LAMINA_MT_MODEL);
-    l->size = (uint64_t)st.st_size;
-    if (lamina_store_blob_adopt(x->store, path, l->digest, l->size, err, sizeof err) < 0)
-        return cfail(x, 500, "from: %s", err);
+    int rc = lamina_store_add_file(x->store, path, &ll->l[ll->n], err, sizeof err);
+    if (rc < 0) return cfail(x, rc == LAMINA_ENOENT ? 404 : 500, "from: %s", err);
     ll->n++;
-    return 0;
-}
-
-/* Check that a model blob is a GGUF lamina opens; its architecture and
- * file type for the config. */
-static int check_gguf(create_ctx *x, const char *file, const char *digest, char *arch, size_t arch_size,
-                      char *ftype, size_t ftype_size)
-{
-    char path[4300], err[600];
-    if (lamina_store_blob_path(x->store, digest, path, sizeof path, err, sizeof err) < 0) return cfail(x, 400, "%s", err);
-    unsigned char magic[4] = { 0 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t k = fd >= 0 ? read(fd, magic, 4) : -1;
-    if (fd >= 0) close(fd);
-    if (k != 4 || memcmp(magic, "GGUF", 4))
-        return cfail(x, 400, "%s (%s) is not a GGUF file (its first bytes are not \"GGUF\")", file, digest);
-    lamina_gguf *g;
-    if (lamina_gguf_open(path, &g, err, sizeof err) < 0)
-        return cfail(x, 400, "%s (%s) is not a GGUF file lamina can read: %s", file, digest, err);
-    const char *s;
-    size_t sl;
-    arch[0] = 0;
-    if (lamina_gguf_get_str(g, "general.architecture", &s, &sl, NULL, 0) == 0) snprintf(arch, arch_size, "%.*s", (int)sl, s);
-    int64_t ft = -1;
-    lamina_gguf_get_i64(g, "general.file_type", &ft, NULL, 0);
-    snprintf(ftype, ftype_size, "%s", ft >= 0 ? srv_ftype_name(ft) : "unknown");
-    lamina_gguf_close(g);
     return 0;
 }
 
@@ -591,20 +526,11 @@ static int do_create(create_ctx *x, json_t *body, const char *name)
     layer_list *ll = calloc(1, sizeof *ll);
     if (!ll) return cfail(x, 500, "out of memory");
     int rc = 0;
-    json_t *base_params = NULL;
     if (from && from[0]) {
         lamina_ollama_manifest m;
         if (!lamina_ollama_name_valid(from)) { rc = cfail(x, 400, "from: invalid model name '%.120s'", from); goto out; }
         if (base_manifest(x, from, "from", &m, NULL, NULL) == 0) {
-            for (int i = 0; i < m.n_layers && ll->n < LAMINA_OLLAMA_MAX_LAYERS - 1; i++) {
-                ll->l[ll->n++] = m.layers[i];
-                if (!strcmp(m.layers[i].media_type, LAMINA_MT_PARAMS) && !base_params) {
-                    char *t = read_layer(x->store, &m.layers[i]);
-                    base_params = t ? json_loads(t, 0, NULL) : NULL;
-                    free(t);
-                    if (base_params && !json_is_object(base_params)) { json_decref(base_params); base_params = NULL; }
-                }
-            }
+            for (int i = 0; i < m.n_layers && ll->n < LAMINA_OLLAMA_MAX_LAYERS - 1; i++) ll->l[ll->n++] = m.layers[i];
             lamina_ollama_manifest_free(&m);
         } else if (x->http != 404 || gguf_file || (rc = base_file(x, from, ll)) < 0) {
             rc = -1;   /* a model file lamina serves (no store has it) is taken as the model layer */
@@ -614,76 +540,33 @@ static int do_create(create_ctx *x, json_t *body, const char *name)
     if (gguf_file) {
         uint64_t size = 0;
         if ((rc = take_blob(x, gguf_file, gguf_digest, &size)) < 0) goto out;
-        set_layer(x, ll, LAMINA_MT_MODEL, NULL, 0, 1);
+        int k = 0;                                 /* the file replaces the base's model layer */
+        for (int i = 0; i < ll->n; i++)
+            if (strcmp(ll->l[i].media_type, LAMINA_MT_MODEL)) ll->l[k++] = ll->l[i];
+        ll->n = k;
         lamina_ollama_layer *l = &ll->l[ll->n++];
         snprintf(l->media_type, sizeof l->media_type, "%s", LAMINA_MT_MODEL);
         snprintf(l->digest, sizeof l->digest, "%s", gguf_digest);
         l->size = size;
     }
-    const lamina_ollama_layer *model = NULL;
-    for (int i = 0; i < ll->n; i++)
-        if (!strcmp(ll->l[i].media_type, LAMINA_MT_MODEL)) model = &ll->l[i];
-    if (!model) { rc = cfail(x, 400, "from: model '%s' has no model layer", from ? from : ""); goto out; }
-    status_line(x, "parsing GGUF", NULL);
-    char arch[64], ftype[16];
     char what[200];
     snprintf(what, sizeof what, gguf_file ? "files: %.150s" : "from: %.150s", gguf_file ? gguf_file : from);
-    if ((rc = check_gguf(x, what, model->digest, arch, sizeof arch, ftype, sizeof ftype)) < 0)
-        goto out;
-    status_line(x, "using existing layer %s", model->digest);
-    if (tmpl && (rc = set_layer(x, ll, LAMINA_MT_TEMPLATE, tmpl, strlen(tmpl), 1)) < 0) goto out;
-    if (system && (rc = set_layer(x, ll, LAMINA_MT_SYSTEM, system, strlen(system), 1)) < 0) goto out;
-    if (json_is_object(params) && json_object_size(params)) {
-        json_t *merged = base_params ? json_deep_copy(base_params) : json_object();
-        json_object_update(merged, params);
-        char *t = json_dumps(merged, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(merged);
-        rc = t ? set_layer(x, ll, LAMINA_MT_PARAMS, t, strlen(t), 1) : cfail(x, 500, "out of memory");
-        free(t);
-        if (rc < 0) goto out;
+    const char *lic[LAMINA_OLLAMA_MAX_LAYERS];
+    int n_lic = 0;
+    if (json_is_string(license)) lic[n_lic++] = json_string_value(license);
+    else if (json_is_array(license)) {
+        if (json_array_size(license) >= LAMINA_OLLAMA_MAX_LAYERS) { rc = cfail(x, 400, "license: too many licenses"); goto out; }
+        for (size_t i = 0; i < json_array_size(license); i++) lic[n_lic++] = json_string_value(json_array_get(license, i));
     }
-    if (json_is_string(license)) {
-        if ((rc = set_layer(x, ll, LAMINA_MT_LICENSE, NULL, 0, 1)) < 0 ||
-            (rc = set_layer(x, ll, LAMINA_MT_LICENSE, json_string_value(license), json_string_length(license), 0)) < 0)
-            goto out;
-    } else if (json_is_array(license)) {
-        set_layer(x, ll, LAMINA_MT_LICENSE, NULL, 0, 1);
-        for (size_t i = 0; i < json_array_size(license); i++) {
-            json_t *e = json_array_get(license, i);
-            if ((rc = set_layer(x, ll, LAMINA_MT_LICENSE, json_string_value(e), json_string_length(e), 0)) < 0) goto out;
-        }
-    }
-    /* the config, then the manifest */
-    json_t *diff = json_array(), *layers = json_array();
-    for (int i = 0; i < ll->n; i++) {
-        json_array_append_new(diff, json_string(ll->l[i].digest));
-        json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType", ll->l[i].media_type, "digest",
-                                                ll->l[i].digest, "size", (json_int_t)ll->l[i].size));
-    }
-    json_t *cfg = json_pack("{s:s, s:s, s:[s], s:s, s:s, s:s, s:{s:s, s:o}}", "model_format", "gguf", "model_family",
-                            arch, "model_families", arch, "file_type", ftype, "architecture", CONFIG_ARCH, "os", "linux",
-                            "rootfs", "type", "layers", "diff_ids", diff);
-    char *ct = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
-    json_decref(cfg);
-    lamina_ollama_layer conf = { .size = ct ? strlen(ct) : 0 };
-    snprintf(conf.media_type, sizeof conf.media_type, "%s", LAMINA_MT_CONFIG);
-    if (!ct) rc = cfail(x, 500, "out of memory");
-    else if (lamina_store_blob_put(x->store, ct, strlen(ct), conf.digest, err, sizeof err) < 0) rc = cfail(x, 500, "%s", err);
-    free(ct);
-    if (rc < 0) { json_decref(layers); goto out; }
-    json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", LAMINA_MT_MANIFEST,
-                            "config", "mediaType", conf.media_type, "digest", conf.digest, "size", (json_int_t)conf.size,
-                            "layers", layers);
-    char *mt = man ? json_dumps(man, JSON_COMPACT) : NULL;
-    json_decref(man);
-    status_line(x, "writing manifest", NULL);
-    if (!mt) rc = cfail(x, 500, "out of memory");
-    else if ((rc = lamina_store_write_manifest(x->store, name, mt, strlen(mt), 1, err, sizeof err)) < 0)
-        rc = cfail(x, rc == LAMINA_ENOENT || rc == LAMINA_EFORMAT ? 409 : 500, "%s", err);
-    free(mt);
-    if (rc == 0) status_line(x, "success", NULL);
+    char *pt = json_is_object(params) && json_object_size(params) ? json_dumps(params, JSON_COMPACT) : NULL;
+    lamina_store_recipe r = { .layers = ll->l, .n_layers = ll->n, .tmpl = tmpl, .system = system, .params_json = pt,
+                              .licenses = lic, .n_licenses = n_lic,
+                              .set_licenses = json_is_string(license) || json_is_array(license), .what = what,
+                              .ftype_name = srv_ftype_name, .status = status_line, .ud = x };
+    rc = lamina_store_create(x->store, name, &r, err, sizeof err);
+    free(pt);
+    if (rc < 0) rc = cfail(x, rc == LAMINA_EINVAL ? 400 : rc == LAMINA_ENOENT || rc == LAMINA_EFORMAT ? 409 : 500, "%s", err);
 out:
-    json_decref(base_params);
     free(ll);
     return rc;
 }
