@@ -569,8 +569,7 @@ static int set_layer(const char *store, const lamina_store_recipe *r, layer_list
     return 0;
 }
 
-/* A small layer's blob, NUL-terminated (NULL when unreadable). */
-static char *read_layer(const char *store, const lamina_ollama_layer *l)
+char *lamina_store_read_layer(const char *store, const lamina_ollama_layer *l)
 {
     char path[4300];
     if (l->size > MAX_SMALL_LAYER || lamina_store_blob_path(store, l->digest, path, sizeof path, NULL, 0) < 0) return NULL;
@@ -645,7 +644,7 @@ int lamina_store_create(const char *store, const char *name, const lamina_store_
         }
         for (int i = 0; i < ll->n && !params; i++) {     /* the base's params, then these over them */
             if (strcmp(ll->l[i].media_type, LAMINA_MT_PARAMS)) continue;
-            char *t = read_layer(store, &ll->l[i]);
+            char *t = lamina_store_read_layer(store, &ll->l[i]);
             params = t ? json_loads(t, 0, NULL) : NULL;
             free(t);
             if (params && !json_is_object(params)) { json_decref(params); params = NULL; }

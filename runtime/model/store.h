@@ -96,6 +96,10 @@ int lamina_store_import(const char *store, char dirs[][4096], int n_dirs, const 
 /* The index of the first of dirs with a manifest for `name`, or -1. */
 int lamina_store_which(char dirs[][4096], int n_dirs, const char *name);
 
+/* A small layer's blob (template, system, params, license: at most 1 MiB),
+ * NUL-terminated; NULL when too big or unreadable.  Caller frees. */
+char *lamina_store_read_layer(const char *store, const lamina_ollama_layer *l);
+
 /* Remove the manifest of `name` (LAMINA_ENOENT when the store has none),
  * then the blobs it named (config and layers) that no other manifest of
  * the store names; *removed (may be NULL) gets how many.  A manifest of

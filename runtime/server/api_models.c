@@ -246,7 +246,6 @@ int srv_api_pull(srv_call *c)
 
 
 #define BLOBS_PREFIX "/api/blobs/"
-#define MAX_SMALL_LAYER (1u << 20)   /* a template, system, params or license layer */
 
 static int own_store(srv_call *c, char store[4096])
 {
@@ -451,21 +450,6 @@ static void params_text(json_t *p, char **out)
         }
     }
     *out = t;
-}
-
-/* Read a small layer's blob (NUL-terminated; NULL when unreadable). */
-static char *read_layer(const char *store, const lamina_ollama_layer *l)
-{
-    char path[4300];
-    if (l->size > MAX_SMALL_LAYER || lamina_store_blob_path(store, l->digest, path, sizeof path, NULL, 0) < 0) return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *t = malloc(l->size + 1);
-    size_t n = t ? fread(t, 1, l->size, f) : 0;
-    fclose(f);
-    if (!t || n != l->size) { free(t); return NULL; }
-    t[n] = 0;
-    return t;
 }
 
 static int do_create(create_ctx *x, json_t *body, const char *name)
@@ -689,7 +673,7 @@ void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j
         const char *mt = m.layers[i].media_type;
         int kind = !strcmp(mt, LAMINA_MT_TEMPLATE) ? 1 : !strcmp(mt, LAMINA_MT_SYSTEM) ? 2
                  : !strcmp(mt, LAMINA_MT_PARAMS) ? 3 : !strcmp(mt, LAMINA_MT_LICENSE) ? 4 : 0;
-        char *t = kind ? read_layer(store, &m.layers[i]) : NULL;
+        char *t = kind ? lamina_store_read_layer(store, &m.layers[i]) : NULL;
         if (!t) continue;
         if (kind == 1) json_object_set_new(j, "template", json_string(t));
         else if (kind == 2) json_object_set_new(j, "system", json_string(t));
