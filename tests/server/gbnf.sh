@@ -10,6 +10,7 @@
 need_serve
 need_gguf
 if ! "$PYTHON" -c 'import lark' 2>/dev/null; then
+  if [ "${LAMINA_REQUIRE_CLIENTS:-0}" = 1 ]; then not_ok "python package lark installed"; done_testing; exit 1; fi
   skip "python package lark missing (./setup.sh --deps-only installs it)"; done_testing; exit 0
 fi
 setup "tiny models generated" make_models
