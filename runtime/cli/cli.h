@@ -22,6 +22,8 @@ int cmd_pull(const cli_globals *g, int argc, char **argv);    /* built with the 
 int cmd_rm(const cli_globals *g, int argc, char **argv);      /* lamina's store (cmd_store.c), with the server */
 int cmd_cp(const cli_globals *g, int argc, char **argv);
 int cmd_create(const cli_globals *g, int argc, char **argv);  /* a Modelfile into lamina's store (cmd_store.c) */
+int cmd_list(const cli_globals *g, int argc, char **argv);    /* the models a client can name (cmd_models.c) */
+int cmd_show(const cli_globals *g, int argc, char **argv);    /* one model, as /api/show (cmd_models.c) */
 
 /* A model ready to run: runtime (plugins probed), model, tokenizer,
  * backends opened in preference order, engine.  cli_open prints the plan

@@ -31,6 +31,8 @@ static void usage(FILE *fp)
           "  embed [MODEL] TEXT...    embedding vectors, one JSON line per text\n"
 #ifdef LAMINA_HAVE_SERVER
           "  serve [--listen H:P]     HTTP service: Ollama and OpenAI APIs, /metrics\n"
+          "  list [--json]            the models a client can name, and the broken ones with the reason\n"
+          "  show NAME                a model's architecture, size, capabilities, parameters, license\n"
           "  pull NAME                fetch a model from its registry into lamina's store\n"
           "  create NAME [-f FILE]    create a model in lamina's store from a Modelfile\n"
           "  rm NAME...               remove models from lamina's store\n"
@@ -82,8 +84,11 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "create") == 0)       return cmd_create(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "rm") == 0)           return cmd_rm(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "cp") == 0)           return cmd_cp(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0) return cmd_list(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "show") == 0)         return cmd_show(&g, sub_argc, sub_argv);
 #else
-    if (strcmp(cmd, "pull") == 0 || strcmp(cmd, "rm") == 0 || strcmp(cmd, "cp") == 0 || strcmp(cmd, "create") == 0) {
+    if (strcmp(cmd, "pull") == 0 || strcmp(cmd, "rm") == 0 || strcmp(cmd, "cp") == 0 || strcmp(cmd, "create") == 0 ||
+        strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0 || strcmp(cmd, "show") == 0) {
         cli_error("%s: this lamina was built without the server and registry client (needs "
                   "libmicrohttpd-dev, libcurl4-openssl-dev and libssl-dev)", cmd);
         return 1;

@@ -285,7 +285,12 @@ static int on_tag(void *c, const char *tag)
         if (!strcmp(w->seen[i], m.name)) return 0;   /* an earlier store has it */
     char path[4600];
     snprintf(path, sizeof path, "%s/manifests/%s/%s/%s/%s", w->dirs[w->d], w->o.host, w->o.ns, w->o.model, tag);
-    if (read_manifest(w->dirs[w->d], path, &m, NULL, 0) < 0) return 0;
+    if (read_manifest(w->dirs[w->d], path, &m, m.broken, sizeof m.broken) < 0) {
+        m.model[0] = m.digest[0] = 0;
+        if (!m.broken[0]) snprintf(m.broken, sizeof m.broken, "%s: cannot be read", path);
+    } else {
+        m.broken[0] = 0;
+    }
     if (w->n_seen == w->cap_seen) {
         int cap = w->cap_seen ? 2 * w->cap_seen : 32;
         char (*s)[128] = realloc(w->seen, (size_t)cap * sizeof *s);

@@ -59,6 +59,7 @@ typedef struct lamina_ollama_model {
     char digest[72];         /* "sha256:..." of the model layer */
     uint64_t size;           /* of the model layer */
     char template_path[4200], system_path[4200], params_path[4200];   /* "" when absent */
+    char broken[600];        /* lamina_ollama_list: why the model cannot be used, or "" */
 } lamina_ollama_model;
 
 /* What a model name looks like, for the error lines that refuse one. */
@@ -116,8 +117,10 @@ void lamina_ollama_manifest_free(lamina_ollama_manifest *m);
 int  lamina_ollama_manifest_path(const char *store, const char *name, char *out, size_t size,
                                  char *err, size_t err_size);
 
-/* Every usable model of the stores (the first store naming a model wins);
- * fn returns nonzero to stop.  Broken ones are skipped. */
+/* Every model of the stores (the first store naming a model wins); fn
+ * returns nonzero to stop.  A broken one (manifest unreadable or refused,
+ * blob missing or of the wrong size, a layer lamina cannot use) comes
+ * with its name and m->broken set to the reason. */
 void lamina_ollama_list(char dirs[][4096], int n_dirs,
                         int (*fn)(void *ctx, const lamina_ollama_model *m), void *ctx);
 

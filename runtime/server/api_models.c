@@ -399,7 +399,7 @@ static int base_manifest(create_ctx *x, const char *name, const char *field, lam
 static int base_file(create_ctx *x, const char *name, layer_list *ll)
 {
     char canon[128], path[4096], err[600];
-    if (srv_model_resolve(x->c->s, name, canon, sizeof canon, path, sizeof path, err, sizeof err) < 0)
+    if (srv_model_resolve(&x->c->s->cfg, name, canon, sizeof canon, path, sizeof path, err, sizeof err) < 0)
         return cfail(x, 404, "from: %s", err);
     int rc = lamina_store_add_file(x->store, path, &ll->l[ll->n], err, sizeof err);
     if (rc < 0) return cfail(x, rc == LAMINA_ENOENT ? 404 : 500, "from: %s", err);
@@ -652,11 +652,11 @@ int srv_api_delete(srv_call *c)
 
 /* ---- show ---- */
 
-void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j)
+void srv_show_store_layers(const lamina_config *cfg, const char *name, const char *path, json_t *j)
 {
     if (!j || !lamina_ollama_name_valid(name)) return;
     char dirs[LAMINA_MAX_STORES][4096];
-    int nd = lamina_ollama_stores(&s->cfg, dirs);
+    int nd = lamina_ollama_stores(cfg, dirs);
     lamina_ollama_manifest m;
     int d, rc = LAMINA_ENOENT;
     for (d = 0; d < nd && rc == LAMINA_ENOENT; d++) rc = lamina_store_read_manifest(dirs[d], name, &m, NULL, NULL, NULL, 0);

@@ -36,7 +36,7 @@ int srv_api_version(srv_call *c)
 
 int srv_api_tags(srv_call *c)
 {
-    return srv_reply_json(c, 200, srv_pool_tags(c->s));
+    return srv_reply_json(c, 200, srv_pool_tags(&c->s->cfg, 1));
 }
 
 int srv_api_ps(srv_call *c)
@@ -67,18 +67,13 @@ static int model_field(srv_call *c, const char **name, char *err, size_t es)
 
 int srv_api_show(srv_call *c)
 {
-    char err[512], canon[128], path[4096];
+    char err[512];
     const char *name;
-    int verbose = 0;
+    int verbose = 0, http = 500;
     if (model_field(c, &name, err, sizeof err) < 0 || srv_json_bool(c->body, "verbose", &verbose, err, sizeof err) < 0)
         return srv_reply_error(c, 400, "%s", err);
-    int rc = srv_model_resolve(c->s, name, canon, sizeof canon, path, sizeof path, err, sizeof err);
-    if (rc < 0)
-        return srv_reply_error(c, rc == LAMINA_EINVAL || rc == LAMINA_ENOTSUP ? 400 : rc == LAMINA_EFORMAT ? 500 : 404,
-                               "%s", err);
-    json_t *j = srv_pool_show(c->s, canon, path, verbose);
-    if (!j) return srv_reply_error(c, 500, "cannot read model '%s'", canon);
-    srv_show_store_layers(c->s, canon, path, j);
+    json_t *j = srv_show(&c->s->cfg, name, verbose, &http, err, sizeof err);
+    if (!j) return srv_reply_error(c, http, "%s", err);
     return srv_reply_json(c, 200, j);
 }
 

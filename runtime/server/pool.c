@@ -92,11 +92,11 @@ static int regular_file(const char *p)
 }
 
 /* A model of an Ollama store: canon is its shortest name without ":latest". */
-static int store_resolve(const srv *s, const char *name, char *canon, size_t canon_size, char *path,
+static int store_resolve(const lamina_config *cfg, const char *name, char *canon, size_t canon_size, char *path,
                          size_t path_size, char *err, size_t err_size)
 {
     char shown[128];
-    int rc = lamina_ollama_resolve(&s->cfg, name, path, path_size, shown, sizeof shown, err, err_size);
+    int rc = lamina_ollama_resolve(cfg, name, path, path_size, shown, sizeof shown, err, err_size);
     if (rc < 0) return rc;
     size_t len = strlen(shown);
     if (len > 7 && !strcmp(shown + len - 7, ":latest")) shown[len - 7] = 0;
@@ -104,12 +104,12 @@ static int store_resolve(const srv *s, const char *name, char *canon, size_t can
     return 0;
 }
 
-int srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_size,
+int srv_model_resolve(const lamina_config *cfg, const char *name, char *canon, size_t canon_size,
                       char *path, size_t path_size, char *err, size_t err_size)
 {
-    if (!name || !*name) name = s->cfg.model_default[0] ? s->cfg.model_default : "gemma3-270m";
+    if (!name || !*name) name = cfg->model_default[0] ? cfg->model_default : "gemma3-270m";
     if (!valid_model_name(name)) {
-        if (lamina_ollama_name_valid(name)) return store_resolve(s, name, canon, canon_size, path, path_size, err, err_size);
+        if (lamina_ollama_name_valid(name)) return store_resolve(cfg, name, canon, canon_size, path, path_size, err, err_size);
         snprintf(err, err_size, "invalid model name '%.100s': letters, digits, '.', '_', '-' and ':', or an Ollama "
                  "name [namespace/]model[:tag]", name);
         return LAMINA_EINVAL;
@@ -128,12 +128,12 @@ int srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_
     char cerr[512] = "";
     if (lamina_catalogue_find(c, &e, cerr, sizeof cerr) == 0) {
         pthread_mutex_lock(&resolve_mu);
-        int rc = lamina_model_resolve(&s->cfg, c, path, path_size, err, err_size);
+        int rc = lamina_model_resolve(cfg, c, path, path_size, err, err_size);
         pthread_mutex_unlock(&resolve_mu);
         return rc < 0 ? LAMINA_ENOENT : 0;
     }
     char dirs[MAX_DIRS][4096];
-    int nd = model_dirs(&s->cfg, dirs);
+    int nd = model_dirs(cfg, dirs);
     for (int i = 0; i < nd; i++) {
         char p[4200];
         snprintf(p, sizeof p, "%s/%s.gguf", dirs[i], c);
@@ -144,7 +144,7 @@ int srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_
     }
     /* an Ollama store, by the name as given (its tag included) */
     if (lamina_ollama_name_valid(name)) {
-        int rc = store_resolve(s, name, canon, canon_size, path, path_size, err, err_size);
+        int rc = store_resolve(cfg, name, canon, canon_size, path, path_size, err, err_size);
         if (rc != LAMINA_ENOENT) return rc;
         snprintf(canon, canon_size, "%s", c);
     }
@@ -211,7 +211,8 @@ static void file_digest(const char *path, uint64_t size, double mtime, const cha
     snprintf(out, out_size, "sha256:%s", hex);
 }
 
-static int file_info_get(const char *path, const char *known_sha, file_info *fi, lamina_gguf **keep,
+/* digest 0: fi->digest only when known (catalogue, store), no hashing. */
+static int file_info_get(const char *path, const char *known_sha, file_info *fi, lamina_gguf **keep, int digest,
                          char *err, size_t err_size)
 {
     memset(fi, 0, sizeof *fi);
@@ -240,7 +241,8 @@ static int file_info_get(const char *path, const char *known_sha, file_info *fi,
     if (p >= 1e9) snprintf(fi->params, sizeof fi->params, "%.2fB", p / 1e9);
     else if (p >= 1e6) snprintf(fi->params, sizeof fi->params, "%.2fM", p / 1e6);
     else snprintf(fi->params, sizeof fi->params, "%.2fK", p / 1e3);
-    file_digest(path, fi->size, fi->mtime, known_sha, fi->digest, sizeof fi->digest);
+    if (digest || (known_sha && known_sha[0]))
+        file_digest(path, fi->size, fi->mtime, known_sha, fi->digest, sizeof fi->digest);
     if (keep) *keep = g;
     else lamina_gguf_close(g);
     return 0;
@@ -261,6 +263,7 @@ typedef struct listed {
     char path[4096];
     char real[4096];
     char sha[65];
+    char broken[600];             /* why it cannot be used, or "" */
 } listed;
 
 typedef struct cat_list {
@@ -268,6 +271,20 @@ typedef struct cat_list {
     int n, cap;
     const lamina_config *cfg;
 } cat_list;
+
+static listed *list_slot(cat_list *l)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 16;
+        listed *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) return NULL;
+        l->v = v;
+        l->cap = cap;
+    }
+    listed *e = &l->v[l->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
 
 /* Add a model unless its name is taken (or, same_file 0, its file is
  * listed under another name: a catalogue file in a model directory). */
@@ -277,14 +294,8 @@ static int list_add_file(cat_list *l, const char *name, const char *path, const 
     if (!realpath(path, real)) return 0;
     for (int i = 0; i < l->n; i++)
         if ((!same_file && !strcmp(l->v[i].real, real)) || !strcmp(l->v[i].name, name)) return 0;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 16;
-        listed *v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    listed *e = &l->v[l->n++];
+    listed *e = list_slot(l);
+    if (!e) return -1;
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->path, sizeof e->path, "%s", path);
     snprintf(e->real, sizeof e->real, "%s", real);
@@ -325,17 +336,25 @@ static int cat_handler(void *user, const char *section, const char *key, const c
 
 static int store_add(void *ctx, const lamina_ollama_model *m)
 {
-    return list_add_file(ctx, m->name, m->model, m->digest + 7, 1) < 0;   /* tags may share a blob */
+    cat_list *l = ctx;
+    if (!m->broken[0]) return list_add_file(l, m->name, m->model, m->digest + 7, 1) < 0;   /* tags may share a blob */
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i].name, m->name)) return 0;
+    listed *e = list_slot(l);
+    if (!e) return 1;
+    snprintf(e->name, sizeof e->name, "%s", m->name);
+    snprintf(e->broken, sizeof e->broken, "%s", m->broken);
+    return 0;
 }
 
 /* Every model a client can name: catalogue entries whose file is present,
  * then the other NAME.gguf files of the model directories, then the models
- * of the Ollama stores. */
-static int list_models(const srv *s, cat_list *l)
+ * of the Ollama stores (broken ones with their reason). */
+static int list_models(const lamina_config *cfg, cat_list *l)
 {
     memset(l, 0, sizeof *l);
     char dirs[MAX_DIRS][4096];
-    int nd = model_dirs(&s->cfg, dirs);
+    int nd = model_dirs(cfg, dirs);
     char cbuf[4096];
     cat_scan *cs = calloc(1, sizeof *cs);
     if (!cs) return LAMINA_ENOMEM;
@@ -369,40 +388,47 @@ static int list_models(const srv *s, cat_list *l)
     }
     /* the Ollama stores' models, by their Ollama names */
     char sd[LAMINA_MAX_STORES][4096];
-    int ns = lamina_ollama_stores(&s->cfg, sd);
+    int ns = lamina_ollama_stores(cfg, sd);
     lamina_ollama_list(sd, ns, store_add, l);
     return 0;
 }
 
-json_t *srv_pool_tags(srv *s)
+json_t *srv_pool_tags(const lamina_config *cfg, int hash_files)
 {
     cat_list l;
-    list_models(s, &l);
-    json_t *arr = json_array();
+    list_models(cfg, &l);
+    json_t *arr = json_array(), *broken = json_array();
     for (int i = 0; i < l.n; i++) {
         file_info fi;
-        char e[512];
-        if (file_info_get(l.v[i].path, l.v[i].sha, &fi, NULL, e, sizeof e) < 0) continue;
-        char when[48];
-        srv_time_rfc3339(fi.mtime, when, sizeof when);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", l.v[i].name,
-                                             "model", l.v[i].name, "modified_at", when,
-                                             "size", (json_int_t)fi.size, "digest", fi.digest,
-                                             "details", details_json(&fi)));
+        char e[600];
+        snprintf(e, sizeof e, "%s", l.v[i].broken);
+        if (!e[0] && file_info_get(l.v[i].path, l.v[i].sha, &fi, NULL, hash_files, e, sizeof e) == 0) {
+            char when[48];
+            srv_time_rfc3339(fi.mtime, when, sizeof when);
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", l.v[i].name,
+                                                 "model", l.v[i].name, "modified_at", when,
+                                                 "size", (json_int_t)fi.size, "digest", fi.digest,
+                                                 "details", details_json(&fi)));
+        } else {
+            json_array_append_new(broken, json_pack("{s:s, s:s}", "name", l.v[i].name, "error", e));
+        }
     }
     free(l.v);
-    return json_pack("{s:o}", "models", arr);
+    json_t *out = json_pack("{s:o}", "models", arr);
+    if (json_array_size(broken)) json_object_set_new(out, "broken", broken);
+    else json_decref(broken);
+    return out;
 }
 
 json_t *srv_pool_openai_models(srv *s, const char *only)
 {
     cat_list l;
-    list_models(s, &l);
+    list_models(&s->cfg, &l);
     json_t *arr = json_array();
     json_t *one = NULL;
     for (int i = 0; i < l.n; i++) {
         struct stat st;
-        if (stat(l.v[i].path, &st) != 0) continue;
+        if (l.v[i].broken[0] || stat(l.v[i].path, &st) != 0) continue;
         json_t *m = json_pack("{s:s, s:s, s:I, s:s}", "id", l.v[i].name, "object", "model",
                               "created", (json_int_t)st.st_mtim.tv_sec, "owned_by", "lamina");
         if (only) {
@@ -530,15 +556,14 @@ static json_t *model_caps(const lamina_gguf *g, const char *tmpl)
     return caps;
 }
 
-json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose)
+static json_t *show_file(const char *canon, const char *path, int verbose)
 {
-    (void)s;
     lamina_catalogue_entry ce;
     const char *sha = lamina_catalogue_find(canon, &ce, NULL, 0) == 0 ? ce.sha256 : NULL;
     file_info fi;
     lamina_gguf *g = NULL;
     char e[512];
-    if (file_info_get(path, sha, &fi, &g, e, sizeof e) < 0) return NULL;
+    if (file_info_get(path, sha, &fi, &g, 1, e, sizeof e) < 0) return NULL;
     json_t *info = json_object();
     for (int64_t i = 0; i < lamina_gguf_n_kv(g); i++) {
         const char *key = lamina_gguf_key(g, i);
@@ -558,6 +583,24 @@ json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose)
                             "modified_at", when, "capabilities", caps);
     lamina_gguf_close(g);
     return out;
+}
+
+json_t *srv_show(const lamina_config *cfg, const char *name, int verbose, int *http, char *err, size_t err_size)
+{
+    char canon[128], path[4096];
+    int rc = srv_model_resolve(cfg, name, canon, sizeof canon, path, sizeof path, err, err_size);
+    if (rc < 0) {
+        *http = rc == LAMINA_EINVAL || rc == LAMINA_ENOTSUP ? 400 : rc == LAMINA_EFORMAT ? 500 : 404;
+        return NULL;
+    }
+    json_t *j = show_file(canon, path, verbose);
+    if (!j) {
+        *http = 500;
+        snprintf(err, err_size, "cannot read model '%s' (%s)", canon, path);
+        return NULL;
+    }
+    srv_show_store_layers(cfg, canon, path, j);
+    return j;
 }
 
 /* ------------------------------------------------------------------ */
@@ -801,7 +844,7 @@ int srv_pool_acquire(srv *s, const char *name, srv_model **out, double *load_s, 
     char canon[128], path[4096], real[4096];
     *out = NULL;
     *load_s = 0;
-    int rc = srv_model_resolve(s, name, canon, sizeof canon, path, sizeof path, err, err_size);
+    int rc = srv_model_resolve(&s->cfg, name, canon, sizeof canon, path, sizeof path, err, err_size);
     if (rc < 0) { *http = rc == LAMINA_EINVAL || rc == LAMINA_ENOTSUP ? 400 : rc == LAMINA_EFORMAT ? 500 : 404; return rc; }
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
 
@@ -854,7 +897,7 @@ int srv_pool_acquire(srv *s, const char *name, srv_model **out, double *load_s, 
         const char *sha = lamina_catalogue_find(canon, &ce, NULL, 0) == 0 ? ce.sha256 : NULL;
         file_info fi;
         char e3[512];
-        if (file_info_get(path, sha, &fi, NULL, e3, sizeof e3) == 0) {
+        if (file_info_get(path, sha, &fi, NULL, 1, e3, sizeof e3) == 0) {
             snprintf(m->arch, sizeof m->arch, "%s", fi.arch);
             snprintf(m->quant, sizeof m->quant, "%s", fi.quant);
             snprintf(m->params, sizeof m->params, "%s", fi.params);

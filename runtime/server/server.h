@@ -134,7 +134,7 @@ struct srv_model {
  * NAME.gguf in the model directories.  Never a path.  Returns 0, or
  * LAMINA_EINVAL (malformed name) / LAMINA_ENOENT (unknown), message set.
  * canon gets the name without ":latest". */
-int  srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_size,
+int  srv_model_resolve(const lamina_config *cfg, const char *name, char *canon, size_t canon_size,
                        char *path, size_t path_size, char *err, size_t err_size);
 
 /* Start draining: from here on new requests (but health) get 503.  Then
@@ -165,14 +165,18 @@ void srv_pool_stop(srv *s);
 /* Free every model (after the HTTP daemon stopped). */
 void srv_pool_free(srv *s);
 
-/* JSON arrays for /api/tags, /api/ps, /v1/models (new references). */
-json_t *srv_pool_tags(srv *s);
+/* JSON for /api/tags, /api/ps, /v1/models (new references).  tags:
+ * {"models": [...]} as Ollama's, plus "broken": [{name, error}] when a
+ * model cannot be used (a store manifest or blob, an unreadable file);
+ * hash_files 0 hashes no file (only known digests are given). */
+json_t *srv_pool_tags(const lamina_config *cfg, int hash_files);
 json_t *srv_pool_ps(srv *s);
 json_t *srv_pool_openai_models(srv *s, const char *only);
 /* general.file_type's name ("Q4_K_M"; static). */
 const char *srv_ftype_name(int64_t t);
-/* /api/show body for a resolved model file. */
-json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose);
+/* /api/show's body for a model name (`lamina show` prints it too), or
+ * NULL with *http (400, 404, 500) and err. */
+json_t *srv_show(const lamina_config *cfg, const char *name, int verbose, int *http, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------ */
 /* Generation requests (gen.c)                                        */
@@ -470,10 +474,9 @@ int  srv_api_create(srv_call *c);
 int  srv_api_copy(srv_call *c);
 int  srv_api_delete(srv_call *c);
 /* /api/show's fields from an Ollama store model's layers (template,
- * system, parameters, license) over those of its file: j is the reply
- * of srv_pool_show for `name` resolved to path; nothing changes for
- * other models. */
-void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j);
+ * system, parameters, license) over those of its file: j is srv_show's
+ * reply for `name` resolved to path; nothing changes for other models. */
+void srv_show_store_layers(const lamina_config *cfg, const char *name, const char *path, json_t *j);
 int  srv_metrics_handler(srv_call *c);
 /* GET /health, /healthz (200 when a backend passed its self-test and no
  * preload is under way, else 503 with the reason) and /readyz (503 while

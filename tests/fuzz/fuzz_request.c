@@ -73,10 +73,10 @@ int srv_reply_stream(srv_call *c, const char *content_type, srv_stream_next_fn n
 
 /* ---- the pool (pool.c): no model is ever there ---- */
 
-int srv_model_resolve(const srv *s, const char *name, char *canon, size_t canon_size, char *path,
+int srv_model_resolve(const lamina_config *cfg, const char *name, char *canon, size_t canon_size, char *path,
                       size_t path_size, char *err, size_t err_size)
 {
-    (void)s, (void)canon, (void)canon_size, (void)path, (void)path_size;
+    (void)cfg, (void)canon, (void)canon_size, (void)path, (void)path_size;
     if (name == NULL)
         abort();
     snprintf(err, err_size, "model '%.100s' not found", name);
@@ -104,13 +104,17 @@ int srv_model_defaults(const srv_model *m, json_t *body, int flavor, srv_gen_opt
     (void)m, (void)body, (void)flavor, (void)o, (void)ch, (void)err, (void)err_size;
     abort();
 }
-json_t *srv_pool_tags(srv *s) { (void)s; abort(); }
+json_t *srv_pool_tags(const lamina_config *cfg, int hash_files) { (void)cfg, (void)hash_files; abort(); }
 json_t *srv_pool_ps(srv *s) { (void)s; abort(); }
 json_t *srv_pool_openai_models(srv *s, const char *only) { (void)s, (void)only; abort(); }
-json_t *srv_pool_show(srv *s, const char *canon, const char *path, int verbose)
+json_t *srv_show(const lamina_config *cfg, const char *name, int verbose, int *http, char *err, size_t err_size)
 {
-    (void)s, (void)canon, (void)path, (void)verbose;
-    abort();
+    (void)cfg, (void)verbose;
+    if (name == NULL || http == NULL)
+        abort();
+    *http = 404;
+    snprintf(err, err_size, "model '%.100s' not found", name);
+    return NULL;
 }
 char *srv_metrics_render(srv *s, size_t *len) { (void)s, (void)len; abort(); }
 void srv_metrics_tokens(srv_metrics *m, const char *model, int64_t prompt, int64_t gen)
@@ -121,11 +125,6 @@ void srv_metrics_tokens(srv_metrics *m, const char *model, int64_t prompt, int64
 void srv_metrics_ttft(srv_metrics *m, double s) { (void)m, (void)s; abort(); }
 void srv_metrics_token_latency(srv_metrics *m, double s) { (void)m, (void)s; abort(); }
 void srv_metrics_event(srv_metrics *m, const char *event) { (void)m, (void)event; abort(); }
-void srv_show_store_layers(srv *s, const char *name, const char *path, json_t *j)
-{
-    (void)s, (void)name, (void)path, (void)j;
-    abort();   /* only a resolved model is shown */
-}
 
 /* ---- the engine: never reached without a model ---- */
 

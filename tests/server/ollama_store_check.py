@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import urllib.request
 
 MT = "application/vnd.ollama.image."
 
@@ -72,6 +73,13 @@ def check(url, store):
        "list: the stores' models by their Ollama names", sorted(names))
     ok(not names & {"broken:latest", "bad:latest", "vision:latest", "sizes:latest", "digest:latest"},
        "list: broken models left out", sorted(names))
+    tags = json.load(urllib.request.urlopen(url + "/api/tags", timeout=60))
+    broken = {b["name"]: b["error"] for b in tags.get("broken", [])}
+    for name, needle in [("broken:latest", "missing"), ("bad:latest", "not a manifest"),
+                         ("vision:latest", "vision projector"), ("sizes:latest", "bytes"),
+                         ("digest:latest", "64 hex")]:
+        ok(needle in broken.get(name, ""), f"tags: {name} listed as broken, naming why", broken.get(name))
+    ok(not set(broken) & names, "tags: no model both usable and broken", sorted(broken))
     digests = {m.model: m.digest for m in cl.list().models}
     layer = json.load(open(os.path.join(store, "manifests/registry.ollama.ai/library/tiny/q8")))["layers"][0]
     ok(digests.get("tiny:q8") in (layer["digest"], layer["digest"][7:]), "list: the model layer's digest",
