@@ -274,7 +274,12 @@ int main(int argc, char **argv)
             if (lamina_runtime_open_backend(rt, i, &be, err, sizeof err) < 0) printf("# %s\n", err);
             break;
         }
-        if (!be) { printf("not ok 1 - backend '%s' is not eligible here %s\n1..1\n", argv[3], err); return 1; }
+        if (!be) {   /* freed first, so that a leak report does not bury this line */
+            printf("not ok 1 - backend '%s' is not eligible here %s\n1..1\n", argv[3], err);
+            lamina_runtime_close(rt);
+            json_decref(g);
+            return 1;
+        }
     }
     printf("# backend %s\n", be->label);
     lamina_model *m;
