@@ -7,10 +7,14 @@
  * hashed piece by piece (never whole in memory).  Create builds the layer
  * list (from's layers, the GGUF of files as the model layer, template,
  * system, parameters merged over from's, licenses), checks the GGUF with
- * lamina's reader, writes the config blob and the manifest; its status
- * lines are gathered and sent as NDJSON at the end (every step is quick
- * but linking or copying a read-only store's blobs).  Refused with a 400
- * naming the field: quantize, adapters, messages, modelfile.  Delete
+ * lamina's reader, writes the config blob and the manifest.  Its request
+ * is checked first (a 400 naming the field: quantize, adapters, messages,
+ * modelfile, a malformed field); then, streamed, the work runs on a job
+ * thread as a pull does and each status line ("reading model file",
+ * "parsing GGUF", "using existing layer", "creating new layer", "writing
+ * manifest", "success") goes out as it happens, a failure as the last
+ * line {"error": ...}; with "stream": false the reply comes at the end
+ * with the failure's HTTP status.  Delete
  * removes the manifest and the blobs no other manifest names; a model
  * being served keeps running (its file stays mapped) until idle.
  *
@@ -51,24 +55,31 @@
 #include "server/server.h"
 #include "store.h"
 
-typedef struct pull_job {
+/* A job: a pull or a create on a thread of its own, whose NDJSON status
+ * lines a streamed reply sends as they come (stream_next). */
+typedef struct store_job store_job;
+struct store_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     srv     *s;
+    /* what runs: 0, or a LAMINA_E* code with err and (create) http set */
+    int    (*run)(store_job *j, char *err, size_t err_size);
     char     name[256];
     char     store[4096];
-    int      insecure;
+    int      insecure;            /* pull */
+    json_t  *body;                /* create: the request (a reference) */
+    void    *plan;                /* create: its checked fields */
     int      stream;
     char    *out;                 /* NDJSON lines not yet sent */
     size_t   n, cap;
-    int      done, rc;
+    int      done, rc, http;
     int      cancelled;           /* the client went away */
     char     err[1024];
     pthread_t th;
-} pull_job;
+};
 
 /* Append one JSON object as a line (mu held). */
-static void put_line(pull_job *j, json_t *o)
+static void put_line(store_job *j, json_t *o)
 {
     char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -91,7 +102,7 @@ static void put_line(pull_job *j, json_t *o)
 
 static int on_progress(void *ctx, const lamina_pull_progress *p)
 {
-    pull_job *j = ctx;
+    store_job *j = ctx;
     pthread_mutex_lock(&j->mu);
     if (j->stream && !j->cancelled) {
         json_t *o = json_pack("{s:s}", "status", p->status);
@@ -107,13 +118,20 @@ static int on_progress(void *ctx, const lamina_pull_progress *p)
     return stop;
 }
 
-static void *pull_thread(void *arg)
+static int pull_run(store_job *j, char *err, size_t es)
 {
-    pull_job *j = arg;
     lamina_pull_opts o = { .store = j->store, .registry = j->s->cfg.model_registry, .insecure = j->insecure,
                            .progress = on_progress, .ctx = j };
-    char err[1024];
-    int rc = lamina_pull(j->name, &o, err, sizeof err);
+    int rc = lamina_pull(j->name, &o, err, es);
+    j->http = rc == LAMINA_EINVAL ? 400 : rc == LAMINA_ENOENT ? 404 : 500;
+    return rc;
+}
+
+static void *job_thread(void *arg)
+{
+    store_job *j = arg;
+    char err[1024] = "";
+    int rc = j->run(j, err, sizeof err);
     pthread_mutex_lock(&j->mu);
     j->rc = rc;
     if (rc < 0) {
@@ -127,7 +145,7 @@ static void *pull_thread(void *arg)
 }
 
 /* Wait up to 250 ms for the job (mu held). */
-static void tick(pull_job *j)
+static void tick(store_job *j)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -136,7 +154,7 @@ static void tick(pull_job *j)
     pthread_cond_timedwait(&j->cv, &j->mu, &ts);
 }
 
-static void job_free(pull_job *j)
+static void job_free(store_job *j)
 {
     pthread_mutex_lock(&j->mu);
     j->cancelled |= !j->done;
@@ -144,19 +162,31 @@ static void job_free(pull_job *j)
     pthread_join(j->th, NULL);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    json_decref(j->body);
+    free(j->plan);
     free(j->out);
     free(j);
 }
 
-typedef struct pull_stream {
-    pull_job *j;
+/* A job that never started. */
+static void job_drop(store_job *j)
+{
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    json_decref(j->body);
+    free(j->plan);
+    free(j);
+}
+
+typedef struct job_stream {
+    store_job *j;
     int fd;
-} pull_stream;
+} job_stream;
 
 static int stream_next(void *ctx, char **buf, size_t *len)
 {
-    pull_stream *ps = ctx;
-    pull_job *j = ps->j;
+    job_stream *ps = ctx;
+    store_job *j = ps->j;
     pthread_mutex_lock(&j->mu);
     while (j->n == 0 && !j->done) {
         tick(j);
@@ -180,9 +210,51 @@ static int stream_next(void *ctx, char **buf, size_t *len)
 
 static void stream_fin(void *ctx)
 {
-    pull_stream *ps = ctx;
+    job_stream *ps = ctx;
     job_free(ps->j);
     free(ps);
+}
+
+static store_job *job_new(srv_call *c, int stream)
+{
+    store_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->s = c->s;
+    j->stream = stream;
+    return j;
+}
+
+/* Start j (its run, name, store and the rest set) and reply: the stream of
+ * its lines, or (stream false) waiting for it, {"status": "success"} or
+ * its failure with j->http.  j is the reply's (or freed) afterwards. */
+static int job_reply(srv_call *c, store_job *j)
+{
+    int e = pthread_create(&j->th, NULL, job_thread, j);
+    if (e != 0) {
+        job_drop(j);
+        return srv_reply_error(c, 503, "cannot start the job: %s", strerror(e));
+    }
+    if (j->stream) {
+        job_stream *ps = malloc(sizeof *ps);
+        if (!ps) { job_free(j); return srv_reply_error(c, 500, "out of memory"); }
+        ps->j = j;
+        ps->fd = c->fd;
+        return srv_reply_stream(c, "application/x-ndjson", stream_next, stream_fin, ps);
+    }
+    pthread_mutex_lock(&j->mu);
+    while (!j->done) {
+        tick(j);
+        if (!j->done && srv_peer_closed(c->fd)) j->cancelled = 1;
+    }
+    int rc = j->rc, http = j->http ? j->http : 500;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", j->err);
+    pthread_mutex_unlock(&j->mu);
+    job_free(j);
+    if (rc == 0) return srv_reply_json(c, 200, json_pack("{s:s}", "status", "success"));
+    return srv_reply_error(c, http, "%s", msg);
 }
 
 int srv_api_pull(srv_call *c)
@@ -199,46 +271,16 @@ int srv_api_pull(srv_call *c)
     if (!lamina_ollama_name_valid(name))
         return srv_reply_error(c, 400, "invalid model name '%.120s': " LAMINA_OLLAMA_NAME_FORM, name);
     snprintf(c->log, sizeof c->log, "model=%.120s", name);
-    pull_job *j = calloc(1, sizeof *j);
+    store_job *j = job_new(c, stream);
     if (!j) return srv_reply_error(c, 500, "out of memory");
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
-    j->s = c->s;
-    j->stream = stream;
+    j->run = pull_run;
     j->insecure = insecure;
     snprintf(j->name, sizeof j->name, "%s", name);
     if (lamina_ollama_own_store(&c->s->cfg, j->store) < 0) {
-        pthread_mutex_destroy(&j->mu);
-        pthread_cond_destroy(&j->cv);
-        free(j);
+        job_drop(j);
         return srv_reply_error(c, 500, "no model store: set [model] store");
     }
-    int e = pthread_create(&j->th, NULL, pull_thread, j);
-    if (e != 0) {
-        pthread_mutex_destroy(&j->mu);
-        pthread_cond_destroy(&j->cv);
-        free(j);
-        return srv_reply_error(c, 503, "cannot start the pull: %s", strerror(e));
-    }
-    if (stream) {
-        pull_stream *ps = malloc(sizeof *ps);
-        if (!ps) { job_free(j); return srv_reply_error(c, 500, "out of memory"); }
-        ps->j = j;
-        ps->fd = c->fd;
-        return srv_reply_stream(c, "application/x-ndjson", stream_next, stream_fin, ps);
-    }
-    pthread_mutex_lock(&j->mu);
-    while (!j->done) {
-        tick(j);
-        if (!j->done && srv_peer_closed(c->fd)) j->cancelled = 1;
-    }
-    int rc = j->rc;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", j->err);
-    pthread_mutex_unlock(&j->mu);
-    job_free(j);
-    if (rc == 0) return srv_reply_json(c, 200, json_pack("{s:s}", "status", "success"));
-    return srv_reply_error(c, rc == LAMINA_EINVAL ? 400 : rc == LAMINA_ENOENT ? 404 : 500, "%s", msg);
+    return job_reply(c, j);
 }
 
 /* ------------------------------------------------------------------ */
@@ -353,9 +395,9 @@ typedef struct layer_list {
 } layer_list;
 
 typedef struct create_ctx {
-    srv_call *c;
+    srv *s;
+    store_job *job;                 /* whose stream the status lines go to, or NULL */
     char store[4096];
-    json_t *lines;                /* the status objects, in order */
     int http;                     /* the failure's status */
     char err[1024];
 } create_ctx;
@@ -371,11 +413,14 @@ static int cfail(create_ctx *x, int http, const char *fmt, ...)
     return -1;
 }
 
-/* A status line of lamina_store_create, kept for the reply. */
+/* A status line, out to the streamed reply as it happens. */
 static void status_line(void *ud, const char *line)
 {
     create_ctx *x = ud;
-    json_array_append_new(x->lines, json_pack("{s:s}", "status", line));
+    if (!x->job || !x->job->stream) return;
+    pthread_mutex_lock(&x->job->mu);
+    if (!x->job->cancelled) put_line(x->job, json_pack("{s:s}", "status", line));
+    pthread_mutex_unlock(&x->job->mu);
 }
 
 /* The manifest of `name` from lamina's store, else from a read-only
@@ -387,7 +432,7 @@ static int base_manifest(create_ctx *x, const char *name, const char *field, lam
 {
     char err[1024];
     char dirs[LAMINA_MAX_STORES][4096];
-    int nd = lamina_ollama_stores(&x->c->s->cfg, dirs);
+    int nd = lamina_ollama_stores(&x->s->cfg, dirs);
     int rc = lamina_store_import(x->store, dirs, nd, name, m, text, len, NULL, err, sizeof err);
     if (rc == LAMINA_ENOENT) return cfail(x, 404, "%s: model '%s' not found", field, name);
     if (rc < 0) return cfail(x, rc == LAMINA_EINVAL ? 400 : 500, "%s: %s", field, err);
@@ -399,8 +444,11 @@ static int base_manifest(create_ctx *x, const char *name, const char *field, lam
 static int base_file(create_ctx *x, const char *name, layer_list *ll)
 {
     char canon[128], path[4096], err[600];
-    if (srv_model_resolve(&x->c->s->cfg, name, canon, sizeof canon, path, sizeof path, err, sizeof err) < 0)
+    if (srv_model_resolve(&x->s->cfg, name, canon, sizeof canon, path, sizeof path, err, sizeof err) < 0)
         return cfail(x, 404, "from: %s", err);
+    char what[4200];
+    snprintf(what, sizeof what, "reading model file %s", path);   /* hashed: the slow step */
+    status_line(x, what);
     int rc = lamina_store_add_file(x->store, path, &ll->l[ll->n], err, sizeof err);
     if (rc < 0) return cfail(x, rc == LAMINA_ENOENT ? 404 : 500, "from: %s", err);
     ll->n++;
@@ -414,7 +462,7 @@ static int take_blob(create_ctx *x, const char *file, const char *digest, uint64
     char path[4300], err[600];
     if (!lamina_ollama_digest_valid(digest))
         return cfail(x, 400, "files: %s: invalid digest '%.80s': sha256: and 64 lowercase hex digits", file, digest);
-    if (!blob_find(x->c->s, digest, path, sizeof path))
+    if (!blob_find(x->s, digest, path, sizeof path))
         return cfail(x, 400, "files: %s: blob %s not found; upload it first (POST /api/blobs/%s)", file, digest, digest);
     struct stat st;
     if (stat(path, &st) != 0) return cfail(x, 500, "%s: %s", path, strerror(errno));
@@ -452,13 +500,22 @@ static void params_text(json_t *p, char **out)
     *out = t;
 }
 
-static int do_create(create_ctx *x, json_t *body, const char *name)
+/* A create request's fields, checked (pointers into the request body). */
+typedef struct create_plan {
+    const char *from, *tmpl, *system;
+    const char *gguf_file, *gguf_digest;
+    json_t *params, *license;
+} create_plan;
+
+/* Check a create request before any work: 0, or -1 with x->err and a 400. */
+static int create_check(create_ctx *x, json_t *body, create_plan *cp)
 {
     char err[600];
     const char *from = NULL, *tmpl = NULL, *system = NULL, *quantize = NULL;
     json_t *files = json_object_get(body, "files"), *adapters = json_object_get(body, "adapters");
     json_t *params = json_object_get(body, "parameters"), *license = json_object_get(body, "license");
     json_t *messages = json_object_get(body, "messages");
+    memset(cp, 0, sizeof *cp);
     if (srv_json_str(body, "from", &from, err, sizeof err) < 0 || srv_json_str(body, "template", &tmpl, err, sizeof err) < 0 ||
         srv_json_str(body, "system", &system, err, sizeof err) < 0 ||
         srv_json_str(body, "quantize", &quantize, err, sizeof err) < 0)
@@ -479,7 +536,7 @@ static int do_create(create_ctx *x, json_t *body, const char *name)
     if (params && !json_is_null(params)) {
         if (!json_is_object(params)) return cfail(x, 400, "parameters: expected an object");
         srv_gen_opts o;
-        srv_gen_opts_defaults(&o, x->c->s);
+        srv_gen_opts_defaults(&o, x->s);
         int prc = srv_parse_options(params, &o, err, sizeof err);
         srv_gen_opts_clear(&o);
         if (prc < 0) return cfail(x, 400, "parameters: %s", err);
@@ -506,13 +563,29 @@ static int do_create(create_ctx *x, json_t *body, const char *name)
         gguf_digest = json_string_value(fv);
     }
     if (!gguf_file && !(from && from[0])) return cfail(x, 400, "neither 'from' nor a GGUF file in 'files'");
+    if (from && from[0] && !lamina_ollama_name_valid(from)) return cfail(x, 400, "from: invalid model name '%.120s'", from);
+    if (gguf_file && !lamina_ollama_digest_valid(gguf_digest))
+        return cfail(x, 400, "files: %s: invalid digest '%.80s': sha256: and 64 lowercase hex digits", gguf_file,
+                     gguf_digest);
+    if (json_is_array(license) && json_array_size(license) >= LAMINA_OLLAMA_MAX_LAYERS)
+        return cfail(x, 400, "license: too many licenses");
+    *cp = (create_plan){ from, tmpl, system, gguf_file, gguf_digest, params, license };
+    return 0;
+}
 
+/* The model of a checked request into lamina's store: 0, or -1 with
+ * x->err and x->http. */
+static int create_build(create_ctx *x, const create_plan *cp, const char *name)
+{
+    char err[600];
+    const char *from = cp->from, *tmpl = cp->tmpl, *system = cp->system;
+    const char *gguf_file = cp->gguf_file, *gguf_digest = cp->gguf_digest;
+    json_t *params = cp->params, *license = cp->license;
     layer_list *ll = calloc(1, sizeof *ll);
     if (!ll) return cfail(x, 500, "out of memory");
     int rc = 0;
     if (from && from[0]) {
         lamina_ollama_manifest m;
-        if (!lamina_ollama_name_valid(from)) { rc = cfail(x, 400, "from: invalid model name '%.120s'", from); goto out; }
         if (base_manifest(x, from, "from", &m, NULL, NULL) == 0) {
             for (int i = 0; i < m.n_layers && ll->n < LAMINA_OLLAMA_MAX_LAYERS - 1; i++) ll->l[ll->n++] = m.layers[i];
             lamina_ollama_manifest_free(&m);
@@ -539,7 +612,6 @@ static int do_create(create_ctx *x, json_t *body, const char *name)
     int n_lic = 0;
     if (json_is_string(license)) lic[n_lic++] = json_string_value(license);
     else if (json_is_array(license)) {
-        if (json_array_size(license) >= LAMINA_OLLAMA_MAX_LAYERS) { rc = cfail(x, 400, "license: too many licenses"); goto out; }
         for (size_t i = 0; i < json_array_size(license); i++) lic[n_lic++] = json_string_value(json_array_get(license, i));
     }
     char *pt = json_is_object(params) && json_object_size(params) ? json_dumps(params, JSON_COMPACT) : NULL;
@@ -567,6 +639,16 @@ static int name_field(srv_call *c, const char *key, const char **name, char *err
     return 0;
 }
 
+static int create_run(store_job *j, char *err, size_t es)
+{
+    create_ctx x = { .s = j->s, .job = j };
+    snprintf(x.store, sizeof x.store, "%s", j->store);
+    int rc = create_build(&x, j->plan, j->name);
+    j->http = x.http ? x.http : 500;
+    if (rc < 0) snprintf(err, es, "%s", x.err);
+    return rc < 0 ? LAMINA_EIO : 0;
+}
+
 int srv_api_create(srv_call *c)
 {
     char err[512];
@@ -575,34 +657,21 @@ int srv_api_create(srv_call *c)
     if (name_field(c, "model", &name, err, sizeof err) < 0 || srv_json_bool(c->body, "stream", &stream, err, sizeof err) < 0)
         return srv_reply_error(c, 400, "%s", err);
     snprintf(c->log, sizeof c->log, "model=%.120s", name);
-    create_ctx x = { .c = c, .lines = json_array() };
-    if (!x.lines) return srv_reply_error(c, 500, "out of memory");
-    if (own_store(c, x.store) < 0) { json_decref(x.lines); return srv_reply_error(c, 500, "no model store: set [model] store"); }
-    int rc = do_create(&x, c->body, name);
-    if (rc < 0) { json_decref(x.lines); return srv_reply_error(c, x.http ? x.http : 500, "%s", x.err); }
-    if (!stream) {
-        json_decref(x.lines);
-        return srv_reply_json(c, 200, json_pack("{s:s}", "status", "success"));
+    create_ctx x = { .s = c->s };
+    create_plan *cp = malloc(sizeof *cp);
+    if (!cp) return srv_reply_error(c, 500, "out of memory");
+    if (create_check(&x, c->body, cp) < 0) { free(cp); return srv_reply_error(c, x.http ? x.http : 400, "%s", x.err); }
+    store_job *j = job_new(c, stream);
+    if (!j) { free(cp); return srv_reply_error(c, 500, "out of memory"); }
+    j->run = create_run;
+    j->plan = cp;
+    j->body = json_incref(c->body);   /* cp points into it */
+    snprintf(j->name, sizeof j->name, "%s", name);
+    if (own_store(c, j->store) < 0) {
+        job_drop(j);
+        return srv_reply_error(c, 500, "no model store: set [model] store");
     }
-    size_t n = 0, cap = 1024;
-    char *out = malloc(cap);
-    for (size_t i = 0; out && i < json_array_size(x.lines); i++) {
-        char *t = json_dumps(json_array_get(x.lines, i), JSON_COMPACT);
-        size_t k = t ? strlen(t) : 0;
-        if (n + k + 2 > cap) {
-            while (n + k + 2 > cap) cap *= 2;
-            char *q = realloc(out, cap);
-            if (!q) { free(out); out = NULL; }
-            else out = q;
-        }
-        if (out && t) { memcpy(out + n, t, k); out[n + k] = '\n'; n += k + 1; }
-        free(t);
-    }
-    json_decref(x.lines);
-    if (!out) return srv_reply_error(c, 500, "out of memory");
-    int r = srv_reply_text(c, 200, "application/x-ndjson", out, n);
-    free(out);
-    return r;
+    return job_reply(c, j);
 }
 
 /* ---- copy, delete ---- */
@@ -614,7 +683,7 @@ int srv_api_copy(srv_call *c)
     if (name_field(c, "source", &src, err, sizeof err) < 0 || name_field(c, "destination", &dst, err, sizeof err) < 0)
         return srv_reply_error(c, 400, "%s", err);
     snprintf(c->log, sizeof c->log, "source=%.100s destination=%.100s", src, dst);
-    create_ctx x = { .c = c };
+    create_ctx x = { .s = c->s };
     if (own_store(c, x.store) < 0) return srv_reply_error(c, 500, "no model store: set [model] store");
     lamina_ollama_manifest m;
     char *text = NULL;

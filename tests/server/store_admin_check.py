@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import urllib.parse
+import urllib.request
 
 import ollama
 from taplib import done, ok, poster
@@ -215,6 +216,25 @@ def main(url, own, ro, llama, cap):
         ("a Modelfile", {"model": "q", "modelfile": "FROM x"}, 400, "modelfile")]:
         st, r = post("/api/create", {**body, "stream": False})
         ok(st == status and needle in str(r), f"create with {desc}: {status} naming it ({st})", r)
+    # streamed: a request refused before any work keeps its status; a failure
+    # of the work itself (the blob is not a GGUF file) ends the stream with
+    # an error line, which the client raises
+    st, r = post("/api/create", {"model": "q", "files": {"a.gguf": digest}, "quantize": "q4_K_M"})
+    ok(st == 400 and "quantize" in str(r), "create, streamed, refused before the work: 400", (st, r))
+    req = urllib.request.Request(url + "/api/create", data=json.dumps({"model": "q", "files": {"a.gguf": jd}}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        nd = [json.loads(x) for x in resp.read().decode().splitlines() if x.strip()]
+    ok(resp.status == 200 and nd and "not a GGUF file" in nd[-1].get("error", "") and
+       all("status" in x for x in nd[:-1]), "create, streamed, failing in the work: its last line the error", nd)
+    try:
+        list(cl.create(model="q", files={"a.gguf": jd}, stream=True))
+        ok(False, "  the ollama client raises it")
+    except ollama.ResponseError as e:
+        ok("not a GGUF file" in str(e), "  the ollama client raises it", str(e))
+    sts = [x.status for x in cl.create(model="fromfile2", from_="tiny-gemma3", stream=True)]
+    ok(sts and sts[0].startswith("reading model file ") and sts.index("parsing GGUF") > 0 and sts[-1] == "success",
+       "create from a model file, streamed: 'reading model file' first (the hashing step)", sts)
     ok("q:latest" not in {m.model for m in cl.list().models} and
        not os.path.exists(os.path.join(own, "manifests/registry.ollama.ai/library/q")), "  and no model q was made")
 
