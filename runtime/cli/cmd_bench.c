@@ -30,7 +30,7 @@ static int cmp_d(const void *a, const void *b)
 
 static void bench_usage(FILE *fp)
 {
-    fputs("usage: lamina bench [MODEL] [-p N] [-n N] [-r N] [-b BACKEND]... [--prompt TEXT|@FILE]\n"
+    fputs("usage: lamina bench [MODEL] [-p N] [-n N] [-s N] [-r N] [-b BACKEND]... [--prompt TEXT|@FILE]\n"
           "                    [--no-spec] [--spec-draft N] [--json]\n"
           "  -p N        prompt tokens processed as one batch (default 64; 0 skips)\n"
           "  -n N        tokens generated one at a time (default 32; 0 skips)\n"
@@ -39,6 +39,9 @@ static void bench_usage(FILE *fp)
           "              decoding (gtN-spec, acceptance rate shown), alternating\n"
           "  --no-spec   with --prompt: the plain runs only\n"
           "  --spec-draft N  most drafts per step (default [generate] speculative_draft)\n"
+          "  -s N        also generate with N sequences at once, one token each per step\n"
+          "              (tgNxS: the tokens of all of them per second, as a server with N busy\n"
+          "              slots decodes; 1..64)\n"
           "  -r N        repetitions after one warm-up (default 5)\n"
           "  -b BACKEND  measure this backend alone (repeatable; default: each eligible one,\n"
           "              then the configured mix when there are several)\n"
@@ -71,25 +74,35 @@ static double run_pp(cli_model *cm, int n_prompt, int32_t *tok, int32_t *pos, in
     return now_s() - t0;
 }
 
-static double run_tg(cli_model *cm, int n_gen, float *logits, uint64_t *rng)
+/* n_gen steps of n_seq sequences (slots 0..n_seq-1), one token each per
+ * step; logits holds n_seq rows. */
+static double run_tg(cli_model *cm, int n_gen, int n_seq, float *logits, uint64_t *rng)
 {
     char err[512];
     int32_t V = cm->model->hp.n_vocab;
-    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-    int32_t tok = (int32_t)((*rng >> 33) % (uint64_t)V), seq = 0;
-    int8_t want = 1;
+    int32_t tok[64], pos[64], seq[64];
+    int8_t want[64];
+    for (int s = 0; s < n_seq; s++) {
+        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+        tok[s] = (int32_t)((*rng >> 33) % (uint64_t)V);
+        seq[s] = s;
+        want[s] = 1;
+    }
     double t0 = now_s();
     for (int i = 0; i < n_gen; i++) {
-        int32_t pos = i;
-        lamina_batch b = { 1, &tok, &pos, &seq, &want };
+        for (int s = 0; s < n_seq; s++) pos[s] = i;
+        lamina_batch b = { n_seq, tok, pos, seq, want };
         if (lamina_engine_decode(cm->eng, &b, logits, err, sizeof err) < 0) {
             cli_error("bench: %s", err);
             return -1;
         }
-        /* feed back the argmax, as generation would */
-        int32_t best = 0;
-        for (int32_t v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
-        tok = best;
+        /* feed back each row's argmax, as generation would */
+        for (int s = 0; s < n_seq; s++) {
+            const float *row = logits + (size_t)s * (size_t)V;
+            int32_t best = 0;
+            for (int32_t v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+            tok[s] = best;
+        }
     }
     return now_s() - t0;
 }
@@ -149,12 +162,13 @@ typedef struct bench_gen {
 } bench_gen;
 
 static int bench_one(const cli_globals *g, const char *model, const char *backend,
-                     int n_prompt, int n_gen, int reps, int json, const bench_gen *bg)
+                     int n_prompt, int n_gen, int n_par, int reps, int json, const bench_gen *bg)
 {
     cli_model cm;
+    int nb = n_prompt > 0 ? (n_prompt < 512 ? n_prompt : 512) : 1;
     cli_open_opts o = { .model = model, .backend = backend, .quiet = 1,
                         .n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 16,
-                        .n_batch = n_prompt > 0 ? (n_prompt < 512 ? n_prompt : 512) : 1 };
+                        .n_batch = nb > n_par ? nb : n_par, .n_seq = n_par, .n_outputs = n_par };
     lamina_token *ids = NULL;
     size_t n_ids = 0;
     if (bg->prompt) {
@@ -184,7 +198,7 @@ static int bench_one(const cli_globals *g, const char *model, const char *backen
     const int np = n_prompt > 0 ? n_prompt : 1;
     int32_t *tok = malloc((size_t)np * 4), *pos = malloc((size_t)np * 4), *seq = malloc((size_t)np * 4);
     int8_t *want = malloc((size_t)np);
-    float *logits = malloc((size_t)cm.model->hp.n_vocab * sizeof(float));
+    float *logits = malloc((size_t)n_par * (size_t)cm.model->hp.n_vocab * sizeof(float));
     double *t = malloc((size_t)(reps + 1) * sizeof(double));
     uint64_t rng = 42;
     char label[512] = "";
@@ -221,19 +235,20 @@ static int bench_one(const cli_globals *g, const char *model, const char *backen
         ret = 0;
         goto out;
     }
-    for (int kind = 0; kind < 2; kind++) {
-        int n = kind == 0 ? n_prompt : n_gen;
-        if (n <= 0) continue;
+    for (int kind = 0; kind < 3; kind++) {      /* pp, tg, tg with n_par sequences */
+        int n = kind == 0 ? n_prompt : n_gen, ns = kind == 2 ? n_par : 1;
+        if (n <= 0 || (kind == 2 && n_par < 2)) continue;
         double tps[64];
         int R = reps < 64 ? reps : 64;
         for (int r = -1; r < R; r++) {              /* r = -1: warm-up */
             double s = kind == 0 ? run_pp(&cm, n_prompt, tok, pos, seq, want, logits, &rng)
-                                 : run_tg(&cm, n_gen, logits, &rng);
+                                 : run_tg(&cm, n_gen, ns, logits, &rng);
             if (s < 0) goto out;
-            if (r >= 0) tps[r] = (double)n / s;
+            if (r >= 0) tps[r] = (double)n * ns / s;
         }
         char test[32];
-        snprintf(test, sizeof test, "%s%d", kind ? "tg" : "pp", n);
+        if (kind == 2) snprintf(test, sizeof test, "tg%dx%d", n, ns);
+        else snprintf(test, sizeof test, "%s%d", kind ? "tg" : "pp", n);
         print_row(backend, label, cm.model->hp.name, test, R, tps, json, -1, 0);
     }
     ret = 0;
@@ -248,12 +263,13 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
 {
     const char *model = NULL;
     const char *backends[LAMINA_MAX_BACKENDS];
-    int n_backends = 0, n_prompt = 64, n_gen = 32, reps = 5, json = 0;
+    int n_backends = 0, n_prompt = 64, n_gen = 32, n_par = 1, reps = 5, json = 0;
     bench_gen bg = { NULL, 1, 0 };
     char *prompt_owned = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((!strcmp(a, "-p") || !strcmp(a, "-n") || !strcmp(a, "-r") || !strcmp(a, "-b")) && i + 1 < argc) {
+        if ((!strcmp(a, "-p") || !strcmp(a, "-n") || !strcmp(a, "-r") || !strcmp(a, "-s") || !strcmp(a, "-b")) &&
+            i + 1 < argc) {
             const char *v = argv[++i];
             if (a[1] == 'b') {
                 if (n_backends < LAMINA_MAX_BACKENDS) backends[n_backends++] = v;
@@ -261,11 +277,14 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
             }
             char *end;
             long x = strtol(v, &end, 10);
-            if (*end || x < 0 || x > 100000 || (a[1] == 'r' && (x < 1 || x > 64))) {
+            if (*end || x < 0 || x > 100000 || ((a[1] == 'r' || a[1] == 's') && (x < 1 || x > 64))) {
                 cli_error("bench: bad value '%s' for %s", v, a);
                 return free(prompt_owned), 2;
             }
-            if (a[1] == 'p') n_prompt = (int)x; else if (a[1] == 'n') n_gen = (int)x; else reps = (int)x;
+            if (a[1] == 'p') n_prompt = (int)x;
+            else if (a[1] == 'n') n_gen = (int)x;
+            else if (a[1] == 's') n_par = (int)x;
+            else reps = (int)x;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--no-spec")) {
@@ -342,11 +361,11 @@ int cmd_bench(const cli_globals *g, int argc, char **argv)
             if (!dup) snprintf(names[n++], sizeof names[0], "%s", nm);
         }
         lamina_runtime_close(rt);
-        for (int i = 0; i < n; i++) rc |= bench_one(g, model, names[i], n_prompt, n_gen, reps, json, &bg);
-        if (n > 1) rc |= bench_one(g, model, NULL, n_prompt, n_gen, reps, json, &bg);
+        for (int i = 0; i < n; i++) rc |= bench_one(g, model, names[i], n_prompt, n_gen, n_par, reps, json, &bg);
+        if (n > 1) rc |= bench_one(g, model, NULL, n_prompt, n_gen, n_par, reps, json, &bg);
     } else {
         for (int i = 0; i < n_backends; i++)
-            rc |= bench_one(g, model, backends[i], n_prompt, n_gen, reps, json, &bg);
+            rc |= bench_one(g, model, backends[i], n_prompt, n_gen, n_par, reps, json, &bg);
     }
     free(prompt_owned);
     return rc ? 1 : 0;

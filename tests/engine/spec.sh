@@ -6,7 +6,8 @@
 # model (a text to copy: drafts must be kept; free text), through
 # spec_check.c, alone and three at once in the batcher (the server); and
 # `lamina run --spec` against `--no-spec` (the same text, the drafts
-# reported), `lamina bench --prompt` (the acceptance rate shown), the
+# reported), `lamina bench --prompt` (the acceptance rate shown) and -s (several
+# sequences decoded together), the
 # [generate] speculative key and bad flag values.
 . "$top_srcdir/tests/engine/common.sh"
 CPU="$B/plugins/cpu/.libs/cpu.so"
@@ -53,6 +54,12 @@ if have_python_gguf; then
   check "lamina bench --prompt (exit $rc)" [ $rc -eq 0 ]
   expect_grep "bench: the plain generation row" '"test":"gt32",' "$TMP/bench.out"
   expect_grep "bench: the speculative row with its acceptance rate" '"test":"gt32-spec",.*"accepted":[1-9][0-9]*,"accept_rate":' "$TMP/bench.out"
+  # batched decoding, as a server's busy slots: -s adds the tgNxS row
+  "$LAMINA" bench "$f" -b cpu -p 8 -n 4 -s 3 -r 1 --json >"$TMP/bs.out" 2>"$TMP/bs.err"; rc=$?
+  check "lamina bench -s 3 (exit $rc)" [ $rc -eq 0 ]
+  expect_grep "bench -s 3: the tg4x3 row after pp8 and tg4" '"test":"tg4x3",' "$TMP/bs.out"
+  "$LAMINA" bench "$f" -s 65 >"$TMP/bs.out" 2>&1; rc=$?
+  check "bench -s 65 refused (exit $rc)" [ $rc -eq 2 ]
 else
   skip "python gguf package missing: cannot generate test models"
 fi
