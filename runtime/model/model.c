@@ -80,7 +80,8 @@ static int hp_f32(loader *L, const char *suffix, int required, float def, float 
 }
 
 /* The dimensions a slot's shape is made of. */
-enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE, D_CLS, D_TT, D_CTX };
+enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE, D_CLS, D_TT, D_CTX,
+       D_FS };
 
 typedef struct slot_def {
     const char *name;           /* after "blk.N." for layer slots */
@@ -123,6 +124,10 @@ static const slot_def layer_slots[LW_COUNT] = {
     [LW_BDOWN]          = { "ffn_down.bias",              D_E,    D_1,   1 },
     [LW_LAYER_OUT_NORM] = { "layer_output_norm.weight",   D_E,    D_1,   1 },
     [LW_LAYER_OUT_NORM_B]={ "layer_output_norm.bias",     D_E,    D_1,   1 },
+    [LW_GATE_INP_SHEXP] = { "ffn_gate_inp_shexp.weight",  D_E,    D_1,   0 },
+    [LW_GATE_SHEXP]     = { "ffn_gate_shexp.weight",      D_E,    D_FS,  0 },
+    [LW_UP_SHEXP]       = { "ffn_up_shexp.weight",        D_E,    D_FS,  0 },
+    [LW_DOWN_SHEXP]     = { "ffn_down_shexp.weight",      D_FS,   D_E,   0 },
 };
 
 static const slot_def model_slots[LG_COUNT] = {
@@ -170,6 +175,7 @@ static int64_t dim(const lamina_hparams *hp, int d)
     case D_CLS:   return hp->n_cls_out;
     case D_TT:    return hp->n_token_types;
     case D_CTX:   return hp->n_ctx_train;
+    case D_FS:    return hp->n_ff_shexp;
     default:      return 1;
     }
 }
@@ -439,6 +445,12 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
                      "expert_feed_forward_length = %d: need 1 <= used <= count and a width", L->path, L->arch,
                      hp->n_expert_used, hp->n_expert, hp->n_ff_exp);
             return LAMINA_EFORMAT;
+        }
+        /* a shared expert (qwen2moe): its width; absent or 0, the dense
+         * FFN's (as llama.cpp) */
+        if ((a->layer_required | a->layer_optional) & LW(LW_UP_SHEXP)) {
+            if ((rc = key_u32(L, "expert_shared_feed_forward_length", 0, 0, &hp->n_ff_shexp)) < 0) return rc;
+            if (hp->n_ff_shexp == 0) hp->n_ff_shexp = hp->n_ff;
         }
     }
 

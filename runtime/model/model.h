@@ -56,6 +56,8 @@ typedef struct lamina_hparams {
     int32_t  n_expert;          /* mixture of experts: experts per layer (0: dense) */
     int32_t  n_expert_used;     /* experts each token uses */
     int32_t  n_ff_exp;          /* an expert's FFN width */
+    int32_t  n_ff_shexp;        /* the shared expert's FFN width (qwen2moe;
+                                   0: no shared expert) */
     int32_t  pooling;           /* <arch>.pooling_type (LAMINA_POOL_*), or
                                    LAMINA_POOL_UNSPECIFIED when absent */
     int32_t  n_cls_out;         /* classifier outputs (cls.output rows), 0: none */
@@ -88,6 +90,7 @@ enum lamina_layer_slot {
     LW_GATE_INP, LW_GATE_EXPS, LW_UP_EXPS, LW_DOWN_EXPS,
     LW_Q_NORM_ROW, LW_K_NORM_ROW,
     LW_ATTN_OUT_NORM, LW_ATTN_OUT_NORM_B, LW_BUP, LW_BDOWN, LW_LAYER_OUT_NORM, LW_LAYER_OUT_NORM_B,
+    LW_GATE_INP_SHEXP, LW_GATE_SHEXP, LW_UP_SHEXP, LW_DOWN_SHEXP,
     LW_COUNT
 };
 #define LW(slot) (UINT64_C(1) << (slot))
@@ -120,6 +123,11 @@ typedef union lamina_layer_weights {
         const lamina_gguf_tensor *bdown;          /* [E] (bert) */
         const lamina_gguf_tensor *layer_out_norm, *layer_out_norm_b; /* [E] LayerNorm
                                                    after the FFN's residual (bert) */
+        const lamina_gguf_tensor *ffn_gate_inp_shexp; /* [E] the shared expert's
+                                                   gate: sigmoid(it . x) (qwen2moe) */
+        const lamina_gguf_tensor *ffn_gate_shexp, *ffn_up_shexp; /* [E, Fs] the shared
+                                                   expert, Fs its width */
+        const lamina_gguf_tensor *ffn_down_shexp; /* [Fs, E] */
     };
     const lamina_gguf_tensor *slot[LW_COUNT];     /* the same, by lamina_layer_slot */
 } lamina_layer_weights;

@@ -468,6 +468,10 @@ int main(int argc, char **argv)
     }
     /* a batch of at most 256 tokens: longer prompts in several */
     p.n_ctx = max_len > 512 ? max_len : 512; p.n_seq = 1; p.n_batch = max_len < 256 ? max_len : 256;
+    /* the recording's context when larger: it decides, as in llama.cpp,
+     * whether LongRoPE's long factors apply (n_ctx > the original context) */
+    json_int_t rec_ctx = json_integer_value(json_object_get(json_object_get(root, "settings"), "n_ctx"));
+    if (rec_ctx > p.n_ctx && rec_ctx <= 1 << 20) p.n_ctx = (int32_t)rec_ctx;
     p.n_outputs = max_n < 256 ? max_n : 256;
     p.kv_f32 = L == &TIGHT;
     if (argc > 4) p.gpu_layers = strcmp(argv[4], "all") == 0 ? -2 : atoi(argv[4]);

@@ -5,12 +5,14 @@
 # tests/golden/tiny-ARCH-logits.json on the tight path (the core reference
 # with an f32 KV cache against llama.cpp's precise configuration) and the
 # fast one (the cpu plugin as it runs by default, and with its scalar
-# kernels, against llama.cpp's default).
+# kernels, against llama.cpp's default).  phi3-long: the phi3 model in the
+# context of 8192 it was recorded in, past its original 4096, where
+# LongRoPE's long factors apply.
 . "$top_srcdir/tests/engine/common.sh"
-for arch in llama llama3 qwen2 qwen3 qwen3moe gemma2 gemma3 phi3 granite olmo2; do
+for arch in llama llama3 qwen2 qwen3 qwen3moe qwen2moe gemma2 gemma3 phi3 phi3-long granite olmo2; do
   G="$S/tests/golden/tiny-$arch-logits.json"
   f="$TMP/tiny-$arch.gguf"
-  if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch $arch --type mixed --seed 1 --out "$f" >"$TMP/gen.log" 2>&1; then
+  if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch ${arch%-long} --type mixed --seed 1 --out "$f" >"$TMP/gen.log" 2>&1; then
     not_ok "$arch: generate the model"; sed 's/^/# /' "$TMP/gen.log"; continue
   fi
   want=$(sed -n 's/.*"model_sha256":"\([0-9a-f]*\)".*/\1/p' "$G" | head -1)

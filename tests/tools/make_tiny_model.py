@@ -15,6 +15,11 @@ GGUF files for the chosen architecture, with tiny dimensions:
   qwen2   the llama shapes plus Q/K/V biases (attn_q.bias ...), NEOX RoPE
           base 1e6, output tied to the embedding, the same BPE vocab with
           pre "qwen2" and no BOS added (as Qwen2.5 files have).
+  qwen2moe  qwen2's attention and vocabulary, untied output, and a mixture
+          of 8 experts (2 used, width 256) as the FFN beside a shared
+          expert of width 768 (ffn_gate_inp_shexp [n_embd], ffn_{gate,up,
+          down}_shexp; qwen2moe.expert_shared_feed_forward_length), as
+          Qwen1.5-MoE files have.
   granite the llama layer, tied, with granite.embedding_scale,
           residual_scale, logit_scale and attention.scale.
   olmo2   no input norms: q and k RMS-normed over the whole row
@@ -570,6 +575,7 @@ SHAPES = {
     "gemma2": (256, 512, 4, 2, 128),
     "phi3":   (256, 512, 4, 2,  64),
     "qwen3moe": (256, 512, 4, 2, 128),
+    "qwen2moe": (256, 512, 4, 2,  64),
     "granite": (256, 512, 4, 2,  64),
     "olmo2":   (256, 512, 4, 2,  64),
     "bert":    (256, 512, 4, 4,  64),
@@ -578,7 +584,11 @@ SHAPES = {
 ENCODER = ("bert", "nomic-bert")                   # embeddings only: no output norm or head
 POOLING = {"mean": 1, "cls": 2}       # <arch>.pooling_type values
 # mixture of experts: experts, used per token, expert FFN width
-MOE = {"qwen3moe": (8, 2, 256)}
+MOE = {"qwen3moe": (8, 2, 256), "qwen2moe": (8, 2, 256)}
+# a shared expert every token uses, beside the routed ones: its FFN width
+# (wider than the routed experts' together and than feed_forward_length)
+SHEXP = {"qwen2moe": 768}
+QWEN = ("qwen2", "qwen3", "qwen3moe", "qwen2moe")   # Qwen's rope base, eps, tokenizer
 GGUF_ARCH = {"llama3": "llama"}       # the general.architecture written
 GEMMA = ("gemma2", "gemma3")
 SPM = ("gemma3", "gemma2")            # SentencePiece vocabularies; the rest BPE
@@ -679,7 +689,7 @@ def tensor_plan(arch, n_layer, tname, n_ctx=512):
             plan.append((p + "attn_q.weight", [E, H * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
             plan.append((p + "attn_k.weight", [E, HKV * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
             plan.append((p + "attn_v.weight", [E, HKV * D], "mat", pick(QT.Q8_0, QT.Q6_K if even else QT.Q8_0)))
-        if arch == "qwen2":
+        if arch in ("qwen2", "qwen2moe"):
             plan.append((p + "attn_q.bias", [H * D], "bias", QT.F32))
             plan.append((p + "attn_k.bias", [HKV * D], "bias", QT.F32))
             plan.append((p + "attn_v.bias", [HKV * D], "bias", QT.F32))
@@ -700,6 +710,12 @@ def tensor_plan(arch, n_layer, tname, n_ctx=512):
             plan.append((p + "ffn_gate_exps.weight", [E, FE, X], "mat", pick(None, QT.Q4_K)))
             plan.append((p + "ffn_up_exps.weight", [E, FE, X], "mat", pick(None, QT.Q4_K)))
             plan.append((p + "ffn_down_exps.weight", [FE, E, X], "mat", pick(None, QT.Q6_K)))
+            if arch in SHEXP:
+                FS = SHEXP[arch]
+                plan.append((p + "ffn_gate_inp_shexp.weight", [E], "mat", QT.F32))
+                plan.append((p + "ffn_gate_shexp.weight", [E, FS], "mat", pick(None, QT.Q4_K)))
+                plan.append((p + "ffn_up_shexp.weight", [E, FS], "mat", pick(None, QT.Q4_K)))
+                plan.append((p + "ffn_down_shexp.weight", [FS, E], "mat", pick(None, QT.Q8_0)))
             continue
         if arch == "phi3":
             plan.append((p + "ffn_up.weight", [E, 2 * F], "mat", pick(None, QT.Q4_K)))
@@ -799,12 +815,14 @@ def metadata(arch, tname, n_layer, pooling="mean"):
             kv += [(f"{a}.expert_count", VT.UINT32, X, None),
                    (f"{a}.expert_used_count", VT.UINT32, K, None),
                    (f"{a}.expert_feed_forward_length", VT.UINT32, FE, None)]
+        if arch in SHEXP:
+            kv += [(f"{a}.expert_shared_feed_forward_length", VT.UINT32, SHEXP[arch], None)]
         kv += [
             (f"{a}.rope.dimension_count", VT.UINT32, PHI3_ROT if arch == "phi3" else D, None),
             (f"{a}.rope.freq_base", VT.FLOAT32,
-             1000000.0 if arch in ("qwen2", "qwen3", "qwen3moe") else 10000.0 if arch == "phi3" else 500000.0, None),
+             1000000.0 if arch in QWEN else 10000.0 if arch == "phi3" else 500000.0, None),
             (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32,
-             1e-6 if arch in ("qwen2", "qwen3", "qwen3moe") else 1e-5, None),
+             1e-6 if arch in QWEN else 1e-5, None),
         ]
         if arch == "phi3":
             # LongRoPE as the 128k models have it: short and long factors,
@@ -832,7 +850,7 @@ def metadata(arch, tname, n_layer, pooling="mean"):
             ("tokenizer.ggml.add_space_prefix", VT.BOOL, False, None),
         ]
     else:
-        no_bos = arch in ("qwen2", "qwen3", "qwen3moe")
+        no_bos = arch in QWEN
         tokens, types, merges = bpe_vocab()
         kv += [
             ("tokenizer.ggml.model", VT.STRING, "gpt2", None),

@@ -71,7 +71,7 @@ for arch in llama llama3 qwen2 qwen3 gemma2 gemma3 phi3 granite olmo2; do
 done
 # 3c. mixture of experts (ABI 1.1 TOPK ... MOE_SUM) and the encoders (1.2
 #     NORM, UNARY): every layer on vulkan alone, no backend passed over;
-#     qwen3moe held to the tight limits like the others, bert and
+#     qwen3moe and qwen2moe held to the tight limits like the others, bert and
 #     nomic-bert to llama.cpp's embeddings (embed_check --encoder)
 "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch qwen3moe --type mixed --seed 1 --out "$TMP/tiny-qwen3moe.gguf" \
     >/dev/null 2>&1 || not_ok "qwen3moe: generate the model"
@@ -79,6 +79,14 @@ golden_run "qwen3moe: tight: vulkan matches llama.cpp (precise)" --tight "$S/tes
     "$TMP/tiny-qwen3moe.gguf" vulkan all
 expect_grep "qwen3moe: every layer on vulkan" '^# plan: vulkan:0 .* layers 0-[0-9]+ \(([0-9]+)/\1\)' "$TMP/golden.out"
 check "qwen3moe: no backend passed over" sh -c '! grep -q "passed over" "$1"' _ "$TMP/golden.out"
+# qwen2moe's shared expert (its sigmoid gate: MOE_WEIGHTS over (z, 0)) on
+# the first two prompts only: the routed experts are qwen3moe's
+"$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch qwen2moe --type mixed --seed 1 --out "$TMP/tiny-qwen2moe.gguf" \
+    >/dev/null 2>&1 || not_ok "qwen2moe: generate the model"
+golden_run "qwen2moe: tight: vulkan matches llama.cpp (precise, 2 prompts)" --prompts 2 --tight \
+    "$S/tests/golden/tiny-qwen2moe-logits.json" "$TMP/tiny-qwen2moe.gguf" vulkan all
+expect_grep "qwen2moe: every layer on vulkan" '^# plan: vulkan:0 .* layers 0-[0-9]+ \(([0-9]+)/\1\)' "$TMP/golden.out"
+check "qwen2moe: no backend passed over" sh -c '! grep -q "passed over" "$1"' _ "$TMP/golden.out"
 pool=mean        # the pooling is the host's: one is enough here
 for arch in bert nomic-bert; do
   f="$TMP/tiny-$arch-$pool.gguf"

@@ -1,7 +1,8 @@
 /*
  * llama.c - the Llama family's layer: llama (Llama 2/3, Mistral, SmolLM2),
  * qwen2 (q/k/v biases), qwen3 (QK norm), phi3 (fused q/k/v and gate/up);
- * and with a mixture of experts as the FFN, qwen3moe.
+ * and with a mixture of experts as the FFN, qwen3moe and qwen2moe (with
+ * its shared expert).
  * Which of those a model has is its table row (arch.c), checked at load.
  *
  *   h   = x + Wo . attn(rope(n_q(Wq n(x) + bq)), rope(n_k(Wk n(x) + bk)), Wv n(x) + bv)
@@ -61,7 +62,11 @@ int lamina_granite_hparams(lamina_arch_loader *L, lamina_hparams *hp)
 }
 
 /* The same attention; the FFN a mixture of experts:
- *   out = h + sum_{e in topk(router n(h))} w_e Wdown_e . (silu(Wgate_e n(h)) * Wup_e n(h)) */
+ *   out = h + sum_{e in topk(router n(h))} w_e Wdown_e . (silu(Wgate_e n(h)) * Wup_e n(h))
+ *           [+ sigmoid(Wgs . n(h)) Wdown_s . (silu(Wgate_s n(h)) * Wup_s n(h))]
+ * w_e the router's softmax over the k chosen (qwen3moe) or over all experts
+ * (qwen2moe); the bracket, a shared expert every token uses, where the
+ * layer has one (qwen2moe). */
 int lamina_build_llama_moe_layer(node_list *nl, const graph_ctx *g, int il)
 {
     const lamina_layer_weights *w = &g->m->layers[il];
@@ -72,6 +77,10 @@ int lamina_build_llama_moe_layer(node_list *nl, const graph_ctx *g, int il)
     if ((rc = lamina_g_self_attention(nl, g, &a, w, il)) < 0) return rc;
     if ((rc = lamina_g_add(nl, a.x, a.cur)) < 0) return rc;
     if ((rc = lamina_g_norm(nl, g, a.cur, a.x, w->ffn_norm)) < 0) return rc;
+    /* the shared expert first, while cur holds n(h); the routed ones
+     * overwrite cur; then their sums added */
+    if (w->ffn_up_shexp && (rc = lamina_g_shared_expert(nl, g, &a, w)) < 0) return rc;
     if ((rc = lamina_g_moe_ffn(nl, g, &a, w)) < 0) return rc;
+    if (w->ffn_up_shexp && (rc = lamina_g_add(nl, a.cur, a.shexp)) < 0) return rc;
     return lamina_g_add(nl, a.x, a.cur);
 }
