@@ -48,7 +48,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check gguf numpy regex ollama openai jinja2 jsonschema langchain-ollama langchain-core kubernetes-validate lark
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check gguf numpy regex ollama openai jinja2 jsonschema langchain-ollama langchain-core kubernetes-validate lark sentencepiece==0.2.3
 [ $deps_only = 1 ] && exit 0
 
 # 3. build and install -------------------------------------------------------

@@ -1,5 +1,5 @@
 /*
- * tokenizer.c - SentencePiece-style, BPE and WordPiece tokenizers.
+ * tokenizer.c - SentencePiece-style, BPE, WordPiece and unigram tokenizers.
  *
  * Layout of a tokenizer: all token texts in one blob (text_off[i] ..
  * text_off[i+1]), the decoded piece of every token in a second blob, an
@@ -9,11 +9,16 @@
  * BPE pre-tokenizers are data: pretok_rules[] says, for each enum
  * lamina_pretok, which splitting passes run and how words are merged, and
  * pretok_names[] maps the names found in tokenizer.ggml.pre to them.
+ *
+ * Unigram (UGM) keeps the file's precompiled character map, its trie units
+ * decoded and checked once at creation (every leaf's replacement offset
+ * and terminator), and walks it with bounds checks all the same.
  */
 #include "config.h"
 
 #include "tokenizer.h"
 
+#include <float.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +61,17 @@ struct lamina_tokenizer {
     lamina_token pair[4];     /* a text pair's frame (lamina_tokenizer_encode_pair):
                                  before, between (two), after; NONE: nothing */
     int wpm_lower, wpm_strip_accents;
+    /* UGM */
+    uint32_t *xcda;           /* the charsmap's double-array trie units, [n_xcda] */
+    size_t n_xcda;
+    char *repl;               /* its NUL-terminated replacement strings, [n_repl] */
+    size_t n_repl;
+    int remove_extra_ws;
+    float ugm_unk_score;      /* lowest normal token score - 10, as llama.cpp */
+    size_t ugm_max_len;       /* longest token Viterbi may use, in bytes */
+    lamina_token *ugm_user;   /* user-defined tokens (passed through unnormalized) */
+    size_t n_ugm_user;
+    uint8_t ugm_user_first[256]; /* 1 if some user-defined token starts with this byte */
     char *arch;
     char *chat_template;
 };
@@ -77,18 +93,26 @@ static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
     return code;
 }
 
-static uint64_t hash_bytes(const char *s, size_t n)
+/* FNV-1a, 64 bit, then a final mix so low bits are usable as an index.
+ * The FNV part runs byte by byte, so every prefix's hash is one step
+ * away from the one before (UGM's Viterbi). */
+#define FNV_BASIS 0xcbf29ce484222325ull
+#define FNV_STEP(h, c) (((h) ^ (unsigned char)(c)) * 0x100000001b3ull)
+
+static uint64_t hash_mix(uint64_t h)
 {
-    /* FNV-1a, 64 bit, then a final mix so low bits are usable as an index. */
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 32;
     return h;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = FNV_BASIS;
+    for (size_t i = 0; i < n; i++)
+        h = FNV_STEP(h, s[i]);
+    return hash_mix(h);
 }
 
 static size_t pow2_at_least(size_t n)
@@ -167,9 +191,11 @@ static const char *tok_text(const lamina_tokenizer *t, int32_t id, size_t *len)
     return t->text + t->text_off[id];
 }
 
-static lamina_token vocab_find(const lamina_tokenizer *t, const char *s, size_t n)
+/* vocab_find with the hash of s[0..n) already known */
+static lamina_token vocab_find_hashed(const lamina_tokenizer *t, const char *s, size_t n,
+                                      uint64_t hash)
 {
-    size_t i = (size_t)hash_bytes(s, n) & t->slot_mask;
+    size_t i = (size_t)hash & t->slot_mask;
     for (;;) {
         int32_t id = t->slots[i];
         if (id < 0)
@@ -180,6 +206,11 @@ static lamina_token vocab_find(const lamina_tokenizer *t, const char *s, size_t 
             return id;
         i = (i + 1) & t->slot_mask;
     }
+}
+
+static lamina_token vocab_find(const lamina_tokenizer *t, const char *s, size_t n)
+{
+    return vocab_find_hashed(t, s, n, hash_bytes(s, n));
 }
 
 /* Insert id; a later duplicate text replaces the earlier one (as llama.cpp). */
@@ -778,6 +809,122 @@ static void split_words(const struct pretok_rules *r, const uint32_t *cps, const
 }
 
 /* ------------------------------------------------------------------------ */
+/* unigram: the precompiled character map                                   */
+
+/* SentencePiece's normalizer as a blob: a little-endian uint32 byte size
+ * of a double-array trie (darts-clone, XOR-compressed), its 32-bit units,
+ * then NUL-terminated replacement strings.  A unit holds BASE in bits
+ * 10..30 (shifted left 8 more when bit 9 is set), LEAF in bit 8 and the
+ * label byte in bits 0..7; a unit with bit 31 set holds a value, here the
+ * offset of a replacement string.  From state s, byte c leads to unit
+ * p = s ^ c when p's label is c; the next state is p ^ BASE(p), and when
+ * p is a leaf the value sits in that state's unit. */
+#define XCDA_VALUE_BIT 0x80000000u
+
+static uint32_t xcda_base(uint32_t u)
+{
+    return (u >> 10) << ((u & (1u << 9)) >> 6);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Check a charsmap blob: sizes, and for every unit that can be reached as
+ * a leaf, its value unit and replacement string.  0, or LAMINA_EINVAL with
+ * what is wrong and where in msg. */
+static int charsmap_check(const uint8_t *p, size_t n, char *msg, size_t msg_size)
+{
+    if (n < 4)
+        return fail(msg, msg_size, LAMINA_EINVAL, "%zu bytes, shorter than its 4-byte trie size", n);
+    uint32_t blob = le32(p);
+    if (blob % 4 != 0)
+        return fail(msg, msg_size, LAMINA_EINVAL, "trie size %u is not a multiple of 4", blob);
+    if ((size_t)blob >= n - 4)
+        return fail(msg, msg_size, LAMINA_EINVAL,
+                    "trie size %u leaves no replacement strings in %zu bytes", blob, n);
+    size_t n_units = blob / 4, n_str = n - 4 - blob;
+    const uint8_t *units = p + 4, *str = p + 4 + blob;
+    for (size_t i = 0; i < n_units; i++) {
+        uint32_t u = le32(units + 4 * i);
+        if ((u & XCDA_VALUE_BIT) || (u & 0xFF) == 0 || !(u & (1u << 8)))
+            continue; /* a value, the root or a unit no byte reaches, or not a leaf */
+        size_t v = i ^ xcda_base(u);
+        if (v >= n_units)
+            return fail(msg, msg_size, LAMINA_EINVAL,
+                        "trie unit %zu points to unit %zu, past the %zu units", i, v, n_units);
+        uint32_t off = le32(units + 4 * v) & ~XCDA_VALUE_BIT;
+        if (off >= n_str)
+            return fail(msg, msg_size, LAMINA_EINVAL,
+                        "trie unit %zu: replacement offset %u past the %zu bytes of strings", v,
+                        off, n_str);
+        if (memchr(str + off, 0, n_str - off) == NULL)
+            return fail(msg, msg_size, LAMINA_EINVAL,
+                        "trie unit %zu: replacement string at offset %u has no terminating NUL",
+                        v, off);
+    }
+    return 0;
+}
+
+/* Longest prefix of s[0..n) that the charsmap replaces: its length (0:
+ * none) and the replacement in *repl, *repl_len.  Stops at a NUL byte, as
+ * SentencePiece does. */
+static size_t charsmap_match(const lamina_tokenizer *t, const char *s, size_t n, const char **repl,
+                             size_t *repl_len)
+{
+    if (t->n_xcda == 0)
+        return 0;
+    uint32_t node = xcda_base(t->xcda[0]);
+    size_t best = 0;
+    uint32_t best_off = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0)
+            break;
+        node ^= c;
+        if (node >= t->n_xcda)
+            break;
+        uint32_t u = t->xcda[node];
+        if ((u & (XCDA_VALUE_BIT | 0xFF)) != c)
+            break; /* not a child of the previous node */
+        node ^= xcda_base(u);
+        if (u & (1u << 8)) {
+            if (node >= t->n_xcda)
+                break; /* (refused at creation) */
+            best = i + 1;
+            best_off = t->xcda[node] & ~XCDA_VALUE_BIT;
+        }
+    }
+    if (best == 0 || best_off >= t->n_repl)
+        return 0;
+    *repl = t->repl + best_off;
+    *repl_len = strnlen(*repl, t->n_repl - best_off);
+    return best;
+}
+
+/* Bytes of one UTF-8 character at s[0..n) as llama.cpp accepts it (lead
+ * byte and continuation bytes checked, nothing else), 0 if invalid. */
+static size_t utf8_valid_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t l = c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
+    if (l == 0 || l > n)
+        return 0;
+    for (size_t i = 1; i < l; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return l;
+}
+
+/* Tokens UGM's Viterbi may produce (besides unk): normal, user-defined, unused. */
+static int ugm_matchable(int ty)
+{
+    return ty == LAMINA_TOKTYPE_NORMAL || ty == LAMINA_TOKTYPE_USER_DEFINED ||
+           ty == LAMINA_TOKTYPE_UNUSED;
+}
+
+/* ------------------------------------------------------------------------ */
 /* creation                                                                 */
 
 static const char *const eog_texts[] = {
@@ -801,6 +948,9 @@ void lamina_tokenizer_free(lamina_tokenizer *t)
     free(t->moff);
     free(t->mslots);
     free(t->special_lens);
+    free(t->xcda);
+    free(t->repl);
+    free(t->ugm_user);
     free(t->arch);
     free(t->chat_template);
     free(t);
@@ -921,8 +1071,13 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: NULL argument");
     *out = NULL;
     if (spec->kind != LAMINA_TOKENIZER_SPM && spec->kind != LAMINA_TOKENIZER_BPE &&
-        spec->kind != LAMINA_TOKENIZER_WPM)
+        spec->kind != LAMINA_TOKENIZER_WPM && spec->kind != LAMINA_TOKENIZER_UGM)
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: unknown kind %d", spec->kind);
+    if (spec->kind == LAMINA_TOKENIZER_UGM && spec->charsmap != NULL) {
+        char why[192];
+        if (charsmap_check(spec->charsmap, spec->charsmap_len, why, sizeof(why)) != 0)
+            return fail(err, err_size, LAMINA_EINVAL, "tokenizer: precompiled charsmap: %s", why);
+    }
     if (spec->n_vocab <= 0 || spec->tokens == NULL)
         return fail(err, err_size, LAMINA_EINVAL, "tokenizer: empty vocabulary");
     if (spec->kind == LAMINA_TOKENIZER_BPE && rules_of(spec->pretok) == NULL)
@@ -964,7 +1119,9 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         t->add_bos = spec->add_bos && spec->bos != LAMINA_TOKEN_NONE;
         t->add_eos = spec->add_eos && spec->eos != LAMINA_TOKEN_NONE;
     }
-    t->add_space_prefix = spec->kind == LAMINA_TOKENIZER_SPM && spec->add_space_prefix;
+    t->add_space_prefix = (spec->kind == LAMINA_TOKENIZER_SPM || spec->kind == LAMINA_TOKENIZER_UGM) &&
+                          spec->add_space_prefix;
+    t->remove_extra_ws = spec->kind == LAMINA_TOKENIZER_UGM && spec->remove_extra_ws;
     t->pair[0] = t->add_bos ? t->bos : LAMINA_TOKEN_NONE;      /* lamina_tokenizer_load refines */
     t->pair[1] = t->pair[3] = LAMINA_TOKEN_NONE;
     t->pair[2] = t->sep;
@@ -1136,7 +1293,45 @@ int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer 
         t->byte_tok[b] = id != LAMINA_TOKEN_NONE ? id : t->unk;
     }
 
-    /* Step 7: end-of-generation set. */
+    /* Step 7: UGM: the charsmap's units and strings, the unknown token's
+     * score, the longest usable token, the user-defined tokens. */
+    if (spec->kind == LAMINA_TOKENIZER_UGM) {
+        if (spec->charsmap != NULL) {
+            size_t blob = le32(spec->charsmap); /* checked above */
+            t->n_xcda = blob / 4;
+            t->n_repl = spec->charsmap_len - 4 - blob;
+            t->xcda = malloc(t->n_xcda ? t->n_xcda * sizeof(uint32_t) : 1);
+            t->repl = malloc(t->n_repl);
+            if (!t->xcda || !t->repl)
+                goto oom;
+            for (size_t i = 0; i < t->n_xcda; i++)
+                t->xcda[i] = le32(spec->charsmap + 4 + 4 * i);
+            memcpy(t->repl, spec->charsmap + 4 + blob, t->n_repl);
+        }
+        float lo = FLT_MAX;
+        size_t n_user = 0;
+        for (size_t i = 0; i < nv; i++) {
+            int ty = t->types[i];
+            size_t l = t->text_off[i + 1] - t->text_off[i];
+            if (ty == LAMINA_TOKTYPE_NORMAL && t->scores[i] < lo)
+                lo = t->scores[i];
+            if (ugm_matchable(ty) && l > t->ugm_max_len)
+                t->ugm_max_len = l;
+            if (ty == LAMINA_TOKTYPE_USER_DEFINED && l > 0)
+                n_user++;
+        }
+        t->ugm_unk_score = lo - 10.0f;
+        if (n_user > 0 && !(t->ugm_user = malloc(n_user * sizeof(lamina_token))))
+            goto oom;
+        for (size_t i = 0; i < nv; i++) {
+            if (t->types[i] != LAMINA_TOKTYPE_USER_DEFINED || t->text_off[i + 1] == t->text_off[i])
+                continue;
+            t->ugm_user[t->n_ugm_user++] = (lamina_token)i;
+            t->ugm_user_first[(unsigned char)t->text[t->text_off[i]]] = 1;
+        }
+    }
+
+    /* Step 8: end-of-generation set. */
     if (t->eos != LAMINA_TOKEN_NONE)
         t->eog[t->eos] = 1;
     if (t->eot != LAMINA_TOKEN_NONE)
@@ -1236,6 +1431,7 @@ static const struct tok_model {
     {"gpt2", LAMINA_TOKENIZER_BPE, NULL},
     {"gemma4", LAMINA_TOKENIZER_BPE, "gemma4"},
     {"bert", LAMINA_TOKENIZER_WPM, NULL},
+    {"t5", LAMINA_TOKENIZER_UGM, NULL},
 };
 #define N_TOK_MODELS (sizeof(tok_models) / sizeof(tok_models[0]))
 
@@ -1266,6 +1462,7 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
     int32_t *types = NULL;
     char **merges = NULL;
     uint64_t n_merges = 0;
+    uint8_t *charsmap = NULL;
     lamina_tokenizer_spec sp;
     char sub[256];
 
@@ -1403,10 +1600,38 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
         sp.merges = (const char *const *)merges;
     }
 
+    /* Step 3b: the unigram normalizer: a byte array, checked through and
+     * copied (the GGUF may be closed afterwards). */
+    if (sp.kind == LAMINA_TOKENIZER_UGM &&
+        lamina_gguf_find(g, "tokenizer.ggml.precompiled_charsmap") >= 0) {
+        uint64_t n;
+        if (lamina_gguf_get_arr(g, "tokenizer.ggml.precompiled_charsmap", &et, &n, &data, sub,
+                                sizeof(sub)) != 0 ||
+            (et != LAMINA_GGUF_U8 && et != LAMINA_GGUF_I8)) {
+            rc = fail(err, err_size, LAMINA_EFORMAT,
+                      "%s: tokenizer.ggml.precompiled_charsmap must be a byte array",
+                      lamina_gguf_path(g));
+            goto done;
+        }
+        char why[192];
+        if (n > SIZE_MAX || charsmap_check(data, (size_t)n, why, sizeof(why)) != 0) {
+            rc = fail(err, err_size, LAMINA_EFORMAT, "%s: tokenizer.ggml.precompiled_charsmap: %s",
+                      lamina_gguf_path(g), n > SIZE_MAX ? "too large" : why);
+            goto done;
+        }
+        if (!(charsmap = malloc(n)))
+            goto oom;
+        memcpy(charsmap, data, n);
+        sp.charsmap = charsmap;
+        sp.charsmap_len = (size_t)n;
+    }
+
     /* Step 4: special ids and flags.  Defaults as llama.cpp: SPM adds BOS
      * and a space prefix unless told otherwise; BPE adds BOS as its
      * pre-tokenizer name says; WordPiece frames the text in [CLS] [SEP] and
-     * has BERT's ids for them and [UNK] when the keys are absent. */
+     * has BERT's ids for them and [UNK] when the keys are absent; unigram
+     * adds EOS, with T5's ids (pad 0, eos 1, unk 2) when the keys are
+     * absent. */
     if ((rc = get_opt_id(g, "tokenizer.ggml.bos_token_id", &sp.bos, err, err_size)) ||
         (rc = get_opt_id(g, "tokenizer.ggml.eos_token_id", &sp.eos, err, err_size)) ||
         (rc = get_opt_id(g, "tokenizer.ggml.eot_token_id", &sp.eot, err, err_size)) ||
@@ -1423,17 +1648,27 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
         if (lamina_gguf_find(g, "tokenizer.ggml.seperator_token_id") < 0)
             sp.sep = 102;
     }
+    if (sp.kind == LAMINA_TOKENIZER_UGM) {
+        if (lamina_gguf_find(g, "tokenizer.ggml.eos_token_id") < 0)
+            sp.eos = 1;
+        if (lamina_gguf_find(g, "tokenizer.ggml.unknown_token_id") < 0)
+            sp.unk = 2;
+        if (lamina_gguf_find(g, "tokenizer.ggml.padding_token_id") < 0)
+            sp.pad = 0;
+    }
     lamina_token *ids[7] = {&sp.bos, &sp.eos, &sp.eot, &sp.eom, &sp.unk, &sp.pad, &sp.sep};
     for (int i = 0; i < 7; i++)
         if (*ids[i] >= sp.n_vocab)
             *ids[i] = LAMINA_TOKEN_NONE; /* as llama.cpp: ids past the vocabulary are ignored */
-    int spm = sp.kind == LAMINA_TOKENIZER_SPM;
+    int spm = sp.kind == LAMINA_TOKENIZER_SPM, ugm = sp.kind == LAMINA_TOKENIZER_UGM;
     int bos_default = spm || (pn != NULL && pn->bos != BOS_KEY);
     if ((rc = get_opt_bool(g, "tokenizer.ggml.add_bos_token", bos_default, &sp.add_bos, err,
                            err_size)) ||
-        (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", 0, &sp.add_eos, err, err_size)) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", ugm, &sp.add_eos, err, err_size)) ||
         (rc = get_opt_bool(g, "tokenizer.ggml.add_space_prefix", spm, &sp.add_space_prefix, err,
-                           err_size)))
+                           err_size)) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.remove_extra_whitespaces", 0, &sp.remove_extra_ws,
+                           err, err_size)))
         goto done;
     if (pn != NULL && pn->bos == BOS_ALWAYS)
         sp.add_bos = 1;
@@ -1470,7 +1705,7 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
         sep_id = LAMINA_TOKEN_NONE;
     if ((sp.kind == LAMINA_TOKENIZER_WPM &&
          (rc = get_opt_bool(g, "tokenizer.ggml.add_bos_token", 1, &pair_bos, err, err_size))) ||
-        (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", 0, &pair_eos, err, err_size)) ||
+        (rc = get_opt_bool(g, "tokenizer.ggml.add_eos_token", ugm, &pair_eos, err, err_size)) ||
         (rc = get_opt_bool(g, "tokenizer.ggml.add_sep_token", pair_sep, &pair_sep, err, err_size)))
         goto done;
     rc = lamina_tokenizer_create(&sp, out, err, err_size);
@@ -1495,6 +1730,7 @@ done:
             free(merges[i]);
         free(merges);
     }
+    free(charsmap);
     free(types);
     free(scores);
     free(lens);
@@ -1598,6 +1834,8 @@ oom:
 /* ------------------------------------------------------------------------ */
 /* merge queue shared by SPM and BPE                                        */
 
+struct ugm_best;
+
 struct sym {
     int32_t prev, next;
     size_t off, n;  /* bytes in the working buffer; n = 0: merged away */
@@ -1622,6 +1860,8 @@ struct work {
     uint8_t *cpf;         /* their flags (cp_flags) */
     size_t *bnd, *bnd_tmp;/* word ends, in code points */
     size_t cap_cps;
+    struct ugm_best *best;/* UGM: per byte of the normalized text, [cap_best] */
+    size_t cap_best;
 };
 
 static void work_free(struct work *w)
@@ -1636,6 +1876,7 @@ static void work_free(struct work *w)
     free(w->cpf);
     free(w->bnd);
     free(w->bnd_tmp);
+    free(w->best);
 }
 
 /* a is popped before b */
@@ -2062,6 +2303,167 @@ static int wpm_encode_raw(const lamina_tokenizer *t, struct work *w, const char 
 }
 
 /* ------------------------------------------------------------------------ */
+/* unigram                                                                  */
+
+/* Length of the longest prefix of s[0..n) that some user-defined token
+ * starts with (such a prefix is passed through unnormalized, as llama.cpp
+ * does). */
+static size_t ugm_user_prefix(const lamina_tokenizer *t, const char *s, size_t n)
+{
+    if (!t->ugm_user_first[(unsigned char)s[0]])
+        return 0;
+    size_t best = 0;
+    for (size_t k = 0; k < t->n_ugm_user; k++) {
+        size_t l;
+        const char *u = tok_text(t, t->ugm_user[k], &l);
+        size_t m = 0;
+        while (m < l && m < n && u[m] == s[m])
+            m++;
+        if (m > best)
+            best = m;
+    }
+    return best;
+}
+
+/* Normalize s[0..n) into w->buf: each piece (a user-defined token's
+ * prefix, else the charsmap's replacement of the longest prefix it knows,
+ * else one UTF-8 character, else U+FFFD for one invalid byte), its spaces
+ * escaped as U+2581, a space before the first word when add_space_prefix
+ * says, or before every word with extra spaces removed. */
+static int ugm_normalize(const lamina_tokenizer *t, struct work *w, const char *s, size_t n)
+{
+    static const char esc[3] = {'\xE2', '\x96', '\x81'};
+    int prepended = 0, in_word = 0;
+    w->buf.n = 0;
+    for (size_t i = 0; i < n;) {
+        const char *r = s + i;
+        size_t rl, used = ugm_user_prefix(t, s + i, n - i);
+        if (used > 0) {
+            rl = used;
+        } else if ((used = charsmap_match(t, s + i, n - i, &r, &rl)) == 0) {
+            r = s + i;
+            rl = used = utf8_valid_len((const unsigned char *)s + i, n - i);
+            if (used == 0) {
+                r = "\xEF\xBF\xBD";
+                rl = 3;
+                used = 1;
+            }
+        }
+        for (size_t k = 0; k < rl; k++) {
+            if (r[k] != ' ') {
+                if (!in_word) {
+                    in_word = 1;
+                    if ((t->add_space_prefix && !prepended) || t->remove_extra_ws) {
+                        if (bb_add(&w->buf, esc, 3))
+                            return LAMINA_ENOMEM;
+                        prepended = 1;
+                    }
+                }
+                if (bb_add(&w->buf, r + k, 1))
+                    return LAMINA_ENOMEM;
+            } else {
+                in_word = 0;
+                if (!t->remove_extra_ws && bb_add(&w->buf, esc, 3))
+                    return LAMINA_ENOMEM;
+            }
+        }
+        i += used;
+    }
+    return 0;
+}
+
+/* The best segmentation ending at a byte offset of the normalized text. */
+struct ugm_best {
+    lamina_token id;
+    size_t from;
+    double score;
+};
+
+static int ugm_encode_raw(const lamina_tokenizer *t, struct work *w, const char *s, size_t n,
+                          struct tokvec *out)
+{
+    int rc;
+    /* Step 1: normalize. */
+    if ((rc = ugm_normalize(t, w, s, n)))
+        return rc;
+    const char *b = w->buf.p;
+    size_t len = w->buf.n;
+    if (len == 0)
+        return 0;
+    /* Step 2: Viterbi, one character at a time: every token starting there
+     * (user-defined ones scored 0) improves the best score at its end; a
+     * character no token of its own length covers may also be unk, at the
+     * lowest normal score minus 10.  Sums in double, as SentencePiece. */
+    if (len + 1 > w->cap_best) {
+        if (len + 1 > SIZE_MAX / sizeof(struct ugm_best))
+            return LAMINA_ENOMEM;
+        struct ugm_best *nb = realloc(w->best, (len + 1) * sizeof(*nb));
+        if (!nb)
+            return LAMINA_ENOMEM;
+        w->best = nb;
+        w->cap_best = len + 1;
+    }
+    struct ugm_best *best = w->best;
+    for (size_t i = 0; i <= len; i++) {
+        best[i].id = t->unk;
+        best[i].from = 0;
+        best[i].score = -DBL_MAX;
+    }
+    best[0].score = 0;
+    for (size_t off = 0; off < len;) {
+        size_t cl = lamina_utf8_len((unsigned char)b[off]);
+        if (cl > len - off)
+            cl = len - off;
+        size_t max = len - off < t->ugm_max_len ? len - off : t->ugm_max_len;
+        double here = best[off].score;
+        int whole_char = 0;
+        uint64_t h = FNV_BASIS;
+        for (size_t l = 1; l <= max; l++) {
+            h = FNV_STEP(h, b[off + l - 1]);
+            lamina_token id = vocab_find_hashed(t, b + off, l, hash_mix(h));
+            if (id == LAMINA_TOKEN_NONE || !ugm_matchable(t->types[id]))
+                continue;
+            if (l == cl)
+                whole_char = 1;
+            double sc = here + (t->types[id] == LAMINA_TOKTYPE_USER_DEFINED ? 0.0 : (double)t->scores[id]);
+            if (sc > best[off + l].score) {
+                best[off + l].id = id;
+                best[off + l].from = off;
+                best[off + l].score = sc;
+            }
+        }
+        if (!whole_char) {
+            double sc = here + (double)t->ugm_unk_score;
+            if (sc > best[off + cl].score) {
+                best[off + cl].id = t->unk;
+                best[off + cl].from = off;
+                best[off + cl].score = sc;
+            }
+        }
+        off += cl;
+    }
+    /* Step 3: back from the end; a run of unknowns is one unk. */
+    size_t mark = out->n;
+    int prev_unk = 0;
+    for (size_t pos = len;;) {
+        const struct ugm_best *e = &best[pos];
+        int is_unk = e->id == t->unk;
+        if (!(prev_unk && is_unk) && e->id != LAMINA_TOKEN_NONE && tv_push(out, e->id))
+            return LAMINA_ENOMEM;
+        if (e->from == 0)
+            break;
+        prev_unk = is_unk;
+        pos = e->from;
+    }
+    for (size_t i = mark, j = out->n; i + 1 < j; i++, j--) {
+        lamina_token x = out->v[i];
+        out->v[i] = out->v[j - 1];
+        out->v[j - 1] = x;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* encode / decode                                                          */
 
 int lamina_tokenizer_encode(const lamina_tokenizer *t, const char *text, size_t len,
@@ -2099,6 +2501,8 @@ int lamina_tokenizer_encode(const lamina_tokenizer *t, const char *text, size_t 
             prev_special = 0;
         } else if (t->kind == LAMINA_TOKENIZER_WPM) {
             rc = wpm_encode_raw(t, &w, text + fr->off, fr->len, &tv);
+        } else if (t->kind == LAMINA_TOKENIZER_UGM) {
+            rc = ugm_encode_raw(t, &w, text + fr->off, fr->len, &tv);
         } else {
             rc = bpe_encode_raw(t, &w, text + fr->off, fr->len, &tv);
         }
@@ -2186,7 +2590,9 @@ int lamina_tokenizer_decode(const lamina_tokenizer *t, const lamina_token *ids, 
         return fail(err, err_size, LAMINA_EINVAL, "detokenize: NULL argument");
     *out = NULL;
     size_t i = 0;
-    int strip_space = 0;
+    /* unigram: the first piece loses the space its prefix added, as
+     * llama_detokenize does */
+    int strip_space = t->kind == LAMINA_TOKENIZER_UGM && t->add_space_prefix;
     if ((flags & LAMINA_DECODE_SKIP_BOS) && n > 0 && ids[0] == t->bos && t->bos >= 0) {
         i = 1;
         strip_space = t->add_space_prefix;

@@ -11,6 +11,10 @@
  *              of newlines / of other text, byte fallback <0xNN>.
  *   "bert"   - WordPiece: lowercased, accents stripped, split at spaces and
  *              punctuation, each word greedily into the longest tokens.
+ *   "t5"     - Unigram (SentencePiece's UGM, T5 and XLM-RoBERTa): the text
+ *              normalized by the file's precompiled character map, spaces
+ *              escaped as U+2581, then the highest-scoring segmentation
+ *              (Viterbi over the token scores, unknown characters as unk).
  * All first split out special tokens from the raw text (control and
  * unknown tokens only when parsing specials is on; user-defined tokens
  * always), longest first, as llama.cpp does, so that ids match it exactly.
@@ -45,7 +49,8 @@ enum lamina_token_type {
 enum lamina_tokenizer_kind {
     LAMINA_TOKENIZER_SPM = 1,   /* tokenizer.ggml.model = "llama" */
     LAMINA_TOKENIZER_BPE = 2,   /* tokenizer.ggml.model = "gpt2", "gemma4" */
-    LAMINA_TOKENIZER_WPM = 3    /* tokenizer.ggml.model = "bert" (WordPiece) */
+    LAMINA_TOKENIZER_WPM = 3,   /* tokenizer.ggml.model = "bert" (WordPiece) */
+    LAMINA_TOKENIZER_UGM = 4    /* tokenizer.ggml.model = "t5" (unigram) */
 };
 
 /* BPE pre-tokenizers: how text is split into words before merging, and
@@ -53,7 +58,7 @@ enum lamina_tokenizer_kind {
  * splitting the pieces of the one before (written by hand after the
  * regular expressions named here; \p{..} are Unicode categories). */
 enum lamina_pretok {
-    LAMINA_PRETOK_NONE = 0,     /* SPM, WPM: none */
+    LAMINA_PRETOK_NONE = 0,     /* SPM, WPM, UGM: none */
     LAMINA_PRETOK_GPT2 = 1,     /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
     LAMINA_PRETOK_LLAMA3 = 2,   /* (?i:'s|..)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+;
                                  * a word that is a token is taken whole */
@@ -91,15 +96,25 @@ typedef struct lamina_tokenizer_spec {
     lamina_token sep;               /* WPM: ends the text with ADD_SPECIAL ([SEP]); NONE: absent */
     int add_bos, add_eos;           /* added when tokenizing with ADD_SPECIAL (SPM, BPE;
                                      * WPM always adds bos and sep) */
-    int add_space_prefix;           /* SPM: prefix ' ' to raw text after a special/at start */
+    int add_space_prefix;           /* SPM: prefix ' ' to raw text after a special/at start;
+                                     * UGM: before the first word of each raw fragment */
     int wpm_keep_case;              /* WPM: 0 lowercases (BERT's default) */
     int wpm_keep_accents;           /* WPM: 0 strips accents (BERT's default) */
     const char *arch;               /* general.architecture, or NULL */
     const char *chat_template;      /* tokenizer.chat_template, or NULL */
+    /* UGM only */
+    const uint8_t *charsmap;        /* tokenizer.ggml.precompiled_charsmap: a little-endian
+                                     * uint32 trie size, the double-array trie's 32-bit
+                                     * units, then NUL-terminated replacement strings;
+                                     * NULL: no normalization */
+    size_t charsmap_len;            /* its bytes */
+    int remove_extra_ws;            /* tokenizer.ggml.remove_extra_whitespaces: runs of
+                                     * spaces become one, leading and trailing ones go */
 } lamina_tokenizer_spec;
 
 /* Build from a spec.  *out owned by the caller (lamina_tokenizer_free).
- * LAMINA_EINVAL for an inconsistent spec (message says which field). */
+ * LAMINA_EINVAL for an inconsistent spec (message says which field; for a
+ * malformed UGM charsmap, what is wrong and where). */
 int lamina_tokenizer_create(const lamina_tokenizer_spec *spec, lamina_tokenizer **out,
                             char *err, size_t err_size);
 

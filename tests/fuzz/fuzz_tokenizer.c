@@ -2,7 +2,9 @@
  * (runtime/text/tokenizer.c): prompts are untrusted text.  Small fixed
  * vocabularies are built once through lamina_tokenizer_create, one per
  * algorithm and pre-tokenizer: SentencePiece with byte fallback, byte-level
- * BPE under every pre-tokenizer, Gemma 4's raw-UTF-8 BPE and WordPiece.
+ * BPE under every pre-tokenizer, Gemma 4's raw-UTF-8 BPE, WordPiece and
+ * unigram (with a small precompiled charsmap and extra spaces removed, and
+ * without a charsmap).
  * The first input byte picks the vocabulary (bits 0-4) and the encode flags
  * (bits 5-6); the rest is the text.  Checked: no crash, leak or sanitizer
  * report; every id is inside the vocabulary; decoding works; byte-level BPE
@@ -102,7 +104,8 @@ static const char *const words[] = {"he", "ll", "hell", "hello", " w", "or", " w
 
 enum { V_SPM, V_SPM_PREFIX, V_WPM, V_BPE0 };
 #define N_PRETOK 11   /* LAMINA_PRETOK_GPT2 .. LAMINA_PRETOK_GEMMA4 */
-#define N_VOCABS (V_BPE0 + N_PRETOK)
+#define V_UGM (V_BPE0 + N_PRETOK)   /* unigram with a charsmap, then without */
+#define N_VOCABS (V_UGM + 2)
 
 static lamina_tokenizer *vocabs[N_VOCABS];
 
@@ -273,6 +276,121 @@ static lamina_tokenizer *make_bpe(int pretok)
     return vb_build(&v, &sp);
 }
 
+/* A precompiled charsmap for rules from -> to: the trie size, a double
+ * array with a 256-unit block per trie state (state s's child by byte c at
+ * unit s ^ c: label c, bit 8 where a rule ends, BASE in bits 10..30 leading
+ * to the child's state, whose unit 0 holds the string's offset with bit
+ * 31 set), then the NUL-terminated replacements.  Written into buf; returns
+ * its length. */
+static size_t make_charsmap(const char *const (*rules)[2], size_t n_rules, uint8_t *buf, size_t cap)
+{
+    enum { MAX_STATES = 32 };
+    static char prefix[MAX_STATES][8];
+    static uint32_t units[256 * (MAX_STATES + 1)];
+    size_t n_states = 1, n_str = 0;
+    memset(units, 0, sizeof units);
+    prefix[0][0] = 0;                    /* the root: block 1 */
+    units[0] = 256u << 10;
+    char strings[256];
+    for (size_t r = 0; r < n_rules; r++) {
+        const char *from = rules[r][0];
+        size_t state = 0;                /* index into prefix[], block state + 1 */
+        for (size_t i = 0; from[i]; i++) {
+            size_t next = n_states;
+            for (size_t k = 1; k < n_states; k++)
+                if (strlen(prefix[k]) == i + 1 && memcmp(prefix[k], from, i + 1) == 0)
+                    next = k;
+            if (next == n_states) {
+                if (n_states == MAX_STATES || i + 1 >= sizeof prefix[0])
+                    abort();
+                memcpy(prefix[next], from, i + 1);
+                prefix[next][i + 1] = 0;
+                n_states++;
+            }
+            uint32_t c = (unsigned char)from[i];
+            uint32_t p = (uint32_t)(256 * (state + 1)) ^ c, child = (uint32_t)(256 * (next + 1));
+            units[p] = ((p ^ child) << 10) | (units[p] & 0x100) | c;
+            if (from[i + 1] == 0) {
+                size_t l = strlen(rules[r][1]) + 1;
+                if (n_str + l > sizeof strings)
+                    abort();
+                units[p] |= 0x100;
+                units[child] = 0x80000000u | (uint32_t)n_str;
+                memcpy(strings + n_str, rules[r][1], l);
+                n_str += l;
+            }
+            state = next;
+        }
+    }
+    size_t n_units = 256 * (n_states + 1), len = 4 + 4 * n_units + n_str;
+    if (len > cap)
+        abort();
+    uint32_t blob = (uint32_t)(4 * n_units);
+    for (int b = 0; b < 4; b++)
+        buf[b] = (uint8_t)(blob >> (8 * b));
+    for (size_t i = 0; i < n_units; i++)
+        for (int b = 0; b < 4; b++)
+            buf[4 + 4 * i + b] = (uint8_t)(units[i] >> (8 * b));
+    memcpy(buf + 4 + 4 * n_units, strings, n_str);
+    return len;
+}
+
+static lamina_tokenizer *make_ugm(int with_charsmap)
+{
+    static struct vb v;
+    static uint8_t cm[4 + 4 * 256 * 33 + 256];
+    static const char *const rules[][2] = {
+        {"\xEF\xBC\xA1", "a"},            /* full-width A */
+        {"\xEF\xAC\x81", "fi"},           /* the fi ligature */
+        {"\t", " "},
+        {"Ab", "ab"},
+        {"e\xCC\x81", "\xC3\xA9"},       /* e + combining acute: e-acute */
+        {"\xE2\x80\x8B", ""},             /* zero-width space: nothing */
+    };
+    lamina_tokenizer_spec sp;
+    memset(&sp, 0, sizeof sp);
+    none_ids(&sp);
+    sp.kind = LAMINA_TOKENIZER_UGM;
+    sp.pad = vb_add(&v, "<pad>", LAMINA_TOKTYPE_CONTROL, 0);
+    sp.eos = vb_add(&v, "</s>", LAMINA_TOKTYPE_CONTROL, 0);
+    sp.unk = vb_add(&v, "<unk>", LAMINA_TOKTYPE_UNKNOWN, 0);
+    sp.bos = vb_add(&v, "<s>", LAMINA_TOKTYPE_CONTROL, 0);
+    vb_add(&v, "<tool>", LAMINA_TOKTYPE_USER_DEFINED, 0);
+    vb_add(&v, "\xE2\x96\x81", LAMINA_TOKTYPE_NORMAL, -1.5f);
+    for (char c = 'a'; c <= 'z'; c++) {
+        char s[2] = {c, 0};
+        vb_add(&v, s, LAMINA_TOKTYPE_NORMAL, -3.0f - (float)(c - 'a') / 16);
+    }
+    for (size_t i = 0; i < N_WORDS; i++) {
+        char s[32];
+        size_t k = 0;
+        for (const char *p = words[i]; *p; p++) {
+            if (*p == ' ') {
+                memcpy(s + k, "\xE2\x96\x81", 3);
+                k += 3;
+            } else {
+                s[k++] = *p;
+            }
+        }
+        s[k] = 0;
+        int dup = 0;
+        for (int j = 0; j < v.n && !dup; j++)
+            dup = strcmp(v.text[j], s) == 0;
+        if (!dup)
+            vb_add(&v, s, LAMINA_TOKTYPE_NORMAL, -1.0f - (float)i / 8);
+    }
+    vb_add(&v, "~unused", LAMINA_TOKTYPE_UNUSED, -2.0f);
+    sp.add_bos = 1;
+    sp.add_eos = 1;
+    if (with_charsmap) {
+        sp.charsmap = cm;
+        sp.charsmap_len = make_charsmap(rules, sizeof rules / sizeof rules[0], cm, sizeof cm);
+        sp.add_space_prefix = 1;
+        sp.remove_extra_ws = 1;
+    }
+    return vb_build(&v, &sp);
+}
+
 static void setup(void)
 {
     vocabs[V_SPM] = make_spm(0);
@@ -280,6 +398,8 @@ static void setup(void)
     vocabs[V_WPM] = make_wpm();
     for (int p = 0; p < N_PRETOK; p++)
         vocabs[V_BPE0 + p] = make_bpe(LAMINA_PRETOK_GPT2 + p);
+    vocabs[V_UGM] = make_ugm(1);
+    vocabs[V_UGM + 1] = make_ugm(0);
 }
 
 static void check_split(int kind, const char *s, size_t n)
@@ -353,7 +473,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (out == NULL || out[out_len] != 0)
         abort();
-    int pretok = which >= V_BPE0 ? LAMINA_PRETOK_GPT2 + which - V_BPE0 : LAMINA_PRETOK_NONE;
+    int pretok = which >= V_BPE0 && which < V_UGM ? LAMINA_PRETOK_GPT2 + which - V_BPE0
+                                                  : LAMINA_PRETOK_NONE;
     int exact = !(flags & LAMINA_TOKENIZE_PARSE_SPECIAL) &&
                 ((pretok != LAMINA_PRETOK_NONE && pretok != LAMINA_PRETOK_GEMMA4) ||
                  (which == V_SPM && memmem(text, len, "\xE2\x96\x81", 3) == NULL && utf8_valid(text, len)));

@@ -48,6 +48,11 @@ def tokenizer_seeds():
             raw = t.encode("latin-1") if "\xff" in t else t.encode()
             put("tokenizer", n, bytes([v | flags]) + raw)
             n += 1
+    # the unigram vocabularies (14: with a charsmap, 15: without)
+    for i, t in enumerate(TEXTS):
+        raw = t.encode("latin-1") if "\xff" in t else t.encode()
+        put("tokenizer", n, bytes([(14 + i % 2) | (i % 4) << 5]) + raw)
+        n += 1
 
 
 # ---- tokload: GGUF bytes, text, u16 text length ---------------------------
@@ -59,6 +64,33 @@ def gpt2_bytes():
         if not printable:
             extra += 1
     return cps
+
+
+def charsmap(rules):
+    """A SentencePiece precompiled charsmap for {from: to} byte strings: the
+    trie size, a double array giving every trie state a 256-unit block of
+    its own (a child of state s by byte c at unit s ^ c: label c, bit 8 when
+    a rule ends there, BASE in bits 10..30 leading to the child's state,
+    whose unit 0 holds the string's offset with bit 31 set), then the
+    NUL-terminated replacement strings."""
+    states = {b"": 1}          # prefix -> block (block 0 holds the root's pointer)
+    for k in sorted(rules):
+        for i in range(1, len(k) + 1):
+            states.setdefault(k[:i], len(states) + 1)
+    units = [0] * (256 * (len(states) + 1))
+    units[0] = (256 * states[b""]) << 10
+    strings = b""
+    for prefix, block in states.items():
+        if not prefix:
+            continue
+        parent, c = 256 * states[prefix[:-1]], prefix[-1]
+        p, child = parent ^ c, 256 * block
+        leaf = prefix in rules
+        units[p] = ((p ^ child) << 10) | (0x100 if leaf else 0) | c
+        if leaf:
+            units[child] = 0x80000000 | len(strings)
+            strings += rules[prefix] + b"\0"
+    return struct.pack("<I", 4 * len(units)) + struct.pack("<%dI" % len(units), *units) + strings
 
 
 def gguf_tokenizer(model, pre=None):
@@ -76,6 +108,16 @@ def gguf_tokenizer(model, pre=None):
         types = [2, 3, 3] + [6] * 256 + [1] * 7 + [4]
         w.add_token_scores([0.0] * 259 + [-1.0, -0.5, -1.5, -2.0, -2.0, -2.0, -0.1, 0.0])
         w.add_add_space_prefix(True)
+    elif model == "t5":
+        toks = ["<pad>", "</s>", "<unk>", "\u2581", "\u2581a", "a", "b", "ab", "f", "i", "fi",
+                "\u2581the", "<url>", "\u00e9"]
+        types = [3, 3, 2] + [1] * 9 + [4, 1]
+        w.add_token_scores([0.0, 0.0, 0.0, -1.0, -2.0, -3.0, -3.0, -2.5, -4.0, -4.0, -3.5, -1.0, 0.0,
+                            -5.0])
+        w.add_add_space_prefix(True)
+        w.add_remove_extra_whitespaces(True)
+        w.add_precompiled_charsmap(charsmap({"\uff21".encode(): b"a", "\ufb01".encode(): b"fi",
+                                             b"\t": b" ", b"Ab": b"ab", "e\u0301".encode(): "\u00e9".encode()}))
     elif model == "bert":
         toks = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + \
                ["##" + chr(c) for c in range(ord("a"), ord("e"))] + ["hello", "."]
@@ -97,8 +139,10 @@ def gguf_tokenizer(model, pre=None):
         w.add_eot_token_id(len(toks) - 1)
     w.add_token_list(toks)
     w.add_token_types(types)
+    if model == "t5":
+        w.add_unk_token_id(2)
     w.add_bos_token_id(1 if model != "gpt2" and model != "gemma4" else len(toks) - 2)
-    w.add_eos_token_id(2 if model in ("llama", "bert") else len(toks) - 1)
+    w.add_eos_token_id(2 if model in ("llama", "bert") else 1 if model == "t5" else len(toks) - 1)
     w.add_chat_template("{% for m in messages %}{{ m.content }}{% endfor %}")
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -113,9 +157,12 @@ def gguf_tokenizer(model, pre=None):
 def tokload_seeds():
     n = 0
     for model, pre in (("llama", None), ("bert", None), ("gpt2", "llama-bpe"), ("gpt2", "qwen2"),
-                       ("gpt2", "gpt-2"), ("gpt2", "deepseek-llm"), ("gemma4", None), ("gpt2", "default")):
+                       ("gpt2", "gpt-2"), ("gpt2", "deepseek-llm"), ("gemma4", None), ("gpt2", "default"),
+                       ("t5", None)):
         g = gguf_tokenizer(model, pre)
         text = TEXTS[n % len(TEXTS)].encode("latin-1" if n % len(TEXTS) == 8 else "utf-8")
+        if model == "t5":   # the charsmap's rules, a user-defined token, runs of spaces
+            text = "\uff21b \ufb01ne\tcafe\u0301  <url> Abba <ur \xff".encode()
         put("tokload", n, g + text + struct.pack("<H", len(text)))
         n += 1
 

@@ -13,6 +13,11 @@
  *
  * The model comes from $LAMINA_DEFAULT_MODEL, else where setup.sh puts it.
  * Without it the test skips, unless LAMINA_REQUIRE_MODEL=1 (CI).
+ *
+ *   test_golden [GOLDEN.json MODEL.gguf]
+ *
+ * checks another recording of the same form against its vocabulary
+ * instead (tests/tok/ugm_golden.sh: the unigram ones).
  */
 #include "config.h"
 
@@ -93,12 +98,16 @@ static void check_variant(const lamina_tokenizer *tok, const unsigned char *in, 
     free(want);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *src = getenv("top_srcdir");
     char golden[4096], model[4096], err[1024] = "";
     snprintf(golden, sizeof golden, "%s/tests/golden/gemma3-270m-tokenizer.json", src ? src : "..");
     test_default_model(model, sizeof model);
+    if (argc == 3) {
+        snprintf(golden, sizeof golden, "%s", argv[1]);
+        snprintf(model, sizeof model, "%s", argv[2]);
+    }
     if (access(model, R_OK) != 0) {
         const char *req = getenv("LAMINA_REQUIRE_MODEL");
         if (req && strcmp(req, "1") == 0) {

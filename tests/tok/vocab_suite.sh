@@ -78,4 +78,28 @@ EOF
 else
     skip "no ggml-vocab-gpt-2.gguf or no python to alter it"
 fi
+
+# An unknown tokenizer.ggml.model is refused by name, with the known ones listed.
+if [ -e "$src.inp" ] && [ -n "${PYTHON:-}" ]; then
+    "$PYTHON" - "$src" "$TMP/model.gguf" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+def kv(value):  # key, then type 8 (string), then the length-prefixed string
+    return b"tokenizer.ggml.model" + struct.pack("<IQ", 8, len(value)) + value
+assert data.count(kv(b"gpt2")) == 1
+open(sys.argv[2], "wb").write(data.replace(kv(b"gpt2"), kv(b"rwkv")))
+EOF
+    ln -s "$src.inp" "$TMP/model.gguf.inp"
+    ln -s "$src.out" "$TMP/model.gguf.out"
+    "$TOOL" "$TMP/model.gguf" > "$TMP/model" 2>&1
+    rc=$?
+    if [ $rc -eq 2 ] && grep -q "tokenizer model 'rwkv' not supported (known: llama, gpt2, gemma4, bert, t5)" "$TMP/model"; then
+        ok "unknown tokenizer model refused by name, known ones listed"
+    else
+        not_ok "unknown tokenizer model refused by name, known ones listed (rc=$rc)"
+        diag "$(cat "$TMP/model")"
+    fi
+else
+    skip "no ggml-vocab-gpt-2.gguf or no python to alter it"
+fi
 done_testing
