@@ -8,7 +8,9 @@
 if ! have_python_gguf; then skip "python gguf package missing"; done_testing; exit 0; fi
 "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch gemma3 --type q4_0 --seed 3 --out "$TMP/good.gguf" >/dev/null ||
   { not_ok "generate a tiny model"; done_testing; exit 1; }
-"$PYTHON" "$S/tests/engine/make_bad_models.py" "$TMP/good.gguf" "$TMP/bad" > "$TMP/cases" ||
+"$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch qwen2moe --type mixed --seed 3 --out "$TMP/moe.gguf" >/dev/null ||
+  { not_ok "generate a tiny qwen2moe model"; done_testing; exit 1; }
+"$PYTHON" "$S/tests/engine/make_bad_models.py" "$TMP/good.gguf" "$TMP/bad" "$TMP/moe.gguf" > "$TMP/cases" ||
   { not_ok "generate bad models"; done_testing; exit 1; }
 
 # refused DESC LINE_PREFIX WHAT WHERE CMD...: CMD exits 1 and its stderr is

@@ -2,8 +2,9 @@
 """Write broken variants of a valid GGUF model, one per kind of bad input
 the engine must refuse with a clear one-line error.
 
-usage: make_bad_models.py GOOD.gguf OUTDIR
-writes OUTDIR/<case>.gguf for each case below and prints "<case> <what>
+usage: make_bad_models.py GOOD.gguf OUTDIR [MOE.gguf]
+writes OUTDIR/<case>.gguf for each case below (with MOE.gguf, a qwen2moe
+model, also its shared-expert cases) and prints "<case> <what>
 <where>" lines (tab-separated) for the test to check: the error must be the
 one line "lamina: OUTDIR/<case>.gguf: ..." containing <what> (what was
 wrong, naming the key, tensor or value), and when <where> is "offset" it
@@ -109,6 +110,17 @@ def main():
     cases.append(("truncated", f"ends past end of file ({len(data) * 2 // 3} bytes)", "offset"))
     (out / "bad_magic.gguf").write_bytes(b"GGML" + data[4:])
     cases.append(("bad_magic", "bad magic 47 47 4d 4c (expected 'GGUF')", "offset"))
+
+    if len(sys.argv) > 3:
+        # a mixture of experts with a shared expert: a tensor of it missing,
+        # and a width key that does not match its tensors
+        moe = sys.argv[3]
+        rewrite(moe, out / "moe_missing_shexp.gguf", drop_tensors={"blk.2.ffn_down_shexp.weight"})
+        cases.append(("moe_missing_shexp", "missing tensor 'blk.2.ffn_down_shexp.weight'", ""))
+        width = field_value(GGUFReader(moe).fields["qwen2moe.expert_shared_feed_forward_length"])[0]
+        rewrite(moe, out / "moe_shexp_width.gguf",
+                set_keys={"qwen2moe.expert_shared_feed_forward_length": (width // 2, GGUFValueType.UINT32, None)})
+        cases.append(("moe_shexp_width", "ffn_gate_shexp.weight", ""))
 
     for name, what, where in cases:
         print(f"{name}\t{what}\t{where}")
