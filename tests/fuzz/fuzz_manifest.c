@@ -5,7 +5,8 @@
  * in a temporary directory, as manifests/registry.ollama.ai/library/m/latest,
  * next to three blobs (digests sha256:111..1 of 4 bytes, sha256:222..2 of 10
  * bytes, sha256:333..3 of 0 bytes); then "m" is looked up, the fuzzed name
- * is checked and looked up, and the store is listed.  Checked: no crash,
+ * is checked and looked up, and the store is listed (the model once, usable
+ * or broken with the reason the lookup gave).  Checked: no crash,
  * leak or sanitizer report; a failure gives a message; a model found is a
  * blob of this store of the size the manifest gives; a valid name never
  * climbs out of the store ("..", "/" at either end, empty parts).  The
@@ -93,10 +94,26 @@ static void check_model(const lamina_ollama_model *m)
             abort();
 }
 
+/* The listing: the one model, usable (checked as found) or broken with
+ * the reason lamina_ollama_find gave (ctx). */
+typedef struct listing {
+    int usable, broken;
+    const char *find_err;
+} listing;
+
 static int on_model(void *ctx, const lamina_ollama_model *m)
 {
-    check_model(m);
-    ++*(int *)ctx;
+    listing *l = ctx;
+    if (strcmp(m->name, "m:latest") != 0)
+        abort();
+    if (m->broken[0]) {
+        if (m->model[0] || strcmp(m->broken, l->find_err) != 0)
+            abort();
+        l->broken++;
+    } else {
+        check_model(m);
+        l->usable++;
+    }
     return 0;
 }
 
@@ -142,9 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strcmp(m.name, "m:latest") != 0)
             abort();
     }
-    int listed = 0;
-    lamina_ollama_list(dirs, 1, on_model, &listed);
-    if (listed != (rc == 0))
+    listing li = { 0, 0, err };
+    lamina_ollama_list(dirs, 1, on_model, &li);
+    if (li.usable != (rc == 0) || li.broken != (rc != 0))
         abort();
 
     char name[256];
