@@ -1371,10 +1371,10 @@ out_fail:
 /* loading from GGUF                                                        */
 
 /* Optional u32 token id key: absent -> LAMINA_TOKEN_NONE. */
-static int get_opt_id(const lamina_gguf *g, const char *key, lamina_token *id, char *err,
+static int get_opt_id(const lamina_gguf *g, const char *key, lamina_token dflt, lamina_token *id, char *err,
                       size_t err_size)
 {
-    *id = LAMINA_TOKEN_NONE;
+    *id = dflt;
     if (lamina_gguf_find(g, key) < 0)
         return 0;
     int64_t v;
@@ -1420,18 +1420,22 @@ static int get_opt_str(const lamina_gguf *g, const char *key, char **out, char *
     return 0;
 }
 
-/* tokenizer.ggml.model values: the algorithm, and the pre-tokenizer name a
- * model implies whatever tokenizer.ggml.pre says (NULL: that key's). */
+/* tokenizer.ggml.model values: the algorithm, the pre-tokenizer name a
+ * model implies whatever tokenizer.ggml.pre says (NULL: that key's), and
+ * the special ids its files may leave out (as llama.cpp: BERT's [CLS]
+ * [UNK] [SEP], T5's pad 0, eos 1, unk 2). */
+#define NO_ID LAMINA_TOKEN_NONE
 static const struct tok_model {
     const char *name;
     int kind;
     const char *pre;
+    lamina_token bos, eos, unk, sep, pad;     /* when the key is absent */
 } tok_models[] = {
-    {"llama", LAMINA_TOKENIZER_SPM, NULL},
-    {"gpt2", LAMINA_TOKENIZER_BPE, NULL},
-    {"gemma4", LAMINA_TOKENIZER_BPE, "gemma4"},
-    {"bert", LAMINA_TOKENIZER_WPM, NULL},
-    {"t5", LAMINA_TOKENIZER_UGM, NULL},
+    {"llama", LAMINA_TOKENIZER_SPM, NULL, NO_ID, NO_ID, NO_ID, NO_ID, NO_ID},
+    {"gpt2", LAMINA_TOKENIZER_BPE, NULL, NO_ID, NO_ID, NO_ID, NO_ID, NO_ID},
+    {"gemma4", LAMINA_TOKENIZER_BPE, "gemma4", NO_ID, NO_ID, NO_ID, NO_ID, NO_ID},
+    {"bert", LAMINA_TOKENIZER_WPM, NULL, 101, NO_ID, 100, 102, NO_ID},
+    {"t5", LAMINA_TOKENIZER_UGM, NULL, NO_ID, 1, 2, NO_ID, 0},
 };
 #define N_TOK_MODELS (sizeof(tok_models) / sizeof(tok_models[0]))
 
@@ -1632,30 +1636,14 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
      * has BERT's ids for them and [UNK] when the keys are absent; unigram
      * adds EOS, with T5's ids (pad 0, eos 1, unk 2) when the keys are
      * absent. */
-    if ((rc = get_opt_id(g, "tokenizer.ggml.bos_token_id", &sp.bos, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.eos_token_id", &sp.eos, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.eot_token_id", &sp.eot, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.eom_token_id", &sp.eom, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.unknown_token_id", &sp.unk, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.padding_token_id", &sp.pad, err, err_size)) ||
-        (rc = get_opt_id(g, "tokenizer.ggml.seperator_token_id", &sp.sep, err, err_size)))
+    if ((rc = get_opt_id(g, "tokenizer.ggml.bos_token_id", tm->bos, &sp.bos, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.eos_token_id", tm->eos, &sp.eos, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.eot_token_id", NO_ID, &sp.eot, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.eom_token_id", NO_ID, &sp.eom, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.unknown_token_id", tm->unk, &sp.unk, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.padding_token_id", tm->pad, &sp.pad, err, err_size)) ||
+        (rc = get_opt_id(g, "tokenizer.ggml.seperator_token_id", tm->sep, &sp.sep, err, err_size)))
         goto done;
-    if (sp.kind == LAMINA_TOKENIZER_WPM) {
-        if (lamina_gguf_find(g, "tokenizer.ggml.bos_token_id") < 0)
-            sp.bos = 101;
-        if (lamina_gguf_find(g, "tokenizer.ggml.unknown_token_id") < 0)
-            sp.unk = 100;
-        if (lamina_gguf_find(g, "tokenizer.ggml.seperator_token_id") < 0)
-            sp.sep = 102;
-    }
-    if (sp.kind == LAMINA_TOKENIZER_UGM) {
-        if (lamina_gguf_find(g, "tokenizer.ggml.eos_token_id") < 0)
-            sp.eos = 1;
-        if (lamina_gguf_find(g, "tokenizer.ggml.unknown_token_id") < 0)
-            sp.unk = 2;
-        if (lamina_gguf_find(g, "tokenizer.ggml.padding_token_id") < 0)
-            sp.pad = 0;
-    }
     lamina_token *ids[7] = {&sp.bos, &sp.eos, &sp.eot, &sp.eom, &sp.unk, &sp.pad, &sp.sep};
     for (int i = 0; i < 7; i++)
         if (*ids[i] >= sp.n_vocab)
@@ -1698,9 +1686,6 @@ int lamina_tokenizer_load(const lamina_gguf *g, lamina_tokenizer **out, char *er
      * WordPiece by default). */
     int pair_bos = sp.add_bos, pair_eos = 0, pair_sep = sp.kind == LAMINA_TOKENIZER_WPM;
     lamina_token sep_id = sp.sep;
-    if (sp.kind != LAMINA_TOKENIZER_WPM &&
-        (rc = get_opt_id(g, "tokenizer.ggml.seperator_token_id", &sep_id, err, err_size)))
-        goto done;
     if (sep_id >= sp.n_vocab)
         sep_id = LAMINA_TOKEN_NONE;
     if ((sp.kind == LAMINA_TOKENIZER_WPM &&

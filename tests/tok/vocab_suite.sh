@@ -55,51 +55,35 @@ else
     skip "no ggml-vocab-gpt-2.gguf to alter"
 fi
 
-# An unknown tokenizer.ggml.pre is refused by name, with the known ones listed.
-if [ -e "$src.inp" ] && [ -n "${PYTHON:-}" ]; then
-    "$PYTHON" - "$src" "$TMP/pre.gguf" <<'EOF'
-import struct, sys
-data = open(sys.argv[1], "rb").read()
-def kv(value):  # key, then type 8 (string), then the length-prefixed string
-    return b"tokenizer.ggml.pre" + struct.pack("<IQ", 8, len(value)) + value
-assert data.count(kv(b"gpt-2")) == 1
-open(sys.argv[2], "wb").write(data.replace(kv(b"gpt-2"), kv(b"gpt-9")))
-EOF
-    ln -s "$src.inp" "$TMP/pre.gguf.inp"
-    ln -s "$src.out" "$TMP/pre.gguf.out"
-    "$TOOL" "$TMP/pre.gguf" > "$TMP/pre" 2>&1
-    rc=$?
-    if [ $rc -eq 2 ] && grep -q "pre-tokenizer 'gpt-9' not supported (known: .*llama-bpe.*deepseek-coder" "$TMP/pre"; then
-        ok "unknown pre-tokenizer refused by name, known ones listed"
-    else
-        not_ok "unknown pre-tokenizer refused by name, known ones listed (rc=$rc)"
-        diag "$(cat "$TMP/pre")"
+# refused_when KEY FROM TO PATTERN DESC: gpt-2's string KEY changed from
+# FROM to TO (the same .inp/.out) is refused with exit 2 and a line
+# matching PATTERN (grep) that names TO and lists the known values.
+refused_when() {
+    if [ ! -e "$src.inp" ] || [ -z "${PYTHON:-}" ]; then
+        skip "no ggml-vocab-gpt-2.gguf or no python to alter it"; return
     fi
-else
-    skip "no ggml-vocab-gpt-2.gguf or no python to alter it"
-fi
-
-# An unknown tokenizer.ggml.model is refused by name, with the known ones listed.
-if [ -e "$src.inp" ] && [ -n "${PYTHON:-}" ]; then
-    "$PYTHON" - "$src" "$TMP/model.gguf" <<'EOF'
+    "$PYTHON" - "$src" "$TMP/$1.gguf" "$1" "$2" "$3" <<'EOF'
 import struct, sys
-data = open(sys.argv[1], "rb").read()
+src, dst, key, old, new = sys.argv[1:6]
+data = open(src, "rb").read()
 def kv(value):  # key, then type 8 (string), then the length-prefixed string
-    return b"tokenizer.ggml.model" + struct.pack("<IQ", 8, len(value)) + value
-assert data.count(kv(b"gpt2")) == 1
-open(sys.argv[2], "wb").write(data.replace(kv(b"gpt2"), kv(b"rwkv")))
+    return key.encode() + struct.pack("<IQ", 8, len(value)) + value.encode()
+assert data.count(kv(old)) == 1
+open(dst, "wb").write(data.replace(kv(old), kv(new)))
 EOF
-    ln -s "$src.inp" "$TMP/model.gguf.inp"
-    ln -s "$src.out" "$TMP/model.gguf.out"
-    "$TOOL" "$TMP/model.gguf" > "$TMP/model" 2>&1
+    ln -s "$src.inp" "$TMP/$1.gguf.inp"
+    ln -s "$src.out" "$TMP/$1.gguf.out"
+    "$TOOL" "$TMP/$1.gguf" > "$TMP/$1.out" 2>&1
     rc=$?
-    if [ $rc -eq 2 ] && grep -q "tokenizer model 'rwkv' not supported (known: llama, gpt2, gemma4, bert, t5)" "$TMP/model"; then
-        ok "unknown tokenizer model refused by name, known ones listed"
+    if [ $rc -eq 2 ] && grep -q "$4" "$TMP/$1.out"; then
+        ok "$5"
     else
-        not_ok "unknown tokenizer model refused by name, known ones listed (rc=$rc)"
-        diag "$(cat "$TMP/model")"
+        not_ok "$5 (rc=$rc)"
+        diag "$(cat "$TMP/$1.out")"
     fi
-else
-    skip "no ggml-vocab-gpt-2.gguf or no python to alter it"
-fi
+}
+refused_when tokenizer.ggml.pre gpt-2 gpt-9 "pre-tokenizer 'gpt-9' not supported (known: .*llama-bpe.*deepseek-coder" \
+    "unknown pre-tokenizer refused by name, known ones listed"
+refused_when tokenizer.ggml.model gpt2 rwkv "tokenizer model 'rwkv' not supported (known: llama, gpt2, gemma4, bert, t5)" \
+    "unknown tokenizer model refused by name, known ones listed"
 done_testing
