@@ -41,6 +41,22 @@ static int vb_add(struct vb *v, const char *s, int type, float score)
     return v->n++;
 }
 
+/* A word as a SentencePiece vocabulary writes it: spaces as U+2581
+ * (out holds 32 bytes; the words are short). */
+static void sp_text(const char *w, char out[32])
+{
+    size_t k = 0;
+    for (const char *p = w; *p; p++) {
+        if (*p == ' ') {
+            memcpy(out + k, "\xE2\x96\x81", 3);
+            k += 3;
+        } else {
+            out[k++] = *p;
+        }
+    }
+    out[k] = 0;
+}
+
 static lamina_tokenizer *vb_build(struct vb *v, lamina_tokenizer_spec *sp)
 {
     sp->n_vocab = v->n;
@@ -135,16 +151,7 @@ static lamina_tokenizer *make_spm(int prefix)
     }
     for (size_t i = 0; i < N_WORDS; i++) {
         char s[32];
-        size_t k = 0;
-        for (const char *p = words[i]; *p; p++) {
-            if (*p == ' ') {
-                memcpy(s + k, "\xE2\x96\x81", 3);
-                k += 3;
-            } else {
-                s[k++] = *p;
-            }
-        }
-        s[k] = 0;
+        sp_text(words[i], s);
         if (strcmp(s, "\n\n") != 0)
             vb_add(&v, s, LAMINA_TOKTYPE_NORMAL, -1.0f - (float)i / 8);
     }
@@ -363,16 +370,7 @@ static lamina_tokenizer *make_ugm(int with_charsmap)
     }
     for (size_t i = 0; i < N_WORDS; i++) {
         char s[32];
-        size_t k = 0;
-        for (const char *p = words[i]; *p; p++) {
-            if (*p == ' ') {
-                memcpy(s + k, "\xE2\x96\x81", 3);
-                k += 3;
-            } else {
-                s[k++] = *p;
-            }
-        }
-        s[k] = 0;
+        sp_text(words[i], s);
         int dup = 0;
         for (int j = 0; j < v.n && !dup; j++)
             dup = strcmp(v.text[j], s) == 0;
