@@ -458,7 +458,7 @@ static int in_set(int set, uint32_t c, uint8_t f)
     }
 }
 
-/* Kinds of splitting pass.  The first four are whole expressions, written
+/* Kinds of splitting pass.  The first five are whole expressions, written
  * by hand (see enum lamina_pretok); the others are single patterns whose
  * matches and the text between them both become pieces. */
 enum pass_kind {
@@ -467,6 +467,7 @@ enum pass_kind {
                          * \s*[\r\n]+|\s+(?!\S)|\s+ */
     PASS_QWEN2,         /* as PASS_LLAMA3 with \p{N} */
     PASS_QWEN35,        /* as PASS_QWEN2 with [\p{L}\p{M}]+ and [^\s\p{L}\p{M}\p{N}]+ */
+    PASS_GPT4O,         /* o200k's expression as llama.cpp runs it (LAMINA_PRETOK_GPT4O) */
     PASS_RUN,           /* [set]+ */
     PASS_SPACE_RUN,     /* \s?[set]+ */
     PASS_ONE,           /* [set] */
@@ -516,6 +517,7 @@ static const struct pretok_rules pretok_rules[] = {
                                              {PASS_RUN, SET_CJK},
                                              {PASS_ONE, SET_NUMBER}}},
     [LAMINA_PRETOK_GEMMA4] = {1, RULE_RAW_UTF8 | RULE_WHOLE_NEWLINES, {{PASS_NEWLINE_RUNS, 0}}},
+    [LAMINA_PRETOK_GPT4O] = {1, 0, {{PASS_GPT4O, 0}}},
 };
 #define N_PRETOK_RULES (sizeof(pretok_rules) / sizeof(pretok_rules[0]))
 
@@ -587,6 +589,11 @@ static const struct pretok_name {
     {"deepseek-coder", LAMINA_PRETOK_DEEPSEEK_CODER, BOS_KEY},
     {"gemma4", LAMINA_PRETOK_GEMMA4, BOS_ALWAYS},
     {"granite-embed-multi-311m", LAMINA_PRETOK_GEMMA4, BOS_ALWAYS},
+    {"gpt-4o", LAMINA_PRETOK_GPT4O, BOS_KEY},
+    {"llama4", LAMINA_PRETOK_GPT4O, BOS_KEY},
+    {"kanana2", LAMINA_PRETOK_GPT4O, BOS_KEY},
+    {"talkie", LAMINA_PRETOK_GPT4O, BOS_KEY},
+    {"minimax-m2", LAMINA_PRETOK_GPT4O, BOS_KEY},
 };
 #define N_PRETOK_NAMES (sizeof(pretok_names) / sizeof(pretok_names[0]))
 
@@ -658,16 +665,63 @@ static size_t split_gpt2(const uint32_t *cps, const uint8_t *f, size_t i, size_t
     return space_run_len(f, i, n);
 }
 
-/* LLAMA3 (max_digits 3), QWEN2 (1) and QWEN35 (1, marks: with_marks). */
+/* Variants of the LLAMA3 expression (split_llama3's style). */
+#define L3_MARKS 1u /* QWEN35: [\p{L}\p{M}]+ words, and no marks in [^\s\p{L}\p{M}\p{N}]+ */
+#define L3_CASED 2u /* GPT4O: words split by case, a contraction only after a word,
+                     * '[\r\n/]*' after punctuation */
+
+#define IS_AZ_UPPER(x) ((x) >= 'A' && (x) <= 'Z')
+#define IS_AZ_LOWER(x) ((x) >= 'a' && (x) <= 'z')
+
+/* GPT4O's words, at a letter cps[j]: its end.  llama.cpp rewrites o200k's
+ * upper class [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] as "a letter other than
+ * a-z" and the lower one [\p{Ll}\p{Lm}\p{Lo}\p{M}] as "a letter other than
+ * A-Z", so case is ASCII's, a letter outside ASCII is both and a mark is
+ * neither.  upper*lower+ is tried first: upper* takes its whole run, and
+ * when no a-z follows it gives back up to its last letter outside ASCII
+ * (which lower+ then takes); only a run of A-Z alone is left to
+ * upper+lower*. */
+static size_t cased_word_end(const uint32_t *cps, const uint8_t *f, size_t j, size_t n)
+{
+    size_t k = j, last_both = n;
+    while (k < n && IS_L(f[k]) && !IS_AZ_LOWER(cps[k])) {
+        if (!IS_AZ_UPPER(cps[k]))
+            last_both = k;
+        k++;
+    }
+    if (k < n && IS_AZ_LOWER(cps[k])) {
+        size_t e = k + 1;
+        while (e < n && IS_L(f[e]) && !IS_AZ_UPPER(cps[e]))
+            e++;
+        return e;
+    }
+    return last_both != n ? last_both + 1 : k;
+}
+
+/* LLAMA3 (max_digits 3, style 0), QWEN2 (1, 0), QWEN35 (1, L3_MARKS) and
+ * GPT4O (3, L3_CASED). */
 static size_t split_llama3(const uint32_t *cps, const uint8_t *f, size_t i, size_t n,
-                           size_t max_digits, int with_marks)
+                           size_t max_digits, unsigned style)
 {
     uint32_t c = cps[i];
+    int with_marks = (style & L3_MARKS) != 0;
 #define WORDCH(x) (IS_L(x) || (with_marks && IS_M(x)))
 #define OTHER(x) (!IS_WS(x) && !IS_L(x) && !IS_N(x) && !(with_marks && IS_M(x)))
-    size_t k = contraction_len(cps, i, n, 1);
-    if (k)
-        return k;
+    if (style & L3_CASED) {
+        /* [^\r\n\p{L}\p{N}]?upper*lower+(?i:'s|..)?|[^\r\n\p{L}\p{N}]?upper+lower*(?i:'s|..)? */
+        size_t j = (!IS_L(f[i]) && !IS_NL(c) && !IS_N(f[i]) && i + 1 < n && IS_L(f[i + 1]))
+                       ? i + 1 : i;
+        if (IS_L(f[j])) {
+            size_t e = cased_word_end(cps, f, j, n);
+            if (e < n)
+                e += contraction_len(cps, e, n, 1);
+            return e - i;
+        }
+    } else {
+        size_t k = contraction_len(cps, i, n, 1);
+        if (k)
+            return k;
+    }
     /* [^\r\n\p{L}\p{N}]?\p{L}+   (QWEN35: [\p{L}\p{M}]+) */
     if (WORDCH(f[i]) || (!IS_NL(c) && !IS_N(f[i]) && i + 1 < n && WORDCH(f[i + 1]))) {
         size_t e = i + 1;
@@ -682,13 +736,13 @@ static size_t split_llama3(const uint32_t *cps, const uint8_t *f, size_t i, size
             e++;
         return e - i;
     }
-    /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    /*  ?[^\s\p{L}\p{N}]+[\r\n]*   (GPT4O: [\r\n/]*) */
     size_t j = (c == ' ' && i + 1 < n && OTHER(f[i + 1])) ? i + 1 : i;
     if (OTHER(f[j])) {
         size_t e = j + 1;
         while (e < n && OTHER(f[e]))
             e++;
-        while (e < n && IS_NL(cps[e]))
+        while (e < n && (IS_NL(cps[e]) || ((style & L3_CASED) && cps[e] == '/')))
             e++;
         return e - i;
     }
@@ -757,7 +811,9 @@ static size_t split_next(const struct pass *p, const uint32_t *cps, const uint8_
     case PASS_QWEN2:
         return split_llama3(cps, f, i, n, 1, 0);
     case PASS_QWEN35:
-        return split_llama3(cps, f, i, n, 1, 1);
+        return split_llama3(cps, f, i, n, 1, L3_MARKS);
+    case PASS_GPT4O:
+        return split_llama3(cps, f, i, n, 3, L3_CASED);
     case PASS_NEWLINE_RUNS: {
         int nl = cps[i] == '\n';
         size_t e = i + 1;

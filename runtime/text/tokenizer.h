@@ -72,9 +72,15 @@ enum lamina_pretok {
     LAMINA_PRETOK_DEEPSEEK_LLM = 9,   /* [\r\n], \s?<letters>+, \s?<punctuation>+, \s+$,
                                        * <CJK>+, \p{N}+ (explicit code point lists) */
     LAMINA_PRETOK_DEEPSEEK_CODER = 10,/* [\r\n], \s?\p{L}+, \s?\p{P}+, <CJK>+, \p{N} */
-    LAMINA_PRETOK_GEMMA4 = 11   /* [^\n]+|[\n]+ on raw UTF-8 with spaces as U+2581 (no byte
+    LAMINA_PRETOK_GEMMA4 = 11,  /* [^\n]+|[\n]+ on raw UTF-8 with spaces as U+2581 (no byte
                                  * mapping; byte fallback <0xNN>); a newline run that is a
                                  * token is taken whole */
+    LAMINA_PRETOK_GPT4O = 12    /* o200k's expression as llama.cpp runs it: ASCII case only,
+                                 * upper [\p{L}--a-z], lower [\p{L}--A-Z] (other letters are
+                                 * both, marks are not letters):
+                                 * [^\r\n\p{L}\p{N}]?upper*lower+(?i:'s|..)?|
+                                 * [^\r\n\p{L}\p{N}]?upper+lower*(?i:'s|..)?|\p{N}{1,3}|
+                                 * ' ?[^\s\p{L}\p{N}]+[\r\n/]*'|\s*[\r\n]+|\s+(?!\S)|\s+ */
 };
 
 /*

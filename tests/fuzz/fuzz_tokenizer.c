@@ -121,7 +121,8 @@ static const char *const words[] = {"he", "ll", "hell", "hello", " w", "or", " w
 enum { V_SPM, V_SPM_PREFIX, V_WPM, V_BPE0 };
 #define N_PRETOK 11   /* LAMINA_PRETOK_GPT2 .. LAMINA_PRETOK_GEMMA4 */
 #define V_UGM (V_BPE0 + N_PRETOK)   /* unigram with a charsmap, then without */
-#define N_VOCABS (V_UGM + 2)
+#define V_GPT4O (V_UGM + 2)         /* LAMINA_PRETOK_GPT4O, last: the seeds keep their vocabularies */
+#define N_VOCABS (V_GPT4O + 1)
 
 static lamina_tokenizer *vocabs[N_VOCABS];
 
@@ -398,6 +399,7 @@ static void setup(void)
         vocabs[V_BPE0 + p] = make_bpe(LAMINA_PRETOK_GPT2 + p);
     vocabs[V_UGM] = make_ugm(1);
     vocabs[V_UGM + 1] = make_ugm(0);
+    vocabs[V_GPT4O] = make_bpe(LAMINA_PRETOK_GPT4O);
 }
 
 static void check_split(int kind, const char *s, size_t n)
@@ -471,8 +473,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (out == NULL || out[out_len] != 0)
         abort();
-    int pretok = which >= V_BPE0 && which < V_UGM ? LAMINA_PRETOK_GPT2 + which - V_BPE0
-                                                  : LAMINA_PRETOK_NONE;
+    int pretok = which == V_GPT4O                     ? LAMINA_PRETOK_GPT4O
+                 : which >= V_BPE0 && which < V_UGM ? LAMINA_PRETOK_GPT2 + which - V_BPE0
+                                                    : LAMINA_PRETOK_NONE;
     int exact = !(flags & LAMINA_TOKENIZE_PARSE_SPECIAL) &&
                 ((pretok != LAMINA_PRETOK_NONE && pretok != LAMINA_PRETOK_GEMMA4) ||
                  (which == V_SPM && memmem(text, len, "\xE2\x96\x81", 3) == NULL && utf8_valid(text, len)));

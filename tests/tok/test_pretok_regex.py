@@ -27,6 +27,15 @@ import gen_unicode  # noqa: E402  (DeepSeek LLM's letter list)
 
 GPT2 = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 LLAMA3 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+# o200k's expression as llama.cpp rewrites it for its own engine: upper
+# [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] becomes "a letter other than a-z", lower
+# [\p{Ll}\p{Lm}\p{Lo}\p{M}] "a letter other than A-Z", the case-insensitive
+# contractions are spelt out; this, not the original, is what it runs.
+GPT4O = (r"""[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+"""
+         r"""(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|"""
+         r"""[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*"""
+         r"""(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|"""
+         r"""\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 CJK = r"(?V1)[[\u0800-\u9fa5\uac00-\ud7ff]--\s]+"
 DSLLM_LETTERS = "[" + "".join("%s-%s" % (regex.escape(chr(a)), regex.escape(chr(b)))
                               for a, b in gen_unicode.dsllm_letters()) + "]"
@@ -46,9 +55,11 @@ PATTERNS = {
         r"\p{N}+"],
     10: [r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", CJK, r"\p{N}"],
     11: [r"[^\n]+|[\n]+"],
+    12: [GPT4O],
 }
 NAMES = {1: "gpt2", 2: "llama3", 3: "qwen2", 4: "qwen35", 5: "dbrx", 6: "default", 7: "falcon",
-         8: "starcoder", 9: "deepseek-llm", 10: "deepseek-coder", 11: "gemma4"}
+         8: "starcoder", 9: "deepseek-llm", 10: "deepseek-coder", 11: "gemma4",
+         12: "gpt-4o"}
 
 # \s in the patterns must mean Unicode White_Space, as in the library.
 WHITE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + \
@@ -59,7 +70,9 @@ PIECES = ["'s", "'S", "'re", "'LL", "'ve", "'x", "'", "a", "Z", "é", "ß", "ǅ"
           "\u3000", "!", "?!", "...", "$", "(", ")", "—", "😀", "👍🏽", "\u200b", "\x00",
           "\x1f", "_", "-", "é", "x", "don", "hello", "World",
           "+", "<=>", "^", "~", "|", "`", "µ", "ª", "Ω", "e\u0301", "\u0301", "\u200d",
-          "가", "ก", "क्षि", "！", "：", "‘", "、", "。", "「", "1234567", "٣٤٥٦"]
+          "가", "ก", "क्षि", "！", "：", "‘", "、", "。", "「", "1234567", "٣٤٥٦",
+          "É", "COLE", "Mc", "iPhone", "DON", "'T", "'Re", "/", "//", "ʰ", "Ǆ", "ǆ", "ΣΑ", "σ",
+          "a\u0308", "A\u030a", "\r", "🇫🇷", "👩\u200d💻", "x/", "'d", "'M", "'lL"]
 
 
 def split(patterns, s):
@@ -93,7 +106,13 @@ def main():
     rnd = random.Random(1234)
     cases = ["Hello world", "I'm here", "x = 1;\n", "  \n  x", "end   ", "12345678", "a  b",
              "..\n\nx", "\t\tx", " \u00a0x", "'hello", "\u3000\u3000a", "3.3 3..3 3...3",
-             "------======= ''''''```````\"\"\"\"......!!!!!!??????", "x  \n", " \u3000a"]
+             "------======= ''''''```````\"\"\"\"......!!!!!!??????", "x  \n", " \u3000a",
+             "HelloWorld", "iPhone", "ÉCOLE", "éCOLE", "AÉB", "McDonald's", "DON'T", "I'M",
+             "We'Re here", "it's'S", "1234567890", "٣٤٥٦٧", "a\r\nb", "line\r\n\r\n  next",
+             "a/b//c", "!/\n/x", "x! //\n", "naïve", "Éa", "aÉb", "ÀÉÎ's", "e\u0301COLE",
+             "Cafe\u0301", "\u0301A", "ǅemal", "ǄEMAL", "🙂Hello", "Hello🙂world", " 👍🏽OK",
+             "ΣΑΣ σας", "Straße STRASSE", "日本語テキスト", "\u00a0Word", "'Word", "\tTab",
+             "HTTPServer", "getHTTPResponse", "A1B2"]
     for _ in range(1500):
         cases.append("".join(rnd.choice(PIECES + list(WHITE)) for _ in range(rnd.randint(1, 12))))
     lines = []
