@@ -88,9 +88,9 @@ echo "record-golden-gpt4o: tiny-gpt4o" >&2
 "$DUMP" tokenize "$WORK/tiny-gpt4o.gguf" "$WORK/strings.hex" > "$WORK/tiny.json"
 
 PYTHONPATH=$ROOT/scripts/peer "$PY" - "$WORK" "$OUT_DIR" "$PEER_DIR" "$MADE_BY" <<'EOF'
-import datetime, json, os, platform, sys
+import json, os, sys
 import gguf
-from provenance import sha256, peer_versions
+from provenance import model_provenance, peer_versions
 work, out_dir, peer_dir, made_by = sys.argv[1:5]
 ver = peer_versions(os.path.join(peer_dir, "peer-version.txt"))
 path = os.path.join(work, "tiny-gpt4o.gguf")
@@ -99,22 +99,8 @@ try:
     gguf_version = version("gguf")
 except Exception:
     gguf_version = "unknown"
-obj = {"provenance": {
-    "generator": "scripts/record-golden-gpt4o.sh",
-    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "model_file": os.path.basename(path),
-    "model_sha256": sha256(path),
-    "model_size_bytes": os.path.getsize(path),
-    "model_made_by": made_by,
-    "gguf_version": gguf_version,
-    "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % ver.get("llama_cpp_python_version"),
-    "llama_cpp_commit": ver.get("llama_cpp_commit"),
-    "llama_cpp_commit_date": ver.get("llama_cpp_commit_date"),
-    "sdist_sha256": ver.get("sdist_sha256"),
-    "build": ("scripts/peer/dump_logits (lamina) linked to libllama built by scripts/peer-build.sh: "
-              "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),
-    "host": "%s %s" % (platform.system(), platform.machine()),
-}}
+obj = {"provenance": model_provenance("scripts/record-golden-gpt4o.sh", path, ver, model_made_by=made_by,
+                                      gguf_version=gguf_version)}
 obj.update(json.load(open(os.path.join(work, "tiny.json"))))
 
 def compact(o):

@@ -104,29 +104,14 @@ echo "record-golden-ugm: xlmr" >&2
 "$DUMP" tokenize "$XLMR" "$WORK/strings.hex" > "$WORK/xlmr.json"
 
 PYTHONPATH=$ROOT/scripts/peer "$PY" - "$WORK" "$OUT_DIR" "$PEER_DIR" "$MADE_BY" "$XLMR" <<'EOF'
-import datetime, json, os, platform, sys
+import json, os, sys
 import sentencepiece
-from provenance import sha256, peer_versions
+from provenance import model_provenance, peer_versions
 work, out_dir, peer_dir, made_by, xlmr = sys.argv[1:6]
 ver = peer_versions(os.path.join(peer_dir, "peer-version.txt"))
 
 def provenance(path, extra):
-    p = {
-        "generator": "scripts/record-golden-ugm.sh",
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "model_file": os.path.basename(path),
-        "model_sha256": sha256(path),
-        "model_size_bytes": os.path.getsize(path),
-        "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % ver.get("llama_cpp_python_version"),
-        "llama_cpp_commit": ver.get("llama_cpp_commit"),
-        "llama_cpp_commit_date": ver.get("llama_cpp_commit_date"),
-        "sdist_sha256": ver.get("sdist_sha256"),
-        "build": ("scripts/peer/dump_logits (lamina) linked to libllama built by scripts/peer-build.sh: "
-                  "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),
-        "host": "%s %s" % (platform.system(), platform.machine()),
-    }
-    p.update(extra)
-    return p
+    return model_provenance("scripts/record-golden-ugm.sh", path, ver, **extra)
 
 def compact(o):
     return json.dumps(o, ensure_ascii=False, separators=(",", ":"))

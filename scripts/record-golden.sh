@@ -271,7 +271,7 @@ DUMP_ARGS="--n-ctx 1024 --n-batch 1024 --top-k 40 --n-probe 32 --n-gen 8 --gen-t
 fi
 
 # ---- the generated models of every architecture that runs ------------------
-TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe qwen2moe gemma2 gemma3 phi3 phi3-long granite olmo2}
+TINY_ARCHS=${LAMINA_GOLDEN_TINY:-llama llama3 qwen2 qwen3 qwen3moe qwen2moe gemma2 gemma3 phi3 phi3-long granite olmo2 gpt-oss}
 # ARCH-long: the same model in a context of 8192, past its original
 # context (phi3: 4096), so that LongRoPE's long factors apply
 for arch in $TINY_ARCHS; do
@@ -285,31 +285,15 @@ done
 
 # ---- attach provenance and write ----------------------------------------
 PYTHONPATH="$ROOT/scripts/peer" python3 - "$WORK" "$OUT_DIR" "$MODEL" "$PEER_DIR/peer-version.txt" "$THREADS" "$TINY_ARCHS" "$TINY_ONLY" <<'EOF'
-import sys, os, json, datetime, platform
-from provenance import sha256, peer_versions
+import sys, os, json
+from provenance import model_provenance, peer_versions
 work, out_dir, model, verfile, threads, tiny, tiny_only = sys.argv[1:8]
 if not os.path.exists(verfile):
     sys.exit("%s: missing (scripts/peer-build.sh writes it)" % verfile)
 ver = peer_versions(verfile)
 
 def provenance(path, made_by=None):
-    prov = {
-        "generator": "scripts/record-golden.sh",
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "model_file": os.path.basename(path),
-        "model_sha256": sha256(path),
-        "model_size_bytes": os.path.getsize(path),
-        "peer": "llama.cpp (vendor/llama.cpp of PyPI sdist llama-cpp-python==%s)" % ver.get("llama_cpp_python_version"),
-        "llama_cpp_commit": ver.get("llama_cpp_commit"),
-        "llama_cpp_commit_date": ver.get("llama_cpp_commit_date"),
-        "sdist_sha256": ver.get("sdist_sha256"),
-        "build": ("scripts/peer/dump_logits (lamina) linked to libllama built by scripts/peer-build.sh: "
-                  "CMAKE_BUILD_TYPE=Release BUILD_SHARED_LIBS=ON GGML_NATIVE=ON LLAMA_CURL=OFF, CPU backend only"),
-        "host": "%s %s" % (platform.system(), platform.machine()),
-    }
-    if made_by:
-        prov["model_made_by"] = made_by
-    return prov
+    return model_provenance("scripts/record-golden.sh", path, ver, model_made_by=made_by or None)
 
 def compact(o):
     return json.dumps(o, ensure_ascii=False, separators=(",", ":"))

@@ -21,19 +21,7 @@ PY=${PYTHON:-python3}
 TMP=$(mktemp -d) || exit 1
 trap 'rm -rf "$TMP"' EXIT
 
-# golden_run NAME GOLDEN MODEL: one TAP line for all of test_golden's checks
-golden_run() {
-    "$TOOL" "$2" "$3" > "$TMP/out" 2>&1
-    rc=$?
-    n_ok=$(grep -c '^ok' "$TMP/out")
-    n_bad=$(grep -c '^not ok' "$TMP/out")
-    if [ $rc -eq 0 ] && [ "$n_bad" -eq 0 ] && [ "$n_ok" -gt 0 ]; then
-        ok "$1: all $n_ok checks equal llama.cpp's (ids, pieces, decoded text)"
-    else
-        not_ok "$1: $n_bad of $((n_ok + n_bad)) checks differ from llama.cpp's (rc=$rc)"
-        diag "$(grep -A2 '^not ok' "$TMP/out" | head -n 40)"
-    fi
-}
+. "$S/tests/tok/golden_lib.sh"
 
 if ! "$PY" -c 'import gguf' 2>/dev/null; then
     if [ "${LAMINA_REQUIRE_CLIENTS:-0}" = 1 ]; then not_ok "python with gguf ($PY)"
