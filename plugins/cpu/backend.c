@@ -308,7 +308,7 @@ static int be_graph_compute(lamina_backend *be, const lamina_graph *graph,
         return LAMINA_EINVAL;
     }
     for (uint32_t i = 0; i < graph->n_nodes; i++) {
-        const lamina_node *n = &graph->nodes[i];
+        const lamina_node *n = lamina_graph_node(graph, i);
         char why[160];
         if (!cpu_node_check(n, why, sizeof why)) {
             set_err(err, err_size, "cpu: node %u: %s", i, why);
@@ -319,7 +319,7 @@ static int be_graph_compute(lamina_backend *be, const lamina_graph *graph,
             return LAMINA_EINVAL;
         }
         for (uint32_t s = 0; s < n->n_src; s++)
-            if (!tensor_in_bounds(be, &n->src[s], 0)) {
+            if (!tensor_in_bounds(be, lamina_node_src(n, s), 0)) {
                 set_err(err, err_size, "cpu: node %u: src%u outside its buffer (or not this backend's)", i, s);
                 return LAMINA_EINVAL;
             }

@@ -10,7 +10,7 @@
  *
  * Quantized MUL_MAT never dequantizes a weight matrix: the activations X
  * are rounded once per node to 8-bit blocks (cpu_block_q8x for the types
- * with 32-element blocks, iq4_nl included; lamina_block_q8_K for the
+ * with 32-element blocks, iq4_nl and mxfp4 included; lamina_block_q8_K for the
  * K-quants q2_K..q6_K and iq4_xs) and each weight block is multiplied with
  * them in integers.
  */

@@ -169,7 +169,7 @@ int cpu_dequant_supported(uint32_t type)
     case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_Q4_K:
     case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
     case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K:   /* through runtime/ops/quant.c */
-    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS:
+    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: case LAMINA_TYPE_MXFP4:
     case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
         return 1;
     default:
@@ -205,6 +205,7 @@ int cpu_dequant_row(uint32_t type, float *dst, const void *src, int64_t K)
     case LAMINA_TYPE_Q3_K:
     case LAMINA_TYPE_IQ4_NL:
     case LAMINA_TYPE_IQ4_XS:
+    case LAMINA_TYPE_MXFP4:
     case LAMINA_TYPE_Q8_1:
     case LAMINA_TYPE_Q8_K:
         /* GET_ROWS only (a few rows a token; MUL_MAT of these types has its
@@ -225,6 +226,7 @@ int cpu_act_format_of(uint32_t wtype)
         return CPU_ACT_F32;
     case LAMINA_TYPE_Q4_0: case LAMINA_TYPE_Q4_1: case LAMINA_TYPE_Q5_0:
     case LAMINA_TYPE_Q5_1: case LAMINA_TYPE_Q8_0: case LAMINA_TYPE_IQ4_NL:
+    case LAMINA_TYPE_MXFP4:
         return CPU_ACT_Q8X;
     case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q4_K:
     case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K: case LAMINA_TYPE_IQ4_XS:
@@ -607,29 +609,47 @@ static void dot_q3_K(float *out, int64_t K, const void *w, const void *x, size_t
     for (int c = 0; c < nc; c++) out[c] = acc[c];
 }
 
-/* iq4_nl / iq4_xs: codebook values v[q] (int8) times 8-bit activations.
- *   iq4_nl against q8x: sum over blocks dw * dx * sum(v[q] * xq)
+/* iq4_nl / iq4_xs / mxfp4: codebook values v[q] (int8) times 8-bit
+ * activations.
+ *   iq4_nl, mxfp4 against q8x: sum over blocks dw * dx * sum(v[q] * xq),
+ *   dw the fp16 scale (iq4_nl) or 2^(e - 128) (mxfp4, v the doubled E2M1
+ *   values, so that is the exact factor)
  *   iq4_xs against q8_K: dx * d * sum_j ls_j * sum(v[q] * xq) over the
  *   eight sub-blocks of 32 (ls_j the signed 6-bit scales) */
 static const int8_t iq4_values[16] = LAMINA_IQ4NL_VALUES;
+static const int8_t mxfp4_values[16] = LAMINA_MXFP4_VALUES;
 
-/* 32 codebook values of one iq4 block or sub-block, in element order. */
-static inline void iq4_unpack32(int8_t *v, const uint8_t *qs)
+/* 32 values of codebook tab of one block or sub-block, in element order. */
+static inline void cb_unpack32(int8_t *v, const uint8_t *qs, const int8_t *tab)
 {
     for (int l = 0; l < 16; l++) {
-        v[l]      = iq4_values[qs[l] & 15];
-        v[l + 16] = iq4_values[qs[l] >> 4];
+        v[l]      = tab[qs[l] & 15];
+        v[l + 16] = tab[qs[l] >> 4];
     }
 }
 
-static void dot_iq4_nl(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+static inline void iq4_unpack32(int8_t *v, const uint8_t *qs)
 {
-    const lamina_block_iq4_nl *wb = w;
+    cb_unpack32(v, qs, iq4_values);
+}
+
+/* The 32-blocks of a codebook: mx 0 iq4_nl, 1 mxfp4. */
+static inline void dot_cb32(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc,
+                            const int mx)
+{
     int8_t v[QK];
     float acc[CPU_DOT_MAX_COLS] = {0};
     for (int64_t b = 0; b < K / QK; b++) {
-        iq4_unpack32(v, wb[b].qs);
-        const float dw = h2f(wb[b].d);
+        float dw;
+        if (mx) {
+            const lamina_block_mxfp4 *wb = (const lamina_block_mxfp4 *)w + b;
+            cb_unpack32(v, wb->qs, mxfp4_values);
+            dw = lamina_e8m0_to_fp32_half(wb->e);
+        } else {
+            const lamina_block_iq4_nl *wb = (const lamina_block_iq4_nl *)w + b;
+            iq4_unpack32(v, wb->qs);
+            dw = h2f(wb->d);
+        }
         for (int c = 0; c < nc; c++) {
             const cpu_block_q8x *xb = COL(x, c, xs, cpu_block_q8x) + b;
             int isum = 0;
@@ -638,6 +658,16 @@ static void dot_iq4_nl(float *out, int64_t K, const void *w, const void *x, size
         }
     }
     for (int c = 0; c < nc; c++) out[c] = acc[c];
+}
+
+static void dot_iq4_nl(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    dot_cb32(out, K, w, x, xs, nc, 0);
+}
+
+static void dot_mxfp4(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
+{
+    dot_cb32(out, K, w, x, xs, nc, 1);
 }
 
 static void dot_iq4_xs(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
@@ -732,6 +762,7 @@ const cpu_kernels cpu_kernels_scalar = {
         [LAMINA_TYPE_Q3_K] = dot_q3_K,
         [LAMINA_TYPE_IQ4_NL] = dot_iq4_nl,
         [LAMINA_TYPE_IQ4_XS] = dot_iq4_xs,
+        [LAMINA_TYPE_MXFP4] = dot_mxfp4,
     },
     .act = {
         [LAMINA_TYPE_F32]  = CPU_ACT_F32, [LAMINA_TYPE_F16]  = CPU_ACT_F32,
@@ -741,7 +772,7 @@ const cpu_kernels cpu_kernels_scalar = {
         [LAMINA_TYPE_Q4_K] = CPU_ACT_Q8K, [LAMINA_TYPE_Q5_K] = CPU_ACT_Q8K,
         [LAMINA_TYPE_Q6_K] = CPU_ACT_Q8K, [LAMINA_TYPE_Q2_K] = CPU_ACT_Q8K,
         [LAMINA_TYPE_Q3_K] = CPU_ACT_Q8K, [LAMINA_TYPE_IQ4_NL] = CPU_ACT_Q8X,
-        [LAMINA_TYPE_IQ4_XS] = CPU_ACT_Q8K,
+        [LAMINA_TYPE_IQ4_XS] = CPU_ACT_Q8K, [LAMINA_TYPE_MXFP4] = CPU_ACT_Q8X,
     },
     .dot_f32 = sdot_f32,
     .dot_f16 = sdot_f16,

@@ -25,7 +25,7 @@ uint32_t cpu_type_block(uint32_t type)
     case LAMINA_TYPE_Q4_K: case LAMINA_TYPE_Q5_K: case LAMINA_TYPE_Q6_K:
         return 256;
     case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
-    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: {
+    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: case LAMINA_TYPE_MXFP4: {
         const lamina_type_traits *tr = lamina_type_get(type);
         return tr ? tr->block_size : 0;
     }
@@ -48,7 +48,7 @@ uint32_t cpu_type_size(uint32_t type)
     case LAMINA_TYPE_Q5_K: return sizeof(lamina_block_q5_K);
     case LAMINA_TYPE_Q6_K: return sizeof(lamina_block_q6_K);
     case LAMINA_TYPE_Q2_K: case LAMINA_TYPE_Q3_K: case LAMINA_TYPE_Q8_1: case LAMINA_TYPE_Q8_K:
-    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: {
+    case LAMINA_TYPE_IQ4_NL: case LAMINA_TYPE_IQ4_XS: case LAMINA_TYPE_MXFP4: {
         const lamina_type_traits *tr = lamina_type_get(type);
         return tr ? tr->type_size : 0;
     }
@@ -108,10 +108,11 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
 {
     if (n->op == LAMINA_OP_NONE || n->op >= LAMINA_OP_COUNT) WHY("unknown op %u", n->op);
     const char *on = lamina_op_name(n->op);
-    if (n->n_src > LAMINA_MAX_SRC) WHY("%s: n_src %u", on, n->n_src);
+    if (n->n_src > LAMINA_MAX_SRC && !(n->op == LAMINA_OP_ATTENTION && n->n_src == LAMINA_MAX_SRC + 1))
+        WHY("%s: n_src %u", on, n->n_src);
     if (!tensor_ok(&n->dst)) WHY("%s: dst has a bad type or shape", on);
     for (uint32_t i = 0; i < n->n_src; i++)
-        if (!tensor_ok(&n->src[i])) WHY("%s: src%u has a bad type or shape", on, i);
+        if (!tensor_ok(lamina_node_src(n, i))) WHY("%s: src%u has a bad type or shape", on, i);
     const lamina_tensor *d = &n->dst, *s0 = &n->src[0], *s1 = &n->src[1], *s2 = &n->src[2];
     const int f32dst = d->type == LAMINA_TYPE_F32;
 
@@ -178,6 +179,10 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
         if (n_rot <= 0 || (n_rot & 1) || n_rot > s0->ne[0]) WHY("rope: n_rot %d", n_rot);
         if (n->n_src == 3 && (s2->type != LAMINA_TYPE_F32 || !is_vec(s2, n_rot / 2)))
             WHY("rope: freq factors must be F32 [n_rot/2]");
+        if (!isfinite(n->fp[2]) || !isfinite(n->fp[3]) || n->fp[3] < 0.0f) WHY("rope: YaRN factors");
+        if (n->fp[2] != 0.0f && (n->ip[2] <= 0 || !(n->fp[1] > 0.0f) || !(n->fp[4] > 0.0f) ||
+                                 !(n->fp[5] > 0.0f) || !isfinite(n->fp[4]) || !isfinite(n->fp[5])))
+            WHY("rope: YaRN n_ctx_orig/betas");
         return 1;
     }
     case LAMINA_OP_SET_ROWS:
@@ -190,7 +195,7 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
             WHY("set_rows: dst must be F32/F16 [K, R]");
         return 1;
     case LAMINA_OP_ATTENTION: {
-        if (n->n_src != 4) WHY("attention: needs 4 sources");
+        if (n->n_src != 4 && n->n_src != 5) WHY("attention: needs 4 or 5 sources");
         const lamina_tensor *s3 = &n->src[3];
         if (s0->type != LAMINA_TYPE_F32 || s0->ne[3] != 1) WHY("attention: Q must be F32 [D, Hq, N]");
         const int64_t D = s0->ne[0], Hq = s0->ne[1], N = s0->ne[2];
@@ -210,6 +215,8 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
             WHY("attention: dst must be F32 [Dv*Hq, N]");
         if (n->ip[0] < 0) WHY("attention: window %d", n->ip[0]);
         if (!isfinite(n->fp[0]) || !isfinite(n->fp[1]) || n->fp[1] < 0.0f) WHY("attention: scale/softcap");
+        if (n->n_src == 5 && (n->src4.type != LAMINA_TYPE_F32 || !is_vec(&n->src4, Hq)))
+            WHY("attention: sinks must be F32 [Hq]");
         return 1;
     }
     case LAMINA_OP_GLU:
@@ -217,7 +224,10 @@ int cpu_node_check(const lamina_node *n, char *why, size_t why_size)
         if (s0->type != LAMINA_TYPE_F32 || s1->type != LAMINA_TYPE_F32 || !f32dst ||
             !same_shape(s0, s1) || !same_shape(s0, d))
             WHY("glu: types/shape");
-        if (n->ip[0] != LAMINA_ACT_SILU && n->ip[0] != LAMINA_ACT_GELU_TANH) WHY("glu: act %d", n->ip[0]);
+        if (n->ip[0] != LAMINA_ACT_SILU && n->ip[0] != LAMINA_ACT_GELU_TANH && n->ip[0] != LAMINA_ACT_SWIGLU_OAI)
+            WHY("glu: act %d", n->ip[0]);
+        if (n->ip[0] == LAMINA_ACT_SWIGLU_OAI && (!isfinite(n->fp[0]) || !(n->fp[1] > 0.0f) || !isfinite(n->fp[1])))
+            WHY("glu: swiglu_oai alpha/limit");
         return 1;
     case LAMINA_OP_COPY:
         if (n->n_src != 1) WHY("copy: needs 1 source");
@@ -405,6 +415,16 @@ static void task_eltwise(void *arg, int ith, int nth)
             break;
         }
         case LAMINA_OP_GLU:
+            if (n->ip[0] == LAMINA_ACT_SWIGLU_OAI) {
+                /* gpt-oss: x = min(gate, limit), u = clamp(up, +-limit),
+                 * dst = x sigmoid(alpha x) (u + 1) */
+                const float alpha = n->fp[0], lim = n->fp[1];
+                for (int64_t k = 0; k < K; k++) {
+                    const float x = fminf(a[k], lim), u = fminf(fmaxf(b[k], -lim), lim);
+                    y[k] = x / (1.0f + expf(-alpha * x)) * (u + 1.0f);
+                }
+                break;
+            }
             /* dst = act(gate) * up */
             c->be->k.glu(y, a, b, K, n->ip[0]);
             break;
@@ -487,7 +507,9 @@ typedef struct {
 /* For token t and pair i < n_rot/2:
  *   theta = pos * freq_scale * base^(-2i/n_rot) / ff[i]
  *   (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos)
- * NORM pairs (2i, 2i+1), NEOX pairs (i, i + n_rot/2); dims >= n_rot copied. */
+ * NORM pairs (2i, 2i+1), NEOX pairs (i, i + n_rot/2); dims >= n_rot copied.
+ * YaRN (plugin.h): pair i's frequency mixes the scaled and the unscaled
+ * one by its ramp r_i, still linear in pos; cos and sin times m. */
 static void task_rope(void *arg, int ith, int nth)
 {
     const rope_ctx *c = arg;
@@ -497,20 +519,32 @@ static void task_rope(void *arg, int ith, int nth)
     const float *ff = n->n_src == 3 ? (const float *)cpu_tensor_data(&n->src[2]) : NULL;
     const int64_t D = x->ne[0], H = x->ne[1];
     const int n_rot = n->ip[1], half = n_rot / 2, neox = n->ip[0] == LAMINA_ROPE_NEOX;
-    const double base = n->fp[0], fs = n->fp[1] != 0.0f ? n->fp[1] : 1.0;
+    const double base = n->fp[0], fs = n->fp[1] != 0.0f ? n->fp[1] : 1.0, ext = n->fp[2];
+    double ms = n->fp[3] != 0.0f ? n->fp[3] : 1.0, lo = 0.0, hi = 0.0;
+    if (ext != 0.0) {
+        const double two_pi = 6.283185307179586476925;
+        lo = fmax(0.0, floor(n_rot * log(n->ip[2] / (two_pi * n->fp[4])) / (2.0 * log(base))));
+        hi = fmin(n_rot - 1, ceil(n_rot * log(n->ip[2] / (two_pi * n->fp[5])) / (2.0 * log(base))));
+        ms *= 1.0 + 0.1 * log(1.0 / fs);
+    }
     double *fr = c->fr + (size_t)ith * (size_t)(half + (n_rot + 1) / 2);
     float *cs = (float *)(fr + half);
     int64_t t0, t1;
     split(x->ne[2], ith, nth, &t0, &t1);
     /* fr[i] = freq_scale * base^(-2i/n_rot) / ff[i], the same for every token */
-    for (int i = 0; i < half && t0 < t1; i++)
-        fr[i] = fs * pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0);
+    for (int i = 0; i < half && t0 < t1; i++) {
+        const double te = pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0);
+        double r = 0.0;
+        if (ext != 0.0)
+            r = (1.0 - fmin(1.0, fmax(0.0, (i - lo) / fmax(0.001, hi - lo)))) * ext;
+        fr[i] = fs * te * (1.0 - r) + te * r;
+    }
     for (int64_t t = t0; t < t1; t++) {
         /* angles of this token, shared by all heads */
         for (int i = 0; i < half; i++) {
             const double th = (double)pos[t] * fr[i];
-            cs[2 * i] = (float)cos(th);
-            cs[2 * i + 1] = (float)sin(th);
+            cs[2 * i] = (float)(ms * cos(th));
+            cs[2 * i + 1] = (float)(ms * sin(th));
         }
         for (int64_t h = 0; h < H; h++) {
             const float *xr = (const float *)(cpu_tensor_data(x) + (uint64_t)h * x->nb[1] + (uint64_t)t * x->nb[2]);
@@ -571,6 +605,7 @@ static void task_attention(void *arg, int ith, int nth)
     const size_t kes = kf16 ? 2 : 4, ves = vf16 ? 2 : 4;
     const cpu_dot_fn kdot = kk->dot[Kc->type];
     const int kcols = kk->cols[Kc->type] ? kk->cols[Kc->type] : CPU_DOT_COLS;
+    const float *sinks = n->n_src == 5 ? (const float *)cpu_tensor_data(&n->src4) : NULL;
     float *acc = c->scratch + (size_t)ith * att_scratch_floats(c);
     float *sc = acc + (size_t)hc * Dv, *m = sc + (size_t)ATT_BLOCK * hc, *l = m + hc;
 
@@ -626,7 +661,12 @@ static void task_attention(void *arg, int ith, int nth)
         }
         float *y = (float *)(cpu_tensor_data(&n->dst) + (uint64_t)i * n->dst.nb[1]) + h0 * Dv;
         for (int h = 0; h < nh; h++) {
-            const float il = 1.0f / l[h];
+            float il = 1.0f / l[h];
+            if (sinks) {
+                /* the sink's e^(sink - max) joins the denominator only */
+                const float sk = sinks[h0 + h], mx = fmaxf(m[h], sk), a = expf(m[h] - mx);
+                il = a / (l[h] * a + expf(sk - mx));
+            }
             for (int64_t k = 0; k < Dv; k++) y[(size_t)h * Dv + k] = acc[(size_t)h * Dv + k] * il;
         }
     }
@@ -855,7 +895,8 @@ static int run_mul_mat_id(lamina_backend *be, const lamina_node *n, char *err, s
                 }
         if (M == 0) continue;
         /* 2. dst columns = W_e . X columns */
-        lamina_node sub = *n;
+        lamina_node sub;
+        lamina_node_copy(&sub, n);
         sub.src[0].offset += (uint64_t)e * W->nb[2];
         sub.src[0].ne[2] = 1;
         mm_ctx c;

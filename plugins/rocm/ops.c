@@ -178,9 +178,13 @@ static int check_node(const lamina_backend *be, const lamina_node *n, why *w)
         return no(w, "%s: n_src %u", on, n->n_src);
     if (!tensor_ok(&n->dst))
         return no(w, "%s: dst has a bad type, shape or alignment", on);
-    for (uint32_t i = 0; i < n->n_src; i++)
+    for (uint32_t i = 0; i < n->n_src; i++) {
+        uint32_t block, bytes;
+        if (!type_info(n->src[i].type, &block, &bytes))   /* e.g. iq4_nl, mxfp4 */
+            return no(w, "%s: src%u type %u not supported", on, i, n->src[i].type);
         if (!tensor_ok(&n->src[i]))
             return no(w, "%s: src%u has a bad type, shape or alignment", on, i);
+    }
     const lamina_tensor *d = &n->dst, *s0 = &n->src[0], *s1 = &n->src[1], *s2 = &n->src[2];
     const int f32dst = d->type == LAMINA_TYPE_F32;
 
@@ -252,6 +256,8 @@ static int check_node(const lamina_backend *be, const lamina_node *n, why *w)
             return no(w, "rope: n_rot %d", n_rot);
         if (n->n_src == 3 && (s2->type != LAMINA_TYPE_F32 || !is_vec(s2, n_rot / 2)))
             return no(w, "rope: freq factors must be F32 [n_rot/2]");
+        if (n->fp[2] != 0.0f || (n->fp[3] != 0.0f && n->fp[3] != 1.0f))
+            return no(w, "rope: YaRN (no kernel yet)");
         break;
     }
     case LAMINA_OP_SET_ROWS:
@@ -355,7 +361,7 @@ int gpu_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err,
         return gpu_lost_err(be, err, err_size);
     /* 1. every node valid before anything is launched */
     for (uint32_t i = 0; i < graph->n_nodes; i++) {
-        const lamina_node *n = &graph->nodes[i];
+        const lamina_node *n = lamina_graph_node(graph, i);
         if (n->op == LAMINA_OP_NONE)
             continue;
         if (!check_node(be, n, &w)) {
@@ -378,7 +384,7 @@ int gpu_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err,
         return rc;
     /* 2. one launch per node, in order on the default stream */
     for (uint32_t i = 0; i < graph->n_nodes; i++) {
-        const lamina_node *n = &graph->nodes[i];
+        const lamina_node *n = lamina_graph_node(graph, i);
         kargs a;
         unsigned grid[3];
         int kid;

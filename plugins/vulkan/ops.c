@@ -371,6 +371,8 @@ static int check_node(const lamina_backend *be, const lamina_node *nd, int stric
             return no(w, "rope: freq_base must be > 0");
         if (nd->n_src > 2 && (s[2].type != LAMINA_TYPE_F32 || s[2].ne[0] < n_rot / 2))
             return no(w, "rope: freq factors must be F32 [n_rot/2]");
+        if (nd->fp[2] != 0.0f || (nd->fp[3] != 0.0f && nd->fp[3] != 1.0f))
+            return no(w, "rope: YaRN (no shader yet)");
         if (!grid_ok(be, ((uint64_t)s[0].ne[0] / 2 * s[0].ne[1] * s[0].ne[2] + 255) / 256))
             return no(w, "rope: too large a dispatch");
         return 1;
@@ -937,7 +939,7 @@ int vkb_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err, 
     }
     /* 1. every node valid before anything is recorded */
     for (uint32_t i = 0; i < graph->n_nodes; i++) {
-        const lamina_node *nd = &graph->nodes[i];
+        const lamina_node *nd = lamina_graph_node(graph, i);
         if (nd->op == LAMINA_OP_NONE)
             continue;
         if (!check_node(be, nd, 1, &w)) {
@@ -967,8 +969,8 @@ int vkb_graph_compute(lamina_backend *be, const lamina_graph *graph, char *err, 
     if (be->qpool != VK_NULL_HANDLE)
         vkCmdResetQueryPool(be->cmd, be->qpool, 0, be->q_cap);
     for (uint32_t i = 0; i < graph->n_nodes && ret == 0; i++) {
-        if (graph->nodes[i].op != LAMINA_OP_NONE)
-            ret = record_node(&rc, &graph->nodes[i], err, err_size);
+        if (lamina_graph_node(graph, i)->op != LAMINA_OP_NONE)
+            ret = record_node(&rc, lamina_graph_node(graph, i), err, err_size);
     }
     free(rc.pend);
     r = vkEndCommandBuffer(be->cmd);

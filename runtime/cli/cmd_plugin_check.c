@@ -39,6 +39,7 @@ static const char *type_name(uint32_t t)
     case LAMINA_TYPE_Q8_K: return "q8_K";
     case LAMINA_TYPE_IQ4_NL: return "iq4_nl";
     case LAMINA_TYPE_IQ4_XS: return "iq4_xs";
+    case LAMINA_TYPE_MXFP4: return "mxfp4";
     case LAMINA_TYPE_I32: return "i32";
     case LAMINA_TYPE_BF16: return "bf16";
     default: return "type?";

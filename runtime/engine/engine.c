@@ -14,6 +14,7 @@
 #include "lamina/quant.h"
 #include "engine_impl.h"
 #include "ref.h"
+#include "selftest.h"
 
 #define ERR(...) do { if (err) snprintf(err, err_size, __VA_ARGS__); } while (0)
 
@@ -915,8 +916,8 @@ static int part_run(lamina_engine *e, part_state *ps, int32_t T, int32_t O,
     for (int il = ps->plan.first; il <= ps->plan.last; il++)
         if ((rc = lamina_graph_layer(&ps->nodes, &g, il)) < 0) goto oom;
     if (ps->plan.output && (O > 0 || H > 0) && (rc = lamina_graph_output(&ps->nodes, &g)) < 0) goto oom;
-    lamina_graph graph = { sizeof graph, (uint32_t)ps->nodes.n, ps->nodes.v, sizeof(lamina_node), 0 };
-    rc = bi->graph_compute(inst, &graph, e2, sizeof e2);
+    rc = lamina_graph_run(bi, inst, lamina_be_abi_minor(ps->be), ps->nodes.v, (uint32_t)ps->nodes.n,
+                          e2, sizeof e2);
     if (rc < 0) {
         ERR("%s: %s", ps->be->label, e2);
         return rc;

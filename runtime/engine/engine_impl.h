@@ -14,6 +14,7 @@ typedef struct stage_mem {
     uint64_t x, cur, q, k, v, att, g, u, xo, logits;       /* F32 areas */
     uint64_t ids, pos, rows, info, outs, houts, types;      /* I32 areas */
     uint64_t moe_logits, moe_w, moe_y, moe_ids;             /* experts (0: dense) */
+    uint64_t moe_b;                                         /* the chosen experts' biases (gpt-oss) */
     uint64_t sh, sh_z, sh_pair, sh_ids;                     /* the shared expert (0: none) */
     lamina_buffer *kv;          /* KV cache of this backend's layers */
     uint64_t k_off[LAMINA_MAX_LAYERS], v_off[LAMINA_MAX_LAYERS];

@@ -42,7 +42,7 @@ uint32_t lamina_be_abi_minor(const lamina_be *be)
 
 int lamina_be_supports(const lamina_be *be, const lamina_node *n)
 {
-    if (LAMINA_OP_MIN_MINOR(n->op) > lamina_be_abi_minor(be)) return 0;
+    if (lamina_node_min_minor(n) > lamina_be_abi_minor(be)) return 0;
     return be->iface->supports_op(be->inst, n);
 }
 
@@ -58,6 +58,15 @@ static const char *type_name(uint32_t t)
 {
     const lamina_type_traits *tr = lamina_type_get(t);
     return tr && tr->name ? tr->name : "?";
+}
+
+/* What of 1.3 a node uses (lamina_node_min_minor says it does). */
+static const char *feature_1_3(const lamina_node *n)
+{
+    if (n->n_src > LAMINA_MAX_SRC) return n->op == LAMINA_OP_ATTENTION ? "with sinks" : "with a fifth operand";
+    if (n->op == LAMINA_OP_GLU && n->ip[0] == LAMINA_ACT_SWIGLU_OAI) return "with swiglu_oai";
+    if (n->op == LAMINA_OP_ROPE) return "with YaRN";
+    return "on mxfp4";
 }
 
 /* 1 when every node of the stage runs on `be`; else 0 with `why`. */
@@ -90,15 +99,27 @@ static int stage_supported(lamina_be *be, const lamina_model *m, const lamina_en
                          il < 0 ? "the embedding" : il >= m->hp.n_layer ? "the output head" : "a layer",
                          lamina_op_name(n->op), LAMINA_PLUGIN_ABI_MAJOR, LAMINA_OP_MIN_MINOR(n->op),
                          LAMINA_PLUGIN_ABI_MAJOR, lamina_be_abi_minor(be));
-            else if (il < 0)
-                snprintf(why, why_size, "the embedding needs %s on %s, which it does not support",
-                         lamina_op_name(n->op), type_name(t));
-            else if (il >= m->hp.n_layer)
-                snprintf(why, why_size, "the output head needs %s on %s, which it does not support",
-                         lamina_op_name(n->op), type_name(t));
-            else
-                snprintf(why, why_size, "layer %d needs %s on %s, which it does not support",
-                         il, lamina_op_name(n->op), type_name(t));
+            else if (lamina_node_min_minor(n) > lamina_be_abi_minor(be))
+                snprintf(why, why_size, "%s needs %s %s, an ABI %u.%u feature; the plugin was built for %u.%u",
+                         il < 0 ? "the embedding" : il >= m->hp.n_layer ? "the output head" : "a layer",
+                         lamina_op_name(n->op), feature_1_3(n), LAMINA_PLUGIN_ABI_MAJOR,
+                         lamina_node_min_minor(n), LAMINA_PLUGIN_ABI_MAJOR, lamina_be_abi_minor(be));
+            else {
+                /* the op, and what of 1.3 it uses, if anything */
+                char op[64];
+                const int f13 = lamina_node_min_minor(n) >= 3 && LAMINA_OP_MIN_MINOR(n->op) < 3 &&
+                                strcmp(feature_1_3(n), "on mxfp4") != 0;      /* the type is said anyway */
+                snprintf(op, sizeof op, "%s%s%s", lamina_op_name(n->op), f13 ? " " : "", f13 ? feature_1_3(n) : "");
+                if (il < 0)
+                    snprintf(why, why_size, "the embedding needs %s on %s, which it does not support", op,
+                             type_name(t));
+                else if (il >= m->hp.n_layer)
+                    snprintf(why, why_size, "the output head needs %s on %s, which it does not support", op,
+                             type_name(t));
+                else
+                    snprintf(why, why_size, "layer %d needs %s on %s, which it does not support", il, op,
+                             type_name(t));
+            }
             ok = 0;
         }
     }

@@ -158,7 +158,7 @@ typedef struct st_case {
     st_tensor ts[ST_MAX_T];
     lamina_node nodes[ST_MAX_N];
     int nd_dst[ST_MAX_N];
-    int nd_src[ST_MAX_N][LAMINA_MAX_SRC];
+    int nd_src[ST_MAX_N][LAMINA_MAX_SRC + 1];   /* src[0..3], src4 */
     prng rng;
 } st_case;
 
@@ -335,6 +335,8 @@ static void weight_block(prng *r, uint32_t type, uint8_t *b)
     /* codebook values up to 127; iq4_xs sub-block scales up to 32 */
     case LAMINA_TYPE_IQ4_NL: put_half(b, sg * u / 127.0f); break;
     case LAMINA_TYPE_IQ4_XS: put_half(b, sg * u / 4064.0f); break;
+    /* values up to 12 * 2^(e - 128): e 121..124, at most 0.75 */
+    case LAMINA_TYPE_MXFP4: b[0] = (uint8_t)(121 + rnd_int(r, 4)); break;
     case LAMINA_TYPE_Q8_K: {
         lamina_block_q8_K q;
         memcpy(&q, b, sizeof q);
@@ -400,8 +402,18 @@ static lamina_node *add_node(st_case *c, uint32_t op, int dst, int s0, int s1, i
         if (srcs[i] >= 0)
             n->n_src = (uint32_t)i + 1;
     }
+    c->nd_src[c->nn][4] = -1;
     c->nn++;
     return n;
+}
+
+/* Give the last node added a fifth operand (1.3). */
+static void add_src4(st_case *c, lamina_node *n, int s4)
+{
+    if (c->nn > 0 && n == &c->nodes[c->nn - 1]) {
+        c->nd_src[c->nn - 1][4] = s4;
+        n->n_src = LAMINA_MAX_SRC + 1;
+    }
 }
 
 /* Expected output size of MUL_MAT: sqrt(mean_{n,m} sum_k (W X)^2). */
@@ -437,6 +449,7 @@ out:
 typedef struct st_run {
     const lamina_backend_iface *iface;
     lamina_backend *be;
+    uint32_t abi_minor;     /* the plugin's (lamina_graph_run) */
     lamina_selftest_cb cb;
     void *cb_ctx;
     lamina_selftest_summary sum;
@@ -598,8 +611,9 @@ static int run_case(st_run *R, st_case *c)
         nodes[n].dst = c->ts[c->nd_dst[n]].t;
         nodes[n].dst.buffer = bufs[c->nd_dst[n]];
         for (uint32_t k = 0; k < nodes[n].n_src; k++) {
-            nodes[n].src[k] = c->ts[c->nd_src[n][k]].t;
-            nodes[n].src[k].buffer = bufs[c->nd_src[n][k]];
+            lamina_tensor *t = k < LAMINA_MAX_SRC ? &nodes[n].src[k] : &nodes[n].src4;
+            *t = c->ts[c->nd_src[n][k]].t;
+            t->buffer = bufs[c->nd_src[n][k]];
         }
     }
 
@@ -614,10 +628,9 @@ static int run_case(st_run *R, st_case *c)
     }
 
     /* step 4: run on the backend */
-    lamina_graph g = { sizeof(lamina_graph), (uint32_t)c->nn, nodes, sizeof(lamina_node), 0 };
     msg[0] = '\0';
     double t0 = now_ms();
-    int r = I->graph_compute(R->be, &g, msg, sizeof msg);
+    int r = lamina_graph_run(I, R->be, R->abi_minor, nodes, (uint32_t)c->nn, msg, sizeof msg);
     res.ms = now_ms() - t0;
     if (r != 0) {
         res.status = LAMINA_SELFTEST_ERROR;
@@ -730,6 +743,7 @@ static const uint32_t weight_types[] = {
     LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q8_1,
     LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K, LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K,
     LAMINA_TYPE_Q6_K, LAMINA_TYPE_Q8_K, LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS,
+    LAMINA_TYPE_MXFP4,
 };
 #define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
@@ -750,6 +764,18 @@ static int go(st_iter *it, st_case *c)
     if (it->rc != 0 || it->R->stop) {
         case_free(c);
         return it->rc;
+    }
+    /* a plugin built for an older minor is never given what a newer one
+     * added (an MXFP4 weight, say): nor does its self-test give it */
+    for (int n = 0; n < c->nn; n++) {
+        lamina_node nd = c->nodes[n];
+        nd.dst = c->ts[c->nd_dst[n]].t;
+        for (uint32_t k = 0; k < nd.n_src && k < LAMINA_MAX_SRC; k++)
+            nd.src[k] = c->ts[c->nd_src[n][k]].t;
+        if (lamina_node_min_minor(&nd) > it->R->abi_minor) {
+            case_free(c);
+            return 0;
+        }
     }
     it->rc = run_case(it->R, c);
     return it->rc;
@@ -1039,6 +1065,7 @@ typedef struct attn_cfg {
     uint32_t kt, vt;
     int strided;
     const int32_t *bp;     /* [2, N]: (base, pos) per token */
+    int sinks;             /* 1.3: per-head sinks as src4 */
 } attn_cfg;
 
 static int attn_case(st_iter *it, const attn_cfg *a, const char *what)
@@ -1047,9 +1074,10 @@ static int attn_case(st_iter *it, const attn_cfg *a, const char *what)
     const double tol = (a->kt == LAMINA_TYPE_F16 || a->vt == LAMINA_TYPE_F16) ? TOL_ATTN_F16
                                                                                : TOL_ATTN_F32;
     case_init(&c, it->seed++, LAMINA_OP_ATTENTION, a->kt, tol,
-              "attention k=%s v=%s D=%lld Dv=%lld Hq=%lld Hkv=%lld N=%lld window=%d softcap=%g%s",
+              "attention k=%s v=%s D=%lld Dv=%lld Hq=%lld Hkv=%lld N=%lld window=%d softcap=%g%s%s",
               tname(a->kt), tname(a->vt), (long long)a->D, (long long)a->Dv, (long long)a->Hq,
-              (long long)a->Hkv, (long long)a->N, a->window, (double)a->softcap, what);
+              (long long)a->Hkv, (long long)a->N, a->window, (double)a->softcap,
+              a->sinks ? " sinks" : "", what);
     const uint64_t pad = a->strided ? 24 : 0;
     int q = ct_add(&c, LAMINA_TYPE_F32, a->D, a->Hq, a->N, 1, pad, a->strided ? 8 : 0, A_USE);
     int k = ct_add(&c, a->kt, a->D * a->Hkv, a->R, 1, 1, pad, 0, KV_USE);
@@ -1061,6 +1089,12 @@ static int attn_case(st_iter *it, const attn_cfg *a, const char *what)
     fill_uniform(&c, v, -1, 1);
     fill_i32(&c, p, a->bp);
     lamina_node *n = add_node(&c, LAMINA_OP_ATTENTION, d, q, k, v, p);
+    if (a->sinks) {
+        /* around the scores' own range, so that they matter */
+        int sk = ct_add(&c, LAMINA_TYPE_F32, a->Hq, 1, 1, 1, 0, 0, W_USE);
+        fill_uniform(&c, sk, -2, 3);
+        add_src4(&c, n, sk);
+    }
     n->ip[0] = a->window;
     n->fp[0] = (float)(1.0 / sqrt((double)a->D)) * 2.0f;   /* sharper than usual */
     n->fp[1] = a->softcap;
@@ -1078,18 +1112,82 @@ static void cases_attention(st_iter *it)
     static const uint32_t ct[2] = { LAMINA_TYPE_F32, LAMINA_TYPE_F16 };
     for (int ti = 0; ti < 2; ti++) {
         const uint32_t T = ct[ti];
-        attn_cfg a = { 64, 64, 8, 2, 5, 16, 0, 0.0f, T, T, 0, bp5 };
+        attn_cfg a = { 64, 64, 8, 2, 5, 16, 0, 0.0f, T, T, 0, bp5, 0 };
         if (attn_case(it, &a, " gqa prefill")) return;
         a.window = 3;
         a.softcap = 2.0f;
         if (attn_case(it, &a, " gqa prefill")) return;
-        attn_cfg b = { 256, 256, 4, 1, 3, 16, 4, 0.0f, T, T, 0, bp3 };
+        attn_cfg b = { 256, 256, 4, 1, 3, 16, 4, 0.0f, T, T, 0, bp3, 0 };
         if (attn_case(it, &b, " two sequences")) return;
-        attn_cfg d = { 32, 48, 4, 4, 1, 16, 0, 0.0f, T, T, 1, bp1 };
+        attn_cfg d = { 32, 48, 4, 4, 1, 16, 0, 0.0f, T, T, 1, bp1, 0 };
         if (attn_case(it, &d, " decode strided")) return;
     }
-    attn_cfg m = { 64, 64, 4, 2, 5, 16, 0, 0.0f, LAMINA_TYPE_F16, LAMINA_TYPE_F32, 0, bp5 };
+    attn_cfg m = { 64, 64, 4, 2, 5, 16, 0, 0.0f, LAMINA_TYPE_F16, LAMINA_TYPE_F32, 0, bp5, 0 };
     if (attn_case(it, &m, " mixed")) return;
+}
+
+/* 1.3 (gpt-oss): attention sinks, GLU swiglu_oai, YaRN rope. */
+static void cases_1_3(st_iter *it)
+{
+    static const int32_t bp5[10] = { 0, 3, 0, 4, 0, 5, 0, 6, 0, 7 };
+    static const int32_t bp1[2] = { 2, 11 };
+    static const uint32_t ct[2] = { LAMINA_TYPE_F32, LAMINA_TYPE_F16 };
+    for (int ti = 0; ti < 2; ti++) {
+        attn_cfg a = { 64, 64, 8, 2, 5, 16, 0, 0.0f, ct[ti], ct[ti], 0, bp5, 1 };
+        if (attn_case(it, &a, " gqa prefill")) return;
+        a.window = 3;
+        if (attn_case(it, &a, " gqa prefill")) return;
+        attn_cfg d = { 32, 48, 4, 4, 1, 16, 0, 0.0f, ct[ti], ct[ti], 1, bp1, 1 };
+        if (attn_case(it, &d, " decode strided")) return;
+    }
+    st_case c;
+    /* swiglu_oai: limits inside and across the inputs' range */
+    static const float lim[2] = { 7.0f, 1.5f };
+    for (int i = 0; i < 2; i++) {
+        case_init(&c, it->seed++, LAMINA_OP_GLU, LAMINA_TYPE_F32, TOL_GLU,
+                  "glu swiglu_oai alpha=1.702 limit=%g f32 [96,3,2,1]%s", (double)lim[i],
+                  i ? " in-place" : "");
+        int a = ct_add(&c, LAMINA_TYPE_F32, 96, 3, 2, 1, 0, 0, A_USE);
+        int b = ct_add(&c, LAMINA_TYPE_F32, 96, 3, 2, 1, 0, 0, A_USE);
+        fill_uniform(&c, a, -9, 9);
+        fill_uniform(&c, b, -3, 3);
+        int d = i ? ct_alias(&c, a) : ct_add(&c, LAMINA_TYPE_F32, 96, 3, 2, 1, 0, 0, A_USE);
+        lamina_node *n = add_node(&c, LAMINA_OP_GLU, d, a, b, -1, -1);
+        n->ip[0] = LAMINA_ACT_SWIGLU_OAI;
+        n->fp[0] = 1.702f;
+        n->fp[1] = lim[i];
+        if (go(it, &c)) return;
+    }
+    /* YaRN: gpt-oss's (factor 32 over 4096, base 150000, betas 32 and 1),
+     * and a second with freq factors, attn_factor and n_rot < D */
+    static const int32_t pos[5] = { 0, 1, 3000, 17, 9000 };
+    for (int i = 0; i < 2; i++) {
+        const int64_t D = i ? 96 : 64, n_rot = i ? 64 : 64;
+        case_init(&c, it->seed++, LAMINA_OP_ROPE, LAMINA_TYPE_F32, TOL_ROPE,
+                  "rope %s yarn D=%lld H=3 N=5 n_rot=%lld%s", i ? "norm" : "neox", (long long)D,
+                  (long long)n_rot, i ? " freq_factors attn_factor" : "");
+        int x = ct_add(&c, LAMINA_TYPE_F32, D, 3, 5, 1, 0, 0, A_USE);
+        fill_uniform(&c, x, -1, 1);
+        int p = ct_add(&c, LAMINA_TYPE_I32, 5, 1, 1, 1, 0, 0, A_USE);
+        fill_i32(&c, p, pos);
+        int f = -1;
+        if (i) {
+            f = ct_add(&c, LAMINA_TYPE_F32, n_rot / 2, 1, 1, 1, 0, 0, W_USE);
+            fill_uniform(&c, f, 1.0f, 4.0f);
+        }
+        int d = ct_add(&c, LAMINA_TYPE_F32, D, 3, 5, 1, 0, 0, A_USE);
+        lamina_node *n = add_node(&c, LAMINA_OP_ROPE, d, x, p, f, -1);
+        n->ip[0] = i ? LAMINA_ROPE_NORM : LAMINA_ROPE_NEOX;
+        n->ip[1] = (int32_t)n_rot;
+        n->ip[2] = i ? 2048 : 4096;
+        n->fp[0] = i ? 10000.0f : 150000.0f;
+        n->fp[1] = i ? 0.25f : 1.0f / 32.0f;
+        n->fp[2] = 1.0f;
+        n->fp[3] = i ? 0.9f : 1.0f;
+        n->fp[4] = 32.0f;
+        n->fp[5] = 1.0f;
+        if (go(it, &c)) return;
+    }
 }
 
 /* Few-node graphs: a node reading what an earlier node wrote. */
@@ -1126,8 +1224,10 @@ static void cases_moe(st_iter *it)
         if (go(it, &c)) return;
     }
     /* MUL_MAT_ID: 4 experts, 2 per token, one input column per token or one
-     * per slot, on a float, an 8-bit and a k-quant weight type */
-    static const uint32_t types[] = { LAMINA_TYPE_F32, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q4_K };
+     * per slot, on a float, an 8-bit and a k-quant weight type, and mxfp4
+     * (gpt-oss's experts) */
+    static const uint32_t types[] = { LAMINA_TYPE_F32, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q4_K,
+                                      LAMINA_TYPE_MXFP4 };
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         for (int per_slot = 0; per_slot <= 1; per_slot++) {
             const uint32_t T = types[ti];
@@ -1337,6 +1437,27 @@ static double measure_gflops(st_run *R)
 
 /* ------------------------------------------------------------------------ */
 
+int lamina_graph_run(const lamina_backend_iface *iface, lamina_backend *be, uint32_t abi_minor,
+                     const lamina_node *nodes, uint32_t n, char *err, size_t err_size)
+{
+    if (abi_minor >= 3) {
+        lamina_graph g = { sizeof g, n, nodes, sizeof(lamina_node), 0 };
+        return iface->graph_compute(be, &g, err, err_size);
+    }
+    const size_t step = LAMINA_NODE_SIZE_1_0;
+    char *packed = malloc(n ? (size_t)n * step : 1);
+    if (packed == NULL) {
+        set_err(err, err_size, "out of memory packing a graph of %u nodes", n);
+        return LAMINA_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(packed + (size_t)i * step, &nodes[i], step);
+    lamina_graph g = { sizeof g, n, (const lamina_node *)(const void *)packed, (uint32_t)step, 0 };
+    int rc = iface->graph_compute(be, &g, err, err_size);
+    free(packed);
+    return rc;
+}
+
 int lamina_selftest_run(const lamina_backend_iface *iface, lamina_backend *be,
                         lamina_selftest_cb cb, void *cb_ctx,
                         lamina_selftest_summary *summary,
@@ -1378,6 +1499,7 @@ int lamina_selftest_run_minor(const lamina_backend_iface *iface, lamina_backend 
     memset(&R, 0, sizeof R);
     R.iface = iface;
     R.be = be;
+    R.abi_minor = abi_minor;
     R.cb = cb;
     R.cb_ctx = cb_ctx;
     R.err = err;
@@ -1402,6 +1524,8 @@ int lamina_selftest_run_minor(const lamina_backend_iface *iface, lamina_backend 
         cases_moe(&it);
     if (abi_minor >= 2)             /* nor a 1.0 or 1.1 plugin 1.2 ops */
         cases_encoder(&it);
+    if (abi_minor >= 3)             /* nor an older one what 1.3 added */
+        cases_1_3(&it);
     cases_graphs(&it);
 
     if (it.rc == 0 && !R.stop)

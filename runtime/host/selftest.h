@@ -56,4 +56,12 @@ int lamina_selftest_run_minor(const lamina_backend_iface *iface, lamina_backend 
                               lamina_selftest_summary *summary,
                               char *err, size_t err_size);
 
+/* Run n nodes (the host's lamina_node) on a plugin built for ABI
+ * 1.abi_minor: one built before 1.3 is handed them at the node size it
+ * knows (LAMINA_NODE_SIZE_1_0), copied, as plugin.h promises.  The
+ * engine's graphs and the self-test's both go through here.  Returns
+ * graph_compute's code; LAMINA_ENOMEM when the copy cannot be made. */
+int lamina_graph_run(const lamina_backend_iface *iface, lamina_backend *be, uint32_t abi_minor,
+                     const lamina_node *nodes, uint32_t n, char *err, size_t err_size);
+
 #endif

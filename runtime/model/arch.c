@@ -82,6 +82,20 @@ static const lamina_arch_info archs[] = {
       .layer_optional = 0,
       .model_required = MODEL | LG(LG_OUTPUT), .model_optional = 0,
       .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SILU },
+    /* gpt-oss: biases everywhere, attention sinks, MXFP4 experts whose
+     * router softmax is over the k chosen, swiglu_oai, every other layer
+     * windowed (the first one), YaRN */
+    { .name = "gpt-oss", .family = "gptoss", .build_layer = lamina_build_gptoss_layer,
+      .layer_required = LW(LW_ATTN_NORM) | LW(LW_Q) | LW(LW_K) | LW(LW_V) | LW(LW_O) | BIASES | LW(LW_BO) |
+                        LW(LW_POST_ATTN_NORM) | LW(LW_ATTN_SINKS) | LW(LW_GATE_INP) | LW(LW_GATE_INP_B) |
+                        LW(LW_GATE_EXPS) | LW(LW_UP_EXPS) | LW(LW_DOWN_EXPS) | LW(LW_GATE_EXPS_B) |
+                        LW(LW_UP_EXPS_B) | LW(LW_DOWN_EXPS_B),
+      .layer_optional = 0,
+      .model_required = MODEL | LG(LG_OUTPUT), .model_optional = 0,
+      .rope_mode = LAMINA_ROPE_NEOX, .act = LAMINA_ACT_SWIGLU_OAI,
+      .flags = LAMINA_ARCH_F_MOE | LAMINA_ARCH_F_MOE_RENORM,
+      .swa_pattern = 2, .swa_window = 0, .rope_base_swa = 0, .rope_scale_swa = 1,
+      .hparams = lamina_gptoss_hparams },
     /* Gemma 2: post-norms, GELU, soft-capped attention and logits, every
      * other layer windowed */
     { .name = "gemma2", .family = "gemma", .build_layer = lamina_build_gemma_layer,

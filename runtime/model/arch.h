@@ -106,7 +106,9 @@ int lamina_build_llama_moe_layer(struct node_list *nl, const struct graph_ctx *g
 int lamina_build_gemma_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_build_olmo2_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_build_bert_layer(struct node_list *nl, const struct graph_ctx *g, int il);
+int lamina_build_gptoss_layer(struct node_list *nl, const struct graph_ctx *g, int il);
 int lamina_gemma_hparams(lamina_arch_loader *L, lamina_hparams *hp);
 int lamina_granite_hparams(lamina_arch_loader *L, lamina_hparams *hp);
+int lamina_gptoss_hparams(lamina_arch_loader *L, lamina_hparams *hp);
 
 #endif

@@ -278,11 +278,19 @@ int lamina_g_rope(node_list *nl, const graph_ctx *g, const layer_acts *a, int il
         n->ip[1] = hp->n_rot;
         n->fp[0] = hp->layer[il].rope_base;
         n->fp[1] = hp->layer[il].rope_scale;
+        if (hp->rope_yarn) {            /* YaRN's ramp and magnitude (ABI 1.3) */
+            n->fp[2] = 1.0f;
+            n->fp[3] = hp->rope_attn_factor;
+            n->fp[4] = hp->yarn_beta_fast;
+            n->fp[5] = hp->yarn_beta_slow;
+            n->ip[2] = hp->n_ctx_orig;
+        }
     }
     /* LongRoPE's attention factor a multiplies the rotated dims of q and k
      * (not the ones past n_rot): q.k gets a^2 on those, so q's rotated
-     * dims are scaled by a^2 (a strided view: n_rot of each head). */
-    if (hp->rope_attn_factor != 1.0f) {
+     * dims are scaled by a^2 (a strided view: n_rot of each head).  YaRN's
+     * is in its ROPE nodes. */
+    if (hp->rope_attn_factor != 1.0f && !hp->rope_yarn) {
         lamina_tensor qr = a->q3;
         qr.ne[0] = hp->n_rot;
         PUSH(LAMINA_OP_SCALE);
@@ -320,7 +328,40 @@ int lamina_g_attention(node_list *nl, const graph_ctx *g, const layer_acts *a, i
     n->ip[0] = hp->layer[il].window;
     n->fp[0] = hp->attn_scale;
     n->fp[1] = hp->attn_softcap;
+    if (g->m->layers[il].attn_sinks) {  /* gpt-oss: a logit per head in the denominator */
+        n->src4 = wten(g, g->m->layers[il].attn_sinks);
+        n->n_src = 5;
+    }
     return 0;
+}
+
+/* The GLU of an FFN: act(gate) * up with the model's activation. */
+static lamina_node *glu(node_list *nl, const graph_ctx *g, lamina_tensor gate, lamina_tensor up)
+{
+    lamina_node *n = push(nl, LAMINA_OP_GLU);
+    if (n == NULL) return NULL;
+    n->dst = gate; n->src[0] = gate; n->src[1] = up; n->n_src = 2;
+    n->ip[0] = g->m->hp.act;
+    if (g->m->hp.act == LAMINA_ACT_SWIGLU_OAI) {
+        n->fp[0] = g->m->hp.glu_alpha;
+        n->fp[1] = g->m->hp.glu_limit;
+    }
+    return n;
+}
+
+/* dst [W, k, T] += the k chosen experts' bias rows of b [W, X] (ids [k, T]):
+ * the rows gathered into scratch, then added. */
+static int expert_bias(node_list *nl, const graph_ctx *g, lamina_tensor dst, const lamina_gguf_tensor *b,
+                       lamina_tensor ids)
+{
+    const int64_t W = dst.ne[0], k = dst.ne[1], T = dst.ne[2];
+    lamina_tensor rows = ten(g->mem->scratch, g->mem->moe_b, LAMINA_TYPE_F32, W, k * T, 1);
+    lamina_tensor rows3 = ten(g->mem->scratch, g->mem->moe_b, LAMINA_TYPE_F32, W, k, T);
+    lamina_tensor flat = ten(ids.buffer, ids.offset, LAMINA_TYPE_I32, k * T, 1, 1);  /* ids as [k*T] */
+    lamina_node *n;
+    PUSH(LAMINA_OP_GET_ROWS);
+    n->dst = rows; n->src[0] = wten(g, b); n->src[1] = flat; n->n_src = 2;
+    return binary(nl, LAMINA_OP_ADD, dst, dst, rows3);
 }
 
 int lamina_g_attn_out(node_list *nl, const graph_ctx *g, const layer_acts *a, const lamina_layer_weights *w)
@@ -341,9 +382,7 @@ static int gated_ffn(node_list *nl, const graph_ctx *g, lamina_tensor dst, lamin
     if ((rc = mul_mat(nl, gate, wg, src)) < 0) return rc;
     if ((rc = mul_mat(nl, up, wu, src)) < 0) return rc;
     /* 2. gate = act(gate) * up */
-    PUSH(LAMINA_OP_GLU);
-    n->dst = gate; n->src[0] = gate; n->src[1] = up; n->n_src = 2;
-    n->ip[0] = g->m->hp.act;
+    if ((n = glu(nl, g, gate, up)) == NULL) return LAMINA_ENOMEM;
     /* 3. dst = Wd gate */
     return mul_mat(nl, dst, wd, gate);
 }
@@ -406,6 +445,8 @@ int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, con
     /* 1. router: logits = Wr cur; the k best experts; their weights: the
      *    softmax over the chosen (llama.cpp's normalized top-k) or over all */
     if ((rc = mul_mat(nl, logits, wten(g, w->ffn_gate_inp), a->cur)) < 0) return rc;
+    if (w->ffn_gate_inp_b && (rc = binary(nl, LAMINA_OP_ADD, logits, logits, wten(g, w->ffn_gate_inp_b))) < 0)
+        return rc;
     PUSH(LAMINA_OP_TOPK);
     n->dst = ids; n->src[0] = logits; n->n_src = 1;
     n->ip[0] = (int32_t)k;
@@ -420,16 +461,17 @@ int lamina_g_moe_ffn(node_list *nl, const graph_ctx *g, const layer_acts *a, con
         wx[i] = ten(r.buf, r.offset, we[i]->type, we[i]->ne[0], we[i]->ne[1], we[i]->ne[2]);
     }
     const lamina_tensor gu[2] = { gate, up };
+    const lamina_gguf_tensor *gub[2] = { w->ffn_gate_exps_b, w->ffn_up_exps_b };
     for (int i = 0; i < 2; i++) {
         PUSH(LAMINA_OP_MUL_MAT_ID);
         n->dst = gu[i]; n->src[0] = wx[i]; n->src[1] = in; n->src[2] = ids; n->n_src = 3;
+        if (gub[i] && (rc = expert_bias(nl, g, gu[i], gub[i], ids)) < 0) return rc;
     }
-    PUSH(LAMINA_OP_GLU);
-    n->dst = gate; n->src[0] = gate; n->src[1] = up; n->n_src = 2;
-    n->ip[0] = hp->act;
+    if (glu(nl, g, gate, up) == NULL) return LAMINA_ENOMEM;
     /* 3. each expert's down projection of its own slot; cur = the weighted sum */
     PUSH(LAMINA_OP_MUL_MAT_ID);
     n->dst = y; n->src[0] = wx[2]; n->src[1] = gate; n->src[2] = ids; n->n_src = 3;
+    if (w->ffn_down_exps_b && (rc = expert_bias(nl, g, y, w->ffn_down_exps_b, ids)) < 0) return rc;
     PUSH(LAMINA_OP_MOE_SUM);
     n->dst = a->cur; n->src[0] = y; n->src[1] = wts; n->n_src = 2;
     return 0;
@@ -550,6 +592,10 @@ uint64_t lamina_stage_layout(stage_mem *mem, const lamina_model *m,
         mem->moe_ids    = take(&at, (uint64_t)hp->n_expert_used * T * 4);
         mem->moe_w      = take(&at, (uint64_t)hp->n_expert_used * T * f);
         mem->moe_y      = take(&at, (uint64_t)hp->n_embd * hp->n_expert_used * T * f);
+        if (m->layers[0].ffn_down_exps_b || m->layers[0].ffn_up_exps_b || m->layers[0].ffn_gate_exps_b) {
+            const uint64_t wb = hp->n_ff_exp > hp->n_embd ? (uint64_t)hp->n_ff_exp : (uint64_t)hp->n_embd;
+            mem->moe_b = take(&at, wb * hp->n_expert_used * T * f);
+        }
     }
     if (hp->n_ff_shexp > 0) {           /* its output, gate logit, (logit, 0) pairs, index 0 */
         mem->sh      = take(&at, (uint64_t)hp->n_embd * T * f);

@@ -81,7 +81,7 @@ static int hp_f32(loader *L, const char *suffix, int required, float def, float 
 
 /* The dimensions a slot's shape is made of. */
 enum { D_1, D_E, D_HEAD, D_Q, D_K, D_V, D_QKV, D_O, D_F, D_2F, D_ROT2, D_VOCAB, D_X, D_FE, D_CLS, D_TT, D_CTX,
-       D_FS };
+       D_FS, D_NHEAD };
 
 typedef struct slot_def {
     const char *name;           /* after "blk.N." for layer slots */
@@ -128,6 +128,11 @@ static const slot_def layer_slots[LW_COUNT] = {
     [LW_GATE_SHEXP]     = { "ffn_gate_shexp.weight",      D_E,    D_FS,  0 },
     [LW_UP_SHEXP]       = { "ffn_up_shexp.weight",        D_E,    D_FS,  0 },
     [LW_DOWN_SHEXP]     = { "ffn_down_shexp.weight",      D_FS,   D_E,   0 },
+    [LW_ATTN_SINKS]     = { "attn_sinks.weight",          D_NHEAD, D_1,  1 },
+    [LW_GATE_INP_B]     = { "ffn_gate_inp.bias",          D_X,    D_1,   1 },
+    [LW_GATE_EXPS_B]    = { "ffn_gate_exps.bias",         D_FE,   D_X,   1 },
+    [LW_UP_EXPS_B]      = { "ffn_up_exps.bias",           D_FE,   D_X,   1 },
+    [LW_DOWN_EXPS_B]    = { "ffn_down_exps.bias",         D_E,    D_X,   1 },
 };
 
 static const slot_def model_slots[LG_COUNT] = {
@@ -172,6 +177,7 @@ static int64_t dim(const lamina_hparams *hp, int d)
     case D_VOCAB: return hp->n_vocab;
     case D_X:     return hp->n_expert;
     case D_FE:    return hp->n_ff_exp;
+    case D_NHEAD: return hp->n_head;
     case D_CLS:   return hp->n_cls_out;
     case D_TT:    return hp->n_token_types;
     case D_CTX:   return hp->n_ctx_train;
@@ -349,7 +355,10 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
 
     /* RoPE scaling: a linear position scale 1/factor; LongRoPE's and Llama
      * 3's frequency divisors come as tensors (lamina_model_rope_factors);
-     * YaRN's interpolation ramp is not implemented. */
+     * YaRN mixes the scaled and unscaled frequencies by a ramp over the
+     * rotated dims (betas 32 and 1 as llama.cpp, which reads no key for
+     * them) and scales q and k by attn_factor (1 + 0.1 ln factor), in the
+     * ROPE node itself (ABI 1.3). */
     float factor = 0, attn_factor = 1;
     if ((rc = hp_f32(L, "rope.scaling.factor", 0, 0.0f, &factor)) < 0) return rc;
     if ((rc = hp_f32(L, "rope.scaling.attn_factor", 0, 1.0f, &attn_factor)) < 0) return rc;
@@ -360,15 +369,30 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
         snprintf(key, sizeof key, "%s.rope.scaling.type", L->arch);
         if (lamina_gguf_get_str(m->gguf, key, &s, &len, NULL, 0) == 0) {
             int known = (len == 6 && !memcmp(s, "linear", 6)) || (len == 4 && !memcmp(s, "none", 4)) ||
-                        (len == 8 && !memcmp(s, "longrope", 8));
-            if (len == 4 && !memcmp(s, "yarn", 4) && hp->rope_scale >= 1.0f) known = 1;
+                        (len == 8 && !memcmp(s, "longrope", 8)) || (len == 4 && !memcmp(s, "yarn", 4));
             if (!known) {
-                snprintf(L->err, L->err_size, "%s: %s = '%.*s'%s is not supported (linear, longrope and "
-                         "none are)", L->path, key, (int)len, s,
-                         len == 4 && !memcmp(s, "yarn", 4) ? " with a factor above 1" : "");
+                snprintf(L->err, L->err_size, "%s: %s = '%.*s' is not supported (linear, yarn, longrope "
+                         "and none are)", L->path, key, (int)len, s);
                 return LAMINA_ENOTSUP;
             }
             if (len == 4 && !memcmp(s, "none", 4)) hp->rope_scale = 1.0f;
+            if (len == 4 && !memcmp(s, "yarn", 4) && hp->rope_scale < 1.0f) {
+                float lm = 0;
+                if ((rc = hp_f32(L, "rope.scaling.yarn_log_multiplier", 0, 0.0f, &lm)) < 0) return rc;
+                if (lm != 0.0f) {
+                    snprintf(L->err, L->err_size, "%s: %s.rope.scaling.yarn_log_multiplier = %g: YaRN with a "
+                             "log multiplier (DeepSeek's) is not supported", L->path, L->arch, (double)lm);
+                    return LAMINA_ENOTSUP;
+                }
+                if (hp->n_ctx_orig <= 0) {
+                    snprintf(L->err, L->err_size, "%s: YaRN needs %s.rope.scaling.original_context_length "
+                             "or a context_length", L->path, L->arch);
+                    return LAMINA_EFORMAT;
+                }
+                hp->rope_yarn = 1;
+                hp->yarn_beta_fast = 32.0f;
+                hp->yarn_beta_slow = 1.0f;
+            }
         }
     }
 
@@ -397,6 +421,20 @@ static int read_hparams(loader *L, const lamina_arch_info *a)
     hp->n_token_types = tt ? (int32_t)(tt->n_dims >= 2 ? tt->ne[1] : 1) : 0;
     if (tt && (hp->n_token_types < 1 || hp->n_token_types > 4096)) {
         snprintf(L->err, L->err_size, "%s: token_types.weight has %d rows (1..4096)", L->path, hp->n_token_types);
+        return LAMINA_EFORMAT;
+    }
+    /* the tokenizer's count, where the file gives one, is those rows (as
+     * llama.cpp requires) */
+    uint32_t ttc = 0;
+    char tte[256];
+    rc = lamina_gguf_get_u32(L->m->gguf, "tokenizer.ggml.token_type_count", &ttc, tte, sizeof tte);
+    if (rc < 0 && rc != LAMINA_ENOENT) {
+        snprintf(L->err, L->err_size, "%s: %s", L->path, tte);
+        return LAMINA_EFORMAT;
+    }
+    if (tt && rc == 0 && (int64_t)ttc != hp->n_token_types) {
+        snprintf(L->err, L->err_size, "%s: token_types.weight has %d rows but tokenizer.ggml.token_type_count is %u",
+                 L->path, hp->n_token_types, ttc);
         return LAMINA_EFORMAT;
     }
 

@@ -45,6 +45,11 @@ typedef struct lamina_hparams {
     lamina_layer_hp layer[LAMINA_MAX_LAYERS];
     float    rope_attn_factor;  /* multiplies the rotated dims of q and k
                                    (rope.scaling.attn_factor; 1 = none) */
+    int32_t  rope_yarn;         /* rope.scaling.type yarn: the ROPE nodes carry
+                                   YaRN's ramp (ext_factor 1, betas below) and
+                                   rope_attn_factor (plugin.h, ABI 1.3) */
+    float    yarn_beta_fast, yarn_beta_slow;
+    float    glu_alpha, glu_limit; /* LAMINA_ACT_SWIGLU_OAI's (gpt-oss) */
     float    attn_scale;        /* multiplies q.k */
     float    embd_scale;        /* multiplies the token embedding (1 = none) */
     float    residual_scale;    /* multiplies each layer's attention and FFN
@@ -91,6 +96,7 @@ enum lamina_layer_slot {
     LW_Q_NORM_ROW, LW_K_NORM_ROW,
     LW_ATTN_OUT_NORM, LW_ATTN_OUT_NORM_B, LW_BUP, LW_BDOWN, LW_LAYER_OUT_NORM, LW_LAYER_OUT_NORM_B,
     LW_GATE_INP_SHEXP, LW_GATE_SHEXP, LW_UP_SHEXP, LW_DOWN_SHEXP,
+    LW_ATTN_SINKS, LW_GATE_INP_B, LW_GATE_EXPS_B, LW_UP_EXPS_B, LW_DOWN_EXPS_B,
     LW_COUNT
 };
 #define LW(slot) (UINT64_C(1) << (slot))
@@ -128,6 +134,11 @@ typedef union lamina_layer_weights {
         const lamina_gguf_tensor *ffn_gate_shexp, *ffn_up_shexp; /* [E, Fs] the shared
                                                    expert, Fs its width */
         const lamina_gguf_tensor *ffn_down_shexp; /* [Fs, E] */
+        const lamina_gguf_tensor *attn_sinks;     /* [H] one logit per query head,
+                                                   in the softmax's denominator (gpt-oss) */
+        const lamina_gguf_tensor *ffn_gate_inp_b; /* [X] the router's bias */
+        const lamina_gguf_tensor *ffn_gate_exps_b, *ffn_up_exps_b; /* [Fe, X] per expert */
+        const lamina_gguf_tensor *ffn_down_exps_b;/* [E, X] */
     };
     const lamina_gguf_tensor *slot[LW_COUNT];     /* the same, by lamina_layer_slot */
 } lamina_layer_weights;

@@ -46,6 +46,12 @@
  *     Every element finally takes the codebook entry nearest to it under
  *     its scale as stored.  Not the GGUF tools' search; any encoding
  *     decodes the same.
+ *   - MXFP4: the GGUF reference rounding, bit for bit: e = floor(log2(amax))
+ *     - 2 + 127 (log2f, as the gguf package and llama.cpp compute it; 0 for
+ *     a block of zeros or NaNs, clamped to 0..255 where amax is below
+ *     2^-125 or infinite), then each element the first of the 16 values
+ *     nearest to it under the scale 2^(e - 128) (the error |d v - x|
+ *     computed in float).
  */
 #include <math.h>
 #include <stddef.h>
@@ -73,6 +79,7 @@ _Static_assert(sizeof(lamina_block_q3_K) == Q3K_SIZE &&
                offsetof(lamina_block_q3_K, d) == Q3K_OFF_D, "q3_K offsets");
 
 static const int8_t iq4nl_values[16] = LAMINA_IQ4NL_VALUES;
+static const int8_t mxfp4_values[16] = LAMINA_MXFP4_VALUES;
 
 /* Largest sub-block the K-quant scale search works on. */
 #define QK_MAX_SUB 32
@@ -96,6 +103,7 @@ static const lamina_type_traits type_table[LAMINA_TYPE_COUNT] = {
     [LAMINA_TYPE_Q8_K] = { "q8_K", LAMINA_QK_K, sizeof(lamina_block_q8_K), 1 },
     [LAMINA_TYPE_IQ4_NL] = { "iq4_nl", LAMINA_QK4_NL, sizeof(lamina_block_iq4_nl), 1 },
     [LAMINA_TYPE_IQ4_XS] = { "iq4_xs", LAMINA_QK_K, sizeof(lamina_block_iq4_xs), 1 },
+    [LAMINA_TYPE_MXFP4] = { "mxfp4", LAMINA_QK_MXFP4, sizeof(lamina_block_mxfp4), 1 },
     [LAMINA_TYPE_I32]  = { "i32",  1, 4, 0 },
     [LAMINA_TYPE_BF16] = { "bf16", 1, 2, 0 },
 };
@@ -321,19 +329,30 @@ static void deq_q8_K(float *y, const lamina_block_q8_K *b)
         y[l] = b->d * (float)b->qs[l];
 }
 
-/* 32 codebook values of one iq4 block (or sub-block) times ds: index of
- * element l in the low nibble of qs[l], of element l + 16 in the high. */
-static void deq_iq4_32(float *y, const uint8_t *qs, float ds)
+/* 32 values of codebook v (iq4 or mxfp4) of one block (or sub-block)
+ * times ds: index of element l in the low nibble of qs[l], of element
+ * l + 16 in the high. */
+static void deq_cb32(float *y, const uint8_t *qs, float ds, const int8_t *v)
 {
     for (int l = 0; l < 16; l++) {
-        y[l]      = ds * (float)iq4nl_values[qs[l] & 0xF];
-        y[l + 16] = ds * (float)iq4nl_values[qs[l] >> 4];
+        y[l]      = ds * (float)v[qs[l] & 0xF];
+        y[l + 16] = ds * (float)v[qs[l] >> 4];
     }
+}
+
+static void deq_iq4_32(float *y, const uint8_t *qs, float ds)
+{
+    deq_cb32(y, qs, ds, iq4nl_values);
 }
 
 static void deq_iq4_nl(float *y, const lamina_block_iq4_nl *b)
 {
     deq_iq4_32(y, b->qs, lamina_fp16_to_fp32(b->d));
+}
+
+static void deq_mxfp4(float *y, const lamina_block_mxfp4 *b)
+{
+    deq_cb32(y, b->qs, lamina_e8m0_to_fp32_half(b->e), mxfp4_values);
 }
 
 static void deq_iq4_xs(float *y, const lamina_block_iq4_xs *b)
@@ -380,6 +399,7 @@ int lamina_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
             lamina_block_q4_K q4_K; lamina_block_q5_K q5_K;
             lamina_block_q6_K q6_K; lamina_block_q8_K q8_K;
             lamina_block_iq4_nl iq4_nl; lamina_block_iq4_xs iq4_xs;
+            lamina_block_mxfp4 mxfp4;
             uint8_t bytes[sizeof(lamina_block_q8_K)];
         } u;
         memcpy(u.bytes, blk, t->type_size);
@@ -398,6 +418,7 @@ int lamina_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
         case LAMINA_TYPE_Q8_K: deq_q8_K(y, &u.q8_K); break;
         case LAMINA_TYPE_IQ4_NL: deq_iq4_nl(y, &u.iq4_nl); break;
         case LAMINA_TYPE_IQ4_XS: deq_iq4_xs(y, &u.iq4_xs); break;
+        case LAMINA_TYPE_MXFP4: deq_mxfp4(y, &u.mxfp4); break;
         default: return LAMINA_ENOTSUP;
         }
     }
@@ -922,6 +943,43 @@ static void q_iq4_xs(lamina_block_iq4_xs *b, const float *x)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* MXFP4: E2M1 values under a shared power of two.                          */
+
+static void q_mxfp4(lamina_block_mxfp4 *b, const float *x)
+{
+    /* the exponent from the largest magnitude; a NaN makes the block's e 0,
+     * as the gguf package's max does */
+    float amax = 0.0f;
+    int has_nan = 0;
+    for (int j = 0; j < LAMINA_QK_MXFP4; j++) {
+        if (isnan(x[j])) has_nan = 1;
+        else if (fabsf(x[j]) > amax) amax = fabsf(x[j]);
+    }
+    int e = 0;
+    if (!has_nan && amax > 0.0f) {
+        const float f = floorf(log2f(amax)) - 2.0f + 127.0f;
+        e = f < 0.0f ? 0 : f > 255.0f ? 255 : (int)f;
+    }
+    b->e = (uint8_t)e;
+    const float d = lamina_e8m0_to_fp32_half(b->e);
+    /* each element: the first value of least |d v - x| */
+    uint8_t idx[LAMINA_QK_MXFP4];
+    for (int j = 0; j < LAMINA_QK_MXFP4; j++) {
+        int best = 0;
+        float best_err = fabsf(d * (float)mxfp4_values[0] - x[j]);
+        for (int k = 1; k < 16; k++) {
+            const float err = fabsf(d * (float)mxfp4_values[k] - x[j]);
+            if (err < best_err) {
+                best_err = err;
+                best = k;
+            }
+        }
+        idx[j] = (uint8_t)best;
+    }
+    iq4_pack(b->qs, idx);
+}
+
 int lamina_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
 {
     const lamina_type_traits *t = lamina_type_get(type);
@@ -958,6 +1016,7 @@ int lamina_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
             lamina_block_q4_K q4_K; lamina_block_q5_K q5_K;
             lamina_block_q6_K q6_K; lamina_block_q8_K q8_K;
             lamina_block_iq4_nl iq4_nl; lamina_block_iq4_xs iq4_xs;
+            lamina_block_mxfp4 mxfp4;
             uint8_t bytes[sizeof(lamina_block_q8_K)];
         } u;
         switch (type) {
@@ -975,6 +1034,7 @@ int lamina_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
         case LAMINA_TYPE_Q8_K: q_q8_K(&u.q8_K, x); break;
         case LAMINA_TYPE_IQ4_NL: q_iq4_nl(&u.iq4_nl, x); break;
         case LAMINA_TYPE_IQ4_XS: q_iq4_xs(&u.iq4_xs, x); break;
+        case LAMINA_TYPE_MXFP4: q_mxfp4(&u.mxfp4, x); break;
         default: return LAMINA_ENOTSUP;
         }
         memcpy(p + (size_t)i * t->type_size, u.bytes, t->type_size);

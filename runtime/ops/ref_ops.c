@@ -31,7 +31,7 @@
 
 
 /* What each operand is called in messages. */
-static const char *const roles[LAMINA_OP_COUNT][LAMINA_MAX_SRC] = {
+static const char *const roles[LAMINA_OP_COUNT][LAMINA_MAX_SRC + 1] = {
     [LAMINA_OP_GET_ROWS]  = { "table", "ids" },
     [LAMINA_OP_MUL_MAT]   = { "W", "X" },
     [LAMINA_OP_RMS_NORM]  = { "X", "weight" },
@@ -40,7 +40,7 @@ static const char *const roles[LAMINA_OP_COUNT][LAMINA_MAX_SRC] = {
     [LAMINA_OP_SCALE]     = { "A" },
     [LAMINA_OP_ROPE]      = { "X", "pos", "freq factors" },
     [LAMINA_OP_SET_ROWS]  = { "X", "rows" },
-    [LAMINA_OP_ATTENTION] = { "Q", "K cache", "V cache", "positions" },
+    [LAMINA_OP_ATTENTION] = { "Q", "K cache", "V cache", "positions", "sinks" },
     [LAMINA_OP_GLU]       = { "gate", "up" },
     [LAMINA_OP_COPY]      = { "src" },
     [LAMINA_OP_TOPK]        = { "X" },
@@ -226,7 +226,9 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
     }
     const char *opn = lamina_op_name(op);
     const lamina_tensor *d = &node->dst;
-    const lamina_tensor *s = node->src;
+    lamina_tensor s[LAMINA_MAX_SRC + 1];   /* src[0..3], src4 */
+    memcpy(s, node->src, sizeof node->src);
+    s[LAMINA_MAX_SRC] = node->n_src > LAMINA_MAX_SRC ? node->src4 : node->src[0];
     const float *fp = node->fp;
     const int32_t *ip = node->ip;
 
@@ -236,7 +238,7 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
     case LAMINA_OP_RMS_NORM: lo = 1; hi = 2; break;
     case LAMINA_OP_NORM:     lo = 1; hi = 3; break;
     case LAMINA_OP_ROPE:     lo = 2; hi = 3; break;
-    case LAMINA_OP_ATTENTION: lo = hi = 4; break;
+    case LAMINA_OP_ATTENTION: lo = 4; hi = 5; break;
     case LAMINA_OP_SCALE:
     case LAMINA_OP_UNARY:
     case LAMINA_OP_TOPK:
@@ -378,6 +380,15 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
         CHECK(isfinite(fp[0]) && fp[0] > 0.0f, "rope: freq_base (fp[0]) = %g must be > 0",
               (double)fp[0]);
         CHECK(isfinite(fp[1]), "rope: freq_scale (fp[1]) is not finite");
+        CHECK(isfinite(fp[2]) && isfinite(fp[3]) && fp[3] >= 0.0f,
+              "rope: ext_factor (fp[2]) = %g and attn_factor (fp[3]) = %g must be finite, attn_factor >= 0",
+              (double)fp[2], (double)fp[3]);
+        if (fp[2] != 0.0f)
+            CHECK(ip[2] > 0 && fp[1] > 0.0f && isfinite(fp[4]) && isfinite(fp[5]) && fp[4] > 0.0f &&
+                  fp[5] > 0.0f,
+                  "rope: YaRN needs n_ctx_orig (ip[2]) = %d > 0, freq_scale (fp[1]) = %g > 0 and "
+                  "beta_fast, beta_slow (fp[4], fp[5]) = %g, %g > 0",
+                  ip[2], (double)fp[1], (double)fp[4], (double)fp[5]);
         if (node->n_src == 3) {
             CHECK_TYPE(s[2].type == LAMINA_TYPE_F32, "rope: src2 (freq factors) must be f32, got %s",
                        type_name(s[2].type));
@@ -428,6 +439,12 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
         CHECK(isfinite(fp[0]), "attention: scale (fp[0]) is not finite");
         CHECK(isfinite(fp[1]) && fp[1] >= 0.0f, "attention: softcap (fp[1]) = %g must be >= 0",
               (double)fp[1]);
+        if (node->n_src == 5) {
+            CHECK_TYPE(s[4].type == LAMINA_TYPE_F32, "attention: src4 (sinks) must be f32, got %s",
+                       type_name(s[4].type));
+            CHECK(shape_is(&s[4], Hq, 1, 1, 1), "attention: src4 (sinks) must be [Hq=%lld]",
+                  (long long)Hq);
+        }
         break;
     }
 
@@ -438,8 +455,13 @@ static int validate(const lamina_node *node, char *err, size_t err_size)
                    type_name(s[1].type));
         CHECK(same_shape(&s[1], &s[0]), "glu: src1 (up) shape differs from src0 (gate)");
         CHECK(same_shape(d, &s[0]), "glu: dst shape differs from src0 (gate)");
-        CHECK_TYPE(ip[0] == LAMINA_ACT_SILU || ip[0] == LAMINA_ACT_GELU_TANH,
+        CHECK_TYPE(ip[0] == LAMINA_ACT_SILU || ip[0] == LAMINA_ACT_GELU_TANH ||
+                   ip[0] == LAMINA_ACT_SWIGLU_OAI,
                    "glu: act (ip[0]) = %d is unknown", ip[0]);
+        if (ip[0] == LAMINA_ACT_SWIGLU_OAI)
+            CHECK(isfinite(fp[0]) && isfinite(fp[1]) && fp[1] > 0.0f,
+                  "glu: swiglu_oai alpha (fp[0]) = %g and limit (fp[1]) = %g must be finite, limit > 0",
+                  (double)fp[0], (double)fp[1]);
         break;
 
     case LAMINA_OP_COPY:
@@ -630,7 +652,7 @@ static void store_floats(uint8_t *p, uint32_t type, const float *y, int64_t n)
 
 typedef struct ref_ctx {
     const lamina_node *node;
-    const uint8_t *src[LAMINA_MAX_SRC];   /* host address of each source's buffer */
+    const uint8_t *src[LAMINA_MAX_SRC + 1];   /* host address of each source's buffer */
     uint8_t *dst;                         /* host address of dst's buffer */
     char *err;
     size_t err_size;
@@ -780,6 +802,7 @@ static int k_norm(ref_ctx *c, float *out)
 /* The activations of UNARY and GLU: silu, or gelu with the tanh formula. */
 static double ref_act(int act, double a)
 {
+    /* (swiglu_oai is GLU only: k_binary) */
     if (act == LAMINA_ACT_SILU)
         return a / (1.0 + exp(-a));
     const double u = SQRT_2_OVER_PI * (a + 0.044715 * a * a * a);
@@ -835,6 +858,11 @@ static int k_binary(ref_ctx *c, float *out)
                         z = a + v;
                     } else if (op == LAMINA_OP_MUL) {
                         z = a * v;
+                    } else if (act == LAMINA_ACT_SWIGLU_OAI) {
+                        const double alpha = c->node->fp[0], lim = c->node->fp[1];
+                        const double x = a < lim ? a : lim;
+                        const double u = v < -lim ? -lim : v > lim ? lim : v;
+                        z = x / (1.0 + exp(-alpha * x)) * (u + 1.0);
                     } else {
                         z = ref_act(act, a) * v;    /* act(gate) * up */
                     }
@@ -876,6 +904,18 @@ static int k_rope(ref_ctx *c, float *out)
     const int n_rot = nd->ip[1];
     const double base = nd->fp[0];
     const double fscale = nd->fp[1] == 0.0f ? 1.0 : (double)nd->fp[1];
+    /* YaRN (1.3): the ramp between the interpolated and the extrapolated
+     * angle over pairs [lo, hi], and the magnitude m */
+    const double ext = nd->fp[2];
+    double mscale = nd->fp[3] == 0.0f ? 1.0 : (double)nd->fp[3], lo = 0.0, hi = 0.0;
+    if (ext != 0.0) {
+        const double two_pi = 2.0 * 3.14159265358979323846;
+        const double cf = n_rot * log(nd->ip[2] / (two_pi * nd->fp[4])) / (2.0 * log(base));
+        const double cs = n_rot * log(nd->ip[2] / (two_pi * nd->fp[5])) / (2.0 * log(base));
+        lo = floor(cf) > 0.0 ? floor(cf) : 0.0;
+        hi = ceil(cs) < n_rot - 1 ? ceil(cs) : n_rot - 1;
+        mscale *= 1.0 + 0.1 * log(1.0 / fscale);
+    }
     float *ff = NULL;
     if (nd->n_src == 3) {
         ff = malloc((size_t)(n_rot / 2) * sizeof *ff);
@@ -893,14 +933,21 @@ static int k_rope(ref_ctx *c, float *out)
             load_row(y, X, c->src[0], h, n, 0);
             for (int i = 0; i < n_rot / 2; i++) {
                 /* step 2: the angle of pair i */
-                double theta = pos * fscale * pow(base, -2.0 * i / n_rot);
+                double te = pos * pow(base, -2.0 * i / n_rot);
                 if (ff)
-                    theta /= (double)ff[i];
+                    te /= (double)ff[i];
+                double theta = fscale * te;
+                if (ext != 0.0) {
+                    double y0 = (i - lo) / (hi - lo > 0.001 ? hi - lo : 0.001);
+                    y0 = y0 < 0.0 ? 0.0 : y0 > 1.0 ? 1.0 : y0;
+                    const double r = (1.0 - y0) * ext;
+                    theta = theta * (1.0 - r) + te * r;
+                }
                 /* step 3: rotate the pair */
                 const int64_t i0 = neox ? i : 2 * i;
                 const int64_t i1 = neox ? i + n_rot / 2 : 2 * i + 1;
                 const double x0 = y[i0], x1 = y[i1];
-                const double cs = cos(theta), sn = sin(theta);
+                const double cs = mscale * cos(theta), sn = mscale * sin(theta);
                 y[i0] = (float)(x0 * cs - x1 * sn);
                 y[i1] = (float)(x0 * sn + x1 * cs);
             }
@@ -921,6 +968,7 @@ static int k_attention(ref_ctx *c, float *out)
     const int64_t group = Hq / Hkv;
     const int64_t window = nd->ip[0];
     const double scale = nd->fp[0], softcap = nd->fp[1];
+    const int sinks = nd->n_src == 5;
     const uint64_t kesz = lamina_type_get(Kc->type)->type_size;
     const uint64_t vesz = lamina_type_get(Vc->type)->type_size;
     int rc = 0;
@@ -944,11 +992,14 @@ static int k_attention(ref_ctx *c, float *out)
     float *kv = malloc((size_t)(D > Dv ? D : Dv) * sizeof *kv);
     double *sc = malloc((size_t)max_len * sizeof *sc);
     double *acc = malloc((size_t)Dv * sizeof *acc);
-    if (!q || !kv || !sc || !acc) {
+    float *sinkv = sinks ? malloc((size_t)Hq * sizeof *sinkv) : NULL;
+    if (!q || !kv || !sc || !acc || (sinks && !sinkv)) {
         set_err(c->err, c->err_size, "attention: out of memory");
         rc = LAMINA_ENOMEM;
         goto out;
     }
+    if (sinks)
+        load_row(sinkv, &nd->src4, c->src[4], 0, 0, 0);
 
     for (int64_t i = 0; i < N; i++) {
         const int64_t b = i32_at(P, c->src[3], 0, i), p = i32_at(P, c->src[3], 1, i);
@@ -973,8 +1024,14 @@ static int k_attention(ref_ctx *c, float *out)
                 sc[j] = s;
                 if (s > mx) mx = s;
             }
-            /* step 2: softmax with the maximum subtracted */
-            double sum = 0.0;
+            /* step 2: softmax with the maximum subtracted; a sink is one
+             *    more logit in the denominator only */
+            double sink = -INFINITY;
+            if (sinks) {
+                sink = sinkv[h];
+                if (sink > mx) mx = sink;
+            }
+            double sum = sinks ? exp(sink - mx) : 0.0;
             for (int64_t j = 0; j <= p; j++) {
                 sc[j] = sc[j] == -INFINITY ? 0.0 : exp(sc[j] - mx);
                 sum += sc[j];
@@ -1000,6 +1057,7 @@ out:
     free(kv);
     free(sc);
     free(acc);
+    free(sinkv);
     return rc;
 }
 
@@ -1206,7 +1264,7 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
         return LAMINA_EINVAL;
     }
     for (uint32_t i = 0; i < node->n_src; i++) {
-        if (node->src[i].buffer == NULL) {
+        if (lamina_node_src(node, i)->buffer == NULL) {
             set_err(err, err_size, "%s: src%u (%s) has no buffer", lamina_op_name(node->op), i,
                     roles[node->op][i]);
             return LAMINA_EINVAL;
@@ -1226,7 +1284,7 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
         return LAMINA_EINVAL;
     }
     for (uint32_t i = 0; i < node->n_src; i++) {
-        c.src[i] = base(ctx, node->src[i].buffer);
+        c.src[i] = base(ctx, lamina_node_src(node, i)->buffer);
         if (c.src[i] == NULL) {
             set_err(err, err_size, "%s: src%u (%s) buffer has no host address", opn, i,
                     roles[node->op][i]);
@@ -1239,9 +1297,9 @@ int lamina_ref_node(const lamina_node *node, lamina_ref_base_fn base, void *ctx,
         /* exact alias of src0 (or of a source that is src0 itself) */
         if (op_allows_alias(node->op) &&
             exact_alias(&node->dst, c.dst, &node->src[0], c.src[0]) &&
-            (i == 0 || exact_alias(&node->src[i], c.src[i], &node->src[0], c.src[0])))
+            (i == 0 || exact_alias(lamina_node_src(node, i), c.src[i], &node->src[0], c.src[0])))
             continue;
-        int ov = overlaps(&node->dst, c.dst, &node->src[i], c.src[i]);
+        int ov = overlaps(&node->dst, c.dst, lamina_node_src(node, i), c.src[i]);
         if (ov < 0) {
             set_err(err, err_size, "%s: out of memory", opn);
             return ov;
@@ -1526,7 +1584,7 @@ static int rb_graph_compute(lamina_backend *be, const lamina_graph *graph, char 
         return LAMINA_EINVAL;
     }
     for (uint32_t n = 0; n < graph->n_nodes; n++) {
-        const lamina_node *node = &graph->nodes[n];
+        const lamina_node *node = lamina_graph_node(graph, n);
         const char *opn = lamina_op_name(node->op);
         msg[0] = '\0';
         /* structure first, so that every buffer pointer below is set */
@@ -1536,7 +1594,7 @@ static int rb_graph_compute(lamina_backend *be, const lamina_graph *graph, char 
         for (uint32_t i = 0; rc == 0 && i < node->n_src; i++) {
             char what[48];
             snprintf(what, sizeof what, "src%u (%s)", i, roles[node->op][i]);
-            rc = check_operand(be, &node->src[i], opn, what, 0, msg, sizeof msg);
+            rc = check_operand(be, lamina_node_src(node, i), opn, what, 0, msg, sizeof msg);
         }
         if (rc == 0)
             rc = lamina_ref_node(node, rb_base, be, msg, sizeof msg);

@@ -10,14 +10,14 @@ ini "$TMP/l.ini" "$d" 20000 "[backend.fakegood]" "env = FAKE_NOTE=hello from the
 
 "$LAMINA" --config "$TMP/l.ini" backends > "$TMP/b.out" 2> "$TMP/b.err"
 check "backends exits 0" test $? -eq 0
-expect_grep "lists the good plugin with path, version, ABI" "^fakegood 0\.0\.1  ABI 1\.2  $d/fakegood\.so  \[accepted\]" "$TMP/b.out"
+expect_grep "lists the good plugin with path, version, ABI" "^fakegood 0\.0\.1  ABI 1\.3  $d/fakegood\.so  \[accepted\]" "$TMP/b.out"
 expect_grep "component found vs built" "component fake-runtime +found 1\.4\.2 +built 1\.0\.0 +rule same-major" "$TMP/b.out"
 expect_grep "device line" "device 0: fake host device \(cpu\)  \[accepted\]  slot 0" "$TMP/b.out"
 expect_grep "driver and versions" "driver fakedrv 3\.1\.4, runtime 1\.4\.2, api 1\.0, arch fakearch:feat\+" "$TMP/b.out"
 expect_grep "memory" "memory 1\.0 GiB total, 512\.0 MiB free" "$TMP/b.out"
 expect_grep "self-test summary" "self-test passed: [0-9]+ cases \([0-9]+ unsupported\) in" "$TMP/b.out"
 expect_grep "env from the ini reaches the probe" "note: hello from the ini" "$TMP/b.out"
-expect_grep "ABI rejection line" "reason: fake_abi_major: plugin ABI 2\.2, host speaks 1\.0-1\.2" "$TMP/b.out"
+expect_grep "ABI rejection line" "reason: fake_abi_major: plugin ABI 2\.3, host speaks 1\.0-1\.3" "$TMP/b.out"
 expect_grep "self-test rejection line" "reason: fake_wrong, device 0 \(fake host device\): self-test failed" "$TMP/b.out"
 expect_grep "eligible devices" "^  0  fakegood:0 fake host device" "$TMP/b.out"
 
@@ -42,7 +42,7 @@ got = {k: d0.get(k) for k in want}
 assert got == want, "device info: %r" % got
 assert g["devices"][0]["arch"] == "fakearch:feat+"
 assert p["fake_abi_major"]["failure"] == "abi"
-assert "host speaks 1.0-1.2" in p["fake_abi_major"]["reason"]
+assert "host speaks 1.0-1.3" in p["fake_abi_major"]["reason"]
 assert p["fake_wrong"]["devices"][0]["status"] == "rejected"
 assert j["devices"][0]["plugin"] == "fakegood"
 assert j["order"] == ["auto"]
@@ -78,7 +78,7 @@ check "plugin-check good exits 0" test $? -eq 0
 expect_grep "plugin-check: result PASS" "^result: PASS" "$TMP/pc.out"
 expect_grep "plugin-check: per-case lines" "^    PASS  add +f32 +err [0-9.e+-]+ tol [0-9.e+-]+" "$TMP/pc.out"
 expect_grep "plugin-check: unsupported cases shown" "^    UNSUP " "$TMP/pc.out"
-expect_grep "plugin-check: descriptor" "descriptor: +name fakegood, version 0\.0\.1, ABI 1\.2" "$TMP/pc.out"
+expect_grep "plugin-check: descriptor" "descriptor: +name fakegood, version 0\.0\.1, ABI 1\.3" "$TMP/pc.out"
 "$LAMINA" plugin-check "$FAKES/fake_wrong.so" > "$TMP/pw.out" 2>&1
 check "plugin-check wrong exits 1" test $? -eq 1
 expect_grep "plugin-check: failing case shown" "^    FAIL  add +f32 +err" "$TMP/pw.out"

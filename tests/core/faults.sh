@@ -25,7 +25,7 @@ scenario crash_compute crash_compute crash     "crashed with SIGABRT during self
 scenario hang          hang          hang      "hung: no complete report within 5000 ms \(stage probe\); process group killed" 5000
 scenario exit          exit          exit      "helper exited with status 0 without a complete report \(stage probe\)"
 scenario garbage       garbage       malformed "malformed report on fd 3 at byte [0-9]+: '.x01.x02garbage"
-scenario abi_major     abi_major     abi       "plugin ABI 2\.2, host speaks 1\.0-1\.2"
+scenario abi_major     abi_major     abi       "plugin ABI 2\.3, host speaks 1\.0-1\.3"
 scenario truncated     truncated     abi       "descriptor struct_size 24 < [0-9]+ that ABI 1\.0 requires"
 scenario no_entry      no_entry      no-entry  "no symbol lamina_plugin_entry in "
 scenario needdep       needdep       dlopen    "libfakedep_missing\.so\.1: cannot open shared object file"

@@ -9,8 +9,8 @@
  * time of `reps` runs, GFLOP/s (2*K*N*M / t) and, for M = 1, the weight
  * bytes streamed per second.
  *
- * "deq" instead compares, for q2_K, q3_K, iq4_nl, iq4_xs (and q4_K as a
- * yardstick) at K = N = 2048, the plugin's MUL_MAT on the quantized
+ * "deq" instead compares, for q2_K, q3_K, iq4_nl, iq4_xs, mxfp4 (and q4_K
+ * as a yardstick) at K = N = 2048, the plugin's MUL_MAT on the quantized
  * weights with dequantize-then-multiply in the same plugin: a two-node
  * graph GET_ROWS (every weight row to f32) then MUL_MAT on f32 weights.
  */
@@ -98,7 +98,7 @@ static lamina_tensor mat(uint32_t ty, int64_t ne0, int64_t ne1, lamina_buffer *b
 static void bench_deq(const lamina_backend_iface *ifc, lamina_backend *be, int reps)
 {
     static const uint32_t types[] = { LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K, LAMINA_TYPE_IQ4_NL,
-                                      LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_Q4_K };
+                                      LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_Q4_K, LAMINA_TYPE_MXFP4 };
     const int64_t K = 2048, N = 2048;
     static const int64_t Ms[] = { 1, 16 };
     char err[256];

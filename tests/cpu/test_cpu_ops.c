@@ -235,7 +235,8 @@ static void check_case(const beset *bs, const char *tag, const char *name, lamin
 static const uint32_t weight_types[] = {
     LAMINA_TYPE_F32, LAMINA_TYPE_F16, LAMINA_TYPE_BF16, LAMINA_TYPE_Q4_0, LAMINA_TYPE_Q4_1,
     LAMINA_TYPE_Q5_0, LAMINA_TYPE_Q5_1, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K,
-    LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K, LAMINA_TYPE_Q6_K, LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS
+    LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K, LAMINA_TYPE_Q6_K, LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS,
+    LAMINA_TYPE_MXFP4
 };
 #define N_WTYPES (sizeof weight_types / sizeof weight_types[0])
 
@@ -287,6 +288,33 @@ static void cases_mul_mat(const beset *be, const char *tag)
             /* quantized weights meet 8-bit activations: the self-test's allowance */
             check_case(be, tag, name, &n, src, 2, &d, -1, q ? 2e-2 : ty == LAMINA_TYPE_F32 ? 1e-5 : 1e-4);
             ht_free(&src[0]); ht_free(&src[1]); ht_free(&d);
+        }
+    }
+}
+
+/* MUL_MAT_ID: experts W [K, N, X] (gpt-oss's mxfp4 experts among the
+ * types), k = 2 of X = 4 per token, one input column per token or one per
+ * slot; the weight rows padded. */
+static void cases_mul_mat_id(const beset *be, const char *tag)
+{
+    const int64_t K = 256, N = 19, X = 4, k = 2, T = 5;
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        const uint32_t ty = weight_types[i];
+        const int q = lamina_type_get(ty)->is_quantized;
+        for (int per_slot = 0; per_slot <= 1; per_slot++) {
+            htensor src[3] = { ht_new(ty, K, N, X, 1, 8), ht_new(LAMINA_TYPE_F32, K, per_slot ? k : 1, T, 1, 0),
+                               ht_new(LAMINA_TYPE_I32, k, T, 1, 1, 0) };
+            htensor d = ht_new(LAMINA_TYPE_F32, N, k, T, 1, 0);
+            ht_fill(&src[0], 1.0f);
+            ht_fill(&src[1], 1.0f);
+            ht_fill_i32(&src[2], 0, (int32_t)X - 1);
+            lamina_node n = { .op = LAMINA_OP_MUL_MAT_ID, .n_src = 3 };
+            char name[96];
+            snprintf(name, sizeof name, "mul_mat_id %s K=%lld N=%lld experts=%lld k=%lld T=%lld%s",
+                     lamina_type_get(ty)->name, (long long)K, (long long)N, (long long)X, (long long)k,
+                     (long long)T, per_slot ? " per-slot input" : "");
+            check_case(be, tag, name, &n, src, 3, &d, -1, q ? 2e-2 : ty == LAMINA_TYPE_F32 ? 1e-5 : 1e-4);
+            ht_free(&src[0]); ht_free(&src[1]); ht_free(&src[2]); ht_free(&d);
         }
     }
 }
@@ -473,7 +501,7 @@ static void check_interface(void)
     mm.src[0].nb[0] = 66;
     tap(ifc->supports_op(be, &mm) == 0, "supports_op declines mul_mat of unknown type 16 (iq2_xxs)");
     static const uint32_t yes[] = { LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K,
-                                    LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_IQ4_NL };
+                                    LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_MXFP4 };
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         mm.src[0].type = yes[i];
         mm.src[0].nb[0] = tsize(yes[i]);
@@ -581,6 +609,7 @@ static void run_all(const char *isa, int threads)
     cases_simple(&bs, tag);
     cases_rope(&bs, tag);
     cases_attention(&bs, tag);
+    cases_mul_mat_id(&bs, tag);
     for (int i = 0; i < bs.n; i++) ifc->close(bs.be[i]);
 }
 

@@ -10,7 +10,12 @@ if ! have_python_gguf; then skip "python gguf package missing"; done_testing; ex
   { not_ok "generate a tiny model"; done_testing; exit 1; }
 "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch qwen2moe --type mixed --seed 3 --out "$TMP/moe.gguf" >/dev/null ||
   { not_ok "generate a tiny qwen2moe model"; done_testing; exit 1; }
-"$PYTHON" "$S/tests/engine/make_bad_models.py" "$TMP/good.gguf" "$TMP/bad" "$TMP/moe.gguf" > "$TMP/cases" ||
+"$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch gpt-oss --type mixed --seed 3 --out "$TMP/oss.gguf" >/dev/null ||
+  { not_ok "generate a tiny gpt-oss model"; done_testing; exit 1; }
+"$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch bert --type q8_0 --seed 3 --out "$TMP/bert.gguf" >/dev/null ||
+  { not_ok "generate a tiny bert model"; done_testing; exit 1; }
+"$PYTHON" "$S/tests/engine/make_bad_models.py" "$TMP/good.gguf" "$TMP/bad" "$TMP/moe.gguf" "$TMP/oss.gguf" \
+  "$TMP/bert.gguf" > "$TMP/cases" ||
   { not_ok "generate bad models"; done_testing; exit 1; }
 
 # refused DESC LINE_PREFIX WHAT WHERE CMD...: CMD exits 1 and its stderr is

@@ -9,7 +9,7 @@
 # context of 8192 it was recorded in, past its original 4096, where
 # LongRoPE's long factors apply.
 . "$top_srcdir/tests/engine/common.sh"
-for arch in llama llama3 qwen2 qwen3 qwen3moe qwen2moe gemma2 gemma3 phi3 phi3-long granite olmo2; do
+for arch in llama llama3 qwen2 qwen3 qwen3moe qwen2moe gemma2 gemma3 phi3 phi3-long granite olmo2 gpt-oss; do
   G="$S/tests/golden/tiny-$arch-logits.json"
   f="$TMP/tiny-$arch.gguf"
   if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch ${arch%-long} --type mixed --seed 1 --out "$f" >"$TMP/gen.log" 2>&1; then

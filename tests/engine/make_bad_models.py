@@ -2,9 +2,10 @@
 """Write broken variants of a valid GGUF model, one per kind of bad input
 the engine must refuse with a clear one-line error.
 
-usage: make_bad_models.py GOOD.gguf OUTDIR [MOE.gguf]
+usage: make_bad_models.py GOOD.gguf OUTDIR [MOE.gguf [GPTOSS.gguf [BERT.gguf]]]
 writes OUTDIR/<case>.gguf for each case below (with MOE.gguf, a qwen2moe
-model, also its shared-expert cases) and prints "<case> <what>
+model, also its shared-expert cases; with GPTOSS.gguf, a gpt-oss model,
+its sinks and YaRN cases; with BERT.gguf its token types) and prints "<case> <what>
 <where>" lines (tab-separated) for the test to check: the error must be the
 one line "lamina: OUTDIR/<case>.gguf: ..." containing <what> (what was
 wrong, naming the key, tensor or value), and when <where> is "offset" it
@@ -121,6 +122,28 @@ def main():
         rewrite(moe, out / "moe_shexp_width.gguf",
                 set_keys={"qwen2moe.expert_shared_feed_forward_length": (width // 2, GGUFValueType.UINT32, None)})
         cases.append(("moe_shexp_width", "ffn_gate_shexp.weight", ""))
+
+    if len(sys.argv) > 5:
+        # bert: token type rows that the tokenizer's count contradicts
+        bert = sys.argv[5]
+        rewrite(bert, out / "bert_token_types.gguf",
+                set_keys={"tokenizer.ggml.token_type_count": (1, GGUFValueType.UINT32, None)})
+        cases.append(("bert_token_types", "token_types.weight has 2 rows but tokenizer.ggml.token_type_count is 1",
+                      ""))
+
+    if len(sys.argv) > 4:
+        # gpt-oss: a layer without its sinks; sinks of the wrong length; a
+        # YaRN log multiplier (DeepSeek's), which lamina does not do
+        oss = sys.argv[4]
+        rewrite(oss, out / "oss_missing_sinks.gguf", drop_tensors={"blk.1.attn_sinks.weight"})
+        cases.append(("oss_missing_sinks", "missing tensor 'blk.1.attn_sinks.weight'", ""))
+        heads = field_value(GGUFReader(oss).fields["gpt-oss.attention.head_count"])[0]
+        rewrite(oss, out / "oss_sinks_heads.gguf",
+                set_keys={"gpt-oss.attention.head_count": (heads // 2, GGUFValueType.UINT32, None)})
+        cases.append(("oss_sinks_heads", "attn_", ""))
+        rewrite(oss, out / "oss_yarn_log.gguf",
+                set_keys={"gpt-oss.rope.scaling.yarn_log_multiplier": (0.1, GGUFValueType.FLOAT32, None)})
+        cases.append(("oss_yarn_log", "yarn_log_multiplier = 0.1: YaRN with a log multiplier", ""))
 
     for name, what, where in cases:
         print(f"{name}\t{what}\t{where}")

@@ -9,7 +9,8 @@ if ! "$PYTHON" -c 'import gguf' 2>/dev/null; then
 fi
 for spec in gemma3:mixed gemma3:q8_0 gemma3:q4_0 gemma3:q5_0 gemma3:q4_k gemma3:q6_k gemma3:f16 \
             llama:mixed llama:q5_k llama:f32 llama:bf16 \
-            llama:q2_k gemma3:q3_k gemma3:iq4_nl llama:iq4_xs qwen2moe:mixed; do
+            llama:q2_k gemma3:q3_k gemma3:iq4_nl llama:iq4_xs qwen2moe:mixed \
+            llama:mxfp4 qwen3moe:mxfp4; do
   arch=${spec%%:*}; type=${spec#*:}
   f="$T/$arch-$type.gguf"
   if ! "$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch "$arch" --type "$type" --seed 7 --out "$f" >"$T/gen.log" 2>&1; then

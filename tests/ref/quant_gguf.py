@@ -5,6 +5,8 @@
   of every type gguf.quants can dequantize, ours vs theirs, bit for bit;
 - quantization: for the types gguf.quants can quantize (the GGUF reference
   rounding), ours vs theirs byte for byte on several data distributions;
+- mxfp4: every one of the 256 exponents dequantized bit for bit, and the
+  quantizer byte for byte (gguf.quants has one);
 - K-quants and iq4_nl / iq4_xs (gguf.quants has no quantizer for them):
   our blocks decoded by gguf equal our own decoding, and the round-trip
   error is bounded.
@@ -113,6 +115,15 @@ for qtype in [QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0,
     ok(same_bits(ours, theirs), f"dequantize {qtype.name}: {nblk} random blocks bitwise equal to gguf",
        None if same_bits(ours, theirs) else first_diff(ours, theirs))
 
+# mxfp4: random nibbles under every exponent, 0..255 each twice (e 0 and 1
+# give subnormal scales, 255 overflows the values 12 and -12 to inf)
+blocks = rng.integers(0, 256, size=(512, 17), dtype=np.uint8)
+blocks[:, 0] = rng.permutation(np.tile(np.arange(256, dtype=np.uint8), 2))
+theirs = gq.dequantize(blocks.reshape(1, -1), QT.MXFP4).reshape(-1)
+ours = np.frombuffer(tool("dequantize", QT.MXFP4, 512 * 32, blocks.tobytes()), dtype=np.float32)
+ok(same_bits(ours, theirs), "dequantize MXFP4: 512 random blocks, all 256 exponents, bitwise equal to gguf",
+   None if same_bits(ours, theirs) else first_diff(ours, theirs))
+
 # f16 / bf16: every bit pattern except NaNs
 allbits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
 for qtype, npt in [(QT.F16, np.float16), (QT.BF16, None)]:
@@ -151,7 +162,7 @@ def datasets(n):
 
 
 N = 256 * 24
-for qtype in [QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.BF16, QT.F16]:
+for qtype in [QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.BF16, QT.F16, QT.MXFP4]:
     for name, x in datasets(N):
         theirs = gq.quantize(x.reshape(1, -1), qtype).tobytes()
         ours = tool("quantize", qtype, N, x.tobytes())
@@ -166,6 +177,16 @@ for qtype in [QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.BF16, QT.F16]:
             else:
                 diag = f"sizes {len(a)} vs {len(b)}"
         ok(same, f"quantize {qtype.name} ({name}): bytes equal to gguf", diag)
+
+# mxfp4's exponent is floor(log2(amax)) in float: a block whose largest
+# magnitude is one ulp below a power of two takes the next exponent
+p2 = np.exp2(np.arange(-40, 24, dtype=np.float32))
+x = (rng.uniform(-0.5, 0.5, (64, 32)) * p2[:, None]).astype(np.float32)
+x[:, 3] = np.nextafter(p2, np.float32(0))
+x[1::2, 3] *= -1
+theirs = gq.quantize(x.reshape(1, -1), QT.MXFP4).tobytes()
+ours = tool("quantize", QT.MXFP4, x.size, x.tobytes())
+ok(ours == theirs, "quantize MXFP4: amax one ulp below 2^k, bytes equal to gguf")
 
 # NaN handling of bf16 (quiet NaN) and f16
 x = np.array([np.nan, -np.nan, np.inf, -np.inf, 1e-45, -3.0e38, 65519.0, 65520.0] * 4,
@@ -215,7 +236,7 @@ for qtype, bound in list(KQ_BOUND.items()) + list(NL_BOUND.items()):
 
 # The 32-block types against their own rms bound too (regression guard).
 for qtype, bound in {QT.Q4_0: 0.12, QT.Q4_1: 0.11, QT.Q5_0: 0.06, QT.Q5_1: 0.055,
-                     QT.Q8_0: 0.007}.items():
+                     QT.Q8_0: 0.007, QT.MXFP4: 0.15}.items():
     x = rng.normal(0, 1, N).astype(np.float32)
     d = np.frombuffer(tool("dequantize", qtype, N, tool("quantize", qtype, N, x.tobytes())),
                       dtype=np.float32)

@@ -16,7 +16,7 @@ static const uint32_t all_types[] = {
     LAMINA_TYPE_F32, LAMINA_TYPE_F16, LAMINA_TYPE_BF16, LAMINA_TYPE_Q4_0, LAMINA_TYPE_Q4_1,
     LAMINA_TYPE_Q5_0, LAMINA_TYPE_Q5_1, LAMINA_TYPE_Q8_0, LAMINA_TYPE_Q8_1, LAMINA_TYPE_Q2_K,
     LAMINA_TYPE_Q3_K, LAMINA_TYPE_Q4_K, LAMINA_TYPE_Q5_K, LAMINA_TYPE_Q6_K, LAMINA_TYPE_Q8_K,
-    LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS,
+    LAMINA_TYPE_IQ4_NL, LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_MXFP4,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -41,6 +41,7 @@ static void test_traits(void)
         { LAMINA_TYPE_Q4_K, "q4_K", 256, 144, 1 }, { LAMINA_TYPE_Q5_K, "q5_K", 256, 176, 1 },
         { LAMINA_TYPE_Q6_K, "q6_K", 256, 210, 1 }, { LAMINA_TYPE_Q8_K, "q8_K", 256, 292, 1 },
         { LAMINA_TYPE_IQ4_NL, "iq4_nl", 32, 18, 1 }, { LAMINA_TYPE_IQ4_XS, "iq4_xs", 256, 136, 1 },
+        { LAMINA_TYPE_MXFP4, "mxfp4", 32, 17, 1 },
     };
     int good = 1;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -52,7 +53,7 @@ static void test_traits(void)
                    t ? t->block_size : 0, t ? t->type_size : 0, t ? t->is_quantized : -1);
         }
     }
-    ok(good, "traits of all 18 types (name, block size, bytes, quantized)");
+    ok(good, "traits of all 19 types (name, block size, bytes, quantized)");
     const lamina_type_traits *u4 = lamina_type_get(4), *u99 = lamina_type_get(99);
     ok(u4 && u99 && u4->block_size == 0 && u4->type_size == 0 && u99->block_size == 0,
        "unknown types (4, 99) give block_size 0, type_size 0");
@@ -229,6 +230,37 @@ static void test_known_blocks(void)
     lamina_dequantize_row(LAMINA_TYPE_IQ4_XS, &x4, y, 256);
     ok(y[96] == -267.0f && y[112] == 312.0f && y[97] == 381.0f && y[0] == 4064.0f &&
        y[255] == 4064.0f, "iq4_xs block by hand (6-bit sub-block scales)");
+
+    /* mxfp4: e = 128 (scale 1); qs[0] = 0x7F: element 0 index 15 (-12),
+     * element 16 index 7 (12); qs[1] = 0x98: element 1 index 8 (0, not
+     * -0), element 17 index 9 (-1); qs[2] = 0x51: 1 and 6 */
+    lamina_block_mxfp4 m4;
+    memset(&m4, 0, sizeof m4);
+    m4.e = 128;
+    m4.qs[0] = 0x7F;
+    m4.qs[1] = 0x98;
+    m4.qs[2] = 0x51;
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, &m4, y, 32);
+    ok(y[0] == -12.0f && y[16] == 12.0f && y[1] == 0.0f && !signbit(y[1]) && y[17] == -1.0f &&
+       y[2] == 1.0f && y[18] == 6.0f && y[31] == 0.0f, "mxfp4 block by hand (doubled E2M1 values)");
+    /* the exponent's ends: e 0 and 1 are subnormal, 255 overflows 12 */
+    m4.e = 0;
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, &m4, y, 32);
+    int ends = y[2] == 0x1p-128f && y[18] == 6.0f * 0x1p-128f;
+    m4.e = 1;
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, &m4, y, 32);
+    ends = ends && y[2] == 0x1p-127f && y[17] == -0x1p-127f;
+    m4.e = 255;
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, &m4, y, 32);
+    ends = ends && y[2] == 0x1p127f && isinf(y[0]) && y[0] < 0 && isinf(y[16]);
+    ok(ends, "mxfp4 exponents 0, 1 (subnormal scales) and 255 (12 overflows)");
+    int pow2 = 1;
+    for (int e = 0; e < 256; e++)
+        if (lamina_e8m0_to_fp32_half((uint8_t)e) != ldexpf(1.0f, e - 128)) {
+            printf("# e8m0 %d: %a\n", e, (double)lamina_e8m0_to_fp32_half((uint8_t)e));
+            pow2 = 0;
+        }
+    ok(pow2, "lamina_e8m0_to_fp32_half(e) = 2^(e - 128) for all 256 exponents");
 }
 
 static void test_q8_quantizers(void)
@@ -331,6 +363,64 @@ static void test_iq4_quantizers(void)
     }
 }
 
+/* mxfp4: the exponent from the largest magnitude, nearest values, the
+ * first of two on a tie. */
+static void test_mxfp4_quantizer(void)
+{
+    static const int8_t v[16] = LAMINA_MXFP4_VALUES;
+    float x[512], y[512];
+    lamina_block_mxfp4 b[16];
+    /* on the grid: block j's scale d = 2^(j - 8), its largest magnitude 8
+     * or 12 steps (amax in [8d, 16d) gives e = floor(log2(amax)) - 2 + 127
+     * = the block's own) */
+    for (int j = 0; j < 16; j++) {
+        const float d = ldexpf(1.0f, j - 8);
+        for (int l = 0; l < 32; l++) {
+            const uint64_t r = (uint64_t)(frand() * 1e6f + 2e6f);
+            x[32 * j + l] = d * (float)v[r % 16];
+        }
+        x[32 * j + 5] = (j % 2 ? -12.0f : 8.0f) * d;
+    }
+    lamina_quantize_row(LAMINA_TYPE_MXFP4, x, b, 512);
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, b, y, 512);
+    int exps = 1;
+    for (int j = 0; j < 16; j++)
+        if (b[j].e != 128 + j - 8) exps = 0;
+    ok(exps && memcmp(x, y, sizeof x) == 0, "mxfp4: data on the grid round-trips exactly, e as expected");
+
+    /* ties: with amax 7 (e = 127, d = 0.5), 2.5 lies between 2 (index 4)
+     * and 3 (index 5), -0.75 between -0.5 (index 9) and -1 (index 10),
+     * 0.25 between 0 and 0.5, 5 between 4 and 6: the first index wins;
+     * -7 is past the last value, -6 */
+    float t[32] = { 0 };
+    t[0] = 6.0f; t[1] = 2.5f; t[2] = -0.75f; t[3] = 0.25f; t[4] = 5.0f; t[5] = -7.0f;
+    lamina_quantize_row(LAMINA_TYPE_MXFP4, t, b, 32);
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, b, y, 32);
+    ok(b[0].e == 127 && y[0] == 6.0f && y[1] == 2.0f && y[2] == -0.5f && y[3] == 0.0f && y[4] == 4.0f &&
+       y[5] == -6.0f, "mxfp4: ties go to the first value in index order (e %u; %g %g %g %g %g)",
+       b[0].e, y[1], y[2], y[3], y[4], y[5]);
+
+    /* tiny and huge blocks: the exponent clamps at 0, 2^127 holds FLT_MAX */
+    for (int i = 0; i < 32; i++) t[i] = i % 3 ? 1e-44f : 0.0f;
+    lamina_quantize_row(LAMINA_TYPE_MXFP4, t, b, 32);
+    t[7] = 3.0e38f;
+    lamina_quantize_row(LAMINA_TYPE_MXFP4, t, b + 1, 32);
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, b + 1, y, 32);
+    ok(b[0].e == 0 && b[1].e == 252 && y[7] == 0x1.8p127f, "mxfp4: exponent clamped at 0; 3e38 as 12 * 2^124");
+
+    /* uniform data: rms error bounded */
+    for (int i = 0; i < 512; i++) x[i] = frand();
+    lamina_quantize_row(LAMINA_TYPE_MXFP4, x, b, 512);
+    lamina_dequantize_row(LAMINA_TYPE_MXFP4, b, y, 512);
+    double se = 0, sx = 0;
+    for (int i = 0; i < 512; i++) {
+        se += (double)(y[i] - x[i]) * (y[i] - x[i]);
+        sx += (double)x[i] * x[i];
+    }
+    /* (the exponent puts amax in [8d, 16d): values past 12d are clipped) */
+    ok(sqrt(se / sx) < 0.2, "mxfp4: rms error of uniform data %.4f < 0.2", sqrt(se / sx));
+}
+
 static void test_special_rows(void)
 {
     float z[256] = { 0 }, c[256], one[256] = { 0 }, nanrow[256], y[256];
@@ -403,6 +493,7 @@ int main(void)
     test_known_blocks();
     test_q8_quantizers();
     test_iq4_quantizers();
+    test_mxfp4_quantizer();
     test_special_rows();
     test_rounding();
     test_unaligned();

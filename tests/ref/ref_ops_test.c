@@ -139,9 +139,9 @@ static void test_mul_mat(void)
     ok(run(&n) == 0 && D2[0] == (float)((double)wd[7] + 2.0 * wd[200]) &&
        D2[1] == (float)((double)wd[256 + 7] + 2.0 * wd[256 + 200]), "mul_mat q4_K selects columns");
 
-    /* the same for q2_K, q3_K, iq4_nl, iq4_xs; and get_rows of row 1 */
+    /* the same for q2_K, q3_K, iq4_nl, iq4_xs, mxfp4; and get_rows of row 1 */
     static const uint32_t more[] = { LAMINA_TYPE_Q2_K, LAMINA_TYPE_Q3_K, LAMINA_TYPE_IQ4_NL,
-                                     LAMINA_TYPE_IQ4_XS };
+                                     LAMINA_TYPE_IQ4_XS, LAMINA_TYPE_MXFP4 };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         const uint32_t ty = more[i];
         uint8_t qb[2 * 256];
@@ -311,6 +311,70 @@ static void test_attention(void)
 
     P2[3] = 2;     /* base 1 + pos 2 = row 3 of a 3-row cache */
     reject_data(&n, LAMINA_EINVAL, "outside the caches", "attention position beyond the cache");
+}
+
+/* ABI 1.3 (gpt-oss), by hand: sinks, swiglu_oai, YaRN. */
+static void test_1_3(void)
+{
+    /* sinks: test_attention's two tokens with a sink logit ln 2 in the
+     * denominator: token 1 (s = (1, 0)) gets p = (e, 1) / (e + 1 + 2) */
+    float Q[4] = { 1, 1, 2, 0 }, K[4] = { 1, 0, 0, 1 }, V[4] = { 1, 2, 3, 4 }, O[4], sink = (float)log(2.0);
+    int32_t P[4] = { 0, 0, 0, 1 };
+    lamina_tensor s[4] = {
+        T(LAMINA_TYPE_F32, Q, 2, 1, 2, 1), T(LAMINA_TYPE_F32, K, 2, 2, 1, 1),
+        T(LAMINA_TYPE_F32, V, 2, 2, 1, 1), T(LAMINA_TYPE_I32, P, 2, 2, 1, 1),
+    };
+    lamina_node n = N(LAMINA_OP_ATTENTION, T(LAMINA_TYPE_F32, O, 2, 2, 1, 1), 4, s);
+    n.fp[0] = 0.5f;
+    n.src4 = T(LAMINA_TYPE_F32, &sink, 1, 1, 1, 1);
+    n.n_src = 5;
+    /* token 0 sees row 0 alone, s = 0.5: (e^.5 v0) / (e^.5 + 2) */
+    const double e = exp(1.0), w0 = exp(0.5), d0 = w0 + 2, d1 = e + 1 + 2;
+    ok(lamina_node_min_minor(&n) == 3, "a node with sinks is a 1.3 node");
+    ok(run(&n) == 0 && near(O[0], w0 / d0, 1e-7) && near(O[1], 2 * w0 / d0, 1e-7) &&
+       near(O[2], (e + 3) / d1, 1e-7) && near(O[3], (2 * e + 4) / d1, 1e-7), "attention with a sink by hand");
+    float sinks2[2] = { 0, 0 };
+    n.src4 = T(LAMINA_TYPE_F32, sinks2, 2, 1, 1, 1);
+    reject(&n, LAMINA_EINVAL, "attention: src4 (sinks) must be [Hq=1]", "sinks of the wrong length");
+
+    /* swiglu_oai, alpha 2, limit 1: x = min(g, 1), u = clamp(up, -1, 1),
+     * x / (1 + e^(-2x)) (u + 1) */
+    float g[3] = { -0.5f, 0.5f, 3.0f }, up[3] = { 0.25f, -4.0f, 4.0f }, y[3];
+    lamina_tensor gs[2] = { T(LAMINA_TYPE_F32, g, 3, 1, 1, 1), T(LAMINA_TYPE_F32, up, 3, 1, 1, 1) };
+    n = N(LAMINA_OP_GLU, T(LAMINA_TYPE_F32, y, 3, 1, 1, 1), 2, gs);
+    n.ip[0] = LAMINA_ACT_SWIGLU_OAI;
+    n.fp[0] = 2.0f;
+    n.fp[1] = 1.0f;
+    ok(lamina_node_min_minor(&n) == 3, "a swiglu_oai node is a 1.3 node");
+    ok(run(&n) == 0 && near(y[0], -0.5 / (1 + exp(1.0)) * 1.25, 1e-7) && near(y[1], 0.0, 1e-7) &&
+       near(y[2], 1 / (1 + exp(-2.0)) * 2, 1e-7), "glu swiglu_oai by hand (both clamps)");
+    n.fp[1] = 0.0f;
+    reject(&n, LAMINA_EINVAL, "glu: swiglu_oai alpha (fp[0]) = 2 and limit (fp[1]) = 0", "swiglu_oai limit 0");
+
+    /* YaRN, n_rot 4, base 10000, freq_scale 1/4, n_ctx_orig 64, betas 32
+     * and 1: c(b) = 4 ln(64 / (2 pi b)) / (2 ln 10000) gives lo = 0 (c(32)
+     * < 0) and hi = 1 (ceil c(1) = 1); pair 0 ramps r = 1 (unscaled
+     * angle), pair 1 r = 0 (scaled); m = 1 + 0.1 ln 4.  At pos 8:
+     * theta = (8, 8 * 0.01 / 4) */
+    float x[4] = { 1, 0, 0, 1 }, yr[4];
+    int32_t pos = 8;
+    lamina_tensor rs[2] = { T(LAMINA_TYPE_F32, x, 4, 1, 1, 1), T(LAMINA_TYPE_I32, &pos, 1, 1, 1, 1) };
+    n = N(LAMINA_OP_ROPE, T(LAMINA_TYPE_F32, yr, 4, 1, 1, 1), 2, rs);
+    n.ip[0] = LAMINA_ROPE_NORM;
+    n.ip[1] = 4;
+    n.ip[2] = 64;
+    n.fp[0] = 10000.0f;
+    n.fp[1] = 0.25f;
+    n.fp[2] = 1.0f;
+    n.fp[3] = 1.0f;
+    n.fp[4] = 32.0f;
+    n.fp[5] = 1.0f;
+    const double m = 1 + 0.1 * log(4.0), t1 = 8 * 0.01 / 4;
+    ok(lamina_node_min_minor(&n) == 3, "a YaRN rope node is a 1.3 node");
+    ok(run(&n) == 0 && near(yr[0], m * cos(8.0), 1e-6) && near(yr[1], m * sin(8.0), 1e-6) &&
+       near(yr[2], -m * sin(t1), 1e-6) && near(yr[3], m * cos(t1), 1e-6), "rope YaRN by hand");
+    n.ip[2] = 0;
+    reject(&n, LAMINA_EINVAL, "rope: YaRN needs n_ctx_orig (ip[2]) = 0 > 0", "YaRN without n_ctx_orig");
 }
 
 static void test_set_rows_copy(void)
@@ -550,6 +614,7 @@ int main(void)
     test_norm_and_elementwise();
     test_rope();
     test_attention();
+    test_1_3();
     test_set_rows_copy();
     test_validation();
     test_backend();

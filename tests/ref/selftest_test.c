@@ -28,7 +28,9 @@ enum fault {
     F_NO_SOFTCAP,        /* ATTENTION ignores the soft-cap */
     F_NO_FREQ_FACTORS,   /* ROPE ignores freq factors */
     F_ROPE_MODE,         /* ROPE mode neox <-> norm */
-    F_GLU_ACT,           /* GLU silu <-> gelu */
+    F_GLU_ACT,           /* GLU silu <-> gelu (swiglu_oai -> silu) */
+    F_NO_SINKS,          /* ATTENTION ignores the sinks (1.3) */
+    F_NO_YARN,           /* ROPE ignores YaRN's ramp (1.3) */
     F_NO_GQA,            /* ATTENTION reads kv head 0 for every query head */
     F_RMS_EPS,           /* RMS_NORM with eps 1e-2 */
     F_F16_TRUNC,         /* SET_ROWS to f16 keeps only 6 mantissa bits */
@@ -103,7 +105,7 @@ static int w_compute(lamina_backend *be, const lamina_graph *g, char *err, size_
         return LAMINA_EINVAL;
     for (uint32_t i = 0; i < g->n_nodes; i++) {
         lamina_node *n = &nodes[i];
-        *n = g->nodes[i];
+        lamina_node_copy(n, lamina_graph_node(g, i));
         switch (g_fault) {
         case F_DEVLOST:
             if (n->op == LAMINA_OP_GLU) {
@@ -119,6 +121,12 @@ static int w_compute(lamina_backend *be, const lamina_graph *g, char *err, size_
             break;
         case F_NO_WINDOW:
             if (n->op == LAMINA_OP_ATTENTION) n->ip[0] = 0;
+            break;
+        case F_NO_SINKS:
+            if (n->op == LAMINA_OP_ATTENTION && n->n_src == 5) n->n_src = 4;
+            break;
+        case F_NO_YARN:
+            if (n->op == LAMINA_OP_ROPE) n->fp[2] = 0.0f;
             break;
         case F_NO_SOFTCAP:
             if (n->op == LAMINA_OP_ATTENTION) n->fp[1] = 0.0f;
@@ -156,7 +164,7 @@ static int w_compute(lamina_backend *be, const lamina_graph *g, char *err, size_
     if (rc)
         return rc;
     for (uint32_t i = 0; i < g->n_nodes; i++) {
-        const lamina_node *n = &g->nodes[i];
+        const lamina_node *n = lamina_graph_node(g, i);
         if (g_fault == F_MUL_MAT_1PCT && n->op == LAMINA_OP_MUL_MAT)
             map_tensor(be, &n->dst, plus_1pct);
         if (g_fault == F_F16_TRUNC && n->op == LAMINA_OP_SET_ROWS &&
@@ -274,7 +282,7 @@ int main(void)
 
     /* 4: a backend error is ERROR with its message */
     rc = run(F_ROPE_ERROR, 0, &R, &s, err, sizeof err);
-    ok(rc == LAMINA_EREJECTED && s.errors == 10 && s.failed == 0,
+    ok(rc == LAMINA_EREJECTED && s.errors == 12 && s.failed == 0,
        "rope errors reported as errors (rc %d, %d errors)", rc, s.errors);
     ok(strstr(err, "op rope type f32: backend error: ") && strstr(err, "injected rope failure"),
        "error message carries the backend's: %s", err);
@@ -295,6 +303,8 @@ int main(void)
         { F_NO_FREQ_FACTORS, LAMINA_OP_ROPE, "rope without freq factors" },
         { F_ROPE_MODE, LAMINA_OP_ROPE, "rope with the other pairing" },
         { F_GLU_ACT, LAMINA_OP_GLU, "glu with the other activation" },
+        { F_NO_SINKS, LAMINA_OP_ATTENTION, "attention without its sinks" },
+        { F_NO_YARN, LAMINA_OP_ROPE, "rope without YaRN's ramp" },
         { F_RMS_EPS, LAMINA_OP_RMS_NORM, "rms_norm with a wrong eps" },
         { F_F16_TRUNC, LAMINA_OP_SET_ROWS, "set_rows f16 truncated to 6 mantissa bits" },
     };
@@ -310,7 +320,7 @@ int main(void)
 
     /* 7: allocation failures are the backend's errors; the run goes on */
     rc = run(F_ALLOC_KV, 0, &R, &s, err, sizeof err);
-    ok(rc == LAMINA_EREJECTED && s.errors == 14 && s.failed == 0 && s.passed == s.cases - 14 &&
+    ok(rc == LAMINA_EREJECTED && s.errors == 20 && s.failed == 0 && s.passed == s.cases - 20 &&
        strstr(err, "op set_rows type f32: backend error: injected: out of device memory"),
        "failed KV allocations are errors (%d): %s", s.errors, err);
 

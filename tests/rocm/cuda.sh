@@ -27,10 +27,10 @@ targets=
 d=$(plugins match "$REAL_CUDA" novulkan)
 f=$(ini match "$d" 60000)
 LAMINA_FAKE_CUDA_DRIVER=$built backends match "$f"
-expect_grep "match: cuda accepted" "^cuda 0\.1\.0  ABI 1\.2  $d/cuda\.so  \[accepted\]" "$TMP/match.b"
+expect_grep "match: cuda accepted" "^cuda 0\.1\.0  ABI 1\.3  $d/cuda\.so  \[accepted\]" "$TMP/match.b"
 expect_grep "match: driver found = built" "component cuda-driver +found $built +built $built +rule at-least" "$TMP/match.b"
 expect_grep "match: device sm_90" "device 0: Fake NVIDIA GPU 0 \(sm_90\) \(discrete-gpu\)  \[accepted\]  slot 0" "$TMP/match.b"
-expect_grep "match: the core's self-test passed on every case" "self-test passed: 188 cases \(33 unsupported\)" "$TMP/match.b"
+expect_grep "match: the core's self-test passed on every case" "self-test passed: 207 cases \(52 unsupported\)" "$TMP/match.b"
 LAMINA_FAKE_CUDA_DRIVER=$built generate match "$f" cuda leaks
 targets=$(sed -n 's/^ *code targets: //p' "$TMP/match.b")
 if [ -n "$targets" ]; then diag "cuda.so's code targets: $targets"

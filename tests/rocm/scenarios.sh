@@ -23,12 +23,12 @@ export LAMINA_FAKE_HIP_VERSION=6.3.42131
 d=$(plugins match "$ROCM63" novulkan)
 f=$(ini match "$d" 60000)
 LD_LIBRARY_PATH="$TMP/hip63" backends match "$f"
-expect_grep "match: rocm accepted" "^rocm 0\.1\.0  ABI 1\.2  $d/rocm\.so  \[accepted\]" "$TMP/match.b"
+expect_grep "match: rocm accepted" "^rocm 0\.1\.0  ABI 1\.3  $d/rocm\.so  \[accepted\]" "$TMP/match.b"
 expect_grep "match: hip-runtime found = built" "component hip-runtime +found 6\.3\.42131 +built 6\.3\.42131 +rule same-minor +$TMP/hip63/libamdhip64\.so\.6\.3\.60300" "$TMP/match.b"
 expect_grep "match: device arch with feature flags, memory" "device 0: Fake AMD GPU 0 \(gfx906:sramecc\+:xnack-\) \(discrete-gpu\)  \[accepted\]  slot 0" "$TMP/match.b"
 expect_grep "match: arch and runtime on the device line" "driver amdgpu -, runtime 6\.3\.42131, api -, arch gfx906:sramecc\+:xnack-" "$TMP/match.b"
 expect_grep "match: memory" "memory 16\.0 GiB total, 16\.0 GiB free" "$TMP/match.b"
-expect_grep "match: the core's self-test passed on every case" "self-test passed: 188 cases \(33 unsupported\)" "$TMP/match.b"
+expect_grep "match: the core's self-test passed on every case" "self-test passed: 207 cases \(52 unsupported\)" "$TMP/match.b"
 expect_grep "match: rocm first" "^  0  rocm:0 Fake AMD GPU 0" "$TMP/match.b"
 LD_LIBRARY_PATH="$TMP/hip63" generate match "$f" rocm leaks
 
@@ -140,7 +140,7 @@ if [ -f "$REAL" ]; then
     f=$(ini real "$d" 60000)
     LAMINA_FAKE_HIP_VERSION=$built LD_LIBRARY_PATH="$TMP/hipreal" backends real "$f"
     expect_grep "real rocm.so: accepted with HIP $built" "component hip-runtime +found $built +built $built" "$TMP/real.b"
-    expect_grep "real rocm.so: self-test passed (hipcc's bundle picked for gfx906)" "self-test passed: 188 cases \(33 unsupported\)" "$TMP/real.b"
+    expect_grep "real rocm.so: self-test passed (hipcc's bundle picked for gfx906)" "self-test passed: 207 cases \(52 unsupported\)" "$TMP/real.b"
     LAMINA_FAKE_HIP_VERSION=$built LD_LIBRARY_PATH="$TMP/hipreal" generate real "$f" rocm leaks
 else
     skip "rocm.so not built here (no hipcc): the real plugin's scenario"

@@ -22,6 +22,14 @@ GGUF files for the chosen architecture, with tiny dimensions:
           Qwen1.5-MoE files have.
   granite the llama layer, tied, with granite.embedding_scale,
           residual_scale, logit_scale and attention.scale.
+  gpt-oss  as llama.cpp's converter (conversion GptOssModel) writes
+          gpt-oss-20b, shrunk: 8 heads of 64 over n_embd 256 (heads x head
+          size != n_embd, as there), 2 KV heads, q/k/v/output biases,
+          attn_sinks [heads], post_attention_norm as the FFN's norm, 8
+          experts (2 used, width 256) with a router bias and per-expert
+          biases, experts in MXFP4 (--type mixed), every other layer
+          windowed (sliding_window 8), YaRN rope (factor 32 over 4096,
+          base 150000), untied output, pre "gpt-4o".
   olmo2   no input norms: q and k RMS-normed over the whole row
           (attn_q_norm [n_embd]), attention and FFN outputs normed
           (post_attention_norm, post_ffw_norm) before the residual add,
@@ -114,12 +122,12 @@ TYPES = {
     "f32": QT.F32, "f16": QT.F16, "bf16": QT.BF16, "q8_0": QT.Q8_0,
     "q4_0": QT.Q4_0, "q5_0": QT.Q5_0, "q4_k": QT.Q4_K, "q5_k": QT.Q5_K,
     "q6_k": QT.Q6_K, "q2_k": QT.Q2_K, "q3_k": QT.Q3_K, "iq4_nl": QT.IQ4_NL,
-    "iq4_xs": QT.IQ4_XS,
+    "iq4_xs": QT.IQ4_XS, "mxfp4": QT.MXFP4,
 }
 # general.file_type (llama_ftype numbering)
 FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7, "q5_0": 8, "q4_k": 14,
              "q5_k": 16, "q6_k": 18, "bf16": 32, "mixed": 15,
-             "q2_k": 10, "q3_k": 12, "iq4_nl": 25, "iq4_xs": 30}
+             "q2_k": 10, "q3_k": 12, "iq4_nl": 25, "iq4_xs": 30, "mxfp4": 38}
 
 N_VOCAB = 512
 
@@ -578,17 +586,19 @@ SHAPES = {
     "qwen2moe": (256, 512, 4, 2,  64),
     "granite": (256, 512, 4, 2,  64),
     "olmo2":   (256, 512, 4, 2,  64),
+    "gpt-oss": (256, 512, 8, 2,  64),
     "bert":    (256, 512, 4, 4,  64),
     "nomic-bert": (256, 512, 4, 4, 64),
 }
 ENCODER = ("bert", "nomic-bert")                   # embeddings only: no output norm or head
 POOLING = {"mean": 1, "cls": 2}       # <arch>.pooling_type values
 # mixture of experts: experts, used per token, expert FFN width
-MOE = {"qwen3moe": (8, 2, 256), "qwen2moe": (8, 2, 256)}
+MOE = {"qwen3moe": (8, 2, 256), "qwen2moe": (8, 2, 256), "gpt-oss": (8, 2, 256)}
 # a shared expert every token uses, beside the routed ones: its FFN width
 # (wider than the routed experts' together and than feed_forward_length)
 SHEXP = {"qwen2moe": 768}
 QWEN = ("qwen2", "qwen3", "qwen3moe", "qwen2moe")   # Qwen's rope base, eps, tokenizer
+PRE = {"gpt-oss": "gpt-4o"}           # tokenizer.ggml.pre other than llama-bpe / qwen2
 GGUF_ARCH = {"llama3": "llama"}       # the general.architecture written
 GEMMA = ("gemma2", "gemma3")
 SPM = ("gemma3", "gemma2")            # SentencePiece vocabularies; the rest BPE
@@ -689,11 +699,26 @@ def tensor_plan(arch, n_layer, tname, n_ctx=512):
             plan.append((p + "attn_q.weight", [E, H * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
             plan.append((p + "attn_k.weight", [E, HKV * D], "mat", pick(QT.Q5_0, QT.Q4_K)))
             plan.append((p + "attn_v.weight", [E, HKV * D], "mat", pick(QT.Q8_0, QT.Q6_K if even else QT.Q8_0)))
-        if arch in ("qwen2", "qwen2moe"):
+        if arch in ("qwen2", "qwen2moe", "gpt-oss"):
             plan.append((p + "attn_q.bias", [H * D], "bias", QT.F32))
             plan.append((p + "attn_k.bias", [HKV * D], "bias", QT.F32))
             plan.append((p + "attn_v.bias", [HKV * D], "bias", QT.F32))
         plan.append((p + "attn_output.weight", [H * D, E], "mat", pick(QT.Q4_K, QT.Q4_K)))
+        if arch == "gpt-oss":
+            plan.append((p + "attn_output.bias", [E], "bias", QT.F32))
+            plan.append((p + "attn_sinks.weight", [H], "sinks", QT.F32))
+            plan.append((p + "post_attention_norm.weight", [E], "norm", QT.F32))
+            X, _, FE = MOE[arch]
+            mx = pick(None, QT.MXFP4)
+            plan += [(p + "ffn_gate_inp.weight", [E, X], "router", QT.F32),
+                     (p + "ffn_gate_inp.bias", [X], "bias", QT.F32),
+                     (p + "ffn_gate_exps.weight", [E, FE, X], "mat", mx),
+                     (p + "ffn_gate_exps.bias", [FE, X], "bias", QT.F32),
+                     (p + "ffn_up_exps.weight", [E, FE, X], "mat", mx),
+                     (p + "ffn_up_exps.bias", [FE, X], "bias", QT.F32),
+                     (p + "ffn_down_exps.weight", [FE, E, X], "mat", mx),
+                     (p + "ffn_down_exps.bias", [E, X], "bias", QT.F32)]
+            continue
         if arch in ("gemma3", "qwen3", "qwen3moe"):
             plan.append((p + "attn_q_norm.weight", [D], "norm", QT.F32))
             plan.append((p + "attn_k_norm.weight", [D], "norm", QT.F32))
@@ -807,7 +832,7 @@ def metadata(arch, tname, n_layer, pooling="mean"):
             ]
     else:
         kv += [(f"{a}.attention.head_count_kv", VT.UINT32, HKV, None)]
-        if arch in ("qwen3", "qwen3moe"):
+        if arch in ("qwen3", "qwen3moe", "gpt-oss"):
             kv += [(f"{a}.attention.key_length", VT.UINT32, D, None),
                    (f"{a}.attention.value_length", VT.UINT32, D, None)]
         if arch in MOE:
@@ -820,7 +845,8 @@ def metadata(arch, tname, n_layer, pooling="mean"):
         kv += [
             (f"{a}.rope.dimension_count", VT.UINT32, PHI3_ROT if arch == "phi3" else D, None),
             (f"{a}.rope.freq_base", VT.FLOAT32,
-             1000000.0 if arch in QWEN else 10000.0 if arch == "phi3" else 500000.0, None),
+             1000000.0 if arch in QWEN else 10000.0 if arch == "phi3" else
+             150000.0 if arch == "gpt-oss" else 500000.0, None),
             (f"{a}.attention.layer_norm_rms_epsilon", VT.FLOAT32,
              1e-6 if arch in QWEN else 1e-5, None),
         ]
@@ -833,6 +859,11 @@ def metadata(arch, tname, n_layer, pooling="mean"):
             kv += [(f"{a}.vocab_size", VT.UINT32, N_VOCAB, None)]
         if arch == "granite":
             kv += [(f"{a}.{k}", VT.FLOAT32, v, None) for k, v in GRANITE.items()]
+        if arch == "gpt-oss":
+            kv += [(f"{a}.attention.sliding_window", VT.UINT32, 8, None),
+                   (f"{a}.rope.scaling.type", VT.STRING, "yarn", None),
+                   (f"{a}.rope.scaling.factor", VT.FLOAT32, 32.0, None),
+                   (f"{a}.rope.scaling.original_context_length", VT.UINT32, 4096, None)]
     if arch in SPM:
         tokens, scores, types = spm_vocab()
         kv += [
@@ -850,11 +881,11 @@ def metadata(arch, tname, n_layer, pooling="mean"):
             ("tokenizer.ggml.add_space_prefix", VT.BOOL, False, None),
         ]
     else:
-        no_bos = arch in QWEN
+        no_bos = arch in QWEN or arch == "gpt-oss"
         tokens, types, merges = bpe_vocab()
         kv += [
             ("tokenizer.ggml.model", VT.STRING, "gpt2", None),
-            ("tokenizer.ggml.pre", VT.STRING, "qwen2" if no_bos else "llama-bpe", None),
+            ("tokenizer.ggml.pre", VT.STRING, PRE.get(arch, "qwen2" if no_bos else "llama-bpe"), None),
             ("tokenizer.ggml.tokens", VT.ARRAY, tokens, VT.STRING),
             ("tokenizer.ggml.token_type", VT.ARRAY, types, VT.INT32),
             ("tokenizer.ggml.merges", VT.ARRAY, merges, VT.STRING),
@@ -912,6 +943,10 @@ def weights(rng, ne, kind):
         return np.linspace(1.0, 40.0, ne[0]).astype(np.float32)
     if kind == "bias":
         return (0.1 * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "router":                          # decisive: gaps between the top experts
+        return ((3.0 / np.sqrt(ne[0])) * rng.standard_normal(shape)).astype(np.float32)  # well above rounding
+    if kind == "sinks":                           # logits near the scores' own range
+        return rng.standard_normal(shape).astype(np.float32)
     if kind == "embd":
         return (0.05 * rng.standard_normal(shape)).astype(np.float32)
     return ((0.5 / np.sqrt(ne[0])) * rng.standard_normal(shape)).astype(np.float32)

@@ -7,7 +7,8 @@
 # model of every architecture (mixture of experts and encoders included)
 # wholly on vulkan against llama.cpp; a device lost
 # in the middle of a generation hands the layers to the cpu plugin and the
-# answer still comes, the same as on the cpu.
+# answer still comes, the same as on the cpu; gpt-oss, whose ABI 1.3
+# features vulkan declines, goes to the cpu plugin with the reason.
 . "$top_srcdir/tests/engine/common.sh"
 need_model
 export LAMINA_PLUGIN_PATH="$B/plugins/cpu/.libs:$B/plugins/vulkan/.libs"
@@ -87,6 +88,18 @@ golden_run "qwen2moe: tight: vulkan matches llama.cpp (precise, 2 prompts)" --pr
     "$S/tests/golden/tiny-qwen2moe-logits.json" "$TMP/tiny-qwen2moe.gguf" vulkan all
 expect_grep "qwen2moe: every layer on vulkan" '^# plan: vulkan:0 .* layers 0-[0-9]+ \(([0-9]+)/\1\)' "$TMP/golden.out"
 check "qwen2moe: no backend passed over" sh -c '! grep -q "passed over" "$1"' _ "$TMP/golden.out"
+# gpt-oss uses what ABI 1.3 added (YaRN rope, attention sinks, swiglu_oai,
+# MXFP4 experts), which the vulkan plugin declines: its layers go to the cpu
+# plugin with the reason named, and the answer is the cpu plugin's alone
+"$PYTHON" "$S/tests/tools/make_tiny_model.py" --arch gpt-oss --type mixed --seed 1 --out "$TMP/tiny-gpt-oss.gguf" \
+    >/dev/null 2>&1 || not_ok "gpt-oss: generate the model"
+"$LAMINA" --config "$TMP/vk.ini" run "$TMP/tiny-gpt-oss.gguf" "$Q" --temp 0 -n 8 >"$TMP/go.out" 2>"$TMP/go.err"; rc=$?
+"$LAMINA" --config "$TMP/cpu.ini" run "$TMP/tiny-gpt-oss.gguf" "$Q" --temp 0 -n 8 >"$TMP/go-cpu.out" 2>"$TMP/go-cpu.err"
+check "gpt-oss with vulkan preferred (exit $rc)" [ $rc -eq 0 ]
+expect_grep "gpt-oss: every layer on cpu" '^cpu:0 .* layers 0-3 \(4/4\)' "$TMP/go.err"
+expect_grep "gpt-oss: vulkan passed over naming the 1.3 feature" \
+  '^vulkan:0 .*passed over: layer 0 needs rope with YaRN on f32' "$TMP/go.err"
+check "gpt-oss: the same 8 tokens as the cpu plugin alone" cmp -s "$TMP/go.out" "$TMP/go-cpu.out"
 pool=mean        # the pooling is the host's: one is enough here
 for arch in bert nomic-bert; do
   f="$TMP/tiny-$arch-$pool.gguf"

@@ -35,6 +35,12 @@
  *        ATTENTION op: the host gives each query the position of the
  *        sequence's last token (see ATTENTION), so no plugin can compute a
  *        causal mask for them by mistake.
+ *   1.3  gpt-oss: the weight type MXFP4; lamina_node.src4, a fifth
+ *        operand (ATTENTION's per-head sinks); GLU's LAMINA_ACT_SWIGLU_OAI;
+ *        ROPE's YaRN parameters (fp[2..5], ip[2]).  The planner gives a
+ *        node that uses any of these only to a plugin built for 1.3
+ *        (lamina_node_min_minor), and hands a plugin built for an older
+ *        minor its nodes at the size it knows (lamina_graph.node_size).
  *
  * Conventions:
  *   - Functions return 0 on success or a negative LAMINA_E* code, and on
@@ -50,13 +56,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define LAMINA_PLUGIN_ABI_MAJOR     1
-#define LAMINA_PLUGIN_ABI_MINOR     2
+#define LAMINA_PLUGIN_ABI_MINOR     3
 #define LAMINA_PLUGIN_ABI_MIN_MINOR 0
 
 /* The one symbol a plugin exports. */
@@ -124,6 +131,7 @@ enum lamina_dtype {
     LAMINA_TYPE_IQ4_XS = 23,
     LAMINA_TYPE_I32  = 26,
     LAMINA_TYPE_BF16 = 30,
+    LAMINA_TYPE_MXFP4 = 39,     /* 1.3 */
     LAMINA_TYPE_COUNT = 40
 };
 
@@ -261,6 +269,17 @@ typedef struct lamina_tensor {
  *            for i < n_rot/2: theta = pos*freq_scale * base^(-2i/n_rot) / ff[i]
  *            (x0, x1) -> (x0 cos(theta) - x1 sin(theta),
  *                         x0 sin(theta) + x1 cos(theta))
+ *            Since 1.3, YaRN (all 0 before: none): fp[2] = ext_factor,
+ *            fp[3] = attn_factor (0 means 1), fp[4] = beta_fast,
+ *            fp[5] = beta_slow, ip[2] = n_ctx_orig.  With e = ext_factor
+ *            != 0, te = pos * base^(-2i/n_rot) / ff[i] and s = freq_scale:
+ *              c(b) = n_rot ln(n_ctx_orig / (2 pi b)) / (2 ln base)
+ *              lo = max(0, floor(c(beta_fast))), hi = min(n_rot-1, ceil(c(beta_slow)))
+ *              r = 1 - clamp((i - lo) / max(0.001, hi - lo), 0, 1)
+ *              theta = s te (1 - r e) + te r e
+ *              m = attn_factor (1 + 0.1 ln(1/s))
+ *            and the pair becomes m times the rotation above; with e = 0,
+ *            m = attn_factor (all in F32).
  * SET_ROWS   src0 X F32 [K, N]; src1 rows I32 [N]; dst [K, R] F32 or F16
  *            (not an alias of src0):  dst[:, rows[i]] = convert(X[:, i]).
  *            Used to write the KV cache; rows are distinct.
@@ -278,9 +297,15 @@ typedef struct lamina_tensor {
  *            pos_i need not be query i's own position: for an encoder (a
  *            whole sequence in one batch, attending both ways) the host
  *            sets pos_i to the sequence's last position for every query.
+ *            Since 1.3, n_src = 5 adds src4 sinks F32 [Hq]: head h's
+ *            softmax has one more logit, sinks[h], in its denominator
+ *            only (gpt-oss):  p_j = e^(s_j) / (e^(sinks[h]) + sum_j e^(s_j))
  * GLU        src0 gate F32 [F, ...]; src1 up F32 same shape; ip[0] = act
  *            dst = act(gate) * up, act = LAMINA_ACT_SILU: x / (1 + e^-x),
  *            LAMINA_ACT_GELU_TANH: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ *            Since 1.3, LAMINA_ACT_SWIGLU_OAI (GLU only), fp[0] = alpha,
+ *            fp[1] = limit:  x = min(gate, limit), y = clamp(up, -limit, limit),
+ *              dst = x / (1 + e^(-alpha x)) * (y + 1)
  * COPY       src0 [K, ...] F32, F16 or BF16; dst same shape, F32 or F16
  *            dst = convert(src0), row by row (strides may differ).
  *
@@ -352,7 +377,8 @@ static inline const char *lamina_op_name(uint32_t op)
 #define LAMINA_OP_MIN_MINOR(op) ((op) < LAMINA_OP_COUNT_1_0 ? 0u : (op) < LAMINA_OP_COUNT_1_1 ? 1u : 2u)
 
 enum lamina_rope_mode { LAMINA_ROPE_NORM = 0, LAMINA_ROPE_NEOX = 2 };
-enum lamina_act       { LAMINA_ACT_SILU = 0, LAMINA_ACT_GELU_TANH = 1 };
+enum lamina_act       { LAMINA_ACT_SILU = 0, LAMINA_ACT_GELU_TANH = 1,
+                        LAMINA_ACT_SWIGLU_OAI = 2 /* 1.3, GLU only */ };
 
 typedef struct lamina_node {
     uint32_t op;                    /* lamina_op */
@@ -361,7 +387,43 @@ typedef struct lamina_node {
     lamina_tensor src[LAMINA_MAX_SRC];
     int32_t ip[LAMINA_MAX_PARAMS];  /* integer parameters, per op */
     float   fp[LAMINA_MAX_PARAMS];  /* float parameters, per op */
+    /* end of 1.0 (and of 1.1, 1.2) */
+    lamina_tensor src4;             /* a fifth operand, counted by n_src (1.3) */
+    /* end of 1.3 */
 } lamina_node;
+
+/* The size of a node as a plugin built for 1.0 to 1.2 knows it. */
+#define LAMINA_NODE_SIZE_1_0 offsetof(lamina_node, src4)
+
+/* A copy of a node that a graph handed over: only the fields its size
+ * holds (a host older than 1.3, or a 1.0 node, has no src4), the rest 0. */
+static inline void lamina_node_copy(lamina_node *dst, const lamina_node *src)
+{
+    memset(dst, 0, sizeof *dst);
+    memcpy(dst, src, src->n_src > LAMINA_MAX_SRC ? sizeof *dst : LAMINA_NODE_SIZE_1_0);
+}
+
+/* Source i of a node (0 .. n_src-1): src[0..3], then src4. */
+static inline const lamina_tensor *lamina_node_src(const lamina_node *n, uint32_t i)
+{
+    return i < LAMINA_MAX_SRC ? &n->src[i] : &n->src4;
+}
+
+/* The oldest minor whose plugins understand this node: its op's, or 3
+ * where it uses what 1.3 added (a fifth operand, an MXFP4 operand,
+ * GLU's SWIGLU_OAI, ROPE's YaRN). */
+static inline uint32_t lamina_node_min_minor(const lamina_node *n)
+{
+    uint32_t m = LAMINA_OP_MIN_MINOR(n->op);
+    if (n->n_src > LAMINA_MAX_SRC) return 3;
+    if (n->op == LAMINA_OP_GLU && n->ip[0] == LAMINA_ACT_SWIGLU_OAI) return 3;
+    if (n->op == LAMINA_OP_ROPE && (n->fp[2] != 0.0f || (n->fp[3] != 0.0f && n->fp[3] != 1.0f)))
+        return 3;
+    if (n->dst.type == LAMINA_TYPE_MXFP4) return 3;
+    for (uint32_t i = 0; i < n->n_src && i < LAMINA_MAX_SRC; i++)
+        if (n->src[i].type == LAMINA_TYPE_MXFP4) return 3;
+    return m;
+}
 
 /* Nodes run in order; a node may read what an earlier node wrote.  The
  * plugin may fuse or reorder nodes as long as the results are the same.
@@ -379,6 +441,17 @@ typedef struct lamina_graph {
     uint32_t reserved;
     /* end of 1.1 */
 } lamina_graph;
+
+/* Node i of a graph, stepping by the node size the host gave (a plugin
+ * reads src4 only where n_src says there is one). */
+static inline const lamina_node *lamina_graph_node(const lamina_graph *g, uint32_t i)
+{
+    /* a 1.0 host's graph has no node_size: its nodes are of the 1.0 size;
+     * one that leaves it 0 hands nodes of this header's size */
+    size_t step = !LAMINA_HAS(g, node_size) ? LAMINA_NODE_SIZE_1_0 : g->node_size ? g->node_size
+                                                                                  : sizeof(lamina_node);
+    return (const lamina_node *)(const void *)((const char *)g->nodes + (size_t)i * step);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Backend instance interface.                                              */

@@ -38,6 +38,14 @@ extern "C" {
 #define LAMINA_IQ4NL_VALUES \
     { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 }
 
+#define LAMINA_QK_MXFP4 32
+
+/* The 16 E2M1 (4-bit float) values of mxfp4, doubled so that they are
+ * integers, index order: bit 3 the sign, then 0, 0.5, 1, 1.5, 2, 3, 4, 6
+ * times two (an initializer, as LAMINA_IQ4NL_VALUES). */
+#define LAMINA_MXFP4_VALUES \
+    { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 }
+
 /* x[i] = d * (q[i] - 8), q a 4-bit value: low nibbles of qs hold elements
  * 0..15, high nibbles 16..31. */
 typedef struct { uint16_t d; uint8_t qs[LAMINA_QK4_0 / 2]; } lamina_block_q4_0;
@@ -121,6 +129,12 @@ typedef struct {
     uint8_t  qs[LAMINA_QK_K / 2];
 } lamina_block_iq4_xs;
 
+/* OCP microscaling MXFP4 (gpt-oss's expert weights): x[i] =
+ * v[q[i]] * 2^(e - 128), v the doubled LAMINA_MXFP4_VALUES (hence 128, not
+ * the E8M0 bias 127; lamina_e8m0_to_fp32_half), e the shared E8M0 exponent,
+ * q a 4-bit index laid out as in q4_0. */
+typedef struct { uint8_t e; uint8_t qs[LAMINA_QK_MXFP4 / 2]; } lamina_block_mxfp4;
+
 /* Intermediate type for K-quant dot products: x = d * qs; bsums[j] is the
  * sum of qs[16j .. 16j+15]. */
 typedef struct {
@@ -143,6 +157,7 @@ _Static_assert(sizeof(lamina_block_q2_K) == 84,  "q2_K layout");
 _Static_assert(sizeof(lamina_block_q3_K) == 110, "q3_K layout");
 _Static_assert(sizeof(lamina_block_iq4_nl) == 18,  "iq4_nl layout");
 _Static_assert(sizeof(lamina_block_iq4_xs) == 136, "iq4_xs layout");
+_Static_assert(sizeof(lamina_block_mxfp4) == 17,   "mxfp4 layout");
 
 /* Elements per block and bytes per block of a type; {0, 0} when the type
  * is unknown to this build (callers must check). */
@@ -228,6 +243,17 @@ static inline uint16_t lamina_fp32_to_bf16(float f)
     memcpy(&x, &f, sizeof x);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 64); /* quiet nan */
     return (uint16_t)((x + (0x7fffu + ((x >> 16) & 1))) >> 16);
+}
+
+/* Half the value of an E8M0 exponent, 2^(e - 128), exactly (e 0 and 1 give
+ * the subnormals 2^-128, 2^-127): the scale of an mxfp4 block, whose
+ * values are doubled. */
+static inline float lamina_e8m0_to_fp32_half(uint8_t e)
+{
+    const uint32_t bits = e < 2 ? UINT32_C(0x00200000) << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
 }
 
 /* Unpack the 6-bit scale and min of sub-block j (0..7) of a q4_K / q5_K
