@@ -607,7 +607,7 @@ static void test_corruption(void)
         uint8_t save[8];
         memcpy(save, m + fd->off, 8);
         static const uint32_t bad_vt[] = { 13, 99, 0xffffffffu, 0x80000008u };
-        static const uint32_t bad_tt[] = { 4, 5, 27, 39, 40, 1000, 0xffffffffu };
+        static const uint32_t bad_tt[] = { 4, 5, 27, 38, 40, 1000, 0xffffffffu };
         static const uint32_t bad_nd[] = { 0, 5, 0xffffffffu };
         switch (fd->kind) {
         case F_VTYPE: case F_ETYPE:
