@@ -60,13 +60,22 @@ static const char *type_name(uint32_t t)
     return tr && tr->name ? tr->name : "?";
 }
 
-/* What of 1.3 a node uses (lamina_node_min_minor says it does). */
-static const char *feature_1_3(const lamina_node *n)
+/* The op as the plan names it ("rope with YaRN"): with what of 1.3 it
+ * uses besides a type (the messages name the type anyway).  Returns 1 when
+ * it named such a feature. */
+static int op_words(const lamina_node *n, char *out, size_t size)
 {
-    if (n->n_src > LAMINA_MAX_SRC) return n->op == LAMINA_OP_ATTENTION ? "with sinks" : "with a fifth operand";
-    if (n->op == LAMINA_OP_GLU && n->ip[0] == LAMINA_ACT_SWIGLU_OAI) return "with swiglu_oai";
-    if (n->op == LAMINA_OP_ROPE) return "with YaRN";
-    return "on mxfp4";
+    const char *f = NULL;
+    if (LAMINA_OP_MIN_MINOR(n->op) < 3 && lamina_node_min_minor(n) >= 3) {
+        if (n->n_src > LAMINA_MAX_SRC)
+            f = n->op == LAMINA_OP_ATTENTION ? "with sinks" : "with a fifth operand";
+        else if (n->op == LAMINA_OP_GLU && n->ip[0] == LAMINA_ACT_SWIGLU_OAI)
+            f = "with swiglu_oai";
+        else if (n->op == LAMINA_OP_ROPE)
+            f = "with YaRN";
+    }
+    snprintf(out, size, "%s%s%s", lamina_op_name(n->op), f ? " " : "", f ? f : "");
+    return f != NULL;
 }
 
 /* 1 when every node of the stage runs on `be`; else 0 with `why`. */
@@ -94,32 +103,27 @@ static int stage_supported(lamina_be *be, const lamina_model *m, const lamina_en
             const lamina_node *n = &nl.v[i];
             uint32_t t = n->n_src > 0 ? n->src[0].type : n->dst.type;
             if (n->op == LAMINA_OP_SET_ROWS) t = n->dst.type;
+            char op[64];
+            const int named = op_words(n, op, sizeof op);
             if (LAMINA_OP_MIN_MINOR(n->op) > lamina_be_abi_minor(be))
                 snprintf(why, why_size, "%s needs %s, an ABI %u.%u op; the plugin was built for %u.%u",
                          il < 0 ? "the embedding" : il >= m->hp.n_layer ? "the output head" : "a layer",
                          lamina_op_name(n->op), LAMINA_PLUGIN_ABI_MAJOR, LAMINA_OP_MIN_MINOR(n->op),
                          LAMINA_PLUGIN_ABI_MAJOR, lamina_be_abi_minor(be));
             else if (lamina_node_min_minor(n) > lamina_be_abi_minor(be))
-                snprintf(why, why_size, "%s needs %s %s, an ABI %u.%u feature; the plugin was built for %u.%u",
+                snprintf(why, why_size, "%s needs %s%s%s, an ABI %u.%u feature; the plugin was built for %u.%u",
                          il < 0 ? "the embedding" : il >= m->hp.n_layer ? "the output head" : "a layer",
-                         lamina_op_name(n->op), feature_1_3(n), LAMINA_PLUGIN_ABI_MAJOR,
+                         op, named ? "" : " on ", named ? "" : type_name(t), LAMINA_PLUGIN_ABI_MAJOR,
                          lamina_node_min_minor(n), LAMINA_PLUGIN_ABI_MAJOR, lamina_be_abi_minor(be));
-            else {
-                /* the op, and what of 1.3 it uses, if anything */
-                char op[64];
-                const int f13 = lamina_node_min_minor(n) >= 3 && LAMINA_OP_MIN_MINOR(n->op) < 3 &&
-                                strcmp(feature_1_3(n), "on mxfp4") != 0;      /* the type is said anyway */
-                snprintf(op, sizeof op, "%s%s%s", lamina_op_name(n->op), f13 ? " " : "", f13 ? feature_1_3(n) : "");
-                if (il < 0)
-                    snprintf(why, why_size, "the embedding needs %s on %s, which it does not support", op,
-                             type_name(t));
-                else if (il >= m->hp.n_layer)
-                    snprintf(why, why_size, "the output head needs %s on %s, which it does not support", op,
-                             type_name(t));
-                else
-                    snprintf(why, why_size, "layer %d needs %s on %s, which it does not support", il, op,
-                             type_name(t));
-            }
+            else if (il < 0)
+                snprintf(why, why_size, "the embedding needs %s on %s, which it does not support", op,
+                         type_name(t));
+            else if (il >= m->hp.n_layer)
+                snprintf(why, why_size, "the output head needs %s on %s, which it does not support", op,
+                         type_name(t));
+            else
+                snprintf(why, why_size, "layer %d needs %s on %s, which it does not support", il, op,
+                         type_name(t));
             ok = 0;
         }
     }

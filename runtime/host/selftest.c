@@ -407,6 +407,20 @@ static lamina_node *add_node(st_case *c, uint32_t op, int dst, int s0, int s1, i
     return n;
 }
 
+/* Node n of a case with its operands' geometry, over bufs (the case's
+ * tensors' buffers; NULL: none yet). */
+static void case_node(const st_case *c, int n, lamina_buffer *const *bufs, lamina_node *out)
+{
+    *out = c->nodes[n];
+    out->dst = c->ts[c->nd_dst[n]].t;
+    out->dst.buffer = bufs ? bufs[c->nd_dst[n]] : NULL;
+    for (uint32_t k = 0; k < out->n_src; k++) {
+        lamina_tensor *t = k < LAMINA_MAX_SRC ? &out->src[k] : &out->src4;
+        *t = c->ts[c->nd_src[n][k]].t;
+        t->buffer = bufs ? bufs[c->nd_src[n][k]] : NULL;
+    }
+}
+
 /* Give the last node added a fifth operand (1.3). */
 static void add_src4(st_case *c, lamina_node *n, int s4)
 {
@@ -606,16 +620,8 @@ static int run_case(st_run *R, st_case *c)
             bufs[i] = bufs[c->ts[i].alias];
 
     /* step 2: the nodes over those buffers */
-    for (int n = 0; n < c->nn; n++) {
-        nodes[n] = c->nodes[n];
-        nodes[n].dst = c->ts[c->nd_dst[n]].t;
-        nodes[n].dst.buffer = bufs[c->nd_dst[n]];
-        for (uint32_t k = 0; k < nodes[n].n_src; k++) {
-            lamina_tensor *t = k < LAMINA_MAX_SRC ? &nodes[n].src[k] : &nodes[n].src4;
-            *t = c->ts[c->nd_src[n][k]].t;
-            t->buffer = bufs[c->nd_src[n][k]];
-        }
-    }
+    for (int n = 0; n < c->nn; n++)
+        case_node(c, n, bufs, &nodes[n]);
 
     /* step 3: declined anywhere -> unsupported */
     for (int n = 0; n < c->nn; n++) {
@@ -768,10 +774,8 @@ static int go(st_iter *it, st_case *c)
     /* a plugin built for an older minor is never given what a newer one
      * added (an MXFP4 weight, say): nor does its self-test give it */
     for (int n = 0; n < c->nn; n++) {
-        lamina_node nd = c->nodes[n];
-        nd.dst = c->ts[c->nd_dst[n]].t;
-        for (uint32_t k = 0; k < nd.n_src && k < LAMINA_MAX_SRC; k++)
-            nd.src[k] = c->ts[c->nd_src[n][k]].t;
+        lamina_node nd;
+        case_node(c, n, NULL, &nd);
         if (lamina_node_min_minor(&nd) > it->R->abi_minor) {
             case_free(c);
             return 0;

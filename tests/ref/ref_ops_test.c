@@ -254,6 +254,19 @@ static void test_rope(void)
        "rope n_rot < D: tail copied, per-token positions");
 }
 
+/* test_attention's two tokens over f32 caches (see there): Q, K, V and
+ * the (base, pos) pairs, and their tensors in s. */
+typedef struct { float Q[4], K[4], V[4]; int32_t P[4]; } attn2;
+static void attn2_setup(attn2 *a, lamina_tensor s[4])
+{
+    static const attn2 init = { { 1, 1, 2, 0 }, { 1, 0, 0, 1 }, { 1, 2, 3, 4 }, { 0, 0, 0, 1 } };
+    *a = init;
+    s[0] = T(LAMINA_TYPE_F32, a->Q, 2, 1, 2, 1);
+    s[1] = T(LAMINA_TYPE_F32, a->K, 2, 2, 1, 1);
+    s[2] = T(LAMINA_TYPE_F32, a->V, 2, 2, 1, 1);
+    s[3] = T(LAMINA_TYPE_I32, a->P, 2, 2, 1, 1);
+}
+
 static void test_attention(void)
 {
     /* D = Dv = 2, one head.  K rows k0 = (1,0), k1 = (0,1); V rows v0 = (1,2),
@@ -261,12 +274,11 @@ static void test_attention(void)
      * Token 1: q = (2, 0), pos 1, scale 0.5: s = (1, 0) ->
      *   p = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414)
      *   out = (1*p0 + 3*p1, 2*p0 + 4*p1) = (1.5378828, 2.5378828) */
-    float Q[4] = { 1, 1, 2, 0 }, K[4] = { 1, 0, 0, 1 }, V[4] = { 1, 2, 3, 4 }, O[4];
-    int32_t P[4] = { 0, 0, 0, 1 };
-    lamina_tensor s[4] = {
-        T(LAMINA_TYPE_F32, Q, 2, 1, 2, 1), T(LAMINA_TYPE_F32, K, 2, 2, 1, 1),
-        T(LAMINA_TYPE_F32, V, 2, 2, 1, 1), T(LAMINA_TYPE_I32, P, 2, 2, 1, 1),
-    };
+    attn2 a;
+    float O[4];
+    lamina_tensor s[4];
+    attn2_setup(&a, s);
+    const float *K = a.K, *V = a.V;
     lamina_node n = N(LAMINA_OP_ATTENTION, T(LAMINA_TYPE_F32, O, 2, 2, 1, 1), 4, s);
     n.fp[0] = 0.5f;
     const double p0 = exp(1.0) / (exp(1.0) + 1), p1 = 1 - p0;
@@ -318,12 +330,10 @@ static void test_1_3(void)
 {
     /* sinks: test_attention's two tokens with a sink logit ln 2 in the
      * denominator: token 1 (s = (1, 0)) gets p = (e, 1) / (e + 1 + 2) */
-    float Q[4] = { 1, 1, 2, 0 }, K[4] = { 1, 0, 0, 1 }, V[4] = { 1, 2, 3, 4 }, O[4], sink = (float)log(2.0);
-    int32_t P[4] = { 0, 0, 0, 1 };
-    lamina_tensor s[4] = {
-        T(LAMINA_TYPE_F32, Q, 2, 1, 2, 1), T(LAMINA_TYPE_F32, K, 2, 2, 1, 1),
-        T(LAMINA_TYPE_F32, V, 2, 2, 1, 1), T(LAMINA_TYPE_I32, P, 2, 2, 1, 1),
-    };
+    attn2 a;
+    float O[4], sink = (float)log(2.0);
+    lamina_tensor s[4];
+    attn2_setup(&a, s);
     lamina_node n = N(LAMINA_OP_ATTENTION, T(LAMINA_TYPE_F32, O, 2, 2, 1, 1), 4, s);
     n.fp[0] = 0.5f;
     n.src4 = T(LAMINA_TYPE_F32, &sink, 1, 1, 1, 1);

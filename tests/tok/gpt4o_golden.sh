@@ -14,7 +14,6 @@
 # expected id must be reported.
 . "${top_srcdir:-.}/tests/lib.sh"
 
-TOOL="$B/tests/tok/test_golden"
 GOLDEN="$S/tests/golden/tiny-gpt4o-tokenizer.json"
 PY=${PYTHON:-python3}
 
@@ -59,19 +58,6 @@ EOF
     golden_run "tokenizer.ggml.pre \"$name\"" "$GOLDEN" "$TMP/$name.gguf"
 done
 
-# The comparison can fail: the first id of a non-empty plain case changed.
-"$PY" - "$GOLDEN" "$TMP/bad.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-c = next(c for c in d["cases"] if c["plain"]["ids"])
-c["plain"]["ids"][0] += 1
-json.dump(d, open(sys.argv[2], "w"))
-EOF
-"$TOOL" "$TMP/bad.json" "$TMP/tiny-gpt4o.gguf" > "$TMP/bad" 2>&1
-if [ $? -ne 0 ] && grep -q '^not ok.*plain:.*ids equal' "$TMP/bad"; then
-    ok "a changed expected id is reported as a mismatch"
-else
-    not_ok "a changed expected id is reported as a mismatch"
-    diag "$(head -n 20 "$TMP/bad")"
-fi
+# The comparison can fail.
+golden_can_fail "$GOLDEN" "$TMP/tiny-gpt4o.gguf"
 done_testing

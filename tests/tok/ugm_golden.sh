@@ -44,21 +44,8 @@ else
         diag "recorded with $("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["provenance"]["sentencepiece_version"])' "$TINY_GOLDEN")"
     fi
 
-    # The comparison can fail: the first id of a non-empty plain case changed.
-    "$PY" - "$TINY_GOLDEN" "$TMP/bad.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-c = next(c for c in d["cases"] if c["plain"]["ids"])
-c["plain"]["ids"][0] += 1
-json.dump(d, open(sys.argv[2], "w"))
-EOF
-    "$TOOL" "$TMP/bad.json" "$TMP/tiny-ugm.gguf" > "$TMP/bad" 2>&1
-    if [ $? -ne 0 ] && grep -q '^not ok.*plain:.*ids equal' "$TMP/bad"; then
-        ok "a changed expected id is reported as a mismatch"
-    else
-        not_ok "a changed expected id is reported as a mismatch"
-        diag "$(head -n 20 "$TMP/bad")"
-    fi
+    # The comparison can fail.
+    golden_can_fail "$TINY_GOLDEN" "$TMP/tiny-ugm.gguf"
 
     # Corrupt charsmaps: refused at load, naming the key and the fault.
     "$PY" - "$TMP/tiny-ugm.gguf" "$TMP" <<'EOF'

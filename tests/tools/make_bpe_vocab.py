@@ -29,6 +29,10 @@ import argparse
 import collections
 import random
 import sys
+import os
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_tiny_model import byte_to_unicode  # noqa: E402  (GPT-2's byte alphabet)
 
 SPECIALS = [("<|startoftext|>", "control"), ("<|endoftext|>", "control"),
             ("<|tool|>", "user")]
@@ -72,20 +76,6 @@ def make_text(seed, n_lines):
     return lines
 
 
-def byte_chars():
-    """GPT-2's mapping of the 256 bytes to printable characters."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + \
-        list(range(0xAE, 0x100))
-    m, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            m[b] = chr(b)
-        else:
-            m[b] = chr(256 + extra)
-            extra += 1
-    return m
-
-
 def chunks(lines):
     """Each line cut before every white space run: the run and the word after it."""
     out = collections.Counter()
@@ -103,7 +93,7 @@ def chunks(lines):
 
 def train(counts, n_merges):
     """Plain BPE over the chunks' bytes: the merges, most frequent pair first."""
-    bc = byte_chars()
+    bc = byte_to_unicode()
     words = {tuple(bc[b] for b in w.encode("utf-8")): c for w, c in counts.items()}
     merges = []
     for _ in range(n_merges):
@@ -136,7 +126,7 @@ def train(counts, n_merges):
 
 
 def vocab(merges):
-    bc = byte_chars()
+    bc = byte_to_unicode()
     tokens = [bc[b] for b in range(256)]
     seen = set(tokens)
     for a, b in merges:
