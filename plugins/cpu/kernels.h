@@ -65,11 +65,19 @@ enum cpu_act_format {
 typedef void (*cpu_dot_fn)(float *out, int64_t K, const void *w,
                            const void *x, size_t x_stride, int nc);
 
+/* One activation column (format act[t]) against nr consecutive weight
+ * rows wnb bytes apart: out[r] = what dot[t] gives that row with nc = 1,
+ * bit for bit.  Generation's matrix-vector products take it where a type
+ * has one: no call, no column dispatch and no stride per row. */
+typedef void (*cpu_gemv_fn)(float *out, int64_t K, const void *w, size_t wnb,
+                            const void *x, int64_t nr);
+
 typedef struct cpu_kernels {
     const char *name;                     /* "scalar", "avx2", "avx512" */
     cpu_dot_fn dot[LAMINA_TYPE_COUNT];    /* NULL where MUL_MAT lacks the type */
     uint8_t act[LAMINA_TYPE_COUNT];       /* activation format dot[t] expects */
     uint8_t cols[LAMINA_TYPE_COUNT];      /* columns dot[t] takes per call; 0: CPU_DOT_COLS */
+    cpu_gemv_fn gemv[LAMINA_TYPE_COUNT];  /* NULL: dot[t] row by row */
     /* Attention helpers over one cache row of n values (F32 or F16). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);

@@ -116,6 +116,8 @@ void cpu_kernels_avx512_init(cpu_kernels *t)
     t->dot[LAMINA_TYPE_Q5_0] = dotp_q5_0;
     t->act[LAMINA_TYPE_Q8_0] = t->act[LAMINA_TYPE_Q4_0] = t->act[LAMINA_TYPE_Q5_0] = CPU_ACT_Q8XP;
     t->cols[LAMINA_TYPE_Q8_0] = t->cols[LAMINA_TYPE_Q4_0] = t->cols[LAMINA_TYPE_Q5_0] = 8;
+    /* the shared rows kernels read q8x columns, not these pairs */
+    t->gemv[LAMINA_TYPE_Q8_0] = t->gemv[LAMINA_TYPE_Q4_0] = t->gemv[LAMINA_TYPE_Q5_0] = NULL;
 }
 
 #if defined(__clang__)

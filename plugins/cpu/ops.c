@@ -679,6 +679,7 @@ typedef struct {
     lamina_backend *be;
     const lamina_node *n;
     cpu_dot_fn dot;
+    cpu_gemv_fn gemv;       /* one column (M = 1) over a run of rows, or NULL */
     int cols;               /* columns per dot call */
     int fmt;
     int64_t K, N, M;
@@ -723,6 +724,10 @@ static void task_mm(void *arg, int ith, int nth)
         if (ch >= c->n_chunks) break;
         const int64_t n0 = ch * c->chunk;
         const int64_t n1 = n0 + c->chunk < c->N ? n0 + c->chunk : c->N;
+        if (c->gemv) {
+            c->gemv(c->dcol[0] + n0, c->K, wbase + (uint64_t)n0 * wnb, wnb, c->act, n1 - n0);
+            continue;
+        }
         for (int64_t b0 = n0; b0 < n1; b0 += rb) {
             const int64_t b1 = b0 + rb < n1 ? b0 + rb : n1;
             for (int64_t m = 0; m < c->M; m += c->cols) {
@@ -746,6 +751,7 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
     c.be = be;
     c.n = n;
     c.dot = be->k.dot[W->type];
+    c.gemv = nrows(X) == 1 ? be->k.gemv[W->type] : NULL;
     c.cols = be->k.cols[W->type] ? be->k.cols[W->type] : CPU_DOT_COLS;
     c.fmt = be->k.act[W->type];
     c.K = W->ne[0];

@@ -6,14 +6,17 @@
  * with its acceptance rate), in alternating repetitions. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "conf.h"
 #include "generate.h"
 #include "lookup.h"
+#include "model.h"
 
 static double now_s(void)
 {
@@ -46,6 +49,123 @@ static void bench_usage(FILE *fp)
           "  -b BACKEND  measure this backend alone (repeatable; default: each eligible one,\n"
           "              then the configured mix when there are several)\n"
           "  --json      one JSON object per result line\n", fp);
+}
+
+/* The roofline of generation on host memory: a decoding step cannot be
+ * faster than the weights it reads streamed at the machine's read
+ * bandwidth.  The bandwidth is this machine's, measured here: `threads`
+ * threads each sum their slice of a buffer far larger than any cache, as a
+ * weight kernel streams its rows, with and without software prefetch (the
+ * kernels use both); the best of six passes counts. */
+#define PROBE_BYTES ((size_t)256 << 20)
+#define PROBE_AHEAD 2048        /* prefetch distance, bytes */
+
+typedef uint64_t probe_vec __attribute__((vector_size(32)));
+
+typedef struct probe_part {
+    const probe_vec *p;
+    size_t n;
+    int prefetch;
+    double t0, t1;
+    uint64_t sum;               /* kept, so the reads are not dropped */
+} probe_part;
+
+/* no_sanitize: the probe measures the memory, not the instrumentation */
+__attribute__((no_sanitize("address")))
+static void *probe_read(void *arg)
+{
+    probe_part *pp = arg;
+    probe_vec a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+    pp->t0 = now_s();
+    for (size_t i = 0; i + 4 <= pp->n; i += 4) {
+        if (pp->prefetch) {
+            __builtin_prefetch((const char *)(pp->p + i) + PROBE_AHEAD);
+            __builtin_prefetch((const char *)(pp->p + i) + PROBE_AHEAD + 64);
+        }
+        a += pp->p[i]; b += pp->p[i + 1]; c += pp->p[i + 2]; d += pp->p[i + 3];
+    }
+    pp->t1 = now_s();
+    probe_vec s = a + b + c + d;
+    pp->sum = s[0] + s[1] + s[2] + s[3];
+    return NULL;
+}
+
+/* Bytes per second, or 0 when the buffer or a thread cannot be had. */
+static double probe_read_bandwidth(int threads)
+{
+    if (threads < 1) threads = 1;
+    if (threads > 256) threads = 256;
+    probe_vec *buf = aligned_alloc(64, PROBE_BYTES);
+    if (!buf) return 0;
+    memset(buf, 1, PROBE_BYTES);                /* fault every page in first */
+    const size_t n = PROBE_BYTES / sizeof *buf, per = n / (size_t)threads / 4 * 4;
+    probe_part part[256];
+    pthread_t th[256];
+    double best = 0;
+    for (int pass = 0; pass < 6; pass++) {
+        int started = 0;
+        for (; started < threads; started++) {
+            part[started] = (probe_part){ buf + (size_t)started * per, per, pass & 1, 0, 0, 0 };
+            if (pthread_create(&th[started], NULL, probe_read, &part[started]) != 0) break;
+        }
+        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        if (started < threads) { best = 0; break; }
+        double t0 = part[0].t0, t1 = part[0].t1;
+        for (int i = 1; i < threads; i++) {
+            if (part[i].t0 < t0) t0 = part[i].t0;
+            if (part[i].t1 > t1) t1 = part[i].t1;
+        }
+        double bw = t1 > t0 ? (double)(per * (size_t)threads * sizeof *buf) / (t1 - t0) : 0;
+        if (bw > best) best = bw;
+    }
+    free(buf);
+    return best;
+}
+
+typedef struct roofline {
+    double read_bps;            /* measured streaming-read bandwidth */
+    int threads;                /* it was measured with */
+    uint64_t weight_bytes;      /* weights a generated token reads */
+    double kv_bytes;            /* KV cache it reads, on average */
+    double token_bytes;         /* the two together */
+} roofline;
+
+/* The tgN roofline of cm's plan, or 0 when a part of it is not on host
+ * memory (a GPU's own memory is not what the probe measures).  The bytes
+ * of a token: its weights (lamina_model_token_bytes) and the KV cache it
+ * attends over, averaged over the N steps from position 0. */
+static int bench_roofline(cli_model *cm, int n_gen, roofline *rl)
+{
+    static double measured[257];
+    const lamina_plan_part *parts;
+    int n_parts = lamina_engine_plan(cm->eng, &parts), threads = 0;
+    for (int i = 0; i < n_parts; i++) {
+        const lamina_device_slot *sl = cm->bes[parts[i].be]->slot;
+        if (!sl || !sl->device || !sl->device->info.type || strcmp(sl->device->info.type, "cpu")) return 0;
+        int t = sl->config && sl->config->threads > 0 ? sl->config->threads : cm->cfg.threads;
+        if (strcmp(sl->plugin->name, "cpu")) t = 0;     /* a driver's own threads */
+        if (t <= 0) t = lamina_config_core_count();
+        if (t > threads) threads = t;
+    }
+    if (n_parts <= 0 || n_gen <= 0) return 0;
+    if (threads > 256) threads = 256;
+    if (measured[threads] <= 0) measured[threads] = probe_read_bandwidth(threads);
+    if (measured[threads] <= 0) return 0;
+    const lamina_hparams *hp = &cm->model->hp;
+    const double kv_pos = (double)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) *
+                          (lamina_engine_params_get(cm->eng)->kv_f32 ? 4 : 2);
+    double kv = 0;
+    for (int il = 0; il < hp->n_layer; il++)
+        for (int p = 0; p < n_gen; p++) {
+            int w = hp->layer[il].window;
+            kv += kv_pos * (w > 0 && p + 1 > w ? w : p + 1);
+        }
+    rl->read_bps = measured[threads];
+    rl->threads = threads;
+    rl->weight_bytes = lamina_model_token_bytes(cm->model);
+    rl->kv_bytes = kv / n_gen;
+    rl->token_bytes = (double)rl->weight_bytes + rl->kv_bytes;
+    return 1;
 }
 
 /* One timed run: returns seconds, or < 0 on error. */
@@ -96,12 +216,12 @@ static double run_tg(cli_model *cm, int n_gen, int n_seq, float *logits, uint64_
             cli_error("bench: %s", err);
             return -1;
         }
-        /* feed back each row's argmax, as generation would */
+        /* the next tokens: drawn, as llama-bench's are, so the time is
+         * the decoding's alone (an argmax over a 262144-entry vocabulary
+         * is a few percent of a small model's step, on one thread) */
         for (int s = 0; s < n_seq; s++) {
-            const float *row = logits + (size_t)s * (size_t)V;
-            int32_t best = 0;
-            for (int32_t v = 1; v < V; v++) if (row[v] > row[best]) best = v;
-            tok[s] = best;
+            *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+            tok[s] = (int32_t)((*rng >> 33) % (uint64_t)V);
         }
     }
     return now_s() - t0;
@@ -132,7 +252,7 @@ static double run_gen(cli_model *cm, const lamina_token *ids, size_t n_ids, int 
 }
 
 static void print_row(const char *backend, const char *label, const char *model, const char *test, int R,
-                      double *tps, int json, int64_t drafted, int64_t accepted)
+                      double *tps, int json, int64_t drafted, int64_t accepted, const roofline *rl)
 {
     qsort(tps, (size_t)R, sizeof tps[0], cmp_d);
     double med = R % 2 ? tps[R / 2] : 0.5 * (tps[R / 2 - 1] + tps[R / 2]);
@@ -144,6 +264,11 @@ static void print_row(const char *backend, const char *label, const char *model,
         if (drafted >= 0)
             printf(",\"drafted\":%lld,\"accepted\":%lld,\"accept_rate\":%.4f",
                    (long long)drafted, (long long)accepted, acc);
+        if (rl)
+            printf(",\"read_gbps\":%.3f,\"read_threads\":%d,\"token_weight_bytes\":%llu,"
+                   "\"token_kv_bytes\":%.1f,\"limit_tps\":%.3f,\"roofline_fraction\":%.4f",
+                   rl->read_bps * 1e-9, rl->threads, (unsigned long long)rl->weight_bytes, rl->kv_bytes,
+                   rl->read_bps / rl->token_bytes, med * rl->token_bytes / rl->read_bps);
         printf("}\n");
     } else {
         char extra[64] = "";
@@ -151,6 +276,12 @@ static void print_row(const char *backend, const char *label, const char *model,
                                    (long long)accepted, (long long)drafted, 100 * acc);
         printf("| %-8s | %-40.40s | %-6s | %4d | %9.2f | %9.2f .. %-9.2f |%s\n",
                backend ? backend : "mixed", label, test, R, med, tps[0], tps[R - 1], extra);
+        if (rl)
+            printf("  roofline: a token reads %.1f MB; memory streams %.1f GB/s on %d thread%s "
+                   "(a %zu MiB read), so at most %.1f t/s; %s is %.0f%% of that\n",
+                   rl->token_bytes * 1e-6, rl->read_bps * 1e-9, rl->threads, rl->threads == 1 ? "" : "s",
+                   PROBE_BYTES >> 20, rl->read_bps / rl->token_bytes, test,
+                   100 * med * rl->token_bytes / rl->read_bps);
     }
     fflush(stdout);
 }
@@ -227,10 +358,10 @@ static int bench_one(const cli_globals *g, const char *model, const char *backen
         }
         char test[32];
         snprintf(test, sizeof test, "gt%d", n_gen);
-        print_row(backend, label, cm.model->hp.name, test, R, tps[0], json, -1, 0);
+        print_row(backend, label, cm.model->hp.name, test, R, tps[0], json, -1, 0, NULL);
         if (bg->spec) {
             snprintf(test, sizeof test, "gt%d-spec", n_gen);
-            print_row(backend, label, cm.model->hp.name, test, R, tps[1], json, drafted, accepted);
+            print_row(backend, label, cm.model->hp.name, test, R, tps[1], json, drafted, accepted, NULL);
         }
         ret = 0;
         goto out;
@@ -249,7 +380,9 @@ static int bench_one(const cli_globals *g, const char *model, const char *backen
         char test[32];
         if (kind == 2) snprintf(test, sizeof test, "tg%dx%d", n, ns);
         else snprintf(test, sizeof test, "%s%d", kind ? "tg" : "pp", n);
-        print_row(backend, label, cm.model->hp.name, test, R, tps, json, -1, 0);
+        roofline rl;
+        int has_rl = kind == 1 && bench_roofline(&cm, n, &rl);
+        print_row(backend, label, cm.model->hp.name, test, R, tps, json, -1, 0, has_rl ? &rl : NULL);
     }
     ret = 0;
 out:

@@ -785,3 +785,27 @@ uint64_t lamina_model_layer_bytes(const lamina_model *m, int il)
     for (int s = 0; s < LW_COUNT; s++) n += tsize(m->layers[il].slot[s]);
     return n;
 }
+
+/* One row of a [E, rows] table (GET_ROWS reads one per token). */
+static uint64_t row_bytes(const lamina_gguf_tensor *t)
+{
+    if (!t) return 0;
+    uint64_t rows = (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+    return rows ? t->size / rows : t->size;
+}
+
+uint64_t lamina_model_token_bytes(const lamina_model *m)
+{
+    uint64_t n = tsize(m->output_norm) + tsize(m->output) + tsize(m->tok_norm) + tsize(m->tok_norm_b) +
+                 row_bytes(m->type_embd) + row_bytes(m->pos_embd) + tsize(m->rope_freqs) +
+                 (m->output == m->tok_embd ? 0 : row_bytes(m->tok_embd));
+    const int used = m->hp.n_expert_used, all = m->hp.n_expert;
+    for (int il = 0; il < m->hp.n_layer; il++)
+        for (int s = 0; s < LW_COUNT; s++) {
+            uint64_t b = tsize(m->layers[il].slot[s]);
+            int expert = s == LW_GATE_EXPS || s == LW_UP_EXPS || s == LW_DOWN_EXPS || s == LW_GATE_EXPS_B ||
+                         s == LW_UP_EXPS_B || s == LW_DOWN_EXPS_B;
+            n += expert && all > 0 && used > 0 && used < all ? b / (uint64_t)all * (uint64_t)used : b;
+        }
+    return n;
+}

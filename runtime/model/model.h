@@ -212,4 +212,11 @@ int32_t lamina_model_embed_ctx(const lamina_model *m, int32_t n_ctx, int32_t n_b
  * il == n_layer: output norm + head). */
 uint64_t lamina_model_layer_bytes(const lamina_model *m, int il);
 
+/* Bytes of weights one generated token reads, the floor of a decoding
+ * step's memory traffic: every layer's tensors, the experts' scaled by
+ * n_expert_used / n_expert, the output norm and head, and one row of each
+ * embedding table that is only looked up (a head tied to the token
+ * embedding is read whole, once).  The KV cache is not included. */
+uint64_t lamina_model_token_bytes(const lamina_model *m);
+
 #endif

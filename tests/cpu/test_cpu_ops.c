@@ -292,6 +292,57 @@ static void cases_mul_mat(const beset *be, const char *tag)
     }
 }
 
+/* W's product with one column (generation's matrix-vector kernels) and
+ * with two equal columns (the dot kernels' column groups) give the same
+ * floats: the first may walk several rows at once, but each row's
+ * arithmetic is the second's.  N = 37 leaves rows over after groups of 4. */
+static int mm_backend(lamina_backend *be, htensor *w, htensor *x, htensor *d, float *out)
+{
+    lamina_buffer *b[3] = { NULL, NULL, NULL };
+    char err[256];
+    int rc = -1;
+    htensor *h[3] = { w, x, d };
+    for (int i = 0; i < 3; i++)
+        if (ifc->buffer_alloc(be, h[i]->bytes, LAMINA_BUFFER_ACTIVATIONS, &b[i], err, sizeof err) ||
+            ifc->buffer_upload(be, b[i], 0, h[i]->mem, h[i]->bytes, err, sizeof err))
+            goto out;
+    lamina_node n = { .op = LAMINA_OP_MUL_MAT, .n_src = 2 };
+    n.src[0] = w->t; n.src[0].buffer = b[0];
+    n.src[1] = x->t; n.src[1].buffer = b[1];
+    n.dst = d->t; n.dst.buffer = b[2];
+    lamina_graph g = { sizeof g, 1, &n, sizeof n, 0 };
+    if (ifc->graph_compute(be, &g, err, sizeof err) == 0 &&
+        ifc->buffer_download(be, b[2], 0, out, d->bytes, err, sizeof err) == 0)
+        rc = 0;
+out:
+    for (int i = 0; i < 3; i++) if (b[i]) ifc->buffer_free(be, b[i]);
+    return rc;
+}
+
+static void cases_gemv_exact(const beset *bs, const char *tag)
+{
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        const uint32_t ty = weight_types[i];
+        if (!lamina_type_get(ty)->is_quantized) continue;
+        const int64_t K = 512, N = 37;
+        htensor w = ht_new(ty, K, N, 1, 1, 0), x1 = ht_new(LAMINA_TYPE_F32, K, 1, 1, 1, 0),
+                x2 = ht_new(LAMINA_TYPE_F32, K, 2, 1, 1, 0), d1 = ht_new(LAMINA_TYPE_F32, N, 1, 1, 1, 0),
+                d2 = ht_new(LAMINA_TYPE_F32, N, 2, 1, 1, 0);
+        ht_fill(&w, 1.0f);
+        ht_fill(&x1, 1.0f);
+        memcpy(x2.mem, x1.mem, x1.bytes);
+        memcpy((uint8_t *)x2.mem + x1.bytes, x1.mem, x1.bytes);
+        float o1[37], o2[74];
+        int ok = 1;
+        for (int b = 0; b < bs->n && ok; b++)
+            ok = mm_backend(bs->be[b], &w, &x1, &d1, o1) == 0 && mm_backend(bs->be[b], &w, &x2, &d2, o2) == 0 &&
+                 !memcmp(o1, o2, sizeof o1) && !memcmp(o1, o2 + N, sizeof o1);
+        tap(ok, "%s mul_mat %s K=%lld N=%lld: one column gives the floats of two equal columns, bit for bit",
+            tag, lamina_type_get(ty)->name, (long long)K, (long long)N);
+        ht_free(&w); ht_free(&x1); ht_free(&x2); ht_free(&d1); ht_free(&d2);
+    }
+}
+
 /* MUL_MAT_ID: experts W [K, N, X] (gpt-oss's mxfp4 experts among the
  * types), k = 2 of X = 4 per token, one input column per token or one per
  * slot; the weight rows padded. */
@@ -606,6 +657,7 @@ static void run_all(const char *isa, int threads)
     rng_state = 0x1234567ULL;
     cases_get_rows(&bs, tag);
     cases_mul_mat(&bs, tag);
+    cases_gemv_exact(&bs, tag);
     cases_simple(&bs, tag);
     cases_rope(&bs, tag);
     cases_attention(&bs, tag);

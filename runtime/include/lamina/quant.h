@@ -269,6 +269,23 @@ static inline void lamina_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc,
     }
 }
 
+/* All eight scales and mins of a q4_K / q5_K super-block at once, the
+ * same values as lamina_get_scale_min_k4 j = 0..7 gives: out bytes 0..7
+ * are sc[0..7], bytes 8..15 are m[0..7].  Every shift stays inside a
+ * byte, so this holds on either byte order. */
+static inline void lamina_get_scales_mins_k4(const uint8_t *q, uint8_t out[16])
+{
+    uint32_t u0, u1, u2, w[4];
+    memcpy(&u0, q, 4);
+    memcpy(&u1, q + 4, 4);
+    memcpy(&u2, q + 8, 4);
+    w[0] = u0 & 0x3f3f3f3fu;
+    w[1] = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    w[2] = u1 & 0x3f3f3f3fu;
+    w[3] = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    memcpy(out, w, 16);
+}
+
 /* The sixteen signed scales (-32..31) of a q3_K super-block from its 12
  * scale bytes: the low four bits of scale k are nibble k/8 of byte k%8,
  * the high two bits are bits 2(k/4)..2(k/4)+1 of byte 8 + k%4; stored
