@@ -78,6 +78,15 @@ typedef struct cpu_kernels {
     uint8_t act[LAMINA_TYPE_COUNT];       /* activation format dot[t] expects */
     uint8_t cols[LAMINA_TYPE_COUNT];      /* columns dot[t] takes per call; 0: CPU_DOT_COLS */
     cpu_gemv_fn gemv[LAMINA_TYPE_COUNT];  /* NULL: dot[t] row by row */
+    /* conv[t] rewrites n_blocks blocks of a row of type t as a row of
+     * conv_type[t] holding the same values, on which dot[conv_type[t]]
+     * gives dot[t]'s floats bit for bit (same activation format).  MUL_MAT
+     * with more columns than one dot call takes converts each block of
+     * weight rows once for all of them, where the cheaper type's kernel
+     * pays: the unpacking is no longer repeated per column group.  NULL:
+     * none. */
+    void (*conv[LAMINA_TYPE_COUNT])(void *dst, const void *src, int64_t n_blocks);
+    uint8_t conv_type[LAMINA_TYPE_COUNT];
     /* Attention helpers over one cache row of n values (F32 or F16). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);

@@ -118,6 +118,7 @@ void cpu_kernels_avx512_init(cpu_kernels *t)
     t->cols[LAMINA_TYPE_Q8_0] = t->cols[LAMINA_TYPE_Q4_0] = t->cols[LAMINA_TYPE_Q5_0] = 8;
     /* the shared rows kernels read q8x columns, not these pairs */
     t->gemv[LAMINA_TYPE_Q8_0] = t->gemv[LAMINA_TYPE_Q4_0] = t->gemv[LAMINA_TYPE_Q5_0] = NULL;
+    t->conv[LAMINA_TYPE_Q4_0] = t->conv[LAMINA_TYPE_Q5_0] = NULL;
 }
 
 #if defined(__clang__)

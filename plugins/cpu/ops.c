@@ -680,6 +680,12 @@ typedef struct {
     const lamina_node *n;
     cpu_dot_fn dot;
     cpu_gemv_fn gemv;       /* one column (M = 1) over a run of rows, or NULL */
+    /* rows converted per block for many columns (cpu_kernels.conv), or NULL */
+    void (*conv)(void *dst, const void *src, int64_t n_blocks);
+    cpu_dot_fn cdot;        /* the dot kernel of the converted rows */
+    size_t crow;            /* a converted row's bytes */
+    uint8_t *cbuf;          /* per thread: one block of converted rows */
+    size_t cbuf_bytes;
     int cols;               /* columns per dot call */
     int fmt;
     int64_t K, N, M;
@@ -718,7 +724,8 @@ static void task_mm(void *arg, int ith, int nth)
     const uint8_t *wbase = cpu_tensor_data(W);
     const uint64_t wnb = W->nb[1];
     const int64_t rb = c->M <= c->cols ? c->chunk : (int64_t)(MM_BLOCK_BYTES / wnb) + 1;
-    (void)ith; (void)nth;
+    uint8_t *cbuf = c->conv ? c->cbuf + (size_t)ith * c->cbuf_bytes : NULL;
+    (void)nth;
     for (;;) {
         const int64_t ch = atomic_fetch_add(&c->next, 1);
         if (ch >= c->n_chunks) break;
@@ -730,12 +737,22 @@ static void task_mm(void *arg, int ith, int nth)
         }
         for (int64_t b0 = n0; b0 < n1; b0 += rb) {
             const int64_t b1 = b0 + rb < n1 ? b0 + rb : n1;
+            const uint8_t *rows = wbase + (uint64_t)b0 * wnb;
+            uint64_t rnb = wnb;
+            cpu_dot_fn dot = c->dot;
+            if (cbuf) {
+                for (int64_t r = b0; r < b1; r++)
+                    c->conv(cbuf + (size_t)(r - b0) * c->crow, rows + (uint64_t)(r - b0) * wnb, c->K / 32);
+                rows = cbuf;
+                rnb = c->crow;
+                dot = c->cdot;
+            }
             for (int64_t m = 0; m < c->M; m += c->cols) {
                 const int nc = c->M - m < c->cols ? (int)(c->M - m) : c->cols;
                 const uint8_t *xa = c->act + (size_t)m * c->arow;
                 for (int64_t r = b0; r < b1; r++) {
                     float out[CPU_DOT_MAX_COLS];
-                    c->dot(out, c->K, wbase + (uint64_t)r * wnb, xa, c->arow, nc);
+                    dot(out, c->K, rows + (uint64_t)(r - b0) * rnb, xa, c->arow, nc);
                     for (int j = 0; j < nc; j++) c->dcol[m + j][r] = out[j];
                 }
             }
@@ -758,21 +775,33 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
     c.N = W->ne[1];
     c.M = nrows(X);
     c.arow = (cpu_act_row_size(c.fmt, c.K) + 63) & ~(size_t)63;
-    /* scratch: activations, then the two column-pointer arrays */
+    const int nth = be->n_threads;
+    /* more columns than one call takes: the rows converted once per block
+     * (cpu_kernels.conv; its blocks are 32 values, as q8_0's) */
+    const uint32_t ct = be->k.conv_type[W->type];
+    if (c.M > c.cols && be->k.conv[W->type] && be->k.dot[ct] && be->k.act[ct] == c.fmt && c.K % 32 == 0) {
+        c.conv = be->k.conv[W->type];
+        c.cdot = be->k.dot[ct];
+        c.crow = (size_t)(c.K / cpu_type_block(ct)) * cpu_type_size(ct);
+        c.cbuf_bytes = (((size_t)(MM_BLOCK_BYTES / W->nb[1]) + 1) * c.crow + 63) & ~(size_t)63;
+    }
+    /* scratch: activations, the two column-pointer arrays, then each
+     * thread's converted rows */
     const size_t act_bytes = (size_t)c.M * c.arow;
     const size_t ptr_bytes = (size_t)c.M * sizeof(void *);
-    if (cpu_scratch_reserve(be, act_bytes + 2 * ptr_bytes) != 0) {
+    const size_t head = (act_bytes + 2 * ptr_bytes + 63) & ~(size_t)63;
+    if (cpu_scratch_reserve(be, head + (size_t)nth * c.cbuf_bytes) != 0) {
         if (err && err_size) snprintf(err, err_size, "mul_mat: out of memory for activations");
         return LAMINA_ENOMEM;
     }
     c.act = be->scratch;
     c.dcol = (float **)(c.act + act_bytes);
     c.xcol = (const float **)(c.act + act_bytes + ptr_bytes);
+    c.cbuf = c.act + head;
     for (int64_t m = 0; m < c.M; m++) {
         c.xcol[m] = (const float *)row_ptr(X, m);
         c.dcol[m] = (float *)row_ptr(d, m);
     }
-    const int nth = be->n_threads;
     cpu_pool_run(be->pool, task_mm_quant, &c, c.M * c.K >= 65536 ? nth : 1);
 
     /* chunks: several per thread so a busy core does not hold the rest up */
