@@ -1,4 +1,4 @@
-# bench-lib.sh - what the lamina-only benchmark scripts share; sourced, not run.
+# bench-lib.sh - what the benchmark scripts share; sourced, not run.
 #
 #   bench_use_lamina NAME   check $LAMINA (default: the installed
 #                           _install/bin/lamina) and $MODEL; for a build

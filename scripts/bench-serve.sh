@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench-serve.sh - `lamina serve` and llama.cpp's llama-server side by side:
-# aggregate generated tokens/s and requests/min at 1, 4 and 8 concurrent
-# clients sending short prompts, on the same model, threads, slot count and
-# machine, in one run.  Not a test: it prints figures.
+# aggregate generated tokens/s, requests/min and time to first token at 1, 4
+# and 8 concurrent clients sending short prompts, and each server's peak
+# RSS, on the same model, threads, slot count and machine, in one run.
+# Not a test: it prints figures.
 #
 #   scripts/bench-serve.sh [MODEL.gguf] [-c "1 4 8"] [-n TOKENS] [-k REQS] [-r ROUNDS]
 #                          [-t THREADS] [--ctx N] [--no-peer]
@@ -17,18 +18,34 @@
 #   --no-peer  lamina only
 #
 # Each client sends POST /v1/completions (a short prompt, max_tokens,
-# temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, a per-request seed)
-# one request after the other; a measurement is the wall time from the first
-# request to the last reply, tokens are the replies' usage.completion_tokens.
-# Rounds alternate lamina / llama-server per client count, because the
-# machine is shared and noisy.  The report gives medians, the range, the
-# ratio lamina / llama-server (> 1: lamina ahead) and each server's scaling
-# (aggregate tokens/s at N clients over 1 client).
+# temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, a per-request seed,
+# streamed: "stream": true with stream_options.include_usage) one request
+# after the other; a measurement is the wall time from the first request to
+# the last reply's end, tokens are the streams' usage.completion_tokens
+# (llama-server puts usage in its last chunk, lamina in a chunk of its own
+# after it).  Time to first token (TTFT) is, per request, the time from
+# sending it to the first SSE chunk carrying generated text, so it counts
+# the wait for a slot, the prompt and the first step under the load of the
+# other clients.  The tokens/s are those of streamed requests: compare them
+# with other runs of this script, not with figures of its earlier,
+# non-streamed form (a single request takes the same time either way, but
+# on a loaded 2-core machine lamina's tokens/s at 4 clients came out higher
+# streamed than whole).  Rounds alternate lamina / llama-server per client
+# count, because the machine is shared and noisy.
+#
+# The report: per client count, tokens/s (median of rounds, the range),
+# requests/min, each server's scaling (tokens/s at N clients over the
+# first count) and the ratio lamina / llama-server (> 1: lamina ahead);
+# then the median and 90th percentile TTFT in ms over every request of all
+# rounds (the warm-up left out) and the ratio of the medians lamina /
+# llama-server (< 1: lamina ahead); then each server's peak RSS (VmHWM of
+# the server process, read just before it is stopped; both map the model
+# file, so its resident pages count) beside the model file's size, in MiB.
 #
 # lamina: $LAMINA (default: the installed _install/bin/lamina; a build-tree
 # runtime/lamina works too, its plugins and probe helper are found beside
-# it).  llama-server: $LAMINA_PEER_DIR/build/bin/llama-server, built by
-# scripts/peer-build.sh.  Both listen on 127.0.0.1 only.
+# it, scripts/bench-lib.sh).  llama-server: $LAMINA_PEER_DIR/build/bin/llama-server,
+# built by scripts/peer-build.sh.  Both listen on 127.0.0.1 only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODEL=${XDG_DATA_HOME:-$HOME/.local/share}/lamina/models/gemma-3-270m-q4_k_m.gguf
@@ -38,19 +55,14 @@ while [ $# -gt 0 ]; do
     -c) CLIENTS=$2; shift 2 ;; -n) NTOK=$2; shift 2 ;; -k) K=$2; shift 2 ;;
     -r) R=$2; shift 2 ;; -t) T=$2; shift 2 ;; --ctx) CTX=$2; shift 2 ;;
     --no-peer) PEER_ON=0; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     -*) echo "bench-serve.sh: unknown option $1" >&2; exit 2 ;;
     *) MODEL=$1; shift ;;
   esac
 done
 [ -s "$MODEL" ] || { echo "model not found: $MODEL (run ./setup.sh)" >&2; exit 1; }
-LAMINA=${LAMINA:-$ROOT/_install/bin/lamina}
-[ -x "$LAMINA" ] || { echo "lamina not found at $LAMINA (run ./setup.sh, or set LAMINA)" >&2; exit 1; }
-# a build-tree binary: use its plugins and probe helper
-LDIR=$(cd "$(dirname "$LAMINA")" && pwd)
-if [ -x "$LDIR/lamina-probe" ] && [ -d "$LDIR/../plugins/cpu/.libs" ]; then
-  export LAMINA_PROBE_HELPER=$LDIR/lamina-probe LAMINA_PLUGIN_PATH=$LDIR/../plugins/cpu/.libs
-fi
+. "$ROOT/scripts/bench-lib.sh"
+bench_use_lamina bench-serve
 PY=$ROOT/.venv/bin/python; [ -x "$PY" ] || PY=python3
 PEER=${LAMINA_PEER_DIR:-$ROOT/.peer}
 LS=$PEER/build/bin/llama-server
@@ -97,12 +109,13 @@ if [ $PEER_ON = 1 ]; then
 fi
 
 echo "model    $MODEL"
-echo "machine  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $T"
+echo "machine  $(bench_cpu), $(nproc) cores; threads $T"
 echo "servers  lamina serve ($("$LAMINA" version)) $LURL${PURL:+; llama-server $PURL}; $SLOTS slots x $CTX positions each"
 echo "load     clients: $CLIENTS; $K requests per client; max_tokens $NTOK; $R alternating rounds"
-"$PY" - "$LURL" "$NAME" "$PURL" "$CLIENTS" "$NTOK" "$K" "$R" <<'PY'
-import http.client, json, statistics, sys, threading, time, urllib.parse
+"$PY" - "$LURL" "$NAME" "$PURL" "$CLIENTS" "$NTOK" "$K" "$R" "$MODEL" "$LPID" "${PPID2:-0}" <<'PY'
+import http.client, json, os, statistics, sys, threading, time, urllib.parse
 lurl, name, purl, clients, ntok, K, R = sys.argv[1], sys.argv[2], sys.argv[3], [int(x) for x in sys.argv[4].split()], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+model_file, lpid, ppid = sys.argv[8], int(sys.argv[9]), int(sys.argv[10])
 PROMPTS = ["The capital of France is", "Once upon a time,", "The best way to learn to cook is",
            "Here is a short poem about the sea:", "Three facts about the moon:", "My favourite animal is",
            "The history of the bicycle begins", "To make a cup of tea, first", "A good morning routine includes",
@@ -110,24 +123,45 @@ PROMPTS = ["The capital of France is", "Once upon a time,", "The best way to lea
            "A letter to a friend: Dear Sam,", "The rules of chess are simple:", "Why do cats purr? Because",
            "Ten minutes into the film,"]
 def one(url, model, i):
+    """one streamed request: (completion tokens, seconds to the first text chunk or None)"""
     u = urllib.parse.urlparse(url)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
     body = json.dumps({"model": model, "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": ntok,
-                       "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "seed": i, "stream": False})
+                       "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "seed": i,
+                       "stream": True, "stream_options": {"include_usage": True}})
+    t0 = time.monotonic()
     c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
     r = c.getresponse()
-    data = r.read()
-    c.close()
     if r.status != 200:
+        data = r.read(); c.close()
         raise RuntimeError(f"{url}: HTTP {r.status}: {data[:200]!r}")
-    return json.loads(data)["usage"]["completion_tokens"]
+    ttft = None; ntoks = None
+    while True:
+        line = r.readline()
+        if not line: break
+        line = line.strip()
+        if not line.startswith(b"data:"): continue
+        data = line[5:].strip()
+        if data == b"[DONE]": break
+        ev = json.loads(data)
+        if "error" in ev: raise RuntimeError(f"{url}: error in the stream: {data[:200]!r}")
+        if ttft is None and any(ch.get("text") for ch in ev.get("choices") or []):
+            ttft = time.monotonic() - t0
+        if ev.get("usage"): ntoks = ev["usage"]["completion_tokens"]
+    c.close()
+    if ntoks is None: raise RuntimeError(f"{url}: the stream ended without usage")
+    return ntoks, ttft
 def measure(url, model, n, seed0):
+    """n clients, K requests each: (tokens/s, requests/min, [TTFT s of each request with text])"""
     toks = [0] * n
+    ttfts = []
     errs = []
     def client(k):
         try:
             for j in range(K):
-                toks[k] += one(url, model, seed0 + k * K + j)
+                nt, tf = one(url, model, seed0 + k * K + j)
+                toks[k] += nt
+                if tf is not None: ttfts.append(tf)
         except Exception as e:
             errs.append(str(e))
     th = [threading.Thread(target=client, args=(k,)) for k in range(n)]
@@ -136,18 +170,36 @@ def measure(url, model, n, seed0):
     for t in th: t.join()
     dt = time.monotonic() - t0
     if errs: raise RuntimeError(errs[0])
-    return sum(toks) / dt, n * K * 60.0 / dt
+    return sum(toks) / dt, n * K * 60.0 / dt, ttfts
+def peak_rss_mib(pid, names):
+    """VmHWM of the server process; names: what its /proc comm may be"""
+    with open(f"/proc/{pid}/comm") as f: comm = f.read().strip()
+    if comm not in names: raise RuntimeError(f"process {pid} is '{comm}', not the server ({' or '.join(names)})")
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            if l.startswith("VmHWM:"): return int(l.split()[1]) / 1024.0
+    raise RuntimeError(f"/proc/{pid}/status: no VmHWM line")
 servers = [("lamina", lurl, name)] + ([("llama-server", purl, "x")] if purl else [])
 for _, url, model in servers:                       # warm-up: first requests, caches
     measure(url, model, max(clients), 10000)
 res = {(s[0], c): [] for s in servers for c in clients}
+ttft = {(s[0], c): [] for s in servers for c in clients}
 for r in range(R):
     for c in clients:
         for s, url, model in servers:
-            res[(s, c)].append(measure(url, model, c, 1000 * r + 100 * c))
+            tps, rpm, tf = measure(url, model, c, 1000 * r + 100 * c)
+            res[(s, c)].append((tps, rpm))
+            ttft[(s, c)] += tf
     print(f"# round {r + 1}/{R} done", file=sys.stderr, flush=True)
+rss = {"lamina": peak_rss_mib(lpid, ("lamina", "lt-lamina"))}
+if purl: rss["llama-server"] = peak_rss_mib(ppid, ("llama-server",))
 def med(v, i): return statistics.median(x[i] for x in v)
 def rng(v, i): return f"[{min(x[i] for x in v):.1f}..{max(x[i] for x in v):.1f}]"
+def pct(v, q):
+    """the q-quantile of v in ms (linear between order statistics); nan when empty"""
+    if not v: return float("nan")
+    v = sorted(v); x = q * (len(v) - 1); i = int(x)
+    return 1000.0 * (v[i] + (v[min(i + 1, len(v) - 1)] - v[i]) * (x - i))
 print()
 hdr = f"{'clients':>7} | {'lamina tok/s':>12} {'range':>15} {'req/min':>8} {'x1':>5}"
 if purl: hdr += f" | {'llama-server tok/s':>18} {'range':>15} {'req/min':>8} {'x1':>5} | {'lamina/peer':>11}"
@@ -161,6 +213,23 @@ for c in clients:
                  f" | {med(L,0)/med(P,0):>10.2f}x")
     print(line)
 print()
+hdr = f"{'clients':>7} | {'lamina TTFT p50 ms':>18} {'p90 ms':>8} {'n':>4}"
+if purl: hdr += f" | {'llama-server TTFT p50 ms':>24} {'p90 ms':>8} {'n':>4} | {'lamina/peer':>11}"
+print(hdr); print("-" * len(hdr))
+for c in clients:
+    L = ttft[("lamina", c)]
+    line = f"{c:>7} | {pct(L,.5):>18.1f} {pct(L,.9):>8.1f} {len(L):>4}"
+    if purl:
+        P = ttft[("llama-server", c)]
+        line += f" | {pct(P,.5):>24.1f} {pct(P,.9):>8.1f} {len(P):>4} | {pct(L,.5)/pct(P,.5):>10.2f}x"
+    print(line)
+print()
+msz = os.path.getsize(model_file) / 1048576.0
+for s in rss: print(f"peak RSS {s:<12} {rss[s]:>9.1f} MiB   (model file {msz:.1f} MiB)")
+print()
 print("tok/s: generated tokens per second summed over clients (median of rounds); req/min: requests")
 print(f"completed per minute; x1: tok/s over {clients[0]} client(s); lamina/peer: ratio of the tok/s medians")
+print("(> 1: lamina ahead).  TTFT: time from sending a streamed request to its first text chunk, median")
+print("(p50) and 90th percentile over the n requests of all rounds; lamina/peer: ratio of the TTFT medians")
+print("(< 1: lamina ahead).  Peak RSS: the server process's VmHWM at the end of the run.")
 PY

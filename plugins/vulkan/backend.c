@@ -346,6 +346,29 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
         be->use_subgroup = 0;
     while (be->use_subgroup && be->mmv_rows > 1 && be->mmv_rows * be->mmv_ls > 512)
         be->mmv_rows /= 2;
+    /* CPU devices: the whole-block variants (mmv_blk_*, for the types that
+     * have one), a workgroup of one subgroup and blk_rows rows.  On
+     * lavapipe that reads each block's scale and X values once and keeps
+     * all 8 lanes busy on short rows.  LAMINA_VULKAN_MMV_BLK=0/1 turns
+     * them off / on (on any device), LAMINA_VULKAN_MMV_BLK_ROWS (1..64)
+     * sets the rows. */
+    be->use_blk = cpu_dev;
+    const char *blk_env = getenv("LAMINA_VULKAN_MMV_BLK");
+    if (blk_env != NULL && *blk_env != '\0')
+        be->use_blk = strcmp(blk_env, "0") != 0;
+    be->blk_ls = be->caps.subgroup_size;
+    be->blk_rows = 8;
+    const char *br_env = getenv("LAMINA_VULKAN_MMV_BLK_ROWS");
+    if (br_env != NULL && *br_env != '\0') {
+        long v = strtol(br_env, NULL, 10);
+        if (v >= 1 && v <= 64)
+            be->blk_rows = (uint32_t)v;
+    }
+    if (!be->use_subgroup || be->blk_ls < 4 || be->blk_ls > 128 ||
+        be->blk_ls > be->caps.props.limits.maxComputeWorkGroupSize[0])
+        be->use_blk = 0;
+    while (be->use_blk && be->blk_rows > 1 && be->blk_rows * be->blk_ls > 512)
+        be->blk_rows /= 2;
 
     /* 2. logical device with one compute queue */
     float prio = 1.0f;
@@ -488,9 +511,10 @@ int vkb_open(const lamina_host *host, const lamina_backend_params *params,
         be->buffers->prev = NULL;
     be->dummy->next = be->dummy->prev = NULL;
 
-    vkb_log(host, LAMINA_LOG_INFO, "opened device %u: %s (%s reductions%s)", index,
+    vkb_log(host, LAMINA_LOG_INFO, "opened device %u: %s (%s reductions%s%s)", index,
             be->caps.props.deviceName, be->use_subgroup ? "subgroup" : "shared-memory",
-            be->use_s16 ? ", 16-bit weight loads" : "");
+            be->use_s16 ? ", 16-bit weight loads" : "",
+            be->use_blk ? ", whole-block matrix-vector" : "");
     free(pds);
     *out = be;
     return 0;

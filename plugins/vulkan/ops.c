@@ -27,33 +27,36 @@ typedef struct {
     uint32_t align;     /* required alignment of rows and offsets */
     int gr, mmv, mmv_sg, mmv_s16, mm; /* shader variants, -1 = none */
     int mmv_id, mmv_sg_id;             /* MUL_MAT_ID's (as mmv, mmv_sg) */
+    int mmv_blk;                       /* whole blocks per invocation (CPU
+                                          devices), -1 = none */
 } type_info;
 
 static int type_get(uint32_t t, type_info *ti)
 {
-#define T(ID, BL, BY, AL, NAME, S16)                                        \
+#define T(ID, BL, BY, AL, NAME, S16, BLK)                                   \
     case ID:                                                                \
         *ti = (type_info){ BL, BY, AL, VKS_get_rows_##NAME, VKS_mmv_##NAME, \
                            VKS_mmv_sg_##NAME, S16, VKS_mm_##NAME,           \
-                           VKS_mmv_id_##NAME, VKS_mmv_sg_id_##NAME };       \
+                           VKS_mmv_id_##NAME, VKS_mmv_sg_id_##NAME, BLK };  \
         return 1;
     /* S16: the 16-bit-load matrix-vector variant, for the types whose
      * blocks are 2- but not 4-aligned (on lavapipe: q8_0 16%, q5_0 13%
-     * faster; the 4-aligned K-quant blocks are faster with word loads) */
+     * faster; the 4-aligned K-quant blocks are faster with word loads);
+     * BLK: the whole-block variant for CPU devices (be->use_blk) */
     switch (t) {
-    T(LAMINA_TYPE_F32, 1, 4, 4, f32, -1)
-    T(LAMINA_TYPE_F16, 1, 2, 2, f16, VKS_mmv_s16_f16)
-    T(LAMINA_TYPE_BF16, 1, 2, 2, bf16, VKS_mmv_s16_bf16)
-    T(LAMINA_TYPE_Q4_0, 32, 18, 2, q4_0, VKS_mmv_s16_q4_0)
-    T(LAMINA_TYPE_Q4_1, 32, 20, 2, q4_1, VKS_mmv_s16_q4_1)
-    T(LAMINA_TYPE_Q5_0, 32, 22, 2, q5_0, VKS_mmv_s16_q5_0)
-    T(LAMINA_TYPE_Q5_1, 32, 24, 2, q5_1, VKS_mmv_s16_q5_1)
-    T(LAMINA_TYPE_Q8_0, 32, 34, 2, q8_0, VKS_mmv_s16_q8_0)
-    T(LAMINA_TYPE_Q4_K, 256, 144, 2, q4_K, -1)
-    T(LAMINA_TYPE_Q5_K, 256, 176, 2, q5_K, -1)
-    T(LAMINA_TYPE_Q6_K, 256, 210, 2, q6_K, -1)
+    T(LAMINA_TYPE_F32, 1, 4, 4, f32, -1, -1)
+    T(LAMINA_TYPE_F16, 1, 2, 2, f16, VKS_mmv_s16_f16, -1)
+    T(LAMINA_TYPE_BF16, 1, 2, 2, bf16, VKS_mmv_s16_bf16, -1)
+    T(LAMINA_TYPE_Q4_0, 32, 18, 2, q4_0, VKS_mmv_s16_q4_0, -1)
+    T(LAMINA_TYPE_Q4_1, 32, 20, 2, q4_1, VKS_mmv_s16_q4_1, -1)
+    T(LAMINA_TYPE_Q5_0, 32, 22, 2, q5_0, VKS_mmv_s16_q5_0, VKS_mmv_blk_q5_0)
+    T(LAMINA_TYPE_Q5_1, 32, 24, 2, q5_1, VKS_mmv_s16_q5_1, -1)
+    T(LAMINA_TYPE_Q8_0, 32, 34, 2, q8_0, VKS_mmv_s16_q8_0, VKS_mmv_blk_q8_0)
+    T(LAMINA_TYPE_Q4_K, 256, 144, 2, q4_K, -1, -1)
+    T(LAMINA_TYPE_Q5_K, 256, 176, 2, q5_K, -1, -1)
+    T(LAMINA_TYPE_Q6_K, 256, 210, 2, q6_K, -1, -1)
     case LAMINA_TYPE_I32:
-        *ti = (type_info){ 1, 4, 4, -1, -1, -1, -1, -1, -1, -1 };
+        *ti = (type_info){ 1, 4, 4, -1, -1, -1, -1, -1, -1, -1, -1 };
         return 1;
     default:
         memset(ti, 0, sizeof *ti);
@@ -468,11 +471,13 @@ static int pipeline(lamina_backend *be, int id, VkPipeline *out, char *err, size
         return vkb_fail(be, r, what, err, err_size);
     /* the subgroup matrix-vector variants take their workgroup size and
      * rows per workgroup as specialization constants 0 and 1 */
-    const uint32_t spec_data[2] = { be->mmv_ls, be->mmv_rows };
+    const int is_blk = strncmp(vks_blobs[id].name, "mmv_blk_", 8) == 0;
+    const uint32_t spec_data[2] = { is_blk ? be->blk_ls : be->mmv_ls,
+                                    is_blk ? be->blk_rows : be->mmv_rows };
     const VkSpecializationMapEntry spec_map[2] = { { 0, 0, 4 }, { 1, 4, 4 } };
     const VkSpecializationInfo spec = { 2, spec_map, sizeof spec_data, spec_data };
     const int is_mmv_sg = strncmp(vks_blobs[id].name, "mmv_sg_", 7) == 0 ||
-                          strncmp(vks_blobs[id].name, "mmv_s16_", 8) == 0;
+                          strncmp(vks_blobs[id].name, "mmv_s16_", 8) == 0 || is_blk;
     VkComputePipelineCreateInfo cpi = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {
@@ -736,6 +741,9 @@ static int record_node(recorder *rc, const lamina_node *nd, char *err, size_t er
         uint64_t M = nrows(&s[1]);
         int vec = M <= 2;
         int id = !vec ? ti.mm : !be->use_subgroup ? ti.mmv : be->use_s16 && ti.mmv_s16 >= 0 ? ti.mmv_s16 : ti.mmv_sg;
+        const int blk = vec && be->use_blk && ti.mmv_blk >= 0;
+        if (blk)
+            id = ti.mmv_blk;
         for (uint64_t r0 = 0; r0 < (uint64_t)s[0].ne[1] && ret == 0;) {
             uint64_t cnt;
             b[1] = bind_window(be, &s[0], r0, &cnt);
@@ -743,9 +751,9 @@ static int record_node(recorder *rc, const lamina_node *nd, char *err, size_t er
                              u32(s[0].nb[1]), b[2].rel, u32(s[1].nb[1]), u32(s[1].nb[2]),
                              u32(s[1].nb[3]), u32(s[1].ne[1]), u32(s[1].ne[2]), b[0].rel,
                              u32(d->nb[1]), u32(d->nb[2]), u32(d->nb[3]) };
-            /* mul_mat_vec: 4 rows per workgroup (mmv_rows with subgroups);
-             * mul_mat: 32 x 32 tiles */
-            const uint64_t nr = be->use_subgroup ? be->mmv_rows : 4;
+            /* mul_mat_vec: 4 rows per workgroup (mmv_rows with subgroups,
+             * blk_rows whole-block); mul_mat: 32 x 32 tiles */
+            const uint64_t nr = blk ? be->blk_rows : be->use_subgroup ? be->mmv_rows : 4;
             uint64_t groups = vec ? ((cnt + nr - 1) / nr) * M : ((cnt + 31) / 32) * ((M + 31) / 32);
             ret = dispatch(rc, id, b, 3, p, sizeof p, groups, err, err_size);
             r0 += cnt;

@@ -91,6 +91,8 @@ struct lamina_backend {
                                       enabled on the device) */
     uint32_t mmv_ls, mmv_rows;     /* their workgroup size (= subgroup size)
                                       and rows per workgroup */
+    int use_blk;                   /* the mmv_blk_* variants (CPU devices) */
+    uint32_t blk_ls, blk_rows;     /* their workgroup size and rows */
     /* host-visible staging for transfers */
     VkBuffer stage_buf;
     VkDeviceMemory stage_mem;

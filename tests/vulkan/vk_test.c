@@ -636,10 +636,12 @@ static const uint32_t wtypes[] = {
 #define N_WTYPES (sizeof wtypes / sizeof wtypes[0])
 
 /* K for a weight type: several blocks, odd for float types */
+static int64_t k_blocks = 3;     /* K of the 32-element block types, in blocks */
+
 static int64_t k_for(uint32_t t)
 {
     uint32_t b = blk_elems(t);
-    return b == 1 ? 45 : b == 32 ? 96 : 512;
+    return b == 1 ? 45 : b == 32 ? 32 * k_blocks : 512;
 }
 
 static void test_get_rows(uint32_t ty, int64_t R, const char *tag)
@@ -1465,6 +1467,7 @@ int main(int argc, char **argv)
     setenv("LAMINA_VULKAN_MMV_LS", "8", 1);
     setenv("LAMINA_VULKAN_MMV_ROWS", "3", 1);
     setenv("LAMINA_VULKAN_NO_16BIT", "1", 1);      /* the 32-bit-load variants */
+    setenv("LAMINA_VULKAN_MMV_BLK", "0", 1);       /* not the whole-block ones */
     if (open_device(0) != 0) {
         ok(0, "open device 0 (one-subgroup matrix-vector workgroups)");
     } else {
@@ -1479,6 +1482,27 @@ int main(int argc, char **argv)
     unsetenv("LAMINA_VULKAN_MMV_LS");
     unsetenv("LAMINA_VULKAN_MMV_ROWS");
     unsetenv("LAMINA_VULKAN_NO_16BIT");
+
+    /* the whole-block matrix-vector variants (the default on CPU devices),
+     * 3 rows a workgroup, rows of 33 blocks so that a lane takes several
+     * and the last round is partial */
+    setenv("LAMINA_VULKAN_MMV_BLK_ROWS", "3", 1);
+    setenv("LAMINA_VULKAN_MMV_BLK", "1", 1);
+    log_text[0] = '\0';
+    if (open_device(0) != 0) {
+        ok(0, "open device 0 (whole-block matrix-vector)");
+    } else {
+        ok(strstr(log_text, "whole-block matrix-vector") != NULL, "whole-block matrix-vector variants in use");
+        k_blocks = 33;
+        test_mul_mat(LAMINA_TYPE_Q8_0, 41, 2, 1, " whole blocks, 3 rows");
+        test_mul_mat(LAMINA_TYPE_Q5_0, 40, 1, 1, " whole blocks, 3 rows");
+        k_blocks = 3;
+        test_mul_mat(LAMINA_TYPE_Q4_K, 10, 1, 1, " (no whole-block variant)");
+        bi->close(be);
+        be = NULL;
+    }
+    unsetenv("LAMINA_VULKAN_MMV_BLK_ROWS");
+    unsetenv("LAMINA_VULKAN_MMV_BLK");
 
     dlclose(dl);
     printf("1..%d\n", n_test);

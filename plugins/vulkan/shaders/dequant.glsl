@@ -33,6 +33,22 @@ layout(std430, binding = 1) readonly buffer BufA16 { uint16_t A16[]; };
 #define WA_F16(a)   unpackHalf2x16(WA_U16(a)).x
 #define WA_BF16(a)  uintBitsToFloat(WA_U16(a) << 16)
 
+/* Whole-block reads for the block-per-invocation matrix-vector variant.
+ * A block that starts with its f16 scale at the 2-aligned address blk
+ * lies in aligned words from blk / 4 on: BLK_WORDS(blk, n) loads the
+ * n + 1 words that hold the scale and the n words after it, one load
+ * each (rather than a scale and two halves per group of 4 values);
+ * BLK_D is the scale and BLK_V(i) the 4 bytes at blk + 2 + 4i,
+ * funnel-shifted out of two words when blk is 4-aligned. */
+#define BLK_MAXW 9u
+#define BLK_WORDS(blk, n)                                   \
+    uint bw_[BLK_MAXW];                                     \
+    bool bm_ = ((blk) & 2u) != 0u;                          \
+    for (uint i_ = 0u; i_ <= (n); i_++)                     \
+        bw_[i_] = A[((blk) >> 2) + i_]
+#define BLK_D unpackHalf2x16(bm_ ? bw_[0] >> 16 : bw_[0]).x
+#define BLK_V(i) (bm_ ? bw_[(i) + 1u] : (bw_[i] >> 16) | (bw_[(i) + 1u] << 16))
+
 /* vec4 of the four unsigned / signed bytes of a word, lowest byte first */
 vec4 u8x4(uint u)
 {
@@ -128,6 +144,21 @@ WV w_group(uint blk, uint j)
     return d * u8x4(q) + WA_F16(blk + 2u);
 #endif
 }
+#if W_TYPE == T_Q5_0
+/* the whole block at blk dotted with x[0..7], its 32 X values (below) */
+#define HAVE_BLOCK_DOT 1
+float w_block_dot(uint blk, vec4 x[8])
+{
+    BLK_WORDS(blk, 5u);
+    uint qh = BLK_V(0u);
+    float s = 0.0;
+    for (uint j = 0u; j < 8u; j++) {
+        uint q = ((BLK_V(1u + (j & 3u)) >> (4u * (j >> 2))) & 0x0f0f0f0fu) | q5_high(qh, j);
+        s += dot(u8x4(q) - 16.0, x[j]);
+    }
+    return BLK_D * s;
+}
+#endif
 
 #elif W_TYPE == T_Q8_0
 #define QK 32u
@@ -139,6 +170,16 @@ WV w_group(uint blk, uint j)
 WV w_group(uint blk, uint j)
 {
     return WA_F16(blk) * s8x4(WA_U32_2(blk + 2u + 4u * j));
+}
+/* the whole block at blk dotted with x[0..7], its 32 X values (below) */
+#define HAVE_BLOCK_DOT 1
+float w_block_dot(uint blk, vec4 x[8])
+{
+    BLK_WORDS(blk, 8u);
+    float s = 0.0;
+    for (uint i = 0u; i < 8u; i++)
+        s += dot(s8x4(BLK_V(i)), x[i]);
+    return BLK_D * s;
 }
 
 #elif W_TYPE == T_Q4_K || W_TYPE == T_Q5_K

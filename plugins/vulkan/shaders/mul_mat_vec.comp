@@ -13,6 +13,10 @@
  * and NR rows per workgroup (more on CPU devices, where a workgroup costs
  * a loop iteration and fewer, fuller ones win).  The host keeps
  * NR * LS <= RED_MAX for drivers that split a workgroup into subgroups.
+ * BLOCK_DOT (types with a w_block_dot, dequant.glsl): an invocation
+ * takes whole blocks b = lid, lid + LS, ... instead of groups, so it reads
+ * a block's scale and X values once; the plugin uses it on CPU devices,
+ * with a workgroup of one subgroup (lavapipe: 8 lanes) and more rows.
  * MUL_ID: MUL_MAT_ID, the rows of the expert that column m chose
  * (mm_common.glsl); a column whose id is out of range gets NaN (the ids
  * are device data, not checked before the dispatch).
@@ -20,6 +24,12 @@
 #include "common.glsl"
 #include "dequant.glsl"
 #include "mm_common.glsl"
+#ifndef BLOCK_DOT
+#define BLOCK_DOT 0
+#endif
+#if BLOCK_DOT && !defined(HAVE_BLOCK_DOT)
+#error "BLOCK_DOT: W_TYPE has no w_block_dot"
+#endif
 #if USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -61,16 +71,29 @@ void main()
     wa += uint(e) * pc.a_nb2;
 #endif
     /* 2. partial dot products over groups lid, lid + LS, ... */
-    uint ngroups = pc.K / GS;
     float acc[NR];
     for (uint r = 0u; r < NR; r++)
         acc[r] = 0.0;
+#if BLOCK_DOT
+    /* whole blocks per invocation (w_block_dot): the block's X values are
+     * read once for all NR rows */
+    uint nblk = pc.K / QK;
+    for (uint b = lid; b < nblk; b += LS) {
+        vec4 x[QK / 4u];
+        for (uint i = 0u; i < QK / 4u; i++)
+            x[i] = LD_X(xa, b * QK + 4u * i);
+        for (uint r = 0u; r < nr; r++)
+            acc[r] += w_block_dot(wa + r * pc.a_nb1 + b * BSZ, x);
+    }
+#else
+    uint ngroups = pc.K / GS;
     for (uint g = lid; g < ngroups; g += LS) {
         WV x = LD_X(xa, g * GS);
         uint boff = (g / GPB) * BSZ;
         for (uint r = 0u; r < nr; r++)
             acc[r] += dot(w_group(wa + r * pc.a_nb1 + boff, g % GPB), x);
     }
+#endif
     /* 3. reduce each row's sums across the workgroup and store */
     uint da = d_col(m) + 4u * (pc.n_begin + nl0);
 #if USE_SUBGROUP
