@@ -725,6 +725,7 @@ static void task_mm(void *arg, int ith, int nth)
     const uint64_t wnb = W->nb[1];
     const int64_t rb = c->M <= c->cols ? c->chunk : (int64_t)(MM_BLOCK_BYTES / wnb) + 1;
     uint8_t *cbuf = c->conv ? c->cbuf + (size_t)ith * c->cbuf_bytes : NULL;
+    const int64_t wblocks = c->K / cpu_type_block(W->type);
     (void)nth;
     for (;;) {
         const int64_t ch = atomic_fetch_add(&c->next, 1);
@@ -742,7 +743,7 @@ static void task_mm(void *arg, int ith, int nth)
             cpu_dot_fn dot = c->dot;
             if (cbuf) {
                 for (int64_t r = b0; r < b1; r++)
-                    c->conv(cbuf + (size_t)(r - b0) * c->crow, rows + (uint64_t)(r - b0) * wnb, c->K / 32);
+                    c->conv(cbuf + (size_t)(r - b0) * c->crow, rows + (uint64_t)(r - b0) * wnb, wblocks);
                 rows = cbuf;
                 rnb = c->crow;
                 dot = c->cdot;
@@ -777,9 +778,10 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
     c.arow = (cpu_act_row_size(c.fmt, c.K) + 63) & ~(size_t)63;
     const int nth = be->n_threads;
     /* more columns than one call takes: the rows converted once per block
-     * (cpu_kernels.conv; its blocks are 32 values, as q8_0's) */
+     * (cpu_kernels.conv), both types' blocks whole in a row */
     const uint32_t ct = be->k.conv_type[W->type];
-    if (c.M > c.cols && be->k.conv[W->type] && be->k.dot[ct] && be->k.act[ct] == c.fmt && c.K % 32 == 0) {
+    if (c.M > c.cols && be->k.conv[W->type] && be->k.dot[ct] && be->k.act[ct] == c.fmt &&
+        c.K % cpu_type_block(W->type) == 0 && c.K % cpu_type_block(ct) == 0) {
         c.conv = be->k.conv[W->type];
         c.cdot = be->k.dot[ct];
         c.crow = (size_t)(c.K / cpu_type_block(ct)) * cpu_type_size(ct);

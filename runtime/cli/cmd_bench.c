@@ -168,6 +168,13 @@ static int bench_roofline(cli_model *cm, int n_gen, roofline *rl)
     return 1;
 }
 
+/* A token id below V from the benchmark's own generator. */
+static int32_t draw_token(uint64_t *rng, int32_t V)
+{
+    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (int32_t)((*rng >> 33) % (uint64_t)V);
+}
+
 /* One timed run: returns seconds, or < 0 on error. */
 static double run_pp(cli_model *cm, int n_prompt, int32_t *tok, int32_t *pos, int32_t *seq,
                      int8_t *want, float *logits, uint64_t *rng)
@@ -175,8 +182,7 @@ static double run_pp(cli_model *cm, int n_prompt, int32_t *tok, int32_t *pos, in
     char err[512];
     int32_t V = cm->model->hp.n_vocab;
     for (int i = 0; i < n_prompt; i++) {
-        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-        tok[i] = (int32_t)((*rng >> 33) % (uint64_t)V);
+        tok[i] = draw_token(rng, V);
         pos[i] = i;
         seq[i] = 0;
         want[i] = i == n_prompt - 1;
@@ -203,8 +209,7 @@ static double run_tg(cli_model *cm, int n_gen, int n_seq, float *logits, uint64_
     int32_t tok[64], pos[64], seq[64];
     int8_t want[64];
     for (int s = 0; s < n_seq; s++) {
-        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-        tok[s] = (int32_t)((*rng >> 33) % (uint64_t)V);
+        tok[s] = draw_token(rng, V);
         seq[s] = s;
         want[s] = 1;
     }
@@ -219,10 +224,7 @@ static double run_tg(cli_model *cm, int n_gen, int n_seq, float *logits, uint64_
         /* the next tokens: drawn, as llama-bench's are, so the time is
          * the decoding's alone (an argmax over a 262144-entry vocabulary
          * is a few percent of a small model's step, on one thread) */
-        for (int s = 0; s < n_seq; s++) {
-            *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-            tok[s] = (int32_t)((*rng >> 33) % (uint64_t)V);
-        }
+        for (int s = 0; s < n_seq; s++) tok[s] = draw_token(rng, V);
     }
     return now_s() - t0;
 }
