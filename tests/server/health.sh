@@ -83,23 +83,31 @@ def get(path, body=None):
         return e.code, e.read().decode()
     except OSError as e:
         return -1, str(e)
-# tiny-long generates for as long as asked: 400 tokens take a few seconds under the sanitizers
+# tiny-long generates for as long as asked. The request in flight must
+# outlive the two checks below on any machine, so it asks for many tokens
+# (the faster the kernels, the sooner a short one would end the drain and
+# the server with it), and the checks poll for the signal being handled
+# instead of sleeping a fixed time.
+N = 6000
 req = urllib.request.Request(url + "/api/generate", headers={"Content-Type": "application/json"}, data=json.dumps(
-    {"model": "tiny-long", "prompt": "Once", "options": {"num_predict": 400, "temperature": 0}}).encode())
+    {"model": "tiny-long", "prompt": "Once", "options": {"num_predict": N, "temperature": 0}}).encode())
 r = urllib.request.urlopen(req, timeout=300)
 first = json.loads(r.readline())
 os.kill(pid, signal.SIGTERM)
-time.sleep(0.5)
+for _ in range(100):
+    st, body = get("/readyz")
+    if st != 200:
+        break
+    time.sleep(0.05)
+ok(st == 503 and "shutting down" in body, f"/readyz while draining: 503 ({st})")
 st, body = get("/api/generate", {"model": "tiny-gemma3", "prompt": "x", "stream": False})
 ok(st == 503 and "shutting down" in body, f"a new request while draining: 503 ({st})")
-st, body = get("/readyz")
-ok(st == 503 and "shutting down" in body, f"/readyz while draining: 503 ({st})")
 last = first
 for line in r:
     last = json.loads(line)
-ok(last.get("done") and last.get("done_reason") == "length" and last.get("eval_count") == 400,
-   "the request in flight finished whole (400 tokens, done_reason length)")
-for _ in range(300):
+ok(last.get("done") and last.get("done_reason") == "length" and last.get("eval_count") == N,
+   f"the request in flight finished whole ({N} tokens, done_reason length)")
+for _ in range(1200):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
