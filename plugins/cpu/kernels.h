@@ -38,6 +38,19 @@ typedef struct {
     float   d[16];
 } cpu_block_q8xp;
 
+/* Interleaved rows (cpu_kernels.pack / tile): one 32-value block of
+ * CPU_TILE_ROWS consecutive weight rows, laid out for vpdpbusd.  Dword r
+ * of vector j holds bytes 4j..4j+3 of row r's block as signed bytes, so
+ * one instruction multiplies 4 values of 16 rows with 4 broadcast values
+ * of a column, and lane r ends the block holding row r's integer sum:
+ * no horizontal sums, and the scale arithmetic is paid once per 16 rows. */
+#define CPU_TILE_ROWS 16
+typedef struct {
+    int8_t  w[8][CPU_TILE_ROWS][4];
+    float   d[CPU_TILE_ROWS];        /* row scales; 0 for a padding row */
+    int32_t init[CPU_TILE_ROWS];     /* -128 * sum of the row's 32 bytes */
+} cpu_tile_block;
+
 enum cpu_isa { CPU_ISA_SCALAR = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };
 
 /* The format the activations of a MUL_MAT take for a given weight type. */
@@ -72,6 +85,41 @@ typedef void (*cpu_dot_fn)(float *out, int64_t K, const void *w,
 typedef void (*cpu_gemv_fn)(float *out, int64_t K, const void *w, size_t wnb,
                             const void *x, int64_t nr);
 
+/* The same for q4_K: one 256-value super-block of 16 rows, the nibbles of
+ * sub-block j as unsigned bytes (vector v: values 4v..4v+3), its scales as
+ * 32-bit lanes and its mins as 16-bit pairs (m, m) that meet the column's
+ * bsums in pairs. */
+typedef struct {
+    uint8_t w[8][8][CPU_TILE_ROWS][4];
+    int32_t sc[8][CPU_TILE_ROWS];
+    int16_t mn[8][CPU_TILE_ROWS][2];
+    float   d[CPU_TILE_ROWS];
+    float   dmin[CPU_TILE_ROWS];
+} cpu_tile_q4_K;
+
+/* And for q6_K: sixteen sub-blocks of 16 values, q as unsigned 6-bit
+ * bytes, the scales as 32-bit lanes and as 16-bit pairs (sc_2i, sc_2i+1)
+ * that meet the column's bsums in pairs. */
+typedef struct {
+    uint8_t w[16][4][CPU_TILE_ROWS][4];
+    int32_t sc[16][CPU_TILE_ROWS];
+    int16_t scp[8][CPU_TILE_ROWS][2];
+    float   d[CPU_TILE_ROWS];
+} cpu_tile_q6_K;
+
+/* Pack nr (1..CPU_TILE_ROWS) consecutive weight rows wnb bytes apart, K
+ * values each, as K / block tiles of tile_bytes[t] each (rows past nr:
+ * zero). */
+typedef void (*cpu_pack_fn)(void *dst, const void *w, size_t wnb, int nr, int64_t K);
+
+/* The packed rows times nc (1..CPU_DOT_MAX_COLS) activation columns (format
+ * act[t]): out[c * CPU_TILE_ROWS + r].  Row r's result is
+ *   acc = 0; for each block b: acc = fma(d_r,b * dx_c,b, float(isum), acc)
+ * whatever nc, the row's place in the tile and the other rows, so every
+ * column count gives the same floats, bit for bit. */
+typedef void (*cpu_tile_fn)(float *out, int64_t K, const void *w, const void *x,
+                            size_t x_stride, int nc);
+
 typedef struct cpu_kernels {
     const char *name;                     /* "scalar", "avx2", "avx512" */
     cpu_dot_fn dot[LAMINA_TYPE_COUNT];    /* NULL where MUL_MAT lacks the type */
@@ -87,6 +135,15 @@ typedef struct cpu_kernels {
      * none. */
     void (*conv[LAMINA_TYPE_COUNT])(void *dst, const void *src, int64_t n_blocks);
     uint8_t conv_type[LAMINA_TYPE_COUNT];
+    /* Where a type has both, MUL_MAT takes every column count through
+     * them (one arithmetic for generation, batches and prompts), not conv:
+     * each thread packs 16 rows at a time into a buffer and runs all the
+     * columns over them.  One column still takes gemv[t] where the table
+     * has one, which must then give the tile's nc = 1 floats bit for bit
+     * (not dot's).  NULL: none. */
+    cpu_pack_fn pack[LAMINA_TYPE_COUNT];
+    cpu_tile_fn tile[LAMINA_TYPE_COUNT];
+    uint16_t tile_bytes[LAMINA_TYPE_COUNT]; /* packed bytes of 16 rows per weight block */
     /* Attention helpers over one cache row of n values (F32 or F16). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);

@@ -683,6 +683,9 @@ typedef struct {
     /* rows converted per block for many columns (cpu_kernels.conv), or NULL */
     void (*conv)(void *dst, const void *src, int64_t n_blocks);
     cpu_dot_fn cdot;        /* the dot kernel of the converted rows */
+    /* or rows packed 16 at a time for every column count (cpu_kernels.tile) */
+    cpu_pack_fn pack;
+    cpu_tile_fn tile;
     size_t crow;            /* a converted row's bytes */
     uint8_t *cbuf;          /* per thread: one block of converted rows */
     size_t cbuf_bytes;
@@ -724,7 +727,7 @@ static void task_mm(void *arg, int ith, int nth)
     const uint8_t *wbase = cpu_tensor_data(W);
     const uint64_t wnb = W->nb[1];
     const int64_t rb = c->M <= c->cols ? c->chunk : (int64_t)(MM_BLOCK_BYTES / wnb) + 1;
-    uint8_t *cbuf = c->conv ? c->cbuf + (size_t)ith * c->cbuf_bytes : NULL;
+    uint8_t *cbuf = c->conv || c->tile ? c->cbuf + (size_t)ith * c->cbuf_bytes : NULL;
     const int64_t wblocks = c->K / cpu_type_block(W->type);
     (void)nth;
     for (;;) {
@@ -734,6 +737,21 @@ static void task_mm(void *arg, int ith, int nth)
         const int64_t n1 = n0 + c->chunk < c->N ? n0 + c->chunk : c->N;
         if (c->gemv) {
             c->gemv(c->dcol[0] + n0, c->K, wbase + (uint64_t)n0 * wnb, wnb, c->act, n1 - n0);
+            continue;
+        }
+        if (c->tile) {
+            void *tb = cbuf;
+            for (int64_t t0 = n0; t0 < n1; t0 += CPU_TILE_ROWS) {
+                const int nr = n1 - t0 < CPU_TILE_ROWS ? (int)(n1 - t0) : CPU_TILE_ROWS;
+                c->pack(tb, wbase + (uint64_t)t0 * wnb, wnb, nr, c->K);
+                for (int64_t m = 0; m < c->M; m += CPU_DOT_MAX_COLS) {
+                    const int nc = c->M - m < CPU_DOT_MAX_COLS ? (int)(c->M - m) : CPU_DOT_MAX_COLS;
+                    float out[CPU_DOT_MAX_COLS * CPU_TILE_ROWS];
+                    c->tile(out, c->K, tb, c->act + (size_t)m * c->arow, c->arow, nc);
+                    for (int j = 0; j < nc; j++)
+                        memcpy(c->dcol[m + j] + t0, out + j * CPU_TILE_ROWS, (size_t)nr * sizeof(float));
+                }
+            }
             continue;
         }
         for (int64_t b0 = n0; b0 < n1; b0 += rb) {
@@ -780,7 +798,11 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
     /* more columns than one call takes: the rows converted once per block
      * (cpu_kernels.conv), both types' blocks whole in a row */
     const uint32_t ct = be->k.conv_type[W->type];
-    if (c.M > c.cols && be->k.conv[W->type] && be->k.dot[ct] && be->k.act[ct] == c.fmt &&
+    if (be->k.pack[W->type] && be->k.tile[W->type] && c.K % cpu_type_block(W->type) == 0) {
+        c.pack = be->k.pack[W->type];
+        c.tile = be->k.tile[W->type];   /* a gemv stays: it is the tile's nc = 1 */
+        c.cbuf_bytes = ((size_t)(c.K / cpu_type_block(W->type)) * be->k.tile_bytes[W->type] + 63) & ~(size_t)63;
+    } else if (c.M > c.cols && be->k.conv[W->type] && be->k.dot[ct] && be->k.act[ct] == c.fmt &&
         c.K % cpu_type_block(W->type) == 0 && c.K % cpu_type_block(ct) == 0) {
         c.conv = be->k.conv[W->type];
         c.cdot = be->k.dot[ct];
@@ -810,6 +832,7 @@ static int run_mul_mat(lamina_backend *be, const lamina_node *n, char *err, size
     const int64_t target = (int64_t)nth * (c.M == 1 ? 16 : 4);
     int64_t chunk = (c.N + target - 1) / target;
     if (chunk < 4) chunk = 4;
+    if (c.tile) chunk = (chunk + CPU_TILE_ROWS - 1) / CPU_TILE_ROWS * CPU_TILE_ROWS;
     c.chunk = chunk;
     c.n_chunks = (c.N + chunk - 1) / chunk;
     atomic_init(&c.next, 0);

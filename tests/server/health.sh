@@ -63,7 +63,7 @@ else
 fi
 # drain: SIGTERM while a generation streams; new requests get 503 and
 # /readyz says shutting down while it finishes; then the server exits 0
-write_ini "$TMP/d.ini" "parallel = 2" "drain_timeout = 60"
+write_ini "$TMP/d.ini" "parallel = 2" "drain_timeout = 60" "n_ctx = 8192"
 if start_server "$TMP/d.ini"; then
   run_tap "drain" "$PYTHON" - "$URL" "$SERVER_PID" <<'PY'
 import json, os, signal, sys, time, urllib.error, urllib.request
@@ -106,7 +106,8 @@ last = first
 for line in r:
     last = json.loads(line)
 ok(last.get("done") and last.get("done_reason") == "length" and last.get("eval_count") == N,
-   f"the request in flight finished whole ({N} tokens, done_reason length)")
+   f"the request in flight finished whole ({N} tokens, done_reason length):"
+   f" {last.get('eval_count')} tokens, done_reason {last.get('done_reason')}")
 for _ in range(1200):
     try:
         os.kill(pid, 0)
