@@ -94,10 +94,8 @@ AI void pair_n(float *out, int64_t K, const void *w, const void *x, size_t xs, c
     for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(acc[c]) + tail[c];
 }
 
-/* ---- interleaved rows (cpu_tile_block): 16 rows of one block per step ----
- * pack: each row's block as 32 signed bytes (wsigned), then the 16 x 8
- * dwords transposed so that vector j holds dword j of every row; init =
- * -128 * the row sums, for the unsigned columns xu = q + 128. */
+/* ---- interleaved rows (cpu_tile_block): 16 rows of one block per step ---- */
+
 /* rows[r] (r < 16) of 8 dwords each -> out[j], whose lane r is dword j of
  * rows[r]: rows r and r + 8 side by side, 4 x 4 transposes in each 128-bit
  * lane, then the lanes regrouped. */
@@ -132,11 +130,25 @@ AI __m512i row_offsets(size_t wnb)
                               _mm512_set1_epi32((int)wnb));
 }
 
+/* the dword at p + roff[r] of each live row r; 0 in the others */
+AI __m512i gather_rows(__mmask16 live, __m512i roff, const uint8_t *p)
+{
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, p, 1);
+}
+
+/* bytes of a block of kind 0 (q8_0), 1 (q4_0), 2 (q5_0) */
+AI size_t s8_block_bytes(const int kind)
+{
+    return kind == 0 ? sizeof(lamina_block_q8_0) : kind == 1 ? sizeof(lamina_block_q4_0) : sizeof(lamina_block_q5_0);
+}
+
+/* pack: each row's block as 32 signed bytes (wsigned), transposed so that
+ * vector j holds dword j of every row; init = -128 * the row sums, for the
+ * unsigned columns xu = q + 128. */
 AI void pack_rows(cpu_tile_block *dst, const void *w, size_t wnb, const int nr, int64_t K, const int kind)
 {
     const int64_t nb = K / 32;
-    const size_t bsz = kind == 0 ? sizeof(lamina_block_q8_0) : kind == 1 ? sizeof(lamina_block_q4_0)
-                                                                       : sizeof(lamina_block_q5_0);
+    const size_t bsz = s8_block_bytes(kind);
     const __m512i c80 = _mm512_set1_epi8((char)0x80);
     /* every block type here starts with its f16 scale: one gather a block */
     const __m512i roff = row_offsets(wnb);
@@ -147,7 +159,7 @@ AI void pack_rows(cpu_tile_block *dst, const void *w, size_t wnb, const int nr, 
          * block's share of the next 16 rows ahead */
         prefetch_share(w8 + CPU_TILE_ROWS * wnb, CPU_TILE_ROWS * wnb, b, nb);
         cpu_tile_block *t = dst + b;
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, w8 + (size_t)b * bsz, 1);
+        const __m512i g = gather_rows(live, roff, w8 + (size_t)b * bsz);
         _mm512_storeu_ps(t->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)));
         __m256i rows[CPU_TILE_ROWS];
         for (int r = 0; r < CPU_TILE_ROWS; r++)
@@ -228,8 +240,7 @@ AI void gemv_s8_rows(float *out, int64_t K, const uint8_t *w, size_t wnb, const 
                      const int kind)
 {
     const int64_t nb = K / 32;
-    const size_t bsz = kind == 0 ? sizeof(lamina_block_q8_0) : kind == 1 ? sizeof(lamina_block_q4_0)
-                                                                       : sizeof(lamina_block_q5_0);
+    const size_t bsz = s8_block_bytes(kind);
     const int off = kind == 0 ? 128 : kind == 1 ? 8 : 16;
     const __m512i roff = row_offsets(wnb);
     const __mmask16 live = (__mmask16)((1u << nr) - 1);
@@ -239,7 +250,7 @@ AI void gemv_s8_rows(float *out, int64_t K, const uint8_t *w, size_t wnb, const 
         prefetch_share(w + CPU_TILE_ROWS * wnb, CPU_TILE_ROWS * wnb, b, nb);
         const cpu_block_q8xp *xp = x + (b >> 1);
         const uint8_t *xu = xp->xu + (b & 1) * 32;
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, w + (size_t)b * bsz, 1);
+        const __m512i g = gather_rows(live, roff, w + (size_t)b * bsz);
         const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
         __m256i rows[CPU_TILE_ROWS];
         for (int r = 0; r < CPU_TILE_ROWS; r++)
@@ -294,16 +305,16 @@ AI void pack_q4k_rows(cpu_tile_q4_K *dst, const void *w, size_t wnb, const int n
         cpu_tile_q4_K *t = dst + b;
         const uint8_t *blk0 = w8 + (size_t)b * sizeof(lamina_block_q4_K);
         /* d and dmin: one dword per row */
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, blk0, 1);
+        const __m512i g = gather_rows(live, roff, blk0);
         _mm512_storeu_ps(t->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)));
         _mm512_storeu_ps(t->dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16))));
         /* the 6-bit scales and mins of 16 rows at once, one row a lane:
          * lamina_get_scales_mins_k4's word operations on the three dwords
          * of each row's scales (scales 0-3, 4-7, mins 0-3, 4-7) */
         const uint8_t *sc12 = blk0 + offsetof(lamina_block_q4_K, scales);
-        const __m512i u0 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, sc12, 1);
-        const __m512i u1 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, sc12 + 4, 1);
-        const __m512i u2 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff, sc12 + 8, 1);
+        const __m512i u0 = gather_rows(live, roff, sc12);
+        const __m512i u1 = gather_rows(live, roff, sc12 + 4);
+        const __m512i u2 = gather_rows(live, roff, sc12 + 8);
         const __m512i k3f = _mm512_set1_epi32(0x3f3f3f3f), k0f = _mm512_set1_epi32(0x0f0f0f0f),
                       k30 = _mm512_set1_epi32(0x30303030), ff = _mm512_set1_epi32(0xff);
         const __m512i sw[4] = {
@@ -385,10 +396,6 @@ AI void tile_q4k_n(float *out, int64_t K, const void *wt, const void *x, size_t 
 static void tile_q4_K(float *out, int64_t K, const void *w, const void *x, size_t xs, int nc)
 { DISPATCH_NC(tile_q4k_n, out, K, w, x, xs, nc); }
 
-/* One column (generation) needs no packing: tile_q4k_n's arithmetic row by
- * row.  Its integer sums are exact whatever the order they are added in,
- * and the floats follow the same steps, so this is bit for bit the tile's
- * result with nc = 1 (cpu_kernels.gemv where a type has a tile). */
 /* ---- q6_K tiles (cpu_tile_q6_K) against q8_K columns ----
  * per row and super-block, in integers: isum = sum_j sc_j * sum(q * xq)
  * - 32 * sum_j sc_j * bsum_j (q unsigned 0..63); acc = fma(d * dx, isum, acc). */
@@ -404,13 +411,11 @@ AI void pack_q6k_rows(cpu_tile_q6_K *dst, const void *w, size_t wnb, const int n
         cpu_tile_q6_K *t = dst + b;
         const uint8_t *blk0 = w8 + (size_t)b * sizeof(lamina_block_q6_K);
         /* d: the f16 at the block's end, gathered as the dword before it + 2 */
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff,
-                                                      blk0 + offsetof(lamina_block_q6_K, d) - 2, 1);
+        const __m512i g = gather_rows(live, roff, blk0 + offsetof(lamina_block_q6_K, d) - 2);
         _mm512_storeu_ps(t->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16))));
         /* scales: dword k of each row holds sc_4k .. sc_4k+3 */
         for (int k = 0; k < 4; k++) {
-            const __m512i sk = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, roff,
-                                                           blk0 + offsetof(lamina_block_q6_K, scales) + 4 * k, 1);
+            const __m512i sk = gather_rows(live, roff, blk0 + offsetof(lamina_block_q6_K, scales) + 4 * k);
             for (int i = 0; i < 4; i++)
                 _mm512_storeu_si512((void *)t->sc[4 * k + i],
                                     _mm512_srai_epi32(_mm512_slli_epi32(sk, 24 - 8 * i), 24));
@@ -525,6 +530,10 @@ static void gemv_q6_K(float *out, int64_t K, const void *w, size_t wnb, const vo
     }
 }
 
+/* One column (generation) needs no packing: tile_q4k_n's arithmetic row by
+ * row.  Its integer sums are exact whatever the order they are added in,
+ * and the floats follow the same steps, so this is bit for bit the tile's
+ * result with nc = 1 (cpu_kernels.gemv where a type has a tile). */
 static void gemv_q4_K(float *out, int64_t K, const void *w, size_t wnb, const void *x, int64_t nr)
 {
     const lamina_block_q8_K *xb = x;
